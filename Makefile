@@ -1,0 +1,30 @@
+# The two commands a newcomer needs: `make run` and `make test`. Each builds .venv itself.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/herald serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot handlers providers tests bench
+	$(BIN)/mypy
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.parse
+	$(BIN)/python -m bench.ingest
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""One module per `herald` subcommand: `configure(parser)` and `run(args) -> int`."""

@@ -1,0 +1,1 @@
+"""Worker-side handlers, one concern per module; `handlers.registry` lists them all."""

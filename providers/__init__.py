@@ -1,0 +1,61 @@
+"""Providers: one module per CI system, an explicit registry that refuses duplicates.
+
+`providers.BUILTIN` is the one list of every provider Herald ships; `register` adds a
+custom one under a new name, `get` returns the pure parser for a name.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from providers.base import Provider
+
+#: name -> "module:Class" of every built-in provider, imported on first use.
+BUILTIN: dict[str, str] = {
+    "github": "providers.github:GitHubProvider",
+    "gitlab": "providers.gitlab:GitLabProvider",
+    "bitbucket": "providers.bitbucket:BitbucketProvider",
+    "azure-devops": "providers.azure_devops:AzureDevOpsProvider",
+    "circleci": "providers.circleci:CircleCIProvider",
+    "travis": "providers.travis:TravisProvider",
+    "jenkins": "providers.jenkins:JenkinsProvider",
+    "teamcity": "providers.teamcity:TeamCityProvider",
+}
+
+_registry: dict[str, type[Provider]] = {}
+
+
+class UnknownProvider(LookupError):
+    pass
+
+
+def register(name: str, cls: type[Provider]) -> None:
+    if name in _registry or name in BUILTIN:
+        raise ValueError(f"a provider named {name!r} is already registered")
+    _registry[name] = cls
+
+
+def provider_class(name: str) -> type[Provider]:
+    if name in _registry:
+        return _registry[name]
+    target = BUILTIN.get(name)
+    if target is None:
+        raise UnknownProvider(name)
+    module_name, _, class_name = target.partition(":")
+    cls: type[Provider] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def names() -> list[str]:
+    return [*BUILTIN, *_registry]
+
+
+_instances: dict[str, Provider] = {}
+
+
+def get(name: str) -> Provider:
+    """The (stateless) parser instance for `name`; raises `UnknownProvider`."""
+    instance = _instances.get(name)
+    if instance is None:
+        instance = _instances[name] = provider_class(name)()
+    return instance

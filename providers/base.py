@@ -1,0 +1,141 @@
+"""What every provider implements: a pure webhook parser and, separately, an I/O client.
+
+The split follows gidgethub's sans-I/O shape: `Provider.parse` is a pure function of
+(headers, body, secrets) so that the web process verifies and translates without any
+network access, while `CIClient`/`Forge` objects live in the worker, made once per process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from bot.events import Event, Ignored, RunRef
+from bot.results.model import TestRun
+
+
+class ProviderError(Exception):
+    """Base of all provider errors; the message is safe to show to a user."""
+
+
+class InvalidSignature(ProviderError):
+    """The delivery is not from who it claims (401)."""
+
+
+class BadPayload(ProviderError):
+    """Verified, but not a body this provider sends (400)."""
+
+
+class NotConfigured(ProviderError):
+    """The provider has no secret or credentials configured (401 for webhooks)."""
+
+
+class Unsupported(ProviderError):
+    """The CI system cannot do this (no rerun API, no artifacts...)."""
+
+
+class TransientError(ProviderError):
+    """Worth retrying later: 5xx, 429, timeouts. `retry_after` in seconds when known."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ProviderError):
+    """Retrying will not help: 4xx other than rate limits, missing objects."""
+
+
+Headers = Mapping[str, str]
+"""Request headers. Lookups must be case-insensitive: Starlette's `Headers` is, and pure
+callers pass lower-case keys."""
+
+
+class Provider:
+    """The pure part of a provider. Subclasses set `name` and implement `parse`."""
+
+    name: ClassVar[str]
+    #: The content types this provider's webhooks use (checked before verification).
+    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+
+    def parse(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> Event | Ignored:
+        """Verify the delivery against any of `secrets`, then translate it.
+
+        Raises `NotConfigured` when `secrets` is empty, `InvalidSignature` when no secret
+        matches, `BadPayload` when the verified body is not what this provider sends.
+        No JSON is parsed before the signature holds.
+        """
+        raise NotImplementedError
+
+    def detect(self, environ: Mapping[str, str]) -> RunRef | None:
+        """Push mode: the run this process is part of, from the CI job's environment."""
+        return None
+
+
+# ---- the I/O side, used by handlers in the worker --------------------------------------
+
+
+@dataclass(slots=True)
+class Job:
+    id: str
+    name: str
+    status: str  # provider's own word: success, failed, ...
+    failed: bool = False
+    url: str | None = None
+
+
+@dataclass(slots=True)
+class Build:
+    ref: RunRef
+    status: str  # final state in the provider's own word
+    failed: bool
+    url: str | None = None
+    name: str | None = None
+    jobs: list[Job] = field(default_factory=list)
+    changes: list[int] = field(default_factory=list)  # PR/MR numbers this run is for
+
+
+@dataclass(slots=True)
+class RemoteArtifact:
+    id: str
+    name: str
+    size: int | None = None
+    url: str | None = None  # where a human can browse or download it
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Published:
+    """What a publish created or updated, by the forge's own ids."""
+
+    check_run_id: str | None = None
+    comment_id: str | None = None
+    status_id: str | None = None
+    created: bool = False
+
+
+@dataclass(slots=True)
+class Rerun:
+    """What a rerun asked the CI system to do."""
+
+    runs: list[str] = field(default_factory=list)
+    jobs: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class CIClient(Protocol):
+    async def get_build(self, ref: RunRef) -> Build: ...
+
+    async def list_artifacts(self, ref: RunRef) -> list[RemoteArtifact]: ...
+
+    def open_artifact(self, ref: RunRef, artifact: RemoteArtifact) -> AsyncIterator[bytes]: ...
+
+    async def rerun(self, ref: RunRef, failed_only: bool = True) -> Rerun: ...
+
+
+@runtime_checkable
+class Forge(Protocol):
+    async def publish(self, ref: RunRef, run: TestRun, build: Build) -> Published: ...
+
+    async def permission(self, repo: str, user: str) -> str: ...
