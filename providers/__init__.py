@@ -59,3 +59,21 @@ def get(name: str) -> Provider:
     if instance is None:
         instance = _instances[name] = provider_class(name)()
     return instance
+
+
+#: name -> "module:factory" of the I/O client of each provider that has one. A factory is
+#: `create_client(settings: ProviderSettings, http: httpx.AsyncClient) -> client` and raises
+#: `NotConfigured` when the provider's credentials are missing. A client implements
+#: `providers.base.CIClient` and, for forges, `providers.base.Forge`.
+CLIENTS: dict[str, str] = {
+    "github": "providers.github.client:create_client",
+    "gitlab": "providers.gitlab.client:create_client",
+}
+
+
+def client_factory(name: str) -> object:
+    target = CLIENTS.get(name)
+    if target is None:
+        raise UnknownProvider(f"{name} has no API client in this build")
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from bot.events import Event, Ignored, RunRef
 from bot.results.model import TestRun
+from bot.settings import ProviderSettings
 
 
 class ProviderError(Exception):
@@ -67,6 +68,16 @@ class Provider:
         No JSON is parsed before the signature holds.
         """
         raise NotImplementedError
+
+    async def secrets(self, settings: ProviderSettings, http: Any) -> list[bytes]:
+        """The secrets `parse` checks against, read where this provider keeps them.
+
+        Most providers use `HERALD_<PROVIDER>_WEBHOOK_SECRET` (comma-separated for
+        rotation). Travis CI overrides this to return its RSA public key (configured, or
+        fetched from its API with `http` and cached); Azure DevOps returns its basic-auth
+        credentials and header secrets.
+        """
+        return [bytes(s) for s in settings.webhook_secrets()]
 
     def detect(self, environ: Mapping[str, str]) -> RunRef | None:
         """Push mode: the run this process is part of, from the CI job's environment."""
