@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from bot.events import Event, Ignored, RunRef
+from bot.events import Comment, Event, Ignored, RunRef
 from bot.results.model import TestRun
 from bot.settings import ProviderSettings
 
@@ -136,17 +136,47 @@ class Rerun:
 
 @runtime_checkable
 class CIClient(Protocol):
+    """What the report and retest handlers need from a CI system."""
+
     async def get_build(self, ref: RunRef) -> Build: ...
 
     async def list_artifacts(self, ref: RunRef) -> list[RemoteArtifact]: ...
 
-    def open_artifact(self, ref: RunRef, artifact: RemoteArtifact) -> AsyncIterator[bytes]: ...
+    def open_artifact(self, ref: RunRef, artifact: RemoteArtifact) -> AsyncIterator[bytes]:
+        """The artifact's bytes (a zip archive, a gzip file or a raw report), streamed and
+        size-capped; the handler sniffs the format."""
+        ...
+
+    async def native_results(self, ref: RunRef) -> TestRun | None:
+        """Results the CI system parsed itself (GitLab's pipeline test report); None if none."""
+        ...
 
     async def rerun(self, ref: RunRef, failed_only: bool = True) -> Rerun: ...
 
 
 @runtime_checkable
 class Forge(Protocol):
-    async def publish(self, ref: RunRef, run: TestRun, build: Build) -> Published: ...
+    """What the handlers need from the place where the change is reviewed."""
 
-    async def permission(self, repo: str, user: str) -> str: ...
+    #: One sentence for the polite refusal: who may ask for a retest.
+    retest_policy: str
+
+    async def publish(self, ref: RunRef, run: TestRun, build: Build) -> Published:
+        """Create or update in place (check run / status, sticky comment): never twice."""
+        ...
+
+    async def publish_error(self, ref: RunRef, message: str) -> None:
+        """Leave the reviewer an answer when a job gives up: what went wrong, how to retry."""
+        ...
+
+    async def can_retest(self, repo: str, comment: Comment) -> bool: ...
+
+    async def failed_runs(self, repo: str, comment: Comment) -> list[RunRef]:
+        """The latest failed runs for the change's head commit, to rerun."""
+        ...
+
+    async def acknowledge(self, repo: str, comment: Comment) -> None:
+        """React at once (GitHub 👀 reaction, GitLab award emoji)."""
+        ...
+
+    async def reply(self, repo: str, comment: Comment, body: str) -> None: ...
