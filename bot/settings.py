@@ -119,3 +119,17 @@ class Settings:
 
     def provider(self, name: str) -> ProviderSettings:
         return ProviderSettings(name, self.environ)
+
+    def whole_number(self, name: str, default: int, *, minimum: int = 1) -> int:
+        """`HERALD_<NAME>` as an integer ≥ `minimum` (limits, timeouts), else `default`."""
+        variable = f"HERALD_{name.upper()}"
+        raw = self.environ.get(variable)
+        if raw in (None, ""):
+            return default
+        try:
+            value = int(str(raw).replace("_", ""))
+        except ValueError as exc:
+            raise ConfigError(f"{variable} must be a whole number, not {raw!r}") from exc
+        if value < minimum:
+            raise ConfigError(f"{variable} must be at least {minimum}")
+        return value

@@ -1,0 +1,283 @@
+"""bot.artifacts: what reaches the parser from an artifact, and what is refused and why."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import stat
+import struct
+import zipfile
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import pytest
+
+from bot.artifacts import ArtifactLimits, read_artifact, read_file, unsafe_member_name
+from bot.settings import ConfigError, Settings
+
+REPORT = b'<?xml version="1.0"?><testsuite name="s"><testcase name="t"/></testsuite>'
+
+
+def is_xml(head: bytes) -> bool:
+    return head.lstrip().startswith(b"<")
+
+
+@dataclass
+class RecordingSink:
+    """Behaves like the parsers' Collector: reads each stream to the end, never raises."""
+
+    reports: dict[str, bytes] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def add_stream(self, source: str, stream: BinaryIO) -> None:
+        try:
+            self.reports[source] = stream.read()
+        except Exception as exc:  # the Collector records whatever a stream raises
+            self.failures[source] = str(exc)
+
+
+def make_zip(members: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def read(data: bytes, limits: ArtifactLimits | None = None, name: str = "junit"):
+    sink = RecordingSink()
+    errors, sizes = read_file(sink, name, io.BytesIO(data), limits, is_report=is_xml)
+    return sink, {e.source: e.reason for e in errors}, sizes
+
+
+SMALL = ArtifactLimits(ratio_grace_bytes=64 * 1024, max_ratio=100)
+
+
+def test_a_raw_report_goes_to_the_parser_whole() -> None:
+    sink, errors, sizes = read(REPORT, name="report.xml")
+    assert sink.reports == {"report.xml": REPORT}
+    assert errors == {}
+    assert sizes.reports == 1
+
+
+def test_a_gzipped_report_is_inflated_and_named_without_gz() -> None:
+    sink, errors, _ = read(gzip.compress(REPORT), name="report.xml.gz")
+    assert sink.reports == {"report.xml": REPORT}
+    assert errors == {}
+
+
+def test_zip_members_that_are_reports_are_read_and_others_skipped_silently() -> None:
+    data = make_zip({
+        "results/a.xml": REPORT,
+        "results/b.xml": REPORT.replace(b"t", b"u"),
+        "screenshot.png": b"\x89PNG\r\n\x1a\n" + bytes(5000),
+        "results/": b"",
+        "log.txt": b"plain text log\n" * 100,
+    })
+    sink, errors, sizes = read(data)
+    assert sorted(sink.reports) == ["junit/results/a.xml", "junit/results/b.xml"]
+    assert sink.reports["junit/results/a.xml"] == REPORT
+    assert errors == {}
+    assert sizes.reports == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("../evil.xml", "'..' in path"),
+        ("reports/../../evil.xml", "'..' in path"),
+        ("/etc/evil.xml", "absolute path"),
+        ("C:/evil.xml", "drive letter in name"),
+        ("c:evil.xml", "drive letter in name"),
+        ("reports\\evil.xml", "backslash in name"),
+    ],
+)
+def test_zip_slip_names_are_refused_and_the_rest_still_counts(name: str, reason: str) -> None:
+    assert unsafe_member_name(name) == reason
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("good.xml", REPORT)
+        info = zipfile.ZipInfo("placeholder")
+        info.filename = name  # zipfile would normalise the name given to ZipInfo()
+        archive.writestr(info, REPORT)
+    sink, errors, _ = read(buffer.getvalue())
+    assert list(sink.reports) == ["junit/good.xml"]
+    assert errors == {f"junit/{name}": f"refused: {reason}"}
+
+
+def test_nul_in_a_name_is_refused_where_zipfile_has_not_cut_it_already() -> None:
+    assert unsafe_member_name("evil\x00.xml") == "NUL in name"
+
+
+@pytest.mark.parametrize("name", ["ok.xml", "dir/ok.xml", "a..b.xml", "..hidden/x.xml"])
+def test_plain_relative_names_are_accepted(name: str) -> None:
+    assert unsafe_member_name(name) is None
+
+
+def test_symlink_members_are_refused() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        link = zipfile.ZipInfo("report.xml")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+        archive.writestr("real.xml", REPORT)
+    sink, errors, _ = read(buffer.getvalue())
+    assert list(sink.reports) == ["junit/real.xml"]
+    assert errors == {"junit/report.xml": "refused: symbolic link"}
+
+
+def test_a_high_ratio_member_is_stopped_while_inflating() -> None:
+    bomb = b"<" + bytes(20 * 1024 * 1024)  # looks like XML, deflates about 1000:1
+    data = make_zip({"bomb.xml": bomb, "good.xml": REPORT})
+    sink, errors, sizes = read(data, SMALL)
+    assert errors["junit/bomb.xml"] == "refused: inflates more than 100:1 (a zip bomb?)"
+    assert sink.reports["junit/good.xml"] == REPORT
+    # Stopped within one buffer of the cap, not after inflating 20 MiB.
+    assert sizes.inflated < 2 * 1024 * 1024
+
+
+def test_a_member_lying_about_its_size_in_headers_is_still_counted() -> None:
+    bomb = b"<" + bytes(8 * 1024 * 1024)
+    data = bytearray(make_zip({"bomb.xml": bomb}))
+    # Claim 1 KiB uncompressed in the central directory: the count must not believe it.
+    directory = data.rfind(b"PK\x01\x02")
+    struct.pack_into("<L", data, directory + 24, 1024)
+    limits = ArtifactLimits(max_total_bytes=4096, ratio_grace_bytes=0, max_ratio=10_000)
+    sink, errors, sizes = read(bytes(data), limits)
+    assert sizes.inflated <= 4096 + 64 * 1024
+    assert "junit/bomb.xml" in errors or "junit/bomb.xml" in sink.failures
+
+
+def overlapping_bomb(copies: int, kernel: bytes) -> bytes:
+    """The 'better zip bomb' shape: many central directory records, one compressed body."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = compressor.compress(kernel) + compressor.flush()
+    name = b"a.xml"
+    crc = zlib.crc32(kernel)
+    local = struct.pack(
+        "<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 0, crc, len(body), len(kernel), len(name), 0
+    ) + name + body
+    central = b""
+    for _ in range(copies):
+        central += struct.pack(
+            "<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, crc, len(body), len(kernel),
+            len(name), 0, 0, 0, 0, 0, 0,
+        ) + name
+    end = struct.pack(
+        "<4s4H2LH", b"PK\x05\x06", 0, 0, copies, copies, len(central), len(local), 0
+    )
+    return local + central + end
+
+
+def test_overlapping_entries_are_refused_before_anything_is_inflated() -> None:
+    kernel = b"<" + bytes(1024 * 1024)
+    data = overlapping_bomb(50, kernel)
+    # Python 3.11's zipfile itself would inflate the same body fifty times.
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert len(archive.infolist()) == 50
+    sink, errors, sizes = read(data)
+    assert errors == {"junit": "refused: overlapping entries (a zip bomb?)"}
+    assert sink.reports == {}
+    assert sizes.inflated == 0
+
+
+def test_zips_inside_zips_are_opened_up_to_the_depth_limit() -> None:
+    inner = make_zip({"inner.xml": REPORT})
+    middle = make_zip({"inner.zip": inner, "middle.xml": REPORT})
+    outer = make_zip({"middle.zip": middle, "outer.xml": REPORT})
+    sink, errors, _ = read(outer, ArtifactLimits(max_depth=2))
+    assert sorted(sink.reports) == ["junit/middle.zip/middle.xml", "junit/outer.xml"]
+    assert errors == {"junit/middle.zip/inner.zip": "refused: nested more than 2 archives deep"}
+
+    sink, errors, _ = read(outer, ArtifactLimits(max_depth=3))
+    assert "junit/middle.zip/inner.zip/inner.xml" in sink.reports
+    assert errors == {}
+
+
+def test_too_many_entries_refuses_the_archive_from_its_end_record() -> None:
+    data = make_zip({f"r{i}.xml": REPORT for i in range(12)})
+    sink, errors, _ = read(data, ArtifactLimits(max_entries=10))
+    assert errors == {"junit": "refused: 12 entries, more than 10"}
+    assert sink.reports == {}
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.6, 0.95])
+def test_a_truncated_zip_is_refused_not_crashed_on(cut: float) -> None:
+    data = make_zip({"a.xml": REPORT * 50, "b.xml": REPORT * 50})
+    sink, errors, _ = read(data[: int(len(data) * cut)])
+    assert list(errors) == ["junit"]
+    assert errors["junit"].startswith("refused: ")
+    assert sink.reports == {}
+
+
+def test_a_gzip_bomb_is_stopped_while_inflating() -> None:
+    bomb = gzip.compress(b"<" + bytes(30 * 1024 * 1024))
+    _, errors, sizes = read(bomb, SMALL, name="report.xml.gz")
+    assert errors == {"report.xml": "refused: inflates more than 100:1 (a zip bomb?)"}
+    # The input (30 KB) counted once and its output up to 100 times that, not 30 MiB.
+    assert sizes.inflated < len(bomb) * 101 + 128 * 1024
+
+
+def test_the_total_budget_spans_members_and_stops_the_walk() -> None:
+    members = {f"r{i}.xml": b"<" + bytes(300 * 1024) for i in range(10)}
+    limits = ArtifactLimits(max_total_bytes=1024 * 1024)
+    sink, errors, sizes = read(make_zip(members), limits)
+    refused = [name for name, reason in errors.items() if "more than 1,048,576" in reason]
+    assert len(refused) == 1
+    assert len(sink.reports) == 3  # three whole members fit, the fourth broke the budget
+    assert sizes.inflated <= 1024 * 1024 + 64 * 1024
+
+
+async def chunks_of(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def test_the_download_is_capped_while_it_streams() -> None:
+    sink = RecordingSink()
+    pulled = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield b"x" * 1000
+
+    errors, _ = await read_artifact(
+        sink, "huge", endless(), ArtifactLimits(max_download_bytes=10_000), is_report=is_xml
+    )
+    assert [(e.source, e.reason) for e in errors] == [
+        ("huge", "refused: download larger than 10,000 bytes")
+    ]
+    assert pulled == 11
+
+
+async def test_read_artifact_spools_then_reads_the_zip() -> None:
+    sink = RecordingSink()
+    data = make_zip({"a.xml": REPORT, "notes.md": b"# notes"})
+    errors, sizes = await read_artifact(sink, "junit", chunks_of(data), is_report=is_xml)
+    assert errors == []
+    assert sink.reports == {"junit/a.xml": REPORT}
+    assert sizes.downloaded == len(data)
+
+
+def test_a_raw_artifact_that_is_no_report_is_named() -> None:
+    _, errors, _ = read(b"just some text", name="notes.txt")
+    assert errors == {"notes.txt": "refused: not a zip archive, a gzip file or a test report"}
+
+
+def test_limits_come_from_the_environment() -> None:
+    settings = Settings.from_env({
+        "HERALD_ARTIFACT_MAX_BYTES": "1_000_000",
+        "HERALD_ARTIFACT_MAX_ENTRIES": "50",
+        "HERALD_ARTIFACT_MAX_DEPTH": "3",
+    })
+    limits = ArtifactLimits.from_settings(settings)
+    assert (limits.max_download_bytes, limits.max_entries, limits.max_depth) == (
+        1_000_000, 50, 3,
+    )
+    assert limits.max_ratio == ArtifactLimits().max_ratio
+    with pytest.raises(ConfigError, match="HERALD_ARTIFACT_MAX_RATIO"):
+        ArtifactLimits.from_settings(Settings.from_env({"HERALD_ARTIFACT_MAX_RATIO": "lots"}))
