@@ -79,6 +79,15 @@ class Provider:
         """
         return [bytes(s) for s in settings.webhook_secrets()]
 
+    async def refresh_secrets(self, settings: ProviderSettings, http: Any) -> list[bytes] | None:
+        """Fresh secrets after `parse` raised `InvalidSignature`, or None if none can change.
+
+        A provider that fetches its verification key (Travis CI) refetches it here, so a
+        rotated key is picked up at once: the caller then parses the delivery once more
+        with the result. Configured secrets never change this way, hence None by default.
+        """
+        return None
+
     def detect(self, environ: Mapping[str, str]) -> RunRef | None:
         """Push mode: the run this process is part of, from the CI job's environment."""
         return None
