@@ -1,0 +1,281 @@
+"""The JSON report: a versioned document that round-trips the result model exactly.
+
+The schema is documented in `bot/reports/SCHEMA.md`; `from_json(render_json(run)) == run`
+for every run whose numbers are finite. Counts in `summary` (and `title`, `flaky`,
+`display_name`) are derived for readers and ignored on the way back in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+from bot.reports.summary import title
+from bot.results.model import (
+    Artifact,
+    Attempt,
+    Metric,
+    ParseError,
+    RunStatus,
+    Status,
+    Suite,
+    TestCase,
+    TestRun,
+)
+
+SCHEMA_VERSION = 1
+
+#: Fields a budget drops first, in this order, before it drops whole tests.
+OUTPUT_FIELDS = ("stdout", "stderr")
+TRACE_FIELDS = ("stack_trace",)
+
+
+def _number(value: float | None) -> float | None:
+    """JSON has no NaN or infinity; a non-finite figure (a broken report) becomes null."""
+    if value is None or not math.isfinite(value):
+        return None
+    return value
+
+
+def _time(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _attempt(attempt: Attempt, dropped: frozenset[str]) -> dict[str, Any]:
+    return {
+        "status": attempt.status.value,
+        "duration_seconds": _number(attempt.duration),
+        "message": attempt.message,
+        "failure_type": attempt.failure_type,
+        "stack_trace": None if "stack_trace" in dropped else attempt.stack_trace,
+    }
+
+
+def _test(case: TestCase, suite_index: int, dropped: frozenset[str]) -> dict[str, Any]:
+    return {
+        "suite": case.suite,
+        "suite_index": suite_index,
+        "classname": case.classname,
+        "name": case.name,
+        "display_name": case.display_name,
+        "status": case.status.value,
+        "duration_seconds": _number(case.duration),
+        "file": case.file,
+        "line": case.line,
+        "message": case.message,
+        "failure_type": case.failure_type,
+        "stack_trace": None if "stack_trace" in dropped else case.stack_trace,
+        "stdout": None if "stdout" in dropped else case.stdout,
+        "stderr": None if "stderr" in dropped else case.stderr,
+        "attempts": [_attempt(a, dropped) for a in case.attempts],
+        "flaky": case.flaky,
+        "source": case.source,
+    }
+
+
+def _metric_value(value: float | str) -> float | str:
+    if isinstance(value, str):
+        return value
+    return value if math.isfinite(value) else str(value)
+
+
+def _document(run: TestRun) -> dict[str, Any]:
+    """Everything but the tests, which `render_json` adds (and may thin out)."""
+    totals = run.totals()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "test_run_id": run.id,
+        "status": run.overall_status().value,
+        "status_reported": run.status is not None,
+        "title": title(totals),
+        "summary": {
+            "total": totals.total,
+            "passed": totals.passed,
+            "failed": totals.failed,
+            "errors": totals.errors,
+            "skipped": totals.skipped,
+            "flaky": totals.flaky,
+            "duration_seconds": _number(totals.duration),
+        },
+        "started_at": _time(run.started_at),
+        "finished_at": _time(run.finished_at),
+        "duration_seconds": _number(run.duration),
+        "url": run.url,
+        "metadata": dict(run.metadata),
+        "suites": [
+            {
+                "name": suite.name,
+                "duration_seconds": _number(suite.duration),
+                "timestamp": _time(suite.timestamp),
+                "hostname": suite.hostname,
+                "properties": dict(suite.properties),
+                "source": suite.source,
+                "tests": len(suite.cases),
+            }
+            for suite in run.suites
+        ],
+        "metrics": [
+            {"name": m.name, "value": _metric_value(m.value), "unit": m.unit}
+            for m in run.metrics
+        ],
+        "artifacts": [
+            {"name": a.name, "size_bytes": a.size, "url": a.url} for a in run.artifacts
+        ],
+        "errors": [{"source": e.source, "reason": e.reason} for e in run.errors],
+        "truncated": None,
+    }  # "tests" is appended last by render_json
+
+
+def _dump(document: dict[str, Any]) -> str:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def render_json(run: TestRun, *, budget: int | None = None) -> str:
+    """The run as one compact JSON document of at most `budget` characters.
+
+    Over budget, the document sheds, in order: every test's stdout and stderr; stack
+    traces; the tests that did not fail; the failing tests beyond the first that fit.
+    `truncated` then says what went (see SCHEMA.md). Raises ValueError when not even the
+    document without tests fits: a JSON document cannot be cut.
+    """
+    document = _document(run)
+    indexed = [(index, case) for index, suite in enumerate(run.suites) for case in suite.cases]
+
+    def assemble(entries: list[str], dropped: frozenset[str], tier: int) -> str:
+        # `tests` goes last and is joined from entries serialised once each, so trying
+        # many cut-off points costs string joins, not repeated serialisation.
+        document["truncated"] = None if tier == 1 else {
+            "tier": tier,
+            "dropped_fields": sorted(dropped),
+            "omitted_tests": len(indexed) - len(entries),
+        }
+        head = _dump(document)
+        return head[:-1] + ',"tests":[' + ",".join(entries) + "]}"
+
+    def entries(dropped: frozenset[str], only_failures: bool = False,
+                room: int | None = None) -> list[str]:
+        """Serialised tests; with `room`, only as many as fit in that many characters
+        (a run with 10,000 failures would otherwise be serialised whole for each try)."""
+        chosen: list[str] = []
+        used = 0
+        for index, case in indexed:
+            if only_failures and not case.status.is_failure:
+                continue
+            entry = _dump(_test(case, index, dropped))
+            used += len(entry) + (1 if chosen else 0)
+            if room is not None and used > room:
+                break
+            chosen.append(entry)
+        return chosen
+
+    text = assemble(entries(frozenset()), frozenset(), 1) if budget is None else ""
+    if budget is None:
+        return text
+    if budget < 0:
+        raise ValueError(f"a report budget cannot be negative: {budget}")
+    for tier, dropped in ((1, frozenset()), (2, frozenset(OUTPUT_FIELDS)),
+                          (2, frozenset(OUTPUT_FIELDS + TRACE_FIELDS))):
+        room = budget - len(assemble([], dropped, tier))
+        kept = entries(dropped, room=room)
+        if len(kept) == len(indexed):
+            return assemble(kept, dropped, tier)
+    bare = frozenset(OUTPUT_FIELDS + TRACE_FIELDS)
+    # The `truncated` object's own length depends on the count it reports; measure with
+    # the widest count so that the assembled text cannot outgrow the room.
+    room = budget - len(assemble([], bare, 3))
+    failing = entries(bare, only_failures=True, room=room)
+    text = assemble(failing, bare, 3 if failing else 4)
+    if len(text) > budget:
+        raise ValueError(f"a JSON report of run {run.id!r} needs more than {budget:,} characters")
+    return text
+
+class SchemaError(ValueError):
+    """The text is not a Herald JSON report this version can read."""
+
+
+def _datetime(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def _duration(value: Any) -> float:
+    return float(value) if value is not None else 0.0
+
+
+def from_json(text: str) -> TestRun:
+    """The `TestRun` a JSON report describes; raises SchemaError when it isn't one."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise SchemaError("not a Herald report: the document is not an object")
+    version = document.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise SchemaError(f"unsupported schema_version {version!r} (this Herald reads 1)")
+    try:
+        return _run(document)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise SchemaError(f"malformed Herald report: {type(exc).__name__}: {exc}") from exc
+
+
+def _run(document: dict[str, Any]) -> TestRun:
+    suites = [
+        Suite(
+            name=s["name"],
+            duration=s["duration_seconds"],
+            timestamp=_datetime(s["timestamp"]),
+            hostname=s["hostname"],
+            properties=dict(s["properties"]),
+            source=s["source"],
+        )
+        for s in document["suites"]
+    ]
+    for t in document["tests"]:
+        suites[t["suite_index"]].cases.append(
+            TestCase(
+                name=t["name"],
+                classname=t["classname"],
+                suite=t["suite"],
+                status=Status(t["status"]),
+                duration=_duration(t["duration_seconds"]),
+                file=t["file"],
+                line=t["line"],
+                message=t["message"],
+                failure_type=t["failure_type"],
+                stack_trace=t["stack_trace"],
+                stdout=t["stdout"],
+                stderr=t["stderr"],
+                attempts=[
+                    Attempt(
+                        status=Status(a["status"]),
+                        duration=_duration(a["duration_seconds"]),
+                        message=a["message"],
+                        failure_type=a["failure_type"],
+                        stack_trace=a["stack_trace"],
+                    )
+                    for a in t["attempts"]
+                ],
+                source=t["source"],
+            )
+        )
+    return TestRun(
+        id=document["test_run_id"],
+        suites=suites,
+        status=RunStatus(document["status"]) if document["status_reported"] else None,
+        started_at=_datetime(document["started_at"]),
+        finished_at=_datetime(document["finished_at"]),
+        duration=document["duration_seconds"],
+        metadata=dict(document["metadata"]),
+        metrics=[
+            Metric(name=m["name"], value=m["value"], unit=m["unit"])
+            for m in document["metrics"]
+        ],
+        artifacts=[
+            Artifact(name=a["name"], size=a["size_bytes"], url=a["url"])
+            for a in document["artifacts"]
+        ],
+        errors=[ParseError(source=e["source"], reason=e["reason"]) for e in document["errors"]],
+        url=document["url"],
+    )
