@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bot.commands.serve", "run the web app and a worker (embedded Redis if none)"),
     "worker": ("bot.commands.worker", "run workers only, for production"),
+    "web": ("bot.commands.web", "run the web app only, for production (beside `herald worker`)"),
     "render": ("bot.commands.render", "parse test reports and write Markdown, HTML, JSON"),
     "replay": ("bot.commands.replay", "sign a saved webhook payload and post it"),
     "report": ("bot.commands.report", "push mode: parse and publish from inside a CI job"),

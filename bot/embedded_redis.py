@@ -55,6 +55,7 @@ class EmbeddedRedis:
         unix_socket: bool = False,
         persist: bool = False,
         maxmemory: str | None = None,
+        new_session: bool = False,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
@@ -67,6 +68,9 @@ class EmbeddedRedis:
         self.persist = persist
         self.maxmemory = maxmemory
         self.process: subprocess.Popen[bytes] | None = None
+        # In its own session the server does not get the terminal's Ctrl-C, so it stays up
+        # while its parent shuts down gracefully (returning jobs to the queue).
+        self.new_session = new_session
 
     @property
     def url(self) -> str:
@@ -91,7 +95,12 @@ class EmbeddedRedis:
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         if self.maxmemory:
             args += ["--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=self.new_session,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

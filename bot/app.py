@@ -1,0 +1,193 @@
+"""The web app: webhook ingress, health, readiness and metrics, assembled from plain lists.
+
+`create_app(settings)` builds it; the lifespan owns the long-lived clients (one Redis pool,
+one httpx client, the queue and its spool drainer). Run it alone with
+`uvicorn bot.app:create_app --factory` or `herald web`, or beside a worker with `herald
+serve`.
+
+Ingress settings read here from the settings' environment snapshot:
+`HERALD_MAX_BODY_BYTES` (via `Settings`), `HERALD_BODY_TIMEOUT_SECONDS` (10: senders give
+up after 10 s anyway), `HERALD_RETRY_AFTER_SECONDS` (30), `HERALD_SECRETS_CACHE_SECONDS` (5:
+secrets read from files or provider APIs are re-read that often, so rotation needs no
+restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+import providers
+from bot import logging as herald_logging
+from bot.metrics import CONTENT_TYPE, Metrics
+from bot.queue import RedisQueue
+from bot.settings import ConfigError, Settings
+from bot.spool import Spool, SpoolingQueue
+from bot.webhooks import receive
+from providers.base import NotConfigured
+
+log = herald_logging.get_logger("herald.app")
+
+REFRESH_INTERVAL_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    max_body_bytes: int
+    body_timeout_seconds: float = 10.0
+    retry_after_seconds: int = 30
+    secrets_cache_seconds: float = 5.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AppConfig:
+        env = settings.environ
+        try:
+            return cls(
+                max_body_bytes=settings.max_body_bytes,
+                body_timeout_seconds=float(env.get("HERALD_BODY_TIMEOUT_SECONDS") or 10.0),
+                retry_after_seconds=int(env.get("HERALD_RETRY_AFTER_SECONDS") or 30),
+                secrets_cache_seconds=float(env.get("HERALD_SECRETS_CACHE_SECONDS") or 5.0),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"malformed ingress setting: {exc}") from exc
+
+
+def redis_client(url: str) -> Redis[bytes]:
+    """The Redis pool of a process: short connect timeout so an outage is noticed fast."""
+    client: Redis[bytes] = Redis.from_url(
+        url, socket_connect_timeout=1.0, socket_timeout=5.0, health_check_interval=30
+    )
+    return client
+
+
+@dataclass
+class Runtime:
+    """Everything a request handler needs, made once in the lifespan."""
+
+    settings: Settings
+    config: AppConfig
+    metrics: Metrics
+    redis: Redis[bytes]
+    http: httpx.AsyncClient
+    queue: SpoolingQueue
+    _secrets: dict[str, tuple[float, list[bytes]]] = field(default_factory=dict)
+    _refreshed: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    async def start(cls, settings: Settings, metrics: Metrics) -> Runtime:
+        if not settings.redis_url:
+            raise ConfigError(
+                "HERALD_REDIS_URL (or REDIS_URL) is required; `herald serve` starts an "
+                "embedded Redis when none is set"
+            )
+        redis = redis_client(settings.redis_url)
+        queue = SpoolingQueue(
+            RedisQueue(redis, queue_name=settings.queue_name),
+            Spool(settings.state_dir / "spool"),
+        )
+        queue.start()
+        http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
+        return cls(settings, AppConfig.from_settings(settings), metrics, redis, http, queue)
+
+    async def aclose(self) -> None:
+        await self.queue.aclose()
+        await self.http.aclose()
+        await self.redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
+
+    def known_providers(self) -> set[str]:
+        return set(providers.names())
+
+    async def secrets(self, name: str) -> list[bytes]:
+        cached = self._secrets.get(name)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            values = await providers.get(name).secrets(self.settings.provider(name), self.http)
+        except ConfigError as exc:
+            raise NotConfigured(str(exc)) from exc
+        self._secrets[name] = (now + self.config.secrets_cache_seconds, values)
+        return values
+
+    async def refresh_secrets(self, name: str) -> list[bytes] | None:
+        """Refetched secrets after a failed verification, at most once a minute per provider
+        (a stream of forged deliveries must not become a stream of key fetches)."""
+        now = time.monotonic()
+        if now - self._refreshed.get(name, -REFRESH_INTERVAL_SECONDS) < REFRESH_INTERVAL_SECONDS:
+            return None
+        self._refreshed[name] = now
+        fresh = await providers.get(name).refresh_secrets(self.settings.provider(name), self.http)
+        if fresh is not None:
+            self._secrets[name] = (now + self.config.secrets_cache_seconds, fresh)
+        return fresh
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    spooled = runtime.queue.spool.pending
+    try:
+        async with asyncio.timeout(1.0):
+            await runtime.redis.ping()
+    except (RedisError, OSError, TimeoutError):
+        return JSONResponse(
+            {"status": "unavailable", "reason": "redis unreachable", "spooled": spooled}, 503
+        )
+    return JSONResponse({"status": "ready", "spooled": spooled})
+
+
+async def metrics(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    try:
+        async with asyncio.timeout(0.5):
+            runtime.metrics.queue_depth.set(await runtime.queue.depth())
+        runtime.metrics.redis_up.set(1)
+    except (RedisError, OSError, TimeoutError):
+        runtime.metrics.redis_up.set(0)
+    runtime.metrics.spool_depth.set(runtime.queue.spool.pending)
+    return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+ROUTES = [
+    Route("/webhooks/{provider}", receive, methods=["POST"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]
+
+
+def create_app(settings: Settings | None = None, *, configure_logging: bool = True) -> Starlette:
+    """The ASGI app. With no settings, reads the environment (`uvicorn --factory`)."""
+    settings = settings or Settings.from_env()
+    if configure_logging:
+        herald_logging.configure(settings)
+    app_metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime = await Runtime.start(settings, app_metrics)
+        app.state.runtime = runtime
+        log.info("web app ready", queue=settings.queue_name,
+                 max_body_bytes=runtime.config.max_body_bytes)
+        try:
+            yield
+        finally:
+            await runtime.aclose()
+
+    app = Starlette(routes=list(ROUTES), lifespan=lifespan)
+    app.state.metrics = app_metrics
+    return app

@@ -1,0 +1,198 @@
+"""`herald replay FILE --provider P`: sign a saved payload as that provider would, and post it.
+
+For trying Herald out and for reproducing a report: save a delivery's body (GitHub shows
+it under the App's "Advanced" tab), replay it against a local `herald serve`. The secret
+is the first one configured for the provider (`HERALD_<PROVIDER>_WEBHOOK_SECRET`), and the
+signature follows the provider's scheme (PROVIDERS.md; `providers/<name>/webhook.py`):
+
+============  ==================================================================
+github        ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(body)>``
+gitlab        ``X-Gitlab-Token: <secret>``; a ``whsec_`` secret signs Standard
+              Webhooks style (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)
+bitbucket     ``X-Hub-Signature: sha256=<hex HMAC-SHA256(body)>``
+circleci      ``circleci-signature: v1=<hex HMAC-SHA256(body)>``
+azure-devops, ``X-Herald-Token: <secret>``, or HTTP Basic when the secret is
+jenkins,      ``user:password``
+teamcity
+travis        not possible: Travis CI signs with its own private key
+============  ==================================================================
+
+Each run sends a fresh delivery id (where the provider takes one from a header) unless
+`--delivery` is given, so replaying twice queues twice; with `--delivery` the second is a
+duplicate. CircleCI and Jenkins identify a delivery by the body, not a header.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+import providers
+from bot.settings import ConfigError, Settings
+
+DEFAULT_URL: Final = "http://127.0.0.1:8000/webhooks/{provider}"
+TOKEN_HEADER: Final = "X-Herald-Token"  # providers.signatures.TOKEN_HEADER  # noqa: S105
+GITLAB_SIGNING_PREFIX: Final = "whsec_"
+
+Signer = Callable[[bytes, str, str, str], dict[str, str]]
+
+
+class ReplayError(Exception):
+    """A reason replay cannot sign or send; printed as is."""
+
+
+def _hex_hmac(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def sign_github(body: bytes, secret: str, event: str, delivery: str) -> dict[str, str]:
+    return {
+        "X-Hub-Signature-256": f"sha256={_hex_hmac(secret, body)}",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+        "User-Agent": "GitHub-Hookshot/herald-replay",
+    }
+
+
+def sign_gitlab(body: bytes, secret: str, event: str, delivery: str) -> dict[str, str]:
+    headers = {"X-Gitlab-Event": event, "Idempotency-Key": delivery,
+               "X-Gitlab-Event-UUID": delivery}
+    if secret.startswith(GITLAB_SIGNING_PREFIX):
+        key = base64.b64decode(secret[len(GITLAB_SIGNING_PREFIX):])
+        timestamp = str(int(time.time()))
+        signed = f"{delivery}.{timestamp}.".encode() + body
+        signature = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        headers |= {"webhook-id": delivery, "webhook-timestamp": timestamp,
+                    "webhook-signature": f"v1,{signature}"}
+    else:
+        headers["X-Gitlab-Token"] = secret
+    return headers
+
+
+def sign_bitbucket(body: bytes, secret: str, event: str, delivery: str) -> dict[str, str]:
+    return {
+        "X-Hub-Signature": f"sha256={_hex_hmac(secret, body)}",
+        "X-Event-Key": event,
+        "X-Request-UUID": delivery,
+    }
+
+
+def sign_circleci(body: bytes, secret: str, event: str, delivery: str) -> dict[str, str]:
+    return {
+        "circleci-signature": f"v1={_hex_hmac(secret, body)}",
+        "circleci-event-type": event,
+        "User-Agent": "CircleCI-Webhook/1.0",
+    }
+
+
+def sign_shared_secret(body: bytes, secret: str, event: str, delivery: str) -> dict[str, str]:
+    if ":" in secret:
+        credential = base64.b64encode(secret.encode()).decode()
+        return {"Authorization": f"Basic {credential}"}
+    return {TOKEN_HEADER: secret}
+
+
+SIGNERS: Final[dict[str, Signer]] = {
+    "github": sign_github,
+    "gitlab": sign_gitlab,
+    "bitbucket": sign_bitbucket,
+    "circleci": sign_circleci,
+    "azure-devops": sign_shared_secret,
+    "jenkins": sign_shared_secret,
+    "teamcity": sign_shared_secret,
+}
+
+_GITHUB_EVENTS: Final = ("workflow_run", "check_suite", "check_run", "workflow_job", "comment")
+_GITLAB_KINDS: Final = {"pipeline": "Pipeline Hook", "note": "Note Hook", "build": "Job Hook",
+                        "merge_request": "Merge Request Hook", "push": "Push Hook"}
+
+
+def default_event(provider: str, payload: Any) -> str:
+    """The event header value a sender would use for this body, guessed from its shape."""
+    data = payload if isinstance(payload, dict) else {}
+    if provider == "github":
+        if "zen" in data and "hook_id" in data:
+            return "ping"
+        for key in _GITHUB_EVENTS:
+            if key in data:
+                return "issue_comment" if key == "comment" else key
+        return "workflow_run"
+    if provider == "gitlab":
+        return _GITLAB_KINDS.get(str(data.get("object_kind")), "Pipeline Hook")
+    if provider == "bitbucket":
+        return "pullrequest:comment_created" if "comment" in data else "repo:commit_status_updated"
+    if provider == "circleci":
+        return str(data.get("type") or "workflow-completed")
+    return ""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="the saved payload (the request body)")
+    parser.add_argument("--provider", required=True, help="who sent it: github, gitlab, ...")
+    parser.add_argument("--url", help="where to post (default http://127.0.0.1:8000/webhooks/P)")
+    parser.add_argument("--event", help="event header value (default: guessed from the body)")
+    parser.add_argument("--delivery", help="delivery id to send (default: a fresh one)")
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait")
+
+
+def build_request(
+    provider: str, body: bytes, settings: Settings, *, event: str | None, delivery: str | None
+) -> dict[str, str]:
+    """The headers of a delivery of `body` signed as `provider` with its configured secret."""
+    signer = SIGNERS.get(provider)
+    if signer is None:
+        if provider == "travis":
+            raise ReplayError("Travis CI signs deliveries with its private key; they cannot be "
+                              "forged for a replay. Post a real Travis notification instead.")
+        raise ReplayError(f"no signing scheme known for provider {provider!r}")
+    secrets = settings.provider(provider).webhook_secrets()
+    if not secrets:
+        variable = f"HERALD_{provider.upper().replace('-', '_')}_WEBHOOK_SECRET"
+        raise ReplayError(f"no secret to sign with: set {variable}")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    headers = signer(
+        body,
+        secrets[0].reveal(),
+        event or default_event(provider, payload),
+        delivery or str(uuid.uuid4()),
+    )
+    content_type = providers.get(provider).content_types[0]
+    return {"Content-Type": content_type, **headers}
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        body = args.file.read_bytes()
+    except OSError as exc:
+        print(f"herald replay: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings.from_env()
+        headers = build_request(args.provider, body, settings,
+                                event=args.event, delivery=args.delivery)
+    except (ReplayError, ConfigError, providers.UnknownProvider) as exc:
+        print(f"herald replay: {exc}", file=sys.stderr)
+        return 2
+    url = args.url or DEFAULT_URL.format(provider=args.provider)
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        print(f"herald replay: {url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{response.status_code} {response.reason_phrase}")
+    print(response.text)
+    return 0 if response.is_success else 1

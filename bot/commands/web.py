@@ -1,0 +1,42 @@
+"""`herald web`: the web app alone (uvicorn), for production beside `herald worker`.
+
+Needs `HERALD_REDIS_URL`. Each uvicorn worker process builds its own app (and its own
+spool segment) through `bot.app:create_app`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from bot.commands.serve import GRACEFUL_REQUEST_SECONDS
+from bot.settings import ConfigError, Settings
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"herald web: {exc}")
+        return 2
+    if not settings.redis_url:
+        print("herald web: HERALD_REDIS_URL (or REDIS_URL) is required")
+        return 2
+    uvicorn.run(
+        "bot.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_REQUEST_SECONDS,
+    )
+    return 0

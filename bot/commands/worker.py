@@ -1,0 +1,61 @@
+"""`herald worker`: ARQ workers only, against the Redis in `HERALD_REDIS_URL`.
+
+Run as many as the load needs (each takes `--concurrency` jobs at once). SIGTERM: stop
+taking jobs, let running ones finish within the grace period, return the rest to the
+queue (see `bot.worker`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+
+from bot import logging as herald_logging
+from bot.commands.serve import run_async
+from bot.settings import ConfigError, Settings
+from bot.worker import create_worker
+
+log = herald_logging.get_logger("herald.worker")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--concurrency", type=int, default=None,
+        help="jobs run at once by this process (default HERALD_WORKER_CONCURRENCY or 10)",
+    )
+    parser.add_argument(
+        "--burst", action="store_true", help="exit once the queue is empty (batch runs, tests)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env()
+        if args.concurrency is not None:
+            if args.concurrency < 1:
+                raise ConfigError("--concurrency must be at least 1")
+            environ = {**settings.environ, "HERALD_WORKER_CONCURRENCY": str(args.concurrency)}
+            settings = dataclasses.replace(settings, environ=environ)
+        if not settings.redis_url:
+            raise ConfigError(
+                "HERALD_REDIS_URL (or REDIS_URL) is required; `herald serve` runs a worker "
+                "with an embedded Redis for trying Herald out"
+            )
+    except ConfigError as exc:
+        print(f"herald worker: {exc}")
+        return 2
+    herald_logging.configure(settings)
+    run_async(_work(settings, burst=args.burst))
+    return 0
+
+
+async def _work(settings: Settings, *, burst: bool) -> None:
+    worker = create_worker(settings, burst=burst)
+    try:
+        await worker.async_run()
+    except asyncio.CancelledError:
+        # ARQ cancels its main task when a signal has been handled: a normal stop
+        pass
+    finally:
+        await worker.close()

@@ -1,0 +1,92 @@
+"""Logging set-up: structlog for our lines, the stdlib loggers (uvicorn, arq) through it too.
+
+`HERALD_LOG_FORMAT=json` (the default when `CI` is set, and what production should use)
+writes one JSON object per line; anything else writes aligned, coloured console lines.
+Callers bind context (provider, delivery, repo, run) and emit one canonical line per
+delivery or job. The message is under `message`; pass the webhook's event name as `_event`
+and it is written as `event`. Nothing here ever receives a body or a secret: callers pass identifiers.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from bot.settings import Settings
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+#: Third-party loggers that would otherwise repeat (or leak) what our canonical lines say:
+#: uvicorn's access log duplicates the per-delivery line, and arq's per-job lines include a
+#: repr of the job's arguments, which is the webhook payload.
+_QUIET = {
+    "uvicorn.access": logging.WARNING,
+    "arq.worker": logging.WARNING,
+    "arq.jobs": logging.WARNING,
+    "httpx": logging.WARNING,  # one line per API call; handlers log what matters
+}
+
+
+def configure(settings: Settings, *, stream: Any = None) -> None:
+    """Configure structlog and the stdlib root logger once per process (idempotent)."""
+    level = _LEVELS.get(settings.log_level, logging.INFO)
+    json_output = settings.log_format == "json"
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any
+    if json_output:
+        renderer = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.format_exc_info)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=_isatty(stream), event_key="message")
+
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # the message goes under "message", so "event" can name the webhook event
+                # (callers pass it as `_event`, which structlog's signature leaves free)
+                structlog.processors.EventRenamer("message", replace_by="_event"),
+                renderer,
+            ],
+            foreign_pre_chain=shared,
+        )
+    )
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, "_herald", False):
+            root.removeHandler(existing)
+    handler._herald = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name, quiet_level in _QUIET.items():
+        logging.getLogger(name).setLevel(max(level, quiet_level))
+
+
+def _isatty(stream: Any) -> bool:
+    target = stream or sys.stderr
+    return bool(getattr(target, "isatty", lambda: False)())
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger; `Any` because bound loggers' methods are built dynamically."""
+    return structlog.get_logger(name)

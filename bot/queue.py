@@ -1,0 +1,296 @@
+"""The job queue: our own small interface, implemented over ARQ's Redis layout.
+
+Herald depends on `Queue.enqueue(event) -> "queued" | "duplicate" | "spooled"`, never on
+ARQ directly; ARQ knowledge lives here and in `bot.worker` only (ARQ is in maintenance
+mode, and its own `_job_id` dedupe lasts only while a job or its result is kept).
+
+Redis key layout (every key has a TTL or is bounded by the jobs it holds):
+
+=====================================  ======  =====================================================
+key                                    type    meaning, lifetime
+=====================================  ======  =====================================================
+``herald:delivery:{provider}:{id}``    string  our dedupe record of a delivery; value = enqueue time
+                                               (ms). TTL `DEDUPE_TTL` (7 days: GitHub redelivers
+                                               for 3 days, GitLab resends from 7 days of history).
+``arq:job:{provider}:{id}``            string  ARQ's job: JSON ``{"t","f","a","k","et"}`` with
+                                               ``f = "handle_event"`` and ``a = [event dict]``.
+                                               TTL `JOB_TTL` (72 h); deleted when the job ends.
+``{queue_name}`` (``herald:queue``)    zset    ARQ's queue: member = job id, score = run-at (ms)
+``arq:in-progress:{job id}``           string  ARQ: a worker runs the job; TTL job timeout + 10 s
+``arq:retry:{job id}``                 string  ARQ: tries so far; TTL ~1 day
+``arq:result:{job id}``                string  ARQ: a finished job's result, only if keep_result > 0
+``herald:handled:{job id}``            set     handlers that completed for a job, so a retry runs
+                                               only the others (`bot.worker`); TTL 1 day
+``{queue_name}:health-check``          string  ARQ worker heartbeat
+=====================================  ======  =====================================================
+
+The job id is ``f"{provider}:{delivery_id}"`` (`Event.job_id`). The dedupe record, the job
+and the queue entry are written by one Lua script (`ENQUEUE_SCRIPT`): the job is written
+only when ``SET NX`` on the dedupe record succeeds, so fifty concurrent posts of one
+delivery make exactly one job, and a redelivery days later makes none.
+
+Enqueues arriving together (concurrent requests in one event loop) are sent as one
+pipeline of EVALSHA calls (`_Batcher`): one Redis round trip per batch, not per request.
+Jobs are JSON (`dumps_job`/`loads_job`, configured on both sides), never pickle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Final, Generic, Literal, Protocol, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, RedisError
+
+from bot.events import Event
+
+EnqueueOutcome = Literal["queued", "duplicate", "spooled"]
+
+JOB_FUNCTION: Final = "handle_event"
+DEDUPE_PREFIX: Final = "herald:delivery:"
+HANDLED_PREFIX: Final = "herald:handled:"
+ARQ_JOB_PREFIX: Final = "arq:job:"  # arq.constants.job_key_prefix
+DEDUPE_TTL: Final = 7 * 24 * 3600
+MIN_DEDUPE_TTL: Final = 72 * 3600
+JOB_TTL: Final = 72 * 3600
+#: Large enough to amortise a round trip, small enough that one batch never holds Redis
+#: (a single-threaded server) for more than a few milliseconds.
+MAX_BATCH: Final = 256
+
+ENQUEUE_SCRIPT: Final = b"""
+-- KEYS: dedupe record, ARQ job key, ARQ queue (zset)
+-- ARGV: dedupe ttl ms, enqueue time ms, job bytes, job ttl ms, job id, score
+if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
+  return 1
+end
+return 0
+"""
+ENQUEUE_SHA: Final = hashlib.sha1(ENQUEUE_SCRIPT).hexdigest()  # noqa: S324 - Redis's script id
+
+
+class Queue(Protocol):
+    """What the web process needs from a queue."""
+
+    async def enqueue(self, event: Event) -> EnqueueOutcome:
+        """Queue `event` once per (provider, delivery); `duplicate` if already accepted."""
+        ...
+
+    async def depth(self) -> int:
+        """Jobs waiting to start (cheap: one O(1) Redis command)."""
+        ...
+
+    async def ping(self) -> bool:
+        """Whether the queue's store answers now."""
+        ...
+
+
+def dedupe_key(provider: str, delivery_id: str) -> str:
+    return f"{DEDUPE_PREFIX}{provider}:{delivery_id}"
+
+
+def job_key(job_id: str) -> str:
+    return f"{ARQ_JOB_PREFIX}{job_id}"
+
+
+def event_to_job_arg(event: Event) -> dict[str, Any]:
+    """The event as the JSON-able dict the job receives (`Event.from_dict` reverses it).
+
+    Built field by field rather than with `asdict(event)`, which would deep-copy the whole
+    payload on the request path for nothing.
+    """
+    return {
+        "provider": event.provider,
+        "name": event.name,
+        "native_name": event.native_name,
+        "delivery_id": event.delivery_id,
+        "repo": event.repo,
+        "run": asdict(event.run) if event.run is not None else None,
+        "comment": asdict(event.comment) if event.comment is not None else None,
+        "payload": event.payload,
+        "received_at": event.received_at,
+    }
+
+
+def _json_default(value: object) -> str:
+    # Only ARQ's failure results reach this (an exception as a job's result): keep their repr.
+    return repr(value)
+
+
+def dumps_job(data: Any) -> bytes:
+    """ARQ job serializer: compact JSON. Jobs carry JSON-able values only."""
+    return json.dumps(data, separators=(",", ":"), default=_json_default).encode()
+
+
+def loads_job(raw: bytes) -> Any:
+    return json.loads(raw)
+
+
+def encode_job(event_arg: dict[str, Any], enqueue_ms: int) -> bytes:
+    """ARQ's job record (`arq.jobs.serialize_job`), with our serializer."""
+    return dumps_job({"t": None, "f": JOB_FUNCTION, "a": [event_arg], "k": {}, "et": enqueue_ms})
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedJob:
+    """One enqueue, ready to run: what the spool stores and the batcher sends."""
+
+    job_id: str
+    provider: str
+    delivery_id: str
+    body: bytes  # the encoded ARQ job
+    enqueue_ms: int
+
+    @classmethod
+    def from_event(cls, event: Event, *, now_ms: int | None = None) -> PreparedJob:
+        enqueue_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        return cls(
+            job_id=event.job_id,
+            provider=event.provider,
+            delivery_id=event.delivery_id,
+            body=encode_job(event_to_job_arg(event), enqueue_ms),
+            enqueue_ms=enqueue_ms,
+        )
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _Batcher(Generic[T, R]):
+    """Coalesces concurrent submissions into one call of `run(items)`.
+
+    The first submission starts a flush task that yields once to the event loop, so every
+    request already being handled in this loop turn joins the batch; submissions arriving
+    while a batch is in flight form the next one. Nothing waits on a timer, so a lone
+    request pays no added latency.
+    """
+
+    def __init__(
+        self, run: Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]], max_batch: int
+    ) -> None:
+        self._run = run
+        self._max_batch = max_batch
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._task is None:
+            self._task = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            await asyncio.sleep(0)
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                try:
+                    results = await self._run([item for item, _ in batch])
+                except BaseException as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():  # the request went away; the job stays queued
+                        continue
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._task = None
+            leftover, self._pending = self._pending, []
+            for _, future in leftover:
+                if not future.done():
+                    future.set_exception(RuntimeError("the queue is shutting down"))
+
+    async def aclose(self) -> None:
+        task = self._task
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+
+class RedisQueue:
+    """`Queue` over ARQ's layout in Redis, with our dedupe record in the same atomic step."""
+
+    def __init__(
+        self,
+        redis: Redis[bytes],
+        *,
+        queue_name: str,
+        dedupe_ttl: int = DEDUPE_TTL,
+        job_ttl: int = JOB_TTL,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        if dedupe_ttl < MIN_DEDUPE_TTL:
+            raise ValueError("the dedupe record must outlive GitHub's 72 h redelivery window")
+        self.redis = redis
+        self.queue_name = queue_name
+        self.dedupe_ttl_ms = dedupe_ttl * 1000
+        self.job_ttl_ms = job_ttl * 1000
+        self._batcher: _Batcher[PreparedJob, EnqueueOutcome] = _Batcher(self._run, max_batch)
+
+    async def enqueue(self, event: Event) -> EnqueueOutcome:
+        return await self.enqueue_prepared(PreparedJob.from_event(event))
+
+    async def enqueue_prepared(self, job: PreparedJob) -> EnqueueOutcome:
+        return await self._batcher.submit(job)
+
+    async def depth(self) -> int:
+        depth: int = await self.redis.zcard(self.queue_name)
+        return depth
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def aclose(self) -> None:
+        await self._batcher.aclose()
+
+    def _script_args(self, job: PreparedJob) -> list[Any]:
+        return [
+            dedupe_key(job.provider, job.delivery_id),
+            job_key(job.job_id),
+            self.queue_name,
+            self.dedupe_ttl_ms,
+            job.enqueue_ms,
+            job.body,
+            self.job_ttl_ms,
+            job.job_id,
+            job.enqueue_ms,
+        ]
+
+    async def _run(self, jobs: Sequence[PreparedJob]) -> list[EnqueueOutcome | BaseException]:
+        results = await self._pipeline(jobs)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            # Redis restarted (or flushed its script cache) since we last ran the script.
+            await self.redis.script_load(ENQUEUE_SCRIPT)  # type: ignore[no-untyped-call]
+            retried = await self._pipeline([jobs[i] for i in missing])
+            for i, result in zip(missing, retried, strict=True):
+                results[i] = result
+        return [
+            r if isinstance(r, BaseException) else ("queued" if int(r) == 1 else "duplicate")
+            for r in results
+        ]
+
+    async def _pipeline(self, jobs: Sequence[PreparedJob]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.evalsha(ENQUEUE_SHA, 3, *self._script_args(job))
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results

@@ -1,0 +1,205 @@
+"""The ingress endpoint, `POST /webhooks/{provider}`: verify, translate, queue, answer.
+
+Steps (see DESIGN.md, "The flow"), each with the one status a sender can act on:
+
+1. unknown provider → 404; a Content-Length over the cap → 413 before reading anything
+2. body read in chunks against the byte cap (413 at cap + 1, the rest is never read) and a
+   deadline on the whole receive (408), so neither a huge nor a trickling body holds memory
+   or a worker for long
+3. content type not one the provider sends → 400
+4. `provider.parse(headers, body, secrets)`: NotConfigured / InvalidSignature → 401,
+   BadPayload → 400, Ignored → 202 `ignored` with the reason (never a 4xx: GitLab disables
+   a hook after repeated 4xx answers)
+5. enqueue: 202 `queued` (or `spooled` while Redis is down), 200 `duplicate` for a
+   redelivery; 503 with Retry-After only if neither Redis nor the local spool took it.
+
+One canonical log line per delivery: provider, event, delivery, outcome, status,
+latency_ms. Bodies, signatures and secrets are never logged or echoed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+import providers
+from bot.events import Event, Ignored
+from bot.logging import get_logger
+from providers.base import (
+    BadPayload,
+    Headers,
+    InvalidSignature,
+    NotConfigured,
+    Provider,
+    TransientError,
+)
+
+if TYPE_CHECKING:
+    from bot.app import Runtime
+
+log = get_logger("herald.webhooks")
+
+#: Headers that identify a delivery, per provider, for the log line of a delivery that was
+#: refused before parsing (after parsing, the Event's own delivery id is used).
+DELIVERY_HEADERS = (
+    "x-github-delivery",
+    "idempotency-key",
+    "x-gitlab-event-uuid",
+    "x-request-uuid",
+    "x-request-id",
+)
+
+CLOSE = {"connection": "close"}
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, outcome: str, reason: str, headers: Mapping[str, str]):
+        super().__init__(reason)
+        self.status = status
+        self.outcome = outcome
+        self.reason = reason
+        self.headers = dict(headers)
+
+
+async def receive(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    started = time.perf_counter()
+    name: str = request.path_params["provider"]
+    headers = request.headers
+    delivery = next((headers[h] for h in DELIVERY_HEADERS if h in headers), None)
+    event_label = "unknown"
+    provider_label = name if name in runtime.known_providers() else "unknown"
+    try:
+        provider = _provider(name)
+        body = await _read_body(request, runtime.config.max_body_bytes,
+                                runtime.config.body_timeout_seconds)
+        _check_content_type(provider, headers.get("content-type"))
+        try:
+            result = await _parse(runtime, provider, name, headers, body)
+        except (InvalidSignature, NotConfigured) as exc:
+            if isinstance(exc, InvalidSignature):
+                runtime.metrics.signature_failures.labels(name).inc()
+            raise _Refused(401, "unauthorized", str(exc), {}) from None
+        except BadPayload as exc:
+            raise _Refused(400, "bad_payload", str(exc), {}) from None
+        except TransientError as exc:
+            # the provider's verification key could not be fetched just now
+            retry = {"retry-after": str(runtime.config.retry_after_seconds)}
+            raise _Refused(503, "unavailable", str(exc), retry) from None
+        if not isinstance(result, Event):
+            event_label = result.native_name
+            status, outcome = 202, "ignored"
+            content = {"status": "ignored", "reason": result.reason}
+        else:
+            event_label, delivery = result.name, result.delivery_id
+            status, outcome, content = await _enqueue(runtime, result)
+    except _Refused as refused:
+        status, outcome = refused.status, refused.outcome
+        content = {"status": "error" if status != 503 else "unavailable", "reason": refused.reason}
+        response: Response = JSONResponse(content, status, headers=refused.headers)
+    except ClientDisconnect:
+        status, outcome, content = 499, "error", {}
+        response = Response(status_code=400)
+    except Exception:
+        log.exception("webhook failed", provider=name, delivery=delivery)
+        status, outcome = 500, "error"
+        content = {"status": "error", "reason": "internal error; the delivery was not queued"}
+        response = JSONResponse(content, status)
+    else:
+        response = JSONResponse(content, status)
+    runtime.metrics.deliveries.labels(provider_label, event_label, outcome).inc()
+    log.info(
+        "webhook",
+        provider=name,
+        _event=event_label,
+        delivery=delivery,
+        outcome=outcome,
+        status=status,
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        **({"reason": content.get("reason")} if status >= 400 or outcome == "ignored" else {}),
+    )
+    return response
+
+
+async def _parse(
+    runtime: Runtime, provider: Provider, name: str, headers: Headers, body: bytes
+) -> Event | Ignored:
+    secrets = await runtime.secrets(name)
+    try:
+        return provider.parse(headers, body, secrets)
+    except InvalidSignature:
+        # A provider whose key can change under us (Travis CI's public key) gets one
+        # refetch, rate-limited in the runtime, before the delivery is refused.
+        fresh = await runtime.refresh_secrets(name)
+        if fresh is None:
+            raise
+        return provider.parse(headers, body, fresh)
+
+
+def _provider(name: str) -> Provider:
+    try:
+        return providers.get(name)
+    except providers.UnknownProvider:
+        raise _Refused(404, "unknown_provider", f"no provider named {name!r}", {}) from None
+    except ImportError:
+        # a built-in name whose package is not part of this build
+        raise _Refused(404, "unknown_provider", f"provider {name!r} is not available in this build",
+                       {}) from None
+
+
+async def _read_body(request: Request, cap: int, deadline_seconds: float) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise _Refused(400, "bad_payload", "malformed Content-Length", CLOSE) from None
+        if length > cap:
+            raise _Refused(413, "too_large", f"body over the {cap}-byte limit", CLOSE)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(deadline_seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    # Connection: close, so the server drops the rest instead of reading it
+                    raise _Refused(413, "too_large", f"body over the {cap}-byte limit", CLOSE)
+                chunks.append(chunk)
+    except TimeoutError:
+        reason = f"body not received within {deadline_seconds:g} s"
+        raise _Refused(408, "timeout", reason, CLOSE) from None
+    return b"".join(chunks)
+
+
+def _check_content_type(provider: Provider, header: str | None) -> None:
+    media_type = (header or "").split(";", 1)[0].strip().lower()
+    if media_type not in provider.content_types:
+        expected = " or ".join(provider.content_types)
+        got = media_type or "none"
+        raise _Refused(400, "bad_content_type", f"content type {got!r}; expected {expected}", {})
+
+
+async def _enqueue(runtime: Runtime, event: Event) -> tuple[int, str, dict[str, Any]]:
+    started = time.perf_counter()
+    try:
+        outcome = await runtime.queue.enqueue(event)
+    except (OSError, RedisError, RuntimeError):
+        # Redis failed and so did the spool (disk full, read-only): refuse, loudly, so the
+        # sender's retry (or a manual redelivery) brings it back.
+        log.exception("neither redis nor the spool accepted the delivery",
+                      provider=event.provider, delivery=event.delivery_id)
+        raise _Refused(
+            503, "unavailable", "queue unavailable; retry later",
+            {"retry-after": str(runtime.config.retry_after_seconds)},
+        ) from None
+    runtime.metrics.enqueue_seconds.observe(time.perf_counter() - started)
+    if outcome == "duplicate":
+        return 200, outcome, {"status": "duplicate", "job_id": event.job_id}
+    return 202, outcome, {"status": outcome, "job_id": event.job_id}

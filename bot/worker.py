@@ -1,0 +1,286 @@
+"""The worker: ARQ settings, the one job function, and the clients a process shares.
+
+`worker_settings(settings)` is the ARQ `WorkerSettings` (as the mapping ARQ's
+`create_worker` accepts), `create_worker(settings)` an `arq.Worker` from it. The job
+`handle_event(ctx, event)` rebuilds the `Event`, binds log context and runs every handler
+the router has for it; one handler's failure never stops another.
+
+Failures:
+- `providers.base.TransientError` (5xx, 429, timeouts) → `arq.Retry`, deferred by the
+  error's `retry_after` or by exponential back-off with full jitter. Handlers that already
+  succeeded for this job are recorded (`herald:handled:{job id}`) and not run again.
+- anything else → logged once, with the handler's name; the job ends.
+- on the last try a transient failure is logged as permanent instead of retried.
+
+Shutdown (SIGTERM/SIGINT): the worker stops taking jobs, waits up to
+`HERALD_WORKER_SHUTDOWN_GRACE_SECONDS` for running ones, then cancels the rest; ARQ puts a
+cancelled job back in the queue (its `in-progress` key is deleted, its queue entry kept),
+so another worker runs it again. A worker killed outright (SIGKILL) leaves the in-progress
+key until it expires (job timeout + 10 s); the job then runs again. Handlers are therefore
+idempotent (publish = upsert).
+
+Settings (environment snapshot): `HERALD_JOB_TIMEOUT_SECONDS` (300),
+`HERALD_JOB_MAX_TRIES` (5), `HERALD_WORKER_CONCURRENCY` (10),
+`HERALD_WORKER_POLL_SECONDS` (0.01: ARQ polls its queue; its 0.5 s default would add up to
+half a second to every report), `HERALD_WORKER_SHUTDOWN_GRACE_SECONDS` (25: inside the 30 s
+most process managers allow before SIGKILL).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from arq import Retry
+from arq.connections import RedisSettings
+from arq.worker import Worker, func
+
+import handlers
+import providers
+from bot.context import Context
+from bot.events import Event
+from bot.logging import get_logger
+from bot.queue import HANDLED_PREFIX, JOB_FUNCTION, dumps_job, loads_job
+from bot.routing import Handler, Router
+from bot.settings import ConfigError, Settings
+from providers.base import Forge, NotConfigured, TransientError, Unsupported
+
+log = get_logger("herald.worker")
+
+HANDLED_TTL_SECONDS = 24 * 3600
+BACKOFF_BASE_SECONDS = 5.0
+BACKOFF_CAP_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    job_timeout: float = 300.0
+    max_tries: int = 5
+    concurrency: int = 10
+    poll_delay: float = 0.01
+    shutdown_grace: int = 25
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerConfig:
+        env = settings.environ
+        try:
+            config = cls(
+                job_timeout=float(env.get("HERALD_JOB_TIMEOUT_SECONDS") or 300),
+                max_tries=int(env.get("HERALD_JOB_MAX_TRIES") or 5),
+                concurrency=int(env.get("HERALD_WORKER_CONCURRENCY") or 10),
+                poll_delay=float(env.get("HERALD_WORKER_POLL_SECONDS") or 0.01),
+                shutdown_grace=int(env.get("HERALD_WORKER_SHUTDOWN_GRACE_SECONDS") or 25),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"malformed worker setting: {exc}") from exc
+        if config.max_tries < 1 or config.concurrency < 1 or config.job_timeout <= 0:
+            raise ConfigError("worker settings must be positive")
+        return config
+
+
+class Clients:
+    """Provider API clients, made on first use, once per process, closed on shutdown.
+
+    `ci(name)` and `forge(name)` return the same object (a client implements `CIClient`
+    and, for forges, `Forge`). A provider without credentials raises `NotConfigured` on
+    every call, without trying again: configuration does not change under a process.
+    """
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.http = http
+        self._clients: dict[str, Any] = {}
+        self._failures: dict[str, Exception] = {}
+
+    def ci(self, provider: str) -> Any:
+        return self._get(provider)
+
+    def forge(self, provider: str) -> Any:
+        client = self._get(provider)
+        if not isinstance(client, Forge):
+            raise Unsupported(f"{provider} is not a forge: Herald cannot publish there")
+        return client
+
+    def _get(self, provider: str) -> Any:
+        if provider in self._clients:
+            return self._clients[provider]
+        if provider in self._failures:
+            raise self._failures[provider]
+        try:
+            factory: Any = providers.client_factory(provider)
+        except providers.UnknownProvider:
+            failure: Exception = Unsupported(f"{provider} has no API client in this build")
+            self._failures[provider] = failure
+            raise failure from None
+        try:
+            client = factory(self.settings.provider(provider), self.http)
+        except (NotConfigured, ConfigError) as exc:
+            failure = exc if isinstance(exc, NotConfigured) else NotConfigured(str(exc))
+            self._failures[provider] = failure
+            raise failure from None
+        self._clients[provider] = client
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = self._clients, {}
+        for name, client in clients.items():
+            close = getattr(client, "aclose", None)
+            if close is None:
+                continue
+            try:
+                await close()
+            except Exception:
+                log.exception("closing a provider client failed", provider=name)
+
+
+def backoff_seconds(job_try: int, retry_after: float | None) -> float:
+    """Honour the server's Retry-After; otherwise exponential back-off with full jitter."""
+    if retry_after is not None and retry_after > 0:
+        return min(retry_after, 3600.0)
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, job_try - 1))
+    return max(1.0, random.uniform(0, ceiling))
+
+
+def handler_name(handler: Handler) -> str:
+    module = getattr(handler, "__module__", "?")
+    return f"{module}.{getattr(handler, '__qualname__', repr(handler))}"
+
+
+async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
+    """The job: run every handler routed for the event (see the module docstring)."""
+    started = time.time()
+    parsed = Event.from_dict(event)
+    job_id: str = ctx.get("job_id", parsed.job_id)
+    job_try: int = ctx.get("job_try", 1)
+    enqueued = ctx.get("enqueue_time")
+    pickup_ms = round((started - enqueued.timestamp()) * 1000, 2) if enqueued else None
+    bound = log.bind(
+        provider=parsed.provider,
+        delivery=parsed.delivery_id,
+        _event=parsed.name,
+        repo=parsed.repo,
+        run=parsed.run.run_id if parsed.run else None,
+        job_try=job_try,
+    )
+    router: Router = ctx["router"]
+    redis = ctx["redis"]
+    config: WorkerConfig = ctx["worker_config"]
+    routed = router.fetch(parsed.provider, parsed.name)
+    handled_key = f"{HANDLED_PREFIX}{job_id}"
+    done: set[bytes] = set(await redis.smembers(handled_key)) if job_try > 1 and routed else set()
+
+    transient: list[TransientError] = []
+    failed = 0
+    for handler in routed:
+        name = handler_name(handler)
+        if name.encode() in done:
+            continue
+        context = Context(
+            event=parsed,
+            settings=ctx["settings"],
+            redis=redis,
+            http=ctx["http"],
+            log=bound.bind(handler=name),
+            clients=ctx["clients"],
+            job_try=job_try,
+        )
+        try:
+            await handler(context)
+        except TransientError as exc:
+            transient.append(exc)
+            bound.warning("handler failed, will retry", handler=name, error=str(exc))
+        except Exception as exc:
+            failed += 1
+            bound.exception("handler failed", handler=name, error=str(exc))
+        else:
+            if len(routed) > 1:
+                async with redis.pipeline(transaction=True) as pipe:
+                    pipe.sadd(handled_key, name)
+                    pipe.expire(handled_key, HANDLED_TTL_SECONDS)
+                    await pipe.execute()
+
+    outcome = "done" if not (transient or failed) else "failed"
+    if transient and job_try < config.max_tries:
+        defer = backoff_seconds(job_try, max((e.retry_after or 0) for e in transient) or None)
+        outcome = "retry"
+    elif transient:
+        failed += len(transient)
+        for error in transient:
+            bound.error("giving up after the last try", error=str(error), tries=job_try)
+    bound.info(
+        "job",
+        outcome=outcome,
+        handlers=len(routed),
+        failed=failed,
+        pickup_ms=pickup_ms,
+        latency_ms=round((time.time() - started) * 1000, 2),
+    )
+    if outcome == "retry":
+        raise Retry(defer=defer)
+    if routed and len(routed) > 1:
+        await redis.delete(handled_key)
+
+
+async def on_startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    ctx["http"] = httpx.AsyncClient(
+        timeout=httpx.Timeout(20.0, connect=5.0),
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        follow_redirects=False,
+    )
+    ctx["clients"] = Clients(settings, ctx["http"])
+    log.info("worker started", queue=settings.queue_name, handlers=len(ctx["router"].routes))
+
+
+async def on_shutdown(ctx: dict[str, Any]) -> None:
+    clients: Clients | None = ctx.get("clients")
+    if clients is not None:
+        await clients.aclose()
+    http: httpx.AsyncClient | None = ctx.get("http")
+    if http is not None:
+        await http.aclose()
+    log.info("worker stopped")
+
+
+def default_router() -> Router:
+    return Router.combine(handlers.ROUTERS)
+
+
+def worker_settings(settings: Settings, router: Router | None = None) -> dict[str, Any]:
+    """ARQ `WorkerSettings` for `settings`, as the mapping `arq.worker.create_worker` takes."""
+    if not settings.redis_url:
+        raise ConfigError("HERALD_REDIS_URL (or REDIS_URL) is required to run a worker")
+    config = WorkerConfig.from_settings(settings)
+    return {
+        "functions": [func(handle_event, name=JOB_FUNCTION)],
+        "queue_name": settings.queue_name,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "ctx": {
+            "settings": settings,
+            "router": router if router is not None else default_router(),
+            "worker_config": config,
+        },
+        "job_timeout": config.job_timeout,
+        "max_tries": config.max_tries,
+        "max_jobs": config.concurrency,
+        "poll_delay": config.poll_delay,
+        "job_completion_wait": config.shutdown_grace,
+        # results would keep a copy of every payload; our logs say how each job ended
+        "keep_result": 0,
+        "log_results": False,
+        "job_serializer": dumps_job,
+        "job_deserializer": loads_job,
+    }
+
+
+def create_worker(
+    settings: Settings, router: Router | None = None, **overrides: Any
+) -> Worker:
+    """An ARQ worker; create it inside the event loop that will run it."""
+    options = {**worker_settings(settings, router), **overrides}
+    return Worker(**options)
