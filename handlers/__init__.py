@@ -6,5 +6,9 @@
 from __future__ import annotations
 
 from bot.routing import Router
+from handlers import report, retest
 
-ROUTERS: list[Router] = []
+ROUTERS: list[Router] = [
+    report.router,  # build.completed → results published where the change is reviewed
+    retest.router,  # comment.created `/retest`, check.rerequested → rerun what failed
+]

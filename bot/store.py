@@ -1,0 +1,101 @@
+"""Redis state the handlers share across workers: locks, short caches, done-markers.
+
+Key layout (every key under `herald:`, every key with a TTL):
+
+- `herald:lock:report:{provider}:{repo}:{run_id}`: the holder's random token, TTL 6 min
+  (`LOCK_TTL_SECONDS`). The report handler: one worker per run at a time.
+- `herald:cache:permission:{provider}:{repo}:{user}`: `"1"` trusted or `"0"`, TTL 60 s.
+  The retest handler: the forge's answer to "may this user retest?".
+- `herald:done:retest:{provider}:{repo}:{comment_id}`: a hash whose fields are what was
+  done for that comment (`run:{provider}:{run_id}`, `replied`), TTL 24 h. The retest
+  handler: what a retried job must not do twice.
+
+Locks are `SET NX PX` with a random token and released by a compare-and-delete script,
+so a holder whose lock expired never deletes a later holder's lock. A worker that dies
+holding a lock blocks that run for at most the lock TTL, which is longer than ARQ's job
+timeout so a live holder never loses its lock mid-job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+PREFIX: Final = "herald"
+LOCK_TTL_SECONDS: Final = 360.0
+PERMISSION_TTL_SECONDS: Final = 60
+DONE_TTL_SECONDS: Final = 24 * 3600
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+class LockBusy(Exception):
+    """Another worker holds the lock; `retry_after` is when it expires at the latest."""
+
+    def __init__(self, key: str, retry_after: float) -> None:
+        super().__init__(f"{key} is held by another worker")
+        self.retry_after = retry_after
+
+
+def key(*parts: object) -> str:
+    """`key("lock", "report", "github", "o/r", 1)` → `herald:lock:report:github:o/r:1`."""
+    return ":".join([PREFIX, *(str(part) for part in parts)])
+
+
+class Store:
+    """Typed access to Herald's Redis keys. `redis` is a `redis.asyncio.Redis` (or ARQ's)."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        name: str,
+        *,
+        ttl: float = LOCK_TTL_SECONDS,
+        wait: float = 10.0,
+        poll: float = 0.1,
+    ) -> AsyncIterator[None]:
+        """Hold `herald:lock:{name}` for the block; wait up to `wait` s, else `LockBusy`."""
+        lock_key = key("lock", name)
+        token = secrets.token_hex(16)
+        deadline = time.monotonic() + wait
+        while not await self.redis.set(lock_key, token, nx=True, px=int(ttl * 1000)):
+            if time.monotonic() >= deadline:
+                remaining_ms = await self.redis.pttl(lock_key)
+                raise LockBusy(lock_key, max(1.0, remaining_ms / 1000 if remaining_ms > 0 else 1))
+            await asyncio.sleep(poll)
+        try:
+            yield
+        finally:
+            await self.redis.eval(_RELEASE, 1, lock_key, token)
+
+    async def cached_flag(self, name: str) -> bool | None:
+        value = await self.redis.get(key("cache", name))
+        if value is None:
+            return None
+        return value in (b"1", "1")
+
+    async def cache_flag(self, name: str, value: bool, ttl: int) -> None:
+        await self.redis.set(key("cache", name), "1" if value else "0", ex=ttl)
+
+    async def done(self, name: str, item: str) -> bool:
+        """Whether `item` was marked done under `herald:done:{name}`."""
+        return bool(await self.redis.hexists(key("done", name), item))
+
+    async def mark_done(self, name: str, item: str, ttl: int = DONE_TTL_SECONDS) -> None:
+        done_key = key("done", name)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(done_key, item, "1")
+            pipe.expire(done_key, ttl)
+            await pipe.execute()

@@ -1,0 +1,155 @@
+"""Report a finished CI run where the change is reviewed: results, failures, artifacts.
+
+Provider-neutral: it uses only `providers.base.CIClient` and `Forge`. On `build.completed`
+it takes a Redis lock for the run (redeliveries and retries of one run never race), fetches
+the build, streams the artifacts whose names match the provider's patterns through
+`bot.artifacts` into the parsers' `Collector`, merges results the CI parsed itself, and
+publishes once (the forge upserts: check run, sticky comment).
+
+A run with nothing to report (no matching artifact, no native results) publishes nothing:
+a lint workflow should not grow an empty test report on every commit.
+
+When the job gives up (a permanent error, or a transient one on the last try) the forge's
+`publish_error` leaves the reviewer an answer saying what went wrong and how to retry.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from typing import Final
+
+from bot.artifacts import ArtifactLimits, read_artifact
+from bot.context import Context
+from bot.events import BUILD_COMPLETED, RunRef
+from bot.results.model import Artifact, ParseError, TestRun
+from bot.results.parsers import Collector
+from bot.routing import Router
+from bot.settings import Settings
+from bot.store import LockBusy, Store
+from providers.base import CIClient, Forge, PermanentError, RemoteArtifact, TransientError
+
+router = Router()
+
+#: Artifact names (case-insensitive globs) read when HERALD_<PROVIDER>_ARTIFACT_PATTERNS is
+#: unset: the names CI templates and test tools give test results. Coverage reports are not
+#: test results and stay out.
+DEFAULT_ARTIFACT_PATTERNS: Final = (
+    "*test*", "*junit*", "*report*", "*result*", "*surefire*", "*failsafe*", "*xunit*",
+    "*nunit*", "*trx*",
+)
+#: How long a second delivery of one run waits for the first to finish before it is
+#: retried later (the lock's remaining TTL tells when).
+LOCK_WAIT_SECONDS = 10.0
+#: HERALD_JOB_MAX_TRIES, as the worker reads it: the try after which a job gives up.
+DEFAULT_MAX_TRIES: Final = 5
+GAVE_UP: Final = (
+    "Herald could not report on this run: {error}. "
+    "Re-run the workflow, or ask a maintainer to redeliver the webhook, to try again."
+)
+
+
+def artifact_patterns(settings: Settings, provider: str) -> tuple[str, ...]:
+    configured = settings.provider(provider).get("artifact_patterns")
+    if configured is None:
+        return DEFAULT_ARTIFACT_PATTERNS
+    return tuple(p.strip() for p in configured.split(",") if p.strip())
+
+
+def wanted(artifacts: Sequence[RemoteArtifact], patterns: Sequence[str]) -> list[RemoteArtifact]:
+    """The artifacts whose names match any pattern, in the CI's order."""
+    lowered = [p.lower() for p in patterns]
+    return [a for a in artifacts if any(fnmatch.fnmatchcase(a.name.lower(), p) for p in lowered)]
+
+
+def lock_name(ref: RunRef) -> str:
+    return f"report:{ref.provider}:{ref.repo}:{ref.run_id}"
+
+
+@router.register(BUILD_COMPLETED)
+async def report(ctx: Context) -> None:
+    ref = ctx.event.run
+    if ref is None:
+        ctx.log.warning("build.completed without a run reference")
+        return
+    ci: CIClient = ctx.clients.ci(ref.provider)
+    forge: Forge = ctx.clients.forge(ctx.event.provider)
+    max_tries = ctx.settings.whole_number("job_max_tries", DEFAULT_MAX_TRIES)
+    try:
+        async with Store(ctx.redis).lock(lock_name(ref), wait=LOCK_WAIT_SECONDS):
+            await _report(ctx, ref, ci, forge)
+    except LockBusy as busy:
+        # Another worker is reporting this very run; come back when it is surely done.
+        raise TransientError(str(busy), retry_after=busy.retry_after) from None
+    except PermanentError as exc:
+        await _give_up(ctx, forge, ref, exc)
+    except TransientError as exc:
+        if ctx.job_try < max_tries:
+            raise
+        await _give_up(ctx, forge, ref, exc)
+
+
+async def _report(ctx: Context, ref: RunRef, ci: CIClient, forge: Forge) -> None:
+    build = await ci.get_build(ref)
+    listed = await ci.list_artifacts(ref)
+    chosen = wanted(listed, artifact_patterns(ctx.settings, ref.provider))
+    native = await ci.native_results(ref)
+    if not chosen and native is None:
+        ctx.log.info("nothing to report", artifacts=len(listed), reported=False)
+        return
+    run = await collect(ctx, ref, ci, chosen)
+    if native is not None:
+        run.merge([native])
+    run.artifacts = [Artifact(name=a.name, size=a.size, url=a.url) for a in chosen]
+    run.url = build.url or ref.url
+    published = await forge.publish(ref, run, build)
+    totals = run.totals()
+    ctx.log.info(
+        "reported",
+        reported=True,
+        artifacts=len(chosen),
+        tests=totals.total,
+        failures=totals.failures,
+        parse_errors=len(run.errors),
+        check_run=published.check_run_id,
+        comment=published.comment_id,
+        created=published.created,
+    )
+
+
+async def collect(
+    ctx: Context, ref: RunRef, ci: CIClient, artifacts: Sequence[RemoteArtifact]
+) -> TestRun:
+    """Every chosen artifact streamed into one Collector; refusals become ParseErrors."""
+    collector = Collector(ref.run_id)
+    limits = ArtifactLimits.from_settings(ctx.settings)
+    refusals: list[ParseError] = []
+    for artifact in artifacts:
+        try:
+            errors, sizes = await read_artifact(
+                collector, artifact.name, ci.open_artifact(ref, artifact), limits
+            )
+        except PermanentError as exc:
+            # One expired or missing artifact must not hide the others.
+            refusals.append(ParseError(source=artifact.name, reason=str(exc)))
+            continue
+        refusals.extend(errors)
+        ctx.log.debug(
+            "artifact read",
+            artifact=artifact.name,
+            downloaded=sizes.downloaded,
+            inflated=sizes.inflated,
+            reports=sizes.reports,
+        )
+    run = collector.result()
+    run.errors.extend(refusals)
+    return run
+
+
+async def _give_up(ctx: Context, forge: Forge, ref: RunRef, error: Exception) -> None:
+    ctx.log.error("giving up on this run", error=str(error), job_try=ctx.job_try)
+    try:
+        await forge.publish_error(ref, GAVE_UP.format(error=str(error).rstrip(".")))
+    except (TransientError, PermanentError) as exc:
+        ctx.log.error("could not tell the reviewer either", error=str(exc))
+

@@ -1,0 +1,151 @@
+"""`/retest`: rerun what failed for a change, on a trusted reviewer's request.
+
+Provider-neutral. On `comment.created`: ignore bots, find a `/retest` command outside code
+and quotes (`parse_command`, a pure function), check the author may ask (`forge.can_retest`,
+cached for a minute), react at once, rerun the failed jobs of the latest failed runs for
+the change's head commit, and reply with what was rerun. Untrusted authors get one short,
+polite reply naming who may retest.
+
+On `check.rerequested` (someone pressed "Re-run" or "Re-run failed" on Herald's own check)
+the run behind that check is rerun the same way; the forge only shows those buttons to
+people with write access.
+
+A retried job never reruns a run twice nor replies twice: what was done is recorded per
+comment in Redis (`bot.store`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from bot.context import Context
+from bot.events import CHECK_REREQUESTED, COMMENT_CREATED, Comment, RunRef
+from bot.routing import Router
+from bot.store import PERMISSION_TTL_SECONDS, Store
+from providers.base import CIClient, Forge, PermanentError, Unsupported
+
+router = Router()
+
+COMMAND: Final = "retest"
+RERUNNING: Final = "@{author} re-running the failed jobs of {runs}."
+NOTHING_FAILED: Final = (
+    "@{author} nothing to retest: no run for this pull request's latest commit has failed."
+)
+NOT_ALLOWED: Final = "@{author} sorry, I can't retest on your request. {policy}"
+COULD_NOT: Final = "Could not rerun {run}: {error}."
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_COMMAND_LINE = re.compile(r"^ {0,3}/(?P<name>[a-z][a-z-]*)(?:[ \t]+(?P<args>.*))?$", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    args: tuple[str, ...] = ()
+
+
+def parse_command(body: str) -> Command | None:
+    """The first `/retest` that starts a line of prose, or None.
+
+    Lines inside fenced code blocks, indented code (four spaces or a tab), block quotes
+    (`>`) and inline code are not commands: quoting someone's `/retest` must not run it.
+    """
+    fence: str | None = None
+    for line in body.splitlines():
+        opening = _FENCE.match(line)
+        if fence is not None:
+            if opening and opening.group(1)[0] == fence[0] and len(opening.group(1)) >= len(
+                fence
+            ) and not line.strip().lstrip(fence[0]):
+                fence = None
+            continue
+        if opening:
+            fence = opening.group(1)
+            continue
+        if line.startswith(("    ", "\t")) or line.lstrip(" ").startswith(">"):
+            continue
+        match = _COMMAND_LINE.match(line.rstrip())
+        if match and match.group("name").lower() == COMMAND:
+            return Command(COMMAND, tuple((match.group("args") or "").split()))
+    return None
+
+
+def run_label(ref: RunRef) -> str:
+    name = ref.extra.get("name") or ref.extra.get("workflow_name") or f"run {ref.run_id}"
+    return f"[{name}]({ref.url})" if ref.url else str(name)
+
+
+def done_name(provider: str, repo: str, comment: Comment) -> str:
+    return f"retest:{provider}:{repo}:{comment.id}"
+
+
+@router.register(COMMENT_CREATED)
+async def retest(ctx: Context) -> None:
+    comment, repo, provider = ctx.event.comment, ctx.event.repo, ctx.event.provider
+    if comment is None or repo is None or comment.author_is_bot:
+        return
+    if parse_command(comment.body) is None:
+        return
+    forge: Forge = ctx.clients.forge(provider)
+    store = Store(ctx.redis)
+    done = done_name(provider, repo, comment)
+    if await store.done(done, "replied"):
+        return
+    if not await _trusted(store, forge, provider, repo, comment):
+        ctx.log.info("retest refused", author=comment.author)
+        await forge.reply(
+            repo, comment, NOT_ALLOWED.format(author=comment.author, policy=forge.retest_policy)
+        )
+        await store.mark_done(done, "replied")
+        return
+    await forge.acknowledge(repo, comment)
+    failed = await forge.failed_runs(repo, comment)
+    rerun: list[RunRef] = []
+    problems: list[str] = []
+    for ref in failed:
+        item = f"run:{ref.provider}:{ref.run_id}"
+        if not await store.done(done, item):
+            ci: CIClient = ctx.clients.ci(ref.provider)
+            try:
+                await ci.rerun(ref, failed_only=True)
+            except (PermanentError, Unsupported) as exc:
+                problems.append(COULD_NOT.format(run=run_label(ref), error=str(exc).rstrip(".")))
+                continue
+            await store.mark_done(done, item)
+        rerun.append(ref)
+    await forge.reply(repo, comment, reply_text(comment.author, rerun, problems))
+    await store.mark_done(done, "replied")
+    ctx.log.info("retest", author=comment.author, rerun=[r.run_id for r in rerun],
+                 problems=len(problems))
+
+
+def reply_text(author: str, rerun: list[RunRef], problems: list[str]) -> str:
+    if rerun:
+        lines = [RERUNNING.format(author=author, runs=", ".join(run_label(r) for r in rerun))]
+    elif problems:
+        lines = [f"@{author}"]
+    else:
+        lines = [NOTHING_FAILED.format(author=author)]
+    return "\n\n".join([*lines, *problems])
+
+
+async def _trusted(store: Store, forge: Forge, provider: str, repo: str, comment: Comment) -> bool:
+    name = f"permission:{provider}:{repo}:{comment.author.lower()}"
+    cached = await store.cached_flag(name)
+    if cached is not None:
+        return cached
+    trusted = await forge.can_retest(repo, comment)
+    await store.cache_flag(name, trusted, PERMISSION_TTL_SECONDS)
+    return trusted
+
+
+@router.register(CHECK_REREQUESTED)
+async def rerequested(ctx: Context) -> None:
+    ref = ctx.event.run
+    if ref is None:
+        return
+    ci: CIClient = ctx.clients.ci(ref.provider)
+    rerun = await ci.rerun(ref, failed_only=True)
+    ctx.log.info("rerun requested on our check", runs=rerun.runs, jobs=rerun.jobs)

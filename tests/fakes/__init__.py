@@ -1,0 +1,167 @@
+"""Fakes shared by handler and provider tests: in-memory CI and forge clients that
+implement `providers.base.CIClient`/`Forge` and record every call as a readable tuple,
+a recording logger, and a `Context` builder. Provider API fakes on loopback live beside
+this module (`tests.fakes.github`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.context import Context
+from bot.events import Comment, Event, RunRef
+from bot.results.model import TestRun
+from bot.settings import Settings
+from providers.base import Build, Published, RemoteArtifact, Rerun
+
+
+@dataclass
+class RecordingLog:
+    """A structlog-shaped logger that keeps (level, event, fields) for assertions."""
+
+    lines: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    bound: dict[str, Any] = field(default_factory=dict)
+
+    def bind(self, **values: Any) -> RecordingLog:
+        return RecordingLog(self.lines, {**self.bound, **values})
+
+    def _log(self, level: str, event: str, **values: Any) -> None:
+        self.lines.append((level, event, {**self.bound, **values}))
+
+    def debug(self, event: str, **values: Any) -> None:
+        self._log("debug", event, **values)
+
+    def info(self, event: str, **values: Any) -> None:
+        self._log("info", event, **values)
+
+    def warning(self, event: str, **values: Any) -> None:
+        self._log("warning", event, **values)
+
+    def error(self, event: str, **values: Any) -> None:
+        self._log("error", event, **values)
+
+    def exception(self, event: str, **values: Any) -> None:
+        self._log("error", event, **values)
+
+    def events(self, level: str | None = None) -> list[str]:
+        return [event for lvl, event, _ in self.lines if level in (None, lvl)]
+
+
+@dataclass
+class FakeCI:
+    """A CI system with fixed builds, artifacts (name → bytes) and native results."""
+
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+    native: TestRun | None = None
+    failures: dict[str, Exception] = field(default_factory=dict)  # method → error to raise
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def _maybe_fail(self, method: str) -> None:
+        error = self.failures.get(method)
+        if error is not None:
+            raise error
+
+    async def get_build(self, ref: RunRef) -> Build:
+        self.calls.append(("get_build", ref.run_id))
+        self._maybe_fail("get_build")
+        return Build(ref=ref, status="failure", failed=True, url=f"https://ci.example/{ref.run_id}")
+
+    async def list_artifacts(self, ref: RunRef) -> list[RemoteArtifact]:
+        self.calls.append(("list_artifacts", ref.run_id))
+        self._maybe_fail("list_artifacts")
+        return [
+            RemoteArtifact(id=str(i), name=name, size=len(data), url=f"https://ci.example/a/{i}")
+            for i, (name, data) in enumerate(self.artifacts.items())
+        ]
+
+    async def open_artifact(self, ref: RunRef, artifact: RemoteArtifact) -> AsyncIterator[bytes]:
+        self.calls.append(("open_artifact", artifact.name))
+        self._maybe_fail(f"open_artifact:{artifact.name}")
+        data = self.artifacts[artifact.name]
+        for start in range(0, len(data), 4096):
+            yield data[start : start + 4096]
+
+    async def native_results(self, ref: RunRef) -> TestRun | None:
+        self.calls.append(("native_results", ref.run_id))
+        return self.native
+
+    async def rerun(self, ref: RunRef, failed_only: bool = True) -> Rerun:
+        self.calls.append(("rerun", ref.run_id, failed_only))
+        self._maybe_fail(f"rerun:{ref.run_id}")
+        return Rerun(runs=[ref.run_id])
+
+
+@dataclass
+class FakeForge:
+    """A forge that records publications, replies and reactions."""
+
+    trusted: set[str] = field(default_factory=set)
+    failed: list[RunRef] = field(default_factory=list)
+    retest_policy: str = "Only people with write access to this repository can retest."
+    failures: dict[str, Exception] = field(default_factory=dict)
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    published: list[TestRun] = field(default_factory=list)
+
+    def _maybe_fail(self, method: str) -> None:
+        error = self.failures.get(method)
+        if error is not None:
+            raise error
+
+    async def publish(self, ref: RunRef, run: TestRun, build: Build) -> Published:
+        self.calls.append(("publish", ref.run_id))
+        self._maybe_fail("publish")
+        self.published.append(run)
+        return Published(check_run_id="1", created=True)
+
+    async def publish_error(self, ref: RunRef, message: str) -> None:
+        self.calls.append(("publish_error", ref.run_id, message))
+
+    async def can_retest(self, repo: str, comment: Comment) -> bool:
+        self.calls.append(("can_retest", comment.author))
+        return comment.author in self.trusted
+
+    async def failed_runs(self, repo: str, comment: Comment) -> list[RunRef]:
+        self.calls.append(("failed_runs", comment.change))
+        return list(self.failed)
+
+    async def acknowledge(self, repo: str, comment: Comment) -> None:
+        self.calls.append(("acknowledge", comment.id))
+
+    async def reply(self, repo: str, comment: Comment, body: str) -> None:
+        self.calls.append(("reply", body))
+
+
+@dataclass
+class FakeClients:
+    """`ctx.clients`: the same object answers as CI and forge, like a real provider."""
+
+    ci_client: Any
+    forge_client: Any
+
+    def ci(self, provider: str) -> Any:
+        return self.ci_client
+
+    def forge(self, provider: str) -> Any:
+        return self.forge_client
+
+
+def context(
+    event: Event,
+    redis: Any,
+    *,
+    ci: Any = None,
+    forge: Any = None,
+    environ: dict[str, str] | None = None,
+    job_try: int = 1,
+    http: Any = None,
+) -> Context:
+    return Context(
+        event=event,
+        settings=Settings.from_env(environ or {}),
+        redis=redis,
+        http=http,
+        log=RecordingLog(),
+        clients=FakeClients(ci or FakeCI(), forge or FakeForge()),
+        job_try=job_try,
+    )

@@ -1,0 +1,183 @@
+"""handlers.report: what is read, what is published, and the answer left when giving up."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import zipfile
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+import handlers.report as report_module
+from bot.events import BUILD_COMPLETED, Event, RunRef
+from bot.results.model import Status, Suite, TestCase, TestRun
+from bot.settings import Settings
+from bot.store import Store
+from handlers.report import DEFAULT_ARTIFACT_PATTERNS, artifact_patterns, lock_name, report, wanted
+from providers.base import PermanentError, RemoteArtifact, TransientError
+from tests.fakes import FakeCI, FakeForge, context
+
+JUNIT = (
+    b'<?xml version="1.0"?><testsuite name="unit">'
+    b'<testcase classname="app.Calc" name="adds"/>'
+    b'<testcase classname="app.Calc" name="divides"><failure message="ZeroDivisionError"/>'
+    b"</testcase></testsuite>"
+)
+
+
+def zipped(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+REF = RunRef(provider="github", repo="octo/app", run_id="100", sha="abc",
+             url="https://github.com/octo/app/actions/runs/100")
+EVENT = Event(provider="github", name=BUILD_COMPLETED, native_name="workflow_run",
+              delivery_id="d-1", repo="octo/app", run=REF)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("name", "picked"),
+    [
+        ("test-results", True), ("junit-report", True), ("surefire-reports", True),
+        ("pytest-results-3.11", True), ("TestResults", True), ("e2e.trx", True),
+        ("coverage", False), ("dist", False), ("docs-site", False),
+    ],
+)
+def test_default_patterns_pick_test_result_artifacts(name: str, picked: bool) -> None:
+    artifacts = [RemoteArtifact(id="1", name=name)]
+    assert bool(wanted(artifacts, DEFAULT_ARTIFACT_PATTERNS)) is picked
+
+
+def test_patterns_are_configurable_per_provider() -> None:
+    settings = Settings.from_env({"HERALD_GITHUB_ARTIFACT_PATTERNS": "reports-*, *.xml"})
+    assert artifact_patterns(settings, "github") == ("reports-*", "*.xml")
+    assert artifact_patterns(settings, "gitlab") == DEFAULT_ARTIFACT_PATTERNS
+
+
+async def test_reports_the_matching_artifacts_and_skips_the_rest(redis) -> None:
+    ci = FakeCI(artifacts={
+        "test-results": zipped({"unit.xml": JUNIT, "screenshot.png": b"\x89PNG"}),
+        "dist": b"not read",
+    })
+    forge = FakeForge()
+    await report(context(EVENT, redis, ci=ci, forge=forge))
+    assert ("open_artifact", "dist") not in ci.calls
+    [run] = forge.published
+    assert [(c.name, c.status) for c in run.cases()] == [
+        ("adds", Status.PASSED), ("divides", Status.FAILED)
+    ]
+    assert [(a.name, a.size) for a in run.artifacts] == [
+        ("test-results", len(ci.artifacts["test-results"]))
+    ]
+    assert run.url == "https://ci.example/100"
+    assert run.errors == []
+
+
+async def test_native_results_are_merged_in(redis) -> None:
+    native = TestRun(id="n", suites=[Suite("api", [TestCase("lists", "api.Items", "api")])])
+    ci = FakeCI(artifacts={"junit": JUNIT}, native=native)
+    forge = FakeForge()
+    await report(context(EVENT, redis, ci=ci, forge=forge))
+    assert sorted(c.name for c in forge.published[0].cases()) == ["adds", "divides", "lists"]
+
+
+async def test_a_run_without_results_publishes_nothing(redis) -> None:
+    ci = FakeCI(artifacts={"dist": b"binary"})
+    forge = FakeForge()
+    ctx = context(EVENT, redis, ci=ci, forge=forge)
+    await report(ctx)
+    assert forge.calls == []
+    assert "nothing to report" in ctx.log.events("info")
+
+
+async def test_a_bad_artifact_is_named_and_the_good_ones_still_count(redis) -> None:
+    ci = FakeCI(
+        artifacts={"junit": JUNIT, "test-logs": b"plain text", "old-results": b""},
+        failures={"open_artifact:old-results": PermanentError("artifact has expired")},
+    )
+    forge = FakeForge()
+    await report(context(EVENT, redis, ci=ci, forge=forge))
+    run = forge.published[0]
+    assert run.totals().total == 2
+    assert {(e.source, e.reason) for e in run.errors} == {
+        ("test-logs", "refused: not a zip archive, a gzip file or a test report"),
+        ("old-results", "artifact has expired"),
+    }
+
+
+async def test_a_transient_failure_is_retried_until_the_last_try(redis) -> None:
+    ci = FakeCI(artifacts={"junit": JUNIT},
+                failures={"get_build": TransientError("GitHub answered 502", retry_after=3)})
+    forge = FakeForge()
+    with pytest.raises(TransientError):
+        await report(context(EVENT, redis, ci=ci, forge=forge, job_try=4))
+    assert forge.calls == []
+    ctx = context(EVENT, redis, ci=ci, forge=forge, job_try=5)
+    await report(ctx)
+    assert forge.calls == [(
+        "publish_error", "100",
+        "Herald could not report on this run: GitHub answered 502. Re-run the workflow, "
+        "or ask a maintainer to redeliver the webhook, to try again.",
+    )]
+    assert ctx.log.events("error") == ["giving up on this run"]
+
+
+async def test_the_last_try_follows_the_worker_setting(redis) -> None:
+    ci = FakeCI(failures={"get_build": TransientError("timeout")})
+    forge = FakeForge()
+    await report(context(EVENT, redis, ci=ci, forge=forge, job_try=2,
+                         environ={"HERALD_JOB_MAX_TRIES": "2"}))
+    assert [c[0] for c in forge.calls] == ["publish_error"]
+
+
+async def test_a_permanent_failure_gives_up_at_once(redis) -> None:
+    ci = FakeCI(failures={"list_artifacts": PermanentError("404 from GitHub: run not found")})
+    forge = FakeForge()
+    await report(context(EVENT, redis, ci=ci, forge=forge))
+    assert [c[0] for c in forge.calls] == ["publish_error"]
+    assert "404 from GitHub: run not found" in forge.calls[0][2]
+
+
+async def test_a_run_being_reported_elsewhere_is_retried_later(redis, monkeypatch) -> None:
+    monkeypatch.setattr(report_module, "LOCK_WAIT_SECONDS", 0.2)
+    ci = FakeCI(artifacts={"junit": JUNIT})
+    forge = FakeForge()
+    async with Store(redis).lock(lock_name(REF), ttl=30):
+        with pytest.raises(TransientError) as raised:
+            await report(context(EVENT, redis, ci=ci, forge=forge))
+    assert 1 <= (raised.value.retry_after or 0) <= 30
+    assert forge.calls == []
+
+
+async def test_concurrent_deliveries_of_one_run_publish_one_after_the_other(redis) -> None:
+    ci = FakeCI(artifacts={"junit": JUNIT})
+    forge = FakeForge()
+    active = 0
+    overlap = False
+    publish = forge.publish
+
+    async def slow_publish(ref, run, build):
+        nonlocal active, overlap
+        active += 1
+        overlap = overlap or active > 1
+        await asyncio.sleep(0.2)
+        active -= 1
+        return await publish(ref, run, build)
+
+    forge.publish = slow_publish  # type: ignore[method-assign]
+    await asyncio.gather(*(report(context(EVENT, redis, ci=ci, forge=forge)) for _ in range(3)))
+    assert not overlap
+    assert len(forge.published) == 3

@@ -1,0 +1,168 @@
+"""handlers.retest: which comments are commands, who may retest, what gets rerun, once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.events import CHECK_REREQUESTED, COMMENT_CREATED, Comment, Event, RunRef
+from handlers.retest import Command, parse_command, rerequested, retest
+from providers.base import PermanentError, TransientError
+from tests.fakes import FakeCI, FakeForge, context
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("/retest", Command("retest")),
+        ("/retest\n", Command("retest")),
+        ("  /retest", Command("retest")),
+        ("/RETEST", Command("retest")),
+        ("/retest please", Command("retest", ("please",))),
+        ("CI flaked again.\n\n/retest", Command("retest")),
+        ("/retest\r\nthanks", Command("retest")),
+        ("please /retest", None),
+        ("/retesting the waters", None),
+        ("/rebase", None),
+        ("`/retest`", None),
+        ("use `/retest` to rerun", None),
+        ("    /retest", None),
+        ("\t/retest", None),
+        ("> /retest", None),
+        ("  > /retest", None),
+        (">/retest", None),
+        ("```\n/retest\n```", None),
+        ("~~~\n/retest\n~~~", None),
+        ("```sh\n/retest\n```\n/retest", Command("retest")),
+        ("````\n```\n/retest\n````", None),
+        ("```\n/retest", None),  # an unclosed fence runs to the end
+        ("~~~\n```\n~~~\n/retest", Command("retest")),
+        ("<!-- /retest -->", None),
+        ("", None),
+    ],
+)
+def test_parse_command(body: str, expected: Command | None) -> None:
+    assert parse_command(body) == expected
+
+
+def comment_event(body: str = "/retest", author: str = "alice", bot: bool = False) -> Event:
+    return Event(
+        provider="github",
+        name=COMMENT_CREATED,
+        native_name="issue_comment",
+        delivery_id="d-1",
+        repo="octo/app",
+        comment=Comment(id="77", body=body, author=author, change=5, author_is_bot=bot),
+    )
+
+
+def failed_run(run_id: str, name: str) -> RunRef:
+    return RunRef(
+        provider="github", repo="octo/app", run_id=run_id,
+        url=f"https://github.com/octo/app/actions/runs/{run_id}", extra={"name": name},
+    )
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+async def test_a_trusted_retest_acknowledges_first_then_reruns_and_replies(redis) -> None:
+    forge = FakeForge(trusted={"alice"}, failed=[failed_run("1", "CI"), failed_run("2", "Lint")])
+    ci = FakeCI()
+    await retest(context(comment_event(), redis, ci=ci, forge=forge))
+    assert forge.calls == [
+        ("can_retest", "alice"),
+        ("acknowledge", "77"),
+        ("failed_runs", 5),
+        ("reply", "@alice re-running the failed jobs of "
+                  "[CI](https://github.com/octo/app/actions/runs/1), "
+                  "[Lint](https://github.com/octo/app/actions/runs/2)."),
+    ]
+    assert ci.calls == [("rerun", "1", True), ("rerun", "2", True)]
+
+
+async def test_nothing_failed_says_so(redis) -> None:
+    forge = FakeForge(trusted={"alice"})
+    await retest(context(comment_event(), redis, forge=forge))
+    assert forge.calls[-1] == (
+        "reply",
+        "@alice nothing to retest: no run for this pull request's latest commit has failed.",
+    )
+
+
+async def test_an_untrusted_author_gets_a_polite_reply_and_nothing_runs(redis) -> None:
+    forge = FakeForge(trusted={"alice"}, failed=[failed_run("1", "CI")])
+    ci = FakeCI()
+    await retest(context(comment_event(author="mallory"), redis, ci=ci, forge=forge))
+    assert forge.calls == [
+        ("can_retest", "mallory"),
+        ("reply", "@mallory sorry, I can't retest on your request. "
+                  "Only people with write access to this repository can retest."),
+    ]
+    assert ci.calls == []
+
+
+@pytest.mark.parametrize(
+    ("event", "why"),
+    [
+        (comment_event(author="ci-bot[bot]", bot=True), "bots never trigger commands"),
+        (comment_event(body="> /retest\nno, I won't"), "quoted"),
+        (comment_event(body="LGTM"), "no command"),
+    ],
+)
+async def test_comments_that_are_not_requests_do_nothing(redis, event: Event, why: str) -> None:
+    forge = FakeForge(trusted={"alice", "ci-bot[bot]"}, failed=[failed_run("1", "CI")])
+    await retest(context(event, redis, forge=forge))
+    assert forge.calls == [], why
+
+
+async def test_a_retried_job_neither_reruns_twice_nor_replies_twice(redis) -> None:
+    forge = FakeForge(trusted={"alice"}, failed=[failed_run("1", "CI"), failed_run("2", "Lint")])
+    # First try: run 2's rerun fails transiently after run 1 was rerun.
+    ci = FakeCI(failures={"rerun:2": TransientError("503", retry_after=1)})
+    with pytest.raises(TransientError):
+        await retest(context(comment_event(), redis, ci=ci, forge=forge))
+    ci.failures.clear()
+    await retest(context(comment_event(), redis, ci=ci, forge=forge, job_try=2))
+    await retest(context(comment_event(), redis, ci=ci, forge=forge, job_try=3))
+    # Run 2 is asked again (its first attempt failed), run 1 never again.
+    assert ci.calls == [("rerun", "1", True), ("rerun", "2", True), ("rerun", "2", True)]
+    assert [c[0] for c in forge.calls].count("reply") == 1
+
+
+async def test_a_run_that_cannot_be_rerun_is_named_in_the_reply(redis) -> None:
+    forge = FakeForge(trusted={"alice"}, failed=[failed_run("1", "CI"), failed_run("2", "Old")])
+    ci = FakeCI(failures={"rerun:2": PermanentError("the run is older than 30 days")})
+    await retest(context(comment_event(), redis, ci=ci, forge=forge))
+    assert forge.calls[-1] == (
+        "reply",
+        "@alice re-running the failed jobs of [CI](https://github.com/octo/app/actions/runs/1)."
+        "\n\nCould not rerun [Old](https://github.com/octo/app/actions/runs/2): "
+        "the run is older than 30 days.",
+    )
+
+
+async def test_the_permission_answer_is_cached_briefly(redis) -> None:
+    forge = FakeForge(trusted={"alice"})
+    await retest(context(comment_event(), redis, forge=forge))
+    again = Event(provider="github", name=COMMENT_CREATED, native_name="issue_comment",
+                  delivery_id="d-9", repo="octo/app",
+                  comment=Comment(id="78", body="/retest", author="Alice", change=5))
+    await retest(context(again, redis, forge=forge))
+    assert [c for c in forge.calls if c[0] == "can_retest"] == [("can_retest", "alice")]
+    assert 0 < await redis.ttl("herald:cache:permission:github:octo/app:alice") <= 60
+
+
+async def test_rerequesting_our_check_reruns_the_run_behind_it(redis) -> None:
+    ref = RunRef(provider="github", repo="octo/app", run_id="4242/1")
+    event = Event(provider="github", name=CHECK_REREQUESTED, native_name="check_run",
+                  delivery_id="d-2", repo="octo/app", run=ref)
+    ci = FakeCI()
+    await rerequested(context(event, redis, ci=ci))
+    assert ci.calls == [("rerun", "4242/1", True)]
