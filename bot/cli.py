@@ -15,7 +15,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "web": ("bot.commands.web", "run the web app only, for production (beside `herald worker`)"),
     "render": ("bot.commands.render", "parse test reports and write Markdown, HTML, JSON"),
     "replay": ("bot.commands.replay", "sign a saved webhook payload and post it"),
-    "report": ("bot.commands.report", "push mode: parse and publish from inside a CI job"),
 }
 
 
