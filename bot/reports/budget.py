@@ -120,9 +120,11 @@ def clip_lines(text: str, budget: int) -> str:
     """Keep the whole lines of `text` that fit in `budget` characters, from the top."""
     if len(text) <= budget:
         return text
-    kept = text[: budget + 1]
+    kept = text[:budget]
     cut = kept.rfind("\n")
-    return kept[: cut + 1] if cut >= 0 else ""
+    if cut < 0:
+        return ""
+    return kept[:cut].rstrip("\n") + "\n"
 
 
 def cap(items: Sequence[T], limit: int | None) -> dict[str, object]:

@@ -8,6 +8,7 @@ Both make a run fail. Flaky tests are counted among the passed and named after t
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 from bot.results.model import RunStatus, Totals, format_count, format_duration
@@ -32,7 +33,8 @@ def status_word(status: RunStatus) -> str:
 
 def short_duration(seconds: float) -> str:
     """`2m 5s`, `1h 2m`, `42s`, `5.7s`: the rounded duration a title needs."""
-    seconds = max(0.0, float(seconds))
+    seconds = float(seconds) if math.isfinite(seconds) else 0.0
+    seconds = max(0.0, seconds)
     if seconds < 10:
         return f"{seconds:.1f}s"
     whole = round(seconds)

@@ -1,0 +1,47 @@
+"""What a reader of the rendered Markdown would trip over, as checks the tests share."""
+
+from __future__ import annotations
+
+
+def unescaped_pipes(line: str) -> int:
+    """How many `|` in a table line separate cells: those not preceded by an odd number
+    of backslashes (`\\|` is a literal pipe, `\\\\|` a literal backslash then a separator)."""
+    count = 0
+    backslashes = 0
+    for char in line:
+        if char == "\\":
+            backslashes += 1
+            continue
+        if char == "|" and backslashes % 2 == 0:
+            count += 1
+        backslashes = 0
+    return count
+
+
+def table_lines(markdown: str, header: str) -> list[str]:
+    """The lines of the table whose header row is `header`, header and delimiter included."""
+    lines = markdown.split("\n")
+    start = lines.index(header)
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append(line)
+    return table
+
+
+def outside_code_blocks(markdown: str) -> list[str]:
+    """The lines of `markdown` that are not inside a fenced code block."""
+    kept: list[str] = []
+    fence: str | None = None
+    for line in markdown.split("\n"):
+        stripped = line.lstrip(" ")
+        if fence is None and stripped.startswith("```"):
+            fence = stripped[: len(stripped) - len(stripped.lstrip("`"))]
+            continue
+        if fence is not None:
+            if stripped.rstrip() == fence:
+                fence = None
+            continue
+        kept.append(line)
+    return kept

@@ -1,0 +1,202 @@
+"""The JSON report: schema version 1, documented in bot/reports/SCHEMA.md, round-trips."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.reports import SCHEMA_VERSION, from_json, render_json
+from bot.reports.json import SchemaError
+from bot.results.model import (
+    Artifact,
+    Attempt,
+    Metric,
+    ParseError,
+    RunStatus,
+    Status,
+    Suite,
+    TestCase,
+    TestRun,
+)
+from tests.reports.runs import failing_run, rich_run, seed_run
+
+SCHEMA_DOC = Path(__file__).parents[2] / "bot" / "reports" / "SCHEMA.md"
+
+TOP_LEVEL = {
+    "schema_version", "test_run_id", "status", "status_reported", "title", "summary",
+    "started_at", "finished_at", "duration_seconds", "url", "metadata", "suites", "metrics",
+    "artifacts", "errors", "truncated", "tests",
+}
+SUMMARY = {"total", "passed", "failed", "errors", "skipped", "flaky", "duration_seconds"}
+TEST = {
+    "suite", "suite_index", "classname", "name", "display_name", "status",
+    "duration_seconds", "file", "line", "message", "failure_type", "stack_trace", "stdout",
+    "stderr", "attempts", "flaky", "source",
+}
+SUITE = {"name", "duration_seconds", "timestamp", "hostname", "properties", "source", "tests"}
+ATTEMPT = {"status", "duration_seconds", "message", "failure_type", "stack_trace"}
+
+
+def test_document_fields() -> None:
+    run = rich_run()
+    run.started_at = datetime(2026, 11, 25, 9, 58, 0, tzinfo=UTC)
+    document = json.loads(render_json(run))
+    assert set(document) == TOP_LEVEL
+    assert document["schema_version"] == SCHEMA_VERSION == 1
+    assert document["test_run_id"] == "pipeline-1234"
+    assert document["status"] == "failed"
+    assert document["summary"] == {"total": 44, "passed": 40, "failed": 2, "errors": 1,
+                                   "skipped": 1, "flaky": 1, "duration_seconds": 125.7}
+    assert document["started_at"] == "2026-11-25T09:58:00+00:00"
+    assert document["url"] == "https://ci.example.com/pipelines/1234"
+    assert set(document["suites"][0]) == SUITE
+    assert all(set(test) == TEST for test in document["tests"])
+    flaky = document["tests"][0]
+    assert flaky["flaky"] is True
+    assert [set(a) for a in flaky["attempts"]] == [ATTEMPT]
+    failed = next(t for t in document["tests"] if t["name"] == "test_total_includes_tax")
+    assert failed["file"] == "tests/test_checkout.py" and failed["line"] == 42
+    assert failed["status"] == "failed" and failed["failure_type"] == "AssertionError"
+    assert document["metrics"][0] == {"name": "p95 latency", "value": 12.5, "unit": "ms"}
+    assert document["artifacts"][1] == {"name": "coverage.html", "size_bytes": None,
+                                        "url": None}
+    assert document["errors"] == [{"source": "reports/bad.xml",
+                                   "reason": "not XML: mismatched tag, line 3"}]
+
+
+def test_every_field_is_documented() -> None:
+    doc = SCHEMA_DOC.read_text(encoding="utf-8")
+    for field in TOP_LEVEL | SUMMARY | TEST | SUITE | ATTEMPT | {"size_bytes", "tier",
+                                                               "dropped_fields", "omitted_tests"}:
+        assert f"`{field}`" in doc, field
+
+
+def test_round_trip_of_the_examples() -> None:
+    for run in (seed_run(), rich_run(), TestRun(id="empty"), failing_run(3, 50, 50)):
+        assert from_json(render_json(run)) == run
+
+
+def test_a_reported_status_survives_and_a_derived_one_stays_derived() -> None:
+    run = seed_run()
+    assert from_json(render_json(run)).status is None
+    run.status = RunStatus.CANCELLED
+    document = json.loads(render_json(run))
+    assert document["status"] == "cancelled" and document["status_reported"] is True
+    assert from_json(render_json(run)).status is RunStatus.CANCELLED
+
+
+def test_non_finite_numbers_become_null_not_invalid_json() -> None:
+    run = TestRun(id="r", suites=[Suite("s", [TestCase(name="t", duration=float("nan"))],
+                                        duration=float("nan"))],
+                  metrics=[Metric("m", float("nan"))])
+    document = json.loads(render_json(run))
+    assert document["tests"][0]["duration_seconds"] is None
+    assert document["suites"][0]["duration_seconds"] is None
+    assert document["metrics"][0]["value"] == "nan"
+
+
+@pytest.mark.parametrize(
+    ("budget", "tier", "dropped", "tests"),
+    [
+        (None, None, None, 5),
+        (40_000, 2, ["stderr", "stdout"], 5),
+        (7_000, 2, ["stack_trace", "stderr", "stdout"], 5),
+        (3_000, 3, ["stack_trace", "stderr", "stdout"], None),
+        (2_300, 4, ["stack_trace", "stderr", "stdout"], 0),
+    ],
+)
+def test_budget_tiers(budget: int | None, tier: int | None, dropped: list[str] | None,
+                      tests: int | None) -> None:
+    cases = [
+        TestCase(name=f"test_{i}", status=Status.FAILED if i < 3 else Status.PASSED,
+                 message="x" * 100, stack_trace="t" * 1_000, stdout="o" * 10_000)
+        for i in range(5)
+    ]
+    run = TestRun(id="r", suites=[Suite("s", cases)],
+                  errors=[ParseError("e.xml", "r" * 1_500)])
+    text = render_json(run, budget=budget)
+    document = json.loads(text)
+    assert budget is None or len(text) <= budget
+    assert document["summary"]["total"] == 5  # always the whole run's counts
+    if tier is None:
+        assert document["truncated"] is None
+    else:
+        assert document["truncated"]["tier"] == tier
+        assert document["truncated"]["dropped_fields"] == dropped
+        assert document["truncated"]["omitted_tests"] == 5 - len(document["tests"])
+    if tests is None:
+        assert 0 < len(document["tests"]) < 3
+        assert all(t["status"] == "failed" for t in document["tests"])
+    else:
+        assert len(document["tests"]) == tests
+
+
+def test_a_budget_below_the_bare_document_is_refused() -> None:
+    with pytest.raises(ValueError, match="needs more than"):
+        render_json(seed_run(), budget=100)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("not json", "not JSON"),
+        ("[]", "not an object"),
+        ('{"schema_version": 2}', "unsupported schema_version 2"),
+        ('{"schema_version": 1}', "malformed Herald report: KeyError"),
+    ],
+)
+def test_from_json_refuses_what_it_cannot_read(text: str, reason: str) -> None:
+    with pytest.raises(SchemaError, match=reason):
+        from_json(text)
+
+
+names = st.text(max_size=20)
+optional_text = st.none() | st.text(max_size=40)
+durations = st.floats(min_value=0, max_value=1e7, allow_nan=False)
+offsets = st.integers(-12 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+naive = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1))
+aware = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1),
+                     timezones=st.just(UTC) | offsets)
+moments = st.none() | naive | aware
+# A run's start and end are both aware (as CI APIs give them) or absent: the model cannot
+# subtract a naive time from an aware one.
+run_moments = st.none() | aware
+attempts = st.builds(Attempt, status=st.sampled_from(Status), duration=durations,
+                     message=optional_text, failure_type=optional_text,
+                     stack_trace=optional_text)
+cases = st.builds(
+    TestCase, name=names, classname=names, suite=names, status=st.sampled_from(Status),
+    duration=durations, file=optional_text, line=st.none() | st.integers(0, 10**6),
+    message=optional_text, failure_type=optional_text, stack_trace=optional_text,
+    stdout=optional_text, stderr=optional_text, attempts=st.lists(attempts, max_size=2),
+    source=optional_text,
+)
+suites = st.builds(
+    Suite, name=names, cases=st.lists(cases, max_size=4), duration=st.none() | durations,
+    timestamp=moments, hostname=optional_text,
+    properties=st.dictionaries(names, names, max_size=3), source=optional_text,
+)
+runs = st.builds(
+    TestRun, id=names, suites=st.lists(suites, max_size=3),
+    status=st.none() | st.sampled_from(RunStatus), started_at=run_moments,
+    finished_at=run_moments,
+    duration=st.none() | durations, metadata=st.dictionaries(names, names, max_size=3),
+    metrics=st.lists(st.builds(Metric, name=names, value=durations | names, unit=names),
+                     max_size=3),
+    artifacts=st.lists(st.builds(Artifact, name=names,
+                                 size=st.none() | st.integers(0, 2**53), url=optional_text),
+                       max_size=3),
+    errors=st.lists(st.builds(ParseError, source=names, reason=names), max_size=3),
+    url=optional_text,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(runs)
+def test_from_json_inverts_render_json(run: TestRun) -> None:
+    assert from_json(render_json(run)) == run
