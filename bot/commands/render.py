@@ -1,0 +1,284 @@
+"""`herald render PATHS...`: parse test reports and write Markdown, HTML and JSON reports.
+
+    herald render 'reports/**/*.xml' build/test-results --out herald-report
+    herald render results.xml --format json > report.json
+    herald render junit.xml --metric p95=12.5ms --metric build=1m30s
+
+PATHS are files, directories (searched for *.xml and *.trx) and glob patterns, as
+`bot.results.parsers.Collector` reads them. A one-line summary goes to stdout, or to stderr
+when the JSON report itself goes to stdout (`--format json` without `--out`).
+
+Exit status: 0 when no test failed, 1 when a test failed or errored, 2 when the input was
+unusable (nothing matched, or no file could be read) or the arguments were wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import io
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from bot.reports import render_html, render_json, render_markdown
+from bot.results.model import Metric, ParseError, TestRun, format_duration
+
+FORMATS = {"md": "report.md", "html": "report.html", "json": "report.json"}
+DEFAULT_OUT = "herald-report"
+#: Below this many input bytes parsing takes a moment; a progress bar would only flicker.
+PROGRESS_THRESHOLD = 32 * 1024 * 1024
+#: A reason in the summary line is cut here; the reports carry it whole.
+REASON_LIMIT = 80
+
+_METRIC = re.compile(
+    r"(?P<name>[^=]+)=\s*(?P<number>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)?(?P<rest>.*)",
+    re.DOTALL,
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATHS",
+                        help="report files, directories or glob patterns ('reports/**/*.xml')")
+    parser.add_argument("--format", type=_formats, default=list(FORMATS), metavar="md,html,json",
+                        help="which reports to write (default: all three)")
+    parser.add_argument("--out", metavar="DIR",
+                        help=f"directory for report.md, report.html, report.json "
+                             f"(default: {DEFAULT_OUT}/; with --format json alone, stdout)")
+    parser.add_argument("--run-id", metavar="ID",
+                        help="the run's name in the reports (default: local-<UTC time>)")
+    parser.add_argument("--metric", action="append", type=metric, default=[],
+                        metavar="NAME=VALUE[UNIT]",
+                        help="a performance figure for the metrics table; repeatable")
+
+
+def _formats(text: str) -> list[str]:
+    chosen = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [part for part in chosen if part not in FORMATS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown format {', '.join(unknown) or text!r}: choose from md, html, json"
+        )
+    return list(dict.fromkeys(chosen))
+
+
+def metric(text: str) -> Metric:
+    """`p95=12.5ms` -> Metric("p95", 12.5, "ms"); `build=fast` -> Metric("build", "fast")."""
+    match = _METRIC.fullmatch(text)
+    if match is None or not match["name"].strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE[UNIT], got {text!r}")
+    name, number, rest = match["name"].strip(), match["number"], match["rest"].strip()
+    if number is None:
+        if not rest:
+            raise argparse.ArgumentTypeError(f"metric {name!r} has no value")
+        return Metric(name, rest)
+    return Metric(name, float(number), rest)
+
+
+def run(args: argparse.Namespace) -> int:
+    to_stdout = args.format == ["json"] and args.out is None
+    summary_stream = sys.stderr if to_stdout else sys.stdout
+    run_id = args.run_id or datetime.now(UTC).strftime("local-%Y%m%dT%H%M%SZ")
+
+    files, errors = expand(args.paths)
+    progress = Progress(sum(_size(path) for path, _named in files), sys.stderr)
+    result, read, usable = read_reports(run_id, files, progress)
+    progress.close()
+    result.errors[:0] = errors
+    result.metrics.extend(args.metric)
+
+    if to_stdout:
+        sys.stdout.write(render_json(result) + "\n")
+    else:
+        out = Path(args.out or DEFAULT_OUT)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for name in args.format:
+                text = {"md": render_markdown, "html": render_html, "json": render_json}[name](
+                    result
+                )
+                (out / FORMATS[name]).write_text(text + ("\n" if name == "json" else ""),
+                                                  encoding="utf-8")
+        except OSError as exc:
+            print(f"herald: cannot write the reports to {out}: {exc}", file=sys.stderr)
+            return 2
+    print(summary_line(result, read), file=summary_stream)
+    totals = result.totals()
+    if totals.failures:
+        return 1
+    if usable == 0 and totals.total == 0:
+        return 2
+    return 0
+
+
+def summary_line(result: TestRun, files: int) -> str:
+    """`herald: 1,204 tests, 3 failed, 2 skipped in 2m 5.70s (2 files, 1 unusable: ...)`."""
+    totals = result.totals()
+    counts = [f"{totals.total:,} {'test' if totals.total == 1 else 'tests'}",
+              f"{totals.failed:,} failed"]
+    for count, word in ((totals.errors, "errors"), (totals.skipped, "skipped"),
+                        (totals.flaky, "flaky")):
+        if count:
+            counts.append(f"{count:,} {word}")
+    inputs = f"{files:,} {'file' if files == 1 else 'files'}"
+    if result.errors:
+        first = result.errors[0]
+        reason = first.reason if len(first.reason) <= REASON_LIMIT \
+            else first.reason[: REASON_LIMIT - 1] + "…"
+        more = f"; and {len(result.errors) - 1:,} more" if len(result.errors) > 1 else ""
+        inputs += f", {len(result.errors):,} unusable: {first.source}: {reason}{more}"
+    return f"herald: {', '.join(counts)} in {format_duration(totals.duration)} ({inputs})"
+
+
+def expand(patterns: Iterable[str]) -> tuple[list[tuple[str, bool]], list[ParseError]]:
+    """The files PATHS name, each once, with whether it was named outright (then it is
+    read even if it does not look like a report, so the user hears why it is unusable);
+    and an error for each path that named nothing. Same rules as `Collector.add_paths`."""
+    # The parsers (and lxml) load when a command parses, not on every `herald` start.
+    from bot.results.parsers import REPORT_SUFFIXES
+
+    found: list[tuple[str, bool]] = []
+    errors: list[ParseError] = []
+    seen: set[str] = set()
+
+    def add(path: str, named: bool) -> None:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            found.append((path, named))
+
+    def walk(directory: str) -> list[str]:
+        files: list[str] = []
+        for root, dirs, names in os.walk(directory):
+            dirs.sort()
+            files.extend(os.path.join(root, name) for name in sorted(names)
+                         if name.lower().endswith(REPORT_SUFFIXES))
+        return files
+
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            files = [m for m in matches if os.path.isfile(m)]
+            for match in matches:
+                if os.path.isdir(match):
+                    files.extend(walk(match))
+            if not files:
+                errors.append(ParseError(pattern, "no files match"))
+            for path in files:
+                add(path, named=False)
+        elif os.path.isdir(pattern):
+            files = walk(pattern)
+            if not files:
+                errors.append(ParseError(pattern, "no report files in directory"))
+            for path in files:
+                add(path, named=False)
+        elif os.path.exists(pattern):
+            add(pattern, named=True)
+        else:
+            errors.append(ParseError(pattern, "no such file or directory"))
+    return found, errors
+
+
+def read_reports(run_id: str, files: list[tuple[str, bool]],
+                 progress: Progress) -> tuple[TestRun, int, int]:
+    """Parse every file into one run; returns it, how many files were read as reports,
+    and how many of those were read cleanly."""
+    from bot.results.parsers import Collector, looks_like_report
+
+    collector = Collector(run_id)
+    unopened: list[ParseError] = []
+    read = usable = 0
+    for path, named in files:
+        before = len(collector.errors)
+        try:
+            with _CountingReader(path, progress) as stream:
+                if not named and not looks_like_report(stream.peek(4096)[:4096]):
+                    continue  # a pom.xml in a results directory is not an input error
+                read += 1
+                collector.add_stream(path, stream)
+        except OSError as exc:
+            read += 1
+            unopened.append(ParseError(path, f"cannot open: {exc.strerror or exc}"))
+            continue
+        usable += len(collector.errors) == before
+    result = collector.result()
+    result.errors.extend(unopened)
+    return result, read, usable
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+class Progress:
+    """A one-line progress bar on a terminal: bytes read of all inputs. Silent when the
+    stream is not a terminal (CI logs, pipes) or the input is small."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, stream: TextIO, threshold: int | None = None) -> None:
+        self.total = total
+        self.done = 0
+        self.stream = stream
+        limit = PROGRESS_THRESHOLD if threshold is None else threshold
+        self.enabled = total >= limit and stream.isatty()
+        self._drawn_at = 0.0
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._drawn_at < 0.1 and self.done < self.total:
+            return
+        self._drawn_at = now
+        self.stream.write("\r" + self.line())
+        self.stream.flush()
+
+    def line(self) -> str:
+        share = min(1.0, self.done / self.total) if self.total else 1.0
+        filled = int(share * self.WIDTH)
+        mb = 1024 * 1024
+        return (f"herald: reading [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+                f"{self.done / mb:,.1f}/{self.total / mb:,.1f} MB")
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\r" + " " * len(self.line()) + "\r")
+            self.stream.flush()
+
+
+class _CountingReader(io.BufferedReader):
+    """A file that tells `progress` how far into it the parser has read."""
+
+    def __init__(self, path: str, progress: Progress) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+        self._progress = progress
+        self._furthest = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        position = self.tell()
+        if position > self._furthest:
+            self._progress.advance(position - self._furthest)
+            self._furthest = position
+        return data
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                size = os.fstat(self.fileno()).st_size
+            except (OSError, ValueError):
+                size = self._furthest
+            if size > self._furthest:  # what the parser skipped still counts as done
+                self._progress.advance(size - self._furthest)
+                self._furthest = size
+        super().close()
