@@ -208,9 +208,8 @@ class AzureDevOpsProvider(Provider):
             author=unique_name or as_str(dig(author, "displayName")) or "",
             change=pull_id,
             # Service identities (build service, apps) have svc./s2s. descriptors.
-            author_is_bot=descriptor.startswith(("svc.", "s2s.")) or unique_name.startswith(
-                "Build\\"
-            ),
+            author_is_bot=descriptor.startswith(("svc.", "s2s."))
+            or unique_name.startswith("Build\\"),
             url=web,
             extra={
                 "organization": org,
@@ -223,9 +222,7 @@ class AzureDevOpsProvider(Provider):
                 "repository_name": as_str(dig(pull, "repository", "name")),
                 "pull_request_status": as_str(dig(pull, "status")),
                 "source_ref": as_str(dig(pull, "sourceRefName")),
-                "last_merge_source_commit": as_str(
-                    dig(pull, "lastMergeSourceCommit", "commitId")
-                ),
+                "last_merge_source_commit": as_str(dig(pull, "lastMergeSourceCommit", "commitId")),
             },
         )
         return Event(

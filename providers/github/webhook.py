@@ -164,6 +164,7 @@ class GitHubProvider(Provider):
             "app_id": app_id,
             "app_slug": app_slug,
         }
+
         def ref(status: str | None, **more: Any) -> RunRef:
             return RunRef(
                 provider=NAME,

@@ -197,9 +197,8 @@ class GitLabProvider(Provider):
             author_is_bot=bool(dig(user, "bot")) or "_bot" in username,
             url=as_str(attributes.get("url")),
             extra={
-                "project_id": as_int(dig(payload, "project", "id")) or as_int(
-                    payload.get("project_id")
-                ),
+                "project_id": as_int(dig(payload, "project", "id"))
+                or as_int(payload.get("project_id")),
                 "note_url": as_str(attributes.get("url")),
                 "merge_request_state": as_str(dig(payload, "merge_request", "state")),
                 "last_commit_sha": as_str(dig(payload, "merge_request", "last_commit", "id")),

@@ -136,7 +136,7 @@ class TeamCityProvider(Provider):
         build_type = environ.get("TEAMCITY_BUILDTYPE_ID") or props.get("teamcity.buildType.id")
         if not build_id or not build_type:
             return None
-        server = (environ.get("TEAMCITY_SERVER_URL") or props.get("teamcity.serverUrl") or "")
+        server = environ.get("TEAMCITY_SERVER_URL") or props.get("teamcity.serverUrl") or ""
         server = server.rstrip("/")
         branch = environ.get("TEAMCITY_BRANCH") or props.get("teamcity.build.branch")
         return RunRef(

@@ -56,7 +56,7 @@ _PEM_BLOCK = re.compile(
 
 def split_pem(text: bytes) -> list[bytes]:
     """Every PEM public key block in `text` (two blocks configured = rotation)."""
-    return [block.replace(b"\r\n", b"\n") for block in _PEM_BLOCK.findall(text)]
+    return [block.replace(b"\r\n", b"\n") + b"\n" for block in _PEM_BLOCK.findall(text)]
 
 
 @functools.lru_cache(maxsize=8)
@@ -91,8 +91,7 @@ class TravisProvider(Provider):
             return keys
         async with self._lock:
             fresh = (
-                self._fetched_at is not None
-                and self._clock() - self._fetched_at < KEY_TTL_SECONDS
+                self._fetched_at is not None and self._clock() - self._fetched_at < KEY_TTL_SECONDS
             )
             if not fresh:
                 await self._fetch(settings, http)

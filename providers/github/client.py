@@ -1,0 +1,740 @@
+"""The GitHub App client: Actions as the CI source, checks and PR comments as the forge.
+
+One object implements `providers.base.CIClient` and `Forge`; the worker makes it once per
+process with `create_client(settings, http)`. Requests go through gidgethub over the shared
+httpx client (`providers.github.api` adds timeouts, retries and rate limits), authenticated
+as the installation named by the event (or looked up for the repository).
+
+REST endpoints used (docs.github.com/en/rest/…, API version 2022-11-28):
+actions/workflow-runs (get, list by head_sha, rerun-failed-jobs, rerun),
+actions/workflow-jobs (list for an attempt), actions/artifacts (list, download),
+checks/runs (list for a ref, create, update), checks/suites (list runs in a suite),
+issues/comments (list, create, update), reactions (create for an issue comment),
+collaborators (permission), pulls (get, list), commits (pulls for a commit),
+apps (repository installation, installation access token).
+
+Settings (`HERALD_GITHUB_*`): `APP_ID`, `CLIENT_ID` (optional JWT issuer), `PRIVATE_KEY` /
+`PRIVATE_KEY_FILE`, `API_URL` (GitHub Enterprise Server: `https://<host>/api/v3`),
+`RETEST_ALLOWLIST` (logins allowed to `/retest` without write access), `REQUEST_TIMEOUT`
+(seconds per request).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import gidgethub
+import httpx
+from cryptography.hazmat.primitives import serialization
+from gidgethub import sansio
+
+from bot.artifacts import ArtifactLimits
+from bot.events import Comment, RunRef
+from bot.reports import GITHUB_CHECK_SUMMARY_LIMIT, GITHUB_COMMENT_LIMIT, render_markdown, title
+from bot.reports.markdown import md_text
+from bot.results.model import TestRun
+from bot.settings import ConfigError, ProviderSettings, Secret, Settings
+from providers.base import (
+    Build,
+    Job,
+    NotConfigured,
+    PermanentError,
+    Published,
+    RemoteArtifact,
+    Rerun,
+    TransientError,
+)
+from providers.github import publish as checks
+from providers.github.api import DEFAULT_TIMEOUT, GitHubAPI, Throttle, origin
+from providers.github.auth import AppCredentials, AppJWT, InstallationToken, InstallationTokens
+
+DEFAULT_API_URL: Final = "https://api.github.com"
+API_VERSION: Final = "2022-11-28"
+FAILED_CONCLUSIONS: Final = frozenset({"failure", "timed_out", "startup_failure"})
+RERUNNABLE_CONCLUSIONS: Final = frozenset({"failure", "timed_out", "cancelled"})
+WRITE_PERMISSIONS: Final = frozenset({"admin", "maintain", "write"})
+#: Bounds on paginated reads: a PR with more comments, or a commit with more runs, than
+#: this is read only this far.
+MAX_ITEMS: Final = 1000
+MAX_OPEN_PULLS_SCANNED: Final = 500
+DOWNLOAD_TIMEOUT: Final = httpx.Timeout(60.0, connect=10.0)
+#: Headers that carry a credential and must never reach the artifact storage host.
+CREDENTIAL_HEADERS: Final = ("authorization", "cookie", "proxy-authorization")
+RETEST_POLICY: Final = (
+    "Only people with write access to this repository can ask for a retest; "
+    "a maintainer can comment `/retest` for you."
+)
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?$")
+
+
+def split_repo(repo: str) -> dict[str, str]:
+    """`owner/name` as URL variables, refusing anything else (no path tricks)."""
+    owner, _, name = repo.partition("/")
+    if not (_NAME.match(owner) and _NAME.match(name)) or name in (".", ".."):
+        raise PermanentError(f"not a GitHub repository name: {repo!r}")
+    return {"owner": owner, "repo": name}
+
+
+def _describe(exc: gidgethub.HTTPException, method: str, path: str) -> str:
+    message = str(exc) or exc.status_code.phrase
+    return f"GitHub answered {int(exc.status_code)} to {method} {path}: {message}"
+
+
+def read_private_key(value: Secret) -> Secret:
+    """The PEM as given, with `\\n` escapes turned into newlines (env files often hold one
+    line), checked to load so a bad key fails at start, not on the first report."""
+    text = value.reveal()
+    if "\n" not in text and "\\n" in text:
+        text = text.replace("\\n", "\n")
+    try:
+        serialization.load_pem_private_key(text.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise NotConfigured("HERALD_GITHUB_PRIVATE_KEY is not a PEM private key") from exc
+    return Secret(text)
+
+
+class GitHubClient:
+    """CI client and forge for one GitHub App (see the module docstring)."""
+
+    retest_policy: str = RETEST_POLICY
+
+    def __init__(
+        self,
+        credentials: AppCredentials,
+        http: httpx.AsyncClient,
+        *,
+        api_url: str = DEFAULT_API_URL,
+        retest_allowlist: frozenset[str] = frozenset(),
+        max_artifact_bytes: int = ArtifactLimits().max_download_bytes,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        throttle: Throttle | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self.http = http
+        self.api_url = api_url.rstrip("/")
+        self.retest_allowlist = frozenset(login.lower() for login in retest_allowlist)
+        self.max_artifact_bytes = max_artifact_bytes
+        self.timeout = timeout
+        self.throttle = throttle or Throttle()
+        self.jwt = AppJWT(credentials)
+        self.tokens = InstallationTokens(self._new_token)
+        self._apis: dict[str, GitHubAPI] = {}
+        self._installations: dict[str, str] = {}
+
+    # ---- plumbing ------------------------------------------------------------------------
+
+    def _api(self, scope: str) -> GitHubAPI:
+        api = self._apis.get(scope)
+        if api is None:
+            api = self._apis[scope] = GitHubAPI(
+                self.http,
+                scope=scope,
+                throttle=self.throttle,
+                base_url=self.api_url,
+                timeout=self.timeout,
+            )
+        return api
+
+    async def _new_token(self, installation_id: str) -> InstallationToken:
+        api = self._api("app")
+        path = "/app/installations/{installation_id}/access_tokens"
+        try:
+            data = await api.post(
+                path, {"installation_id": installation_id}, data=b"", jwt=self.jwt.token()
+            )
+        except gidgethub.HTTPException as exc:
+            raise PermanentError(
+                f"no access token for installation {installation_id}: "
+                + _describe(exc, "POST", path)
+            ) from exc
+        return InstallationToken.from_response(data)
+
+    async def _installation(self, repo: str, extra: Mapping[str, Any]) -> str:
+        given = extra.get("installation_id")
+        if given:
+            return str(int(given))
+        cached = self._installations.get(repo)
+        if cached is not None:
+            return cached
+        path = "/repos/{owner}/{repo}/installation"
+        try:
+            data = await self._api("app").getitem(path, split_repo(repo), jwt=self.jwt.token())
+        except gidgethub.HTTPException as exc:
+            raise PermanentError(
+                f"Herald's GitHub App is not installed on {repo}: {_describe(exc, 'GET', path)}"
+            ) from exc
+        self._installations[repo] = str(data["id"])
+        return self._installations[repo]
+
+    async def _call(
+        self,
+        installation: str,
+        method: str,
+        path: str,
+        url_vars: Mapping[str, Any],
+        *,
+        data: Any = None,
+        iterable_key: str | None = None,
+        limit: int = MAX_ITEMS,
+    ) -> Any:
+        """One API call as the installation; a 401 refreshes the token once."""
+        api = self._api(installation)
+        for attempt in (1, 2):
+            token = await self.tokens.get(installation)
+            secret = token.reveal()
+            try:
+                if method == "GET" and iterable_key is None:
+                    return await api.getitem(path, url_vars, oauth_token=secret)
+                if method == "GET":
+                    items: list[Any] = []
+                    async for item in api.getiter(
+                        path, url_vars, oauth_token=secret, iterable_key=iterable_key
+                    ):
+                        items.append(item)
+                        if len(items) >= limit:
+                            break
+                    return items
+                if method == "POST":
+                    return await api.post(path, url_vars, data=data, oauth_token=secret)
+                if method == "PATCH":
+                    return await api.patch(path, url_vars, data=data, oauth_token=secret)
+                raise ValueError(f"unsupported method {method}")
+            except gidgethub.BadRequest as exc:
+                if exc.status_code == 401 and attempt == 1:
+                    self.tokens.invalidate(installation, token)
+                    continue
+                raise PermanentError(_describe(exc, method, path)) from exc
+            except gidgethub.HTTPException as exc:
+                raise PermanentError(_describe(exc, method, path)) from exc
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _run_id(ref: RunRef) -> tuple[int, int]:
+        parsed = checks.parse_run_id(ref.run_id)
+        if parsed is None:
+            raise PermanentError(f"not a GitHub Actions run id: {ref.run_id!r}")
+        run_id, attempt = parsed
+        return run_id, attempt or checks.attempt_of(ref)
+
+    # ---- CIClient ------------------------------------------------------------------------
+
+    async def get_build(self, ref: RunRef) -> Build:
+        installation = await self._installation(ref.repo, ref.extra)
+        run_id, attempt = self._run_id(ref)
+        coordinates = {**split_repo(ref.repo), "run_id": run_id}
+        run = await self._call(
+            installation, "GET", "/repos/{owner}/{repo}/actions/runs/{run_id}", coordinates
+        )
+        jobs = await self._call(
+            installation,
+            "GET",
+            "/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt}/jobs{?per_page}",
+            {**coordinates, "attempt": attempt, "per_page": 100},
+            iterable_key="jobs",
+        )
+        conclusion = str(run.get("conclusion") or run.get("status") or "unknown")
+        sha = str(run.get("head_sha") or ref.sha or "")
+        changes = self._pull_numbers(ref.repo, run.get("pull_requests") or [])
+        if not changes and ref.change:
+            changes = [ref.change]
+        if not changes and sha and str(run.get("event", "")).startswith("pull_request"):
+            # A PR from a fork: `pull_requests` is empty in the run; find it by head sha.
+            changes = await self._pulls_for_sha(installation, ref.repo, sha)
+        return Build(
+            ref=ref,
+            status=conclusion,
+            failed=conclusion in FAILED_CONCLUSIONS,
+            url=run.get("html_url") or ref.url,
+            name=run.get("name"),
+            jobs=[
+                Job(
+                    id=str(job["id"]),
+                    name=str(job.get("name") or job["id"]),
+                    status=str(job.get("conclusion") or job.get("status") or "unknown"),
+                    failed=job.get("conclusion") in FAILED_CONCLUSIONS,
+                    url=job.get("html_url"),
+                )
+                for job in jobs
+            ],
+            changes=changes,
+        )
+
+    @staticmethod
+    def _pull_numbers(repo: str, pulls: list[Any]) -> list[int]:
+        """PR numbers of this repository (a run's list may name PRs of other repos)."""
+        numbers = []
+        for pull in pulls:
+            base = (pull.get("base") or {}).get("repo") or {}
+            url = str(base.get("url") or "")
+            if url and not url.lower().endswith(f"/repos/{repo.lower()}"):
+                continue
+            numbers.append(int(pull["number"]))
+        return numbers
+
+    async def _pulls_for_sha(self, installation: str, repo: str, sha: str) -> list[int]:
+        coordinates = {**split_repo(repo), "sha": sha}
+        listed = await self._call(
+            installation, "GET", "/repos/{owner}/{repo}/commits/{sha}/pulls", coordinates
+        )
+        numbers = [
+            int(p["number"])
+            for p in listed
+            if p.get("state") == "open" and (p.get("head") or {}).get("sha") == sha
+        ]
+        if numbers:
+            return numbers
+        # Fork commits are often not listed there; the open PRs' heads always are.
+        open_pulls = await self._call(
+            installation,
+            "GET",
+            "/repos/{owner}/{repo}/pulls{?state,per_page}",
+            {**split_repo(repo), "state": "open", "per_page": 100},
+            iterable_key="items",
+            limit=MAX_OPEN_PULLS_SCANNED,
+        )
+        return [int(p["number"]) for p in open_pulls if (p.get("head") or {}).get("sha") == sha]
+
+    async def list_artifacts(self, ref: RunRef) -> list[RemoteArtifact]:
+        installation = await self._installation(ref.repo, ref.extra)
+        run_id, _ = self._run_id(ref)
+        listed = await self._call(
+            installation,
+            "GET",
+            "/repos/{owner}/{repo}/actions/runs/{run_id}/artifacts{?per_page}",
+            {**split_repo(ref.repo), "run_id": run_id, "per_page": 100},
+            iterable_key="artifacts",
+        )
+        run_page = ref.url if ref.url and ref.url.startswith("https://") else None
+        return [
+            RemoteArtifact(
+                id=str(item["id"]),
+                name=str(item["name"]),
+                size=item.get("size_in_bytes"),
+                url=f"{run_page}/artifacts/{item['id']}" if run_page else None,
+            )
+            for item in listed
+            if not item.get("expired")
+        ]
+
+    async def open_artifact(self, ref: RunRef, artifact: RemoteArtifact) -> AsyncIterator[bytes]:
+        """The artifact's zip: GitHub answers 302 to short-lived storage on another host,
+        which is fetched with no credential of ours (and only that one redirect)."""
+        what = f"artifact {artifact.name!r} of run {ref.run_id} in {ref.repo}"
+        if artifact.size is not None and artifact.size > self.max_artifact_bytes:
+            raise PermanentError(
+                f"{what} is {artifact.size:,} bytes, more than {self.max_artifact_bytes:,}"
+            )
+        if not artifact.id.isdigit():
+            raise PermanentError(f"{what} has no GitHub artifact id")
+        installation = await self._installation(ref.repo, ref.extra)
+        location = await self._artifact_location(installation, ref.repo, artifact.id, what)
+        async for chunk in self._download(location, what):
+            yield chunk
+
+    async def _artifact_location(
+        self, installation: str, repo: str, artifact_id: str, what: str
+    ) -> str:
+        path = "/repos/{owner}/{repo}/actions/artifacts/{artifact_id}/zip"
+        url = sansio.format_url(
+            path, {**split_repo(repo), "artifact_id": artifact_id}, base_url=self.api_url
+        )
+        api = self._api(installation)
+        for attempt in (1, 2):
+            token = await self.tokens.get(installation)
+            headers = sansio.create_headers(
+                "herald", accept=sansio.accept_format(), oauth_token=token.reveal()
+            )
+            headers["x-github-api-version"] = API_VERSION
+            status, response_headers, _ = await api.send("GET", url, headers)
+            if status == 401 and attempt == 1:
+                self.tokens.invalidate(installation, token)
+                continue
+            if status in (301, 302, 303, 307, 308) and response_headers.get("location"):
+                return self._checked_location(response_headers["location"], what)
+            if status in (404, 410):
+                raise PermanentError(f"{what} is gone (expired or deleted): {status}")
+            raise PermanentError(f"{what}: GitHub answered {status} instead of a download link")
+        raise AssertionError("unreachable")
+
+    def _checked_location(self, location: str, what: str) -> str:
+        parts = urlsplit(location)
+        api_scheme, _ = origin(self.api_url)
+        allowed = {"https"} | ({"http"} if api_scheme == "http" else set())
+        if parts.scheme.lower() not in allowed or not parts.hostname:
+            raise PermanentError(f"{what}: refusing to download from {parts.scheme}://")
+        if parts.username or parts.password:
+            raise PermanentError(f"{what}: refusing a download link that carries credentials")
+        return location
+
+    async def _download(self, location: str, what: str) -> AsyncIterator[bytes]:
+        request = self.http.build_request(
+            "GET",
+            location,
+            headers={"accept": "*/*", "user-agent": "herald"},
+            timeout=DOWNLOAD_TIMEOUT,
+        )
+        for name in CREDENTIAL_HEADERS:
+            # The shared client's cookies or defaults must not travel to storage either.
+            if name in request.headers:
+                del request.headers[name]
+        try:
+            response = await self.http.send(request, stream=True, auth=None, follow_redirects=False)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            raise TransientError(f"downloading {what}: {type(exc).__name__}") from exc
+        try:
+            if response.status_code >= 500 or response.status_code == 429:
+                raise TransientError(f"downloading {what}: storage answered {response.status_code}")
+            if response.status_code != 200:
+                raise PermanentError(f"downloading {what}: storage answered {response.status_code}")
+            received = 0
+            try:
+                async for chunk in response.aiter_bytes():
+                    received += len(chunk)
+                    if received > self.max_artifact_bytes:
+                        raise PermanentError(
+                            f"{what} is larger than {self.max_artifact_bytes:,} bytes"
+                        )
+                    yield chunk
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                raise TransientError(f"downloading {what}: {type(exc).__name__}") from exc
+        finally:
+            await response.aclose()
+
+    async def native_results(self, ref: RunRef) -> TestRun | None:
+        return None  # GitHub Actions does not parse test reports itself
+
+    async def rerun(self, ref: RunRef, failed_only: bool = True) -> Rerun:
+        installation = await self._installation(ref.repo, ref.extra)
+        run_ids = await self._runs_to_rerun(installation, ref)
+        suffix = "rerun-failed-jobs" if failed_only else "rerun"
+        for run_id in run_ids:
+            await self._call(
+                installation,
+                "POST",
+                "/repos/{owner}/{repo}/actions/runs/{run_id}/" + suffix,
+                {**split_repo(ref.repo), "run_id": run_id},
+                data={},
+            )
+        return Rerun(runs=[str(r) for r in run_ids])
+
+    async def _runs_to_rerun(self, installation: str, ref: RunRef) -> list[int]:
+        extra = ref.extra
+        if "check_run_id" in extra and not extra.get("external_id"):
+            raise PermanentError("this check run was not created by Herald")
+        suite = extra.get("check_suite_id")
+        if extra.get("action") == "rerequested" and suite and "check_run_id" not in extra:
+            # The whole Herald suite was re-requested: rerun every run it reported.
+            checks = await self._call(
+                installation,
+                "GET",
+                "/repos/{owner}/{repo}/check-suites/{suite}/check-runs{?per_page}",
+                {**split_repo(ref.repo), "suite": int(suite), "per_page": 100},
+                iterable_key="check_runs",
+            )
+            found = [checks.parse_run_id(str(c.get("external_id") or "")) for c in checks]
+            return sorted({parsed[0] for parsed in found if parsed is not None})
+        return [self._run_id(ref)[0]]
+
+    # ---- Forge: publishing ---------------------------------------------------------------
+
+    async def publish(self, ref: RunRef, run: TestRun, build: Build) -> Published:
+        installation = await self._installation(ref.repo, ref.extra)
+        run_id, attempt = self._run_id(ref)
+        sha = ref.sha or build.ref.sha
+        if not sha:
+            raise PermanentError(f"run {ref.run_id} in {ref.repo} has no head commit")
+        workflow = checks.workflow_name(ref) or build.name
+        number = ref.extra.get("run_number")
+        display = dataclasses.replace(
+            run, id=f"{workflow} #{number}" if workflow and number else workflow or run.id
+        )
+        fields = checks.CheckRunFields(
+            name=checks.check_name(ref),
+            head_sha=sha,
+            external_id=checks.external_id(run_id, attempt),
+            conclusion=checks.conclusion(run),
+            title=title(run.totals()),
+            summary=render_markdown(display, budget=GITHUB_CHECK_SUMMARY_LIMIT, heading_level=2),
+            details_url=build.url or ref.url,
+            rerun_action=build.failed,
+        )
+        check, created = await self._upsert_check_run(
+            installation, ref.repo, fields, checks.annotations_for(run, ref.repo)
+        )
+        changes = build.changes or ([ref.change] if ref.change else [])
+        comment_id = None
+        for change in changes:
+            comment_id = await self._upsert_comment(
+                installation, ref, run_id, attempt, change, display, check.get("html_url")
+            )
+        return Published(check_run_id=str(check["id"]), comment_id=comment_id, created=created)
+
+    async def publish_error(self, ref: RunRef, message: str) -> None:
+        installation = await self._installation(ref.repo, ref.extra)
+        run_id, attempt = self._run_id(ref)
+        if not ref.sha:
+            raise PermanentError(f"run {ref.run_id} in {ref.repo} has no head commit")
+        fields = checks.CheckRunFields(
+            name=checks.check_name(ref),
+            head_sha=ref.sha,
+            external_id=checks.external_id(run_id, attempt),
+            conclusion="neutral",
+            title=checks.ERROR_TITLE,
+            summary=md_text(message),
+            details_url=ref.url if ref.url and ref.url.startswith("https://") else None,
+            rerun_action=False,
+        )
+        await self._upsert_check_run(installation, ref.repo, fields, [])
+
+    async def _find_check_run(
+        self, installation: str, repo: str, fields: checks.CheckRunFields
+    ) -> dict[str, Any] | None:
+        listed = await self._call(
+            installation,
+            "GET",
+            "/repos/{owner}/{repo}/commits/{sha}/check-runs{?check_name,filter,per_page}",
+            {
+                **split_repo(repo),
+                "sha": fields.head_sha,
+                "check_name": fields.name,
+                "filter": "all",
+                "per_page": 100,
+            },
+            iterable_key="check_runs",
+        )
+        for check in listed:
+            if check.get("external_id") == fields.external_id:
+                found: dict[str, Any] = check
+                return found
+        return None
+
+    async def _upsert_check_run(
+        self,
+        installation: str,
+        repo: str,
+        fields: checks.CheckRunFields,
+        annotations: list[dict[str, Any]],
+    ) -> tuple[dict[str, Any], bool]:
+        """Create or update our check run; send only the annotations it lacks."""
+        existing = await self._find_check_run(installation, repo, fields)
+        coordinates = split_repo(repo)
+        if existing is None:
+            pending = checks.batches(annotations, 0)
+            first = pending[0] if pending else None
+            check: dict[str, Any] = await self._call(
+                installation,
+                "POST",
+                "/repos/{owner}/{repo}/check-runs",
+                coordinates,
+                data=fields.body(first, create=True),
+            )
+            created = True
+        else:
+            already = int((existing.get("output") or {}).get("annotations_count") or 0)
+            pending = checks.batches(annotations, already)
+            first = pending[0] if pending else None
+            check = await self._call(
+                installation,
+                "PATCH",
+                "/repos/{owner}/{repo}/check-runs/{check_run_id}",
+                {**coordinates, "check_run_id": existing["id"]},
+                data=fields.body(first, create=False),
+            )
+            created = False
+        for batch in pending[1:]:
+            await self._call(
+                installation,
+                "PATCH",
+                "/repos/{owner}/{repo}/check-runs/{check_run_id}",
+                {**coordinates, "check_run_id": check["id"]},
+                data=fields.annotations_only(batch),
+            )
+        return check, created
+
+    def _is_ours(self, comment: Mapping[str, Any]) -> bool:
+        app = comment.get("performed_via_github_app") or {}
+        if app.get("id") is not None:
+            return str(app["id"]) == self.credentials.app_id
+        return (comment.get("user") or {}).get("type") == "Bot"
+
+    async def _upsert_comment(
+        self,
+        installation: str,
+        ref: RunRef,
+        run_id: int,
+        attempt: int,
+        change: int,
+        display: TestRun,
+        check_url: str | None,
+    ) -> str | None:
+        coordinates = {**split_repo(ref.repo), "number": change}
+        prefix = checks.marker_prefix(ref)
+        comments = await self._call(
+            installation,
+            "GET",
+            "/repos/{owner}/{repo}/issues/{number}/comments{?per_page}",
+            {**coordinates, "per_page": 100},
+            iterable_key="items",
+        )
+        existing = next(
+            (c for c in comments if str(c.get("body", "")).startswith(prefix) and self._is_ours(c)),
+            None,
+        )
+        if existing is not None:
+            shown = checks.marked_run(str(existing.get("body", "")))
+            if shown is not None and shown > (run_id, attempt):
+                return str(existing["id"])  # a newer run's report is already there
+        else:
+            totals = display.totals()
+            if not (totals.failures or display.errors):
+                return None  # a green run does not start a conversation
+        body = render_markdown(
+            display,
+            budget=GITHUB_COMMENT_LIMIT,
+            details_url=check_url,
+            marker=checks.marker(ref, run_id),
+            heading_level=2,
+        )
+        if existing is not None:
+            await self._call(
+                installation,
+                "PATCH",
+                "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+                {**coordinates, "comment_id": existing["id"]},
+                data={"body": body},
+            )
+            return str(existing["id"])
+        created = await self._call(
+            installation,
+            "POST",
+            "/repos/{owner}/{repo}/issues/{number}/comments",
+            coordinates,
+            data={"body": body},
+        )
+        return str(created["id"])
+
+    # ---- Forge: /retest -----------------------------------------------------------------
+
+    async def can_retest(self, repo: str, comment: Comment) -> bool:
+        login = comment.author
+        if login.lower() in self.retest_allowlist:
+            return True
+        if not _LOGIN.match(login):
+            return False
+        installation = await self._installation(repo, comment.extra)
+        try:
+            data = await self._call(
+                installation,
+                "GET",
+                "/repos/{owner}/{repo}/collaborators/{username}/permission",
+                {**split_repo(repo), "username": login},
+            )
+        except PermanentError as exc:
+            if " 404 " in str(exc):
+                return False  # not a collaborator at all
+            raise
+        permission = str(data.get("permission") or "")
+        role = str(data.get("role_name") or "")
+        return permission in WRITE_PERMISSIONS or role in WRITE_PERMISSIONS
+
+    async def failed_runs(self, repo: str, comment: Comment) -> list[RunRef]:
+        installation = await self._installation(repo, comment.extra)
+        coordinates = split_repo(repo)
+        pull = await self._call(
+            installation,
+            "GET",
+            "/repos/{owner}/{repo}/pulls/{number}",
+            {**coordinates, "number": comment.change},
+        )
+        sha = str((pull.get("head") or {}).get("sha") or "")
+        if not sha:
+            return []
+        runs = await self._call(
+            installation,
+            "GET",
+            "/repos/{owner}/{repo}/actions/runs{?head_sha,per_page}",
+            {**coordinates, "head_sha": sha, "per_page": 100},
+            iterable_key="workflow_runs",
+        )
+        latest: dict[Any, dict[str, Any]] = {}
+        for run in runs:
+            key = run.get("workflow_id") or run.get("name")
+            if key not in latest or int(run["id"]) > int(latest[key]["id"]):
+                latest[key] = run
+        return [
+            RunRef(
+                provider="github",
+                repo=repo,
+                run_id=str(run["id"]),
+                sha=sha,
+                branch=run.get("head_branch"),
+                change=comment.change,
+                url=run.get("html_url"),
+                status=run.get("conclusion"),
+                extra={
+                    "installation_id": int(installation),
+                    "name": run.get("name"),
+                    "workflow_name": run.get("name"),
+                    "run_attempt": run.get("run_attempt"),
+                },
+            )
+            for run in sorted(latest.values(), key=lambda r: int(r["id"]))
+            if run.get("status") == "completed" and run.get("conclusion") in RERUNNABLE_CONCLUSIONS
+        ]
+
+    async def acknowledge(self, repo: str, comment: Comment) -> None:
+        installation = await self._installation(repo, comment.extra)
+        await self._call(
+            installation,
+            "POST",
+            "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions",
+            {**split_repo(repo), "comment_id": int(comment.id)},
+            data={"content": "eyes"},
+        )
+
+    async def reply(self, repo: str, comment: Comment, body: str) -> None:
+        installation = await self._installation(repo, comment.extra)
+        await self._call(
+            installation,
+            "POST",
+            "/repos/{owner}/{repo}/issues/{number}/comments",
+            {**split_repo(repo), "number": comment.change},
+            data={"body": body},
+        )
+
+    async def aclose(self) -> None:
+        """Nothing of its own to close: the httpx client belongs to the worker."""
+
+
+def create_client(settings: ProviderSettings, http: httpx.AsyncClient) -> GitHubClient:
+    """The worker's factory (`providers.CLIENTS`); `NotConfigured` without App credentials."""
+    app_id = settings.get("app_id")
+    key = settings.secret("private_key")
+    if not app_id or key is None:
+        raise NotConfigured(
+            "the GitHub App is not configured: set HERALD_GITHUB_APP_ID and "
+            "HERALD_GITHUB_PRIVATE_KEY (or HERALD_GITHUB_PRIVATE_KEY_FILE)"
+        )
+    if not app_id.isdigit():
+        raise NotConfigured("HERALD_GITHUB_APP_ID must be the App's numeric id")
+    try:
+        seconds = float(settings.get("request_timeout") or DEFAULT_TIMEOUT.read or 15)
+    except ValueError as exc:
+        raise ConfigError("HERALD_GITHUB_REQUEST_TIMEOUT must be a number of seconds") from exc
+    allowlist = settings.get("retest_allowlist") or ""
+    return GitHubClient(
+        AppCredentials(app_id, read_private_key(key), settings.get("client_id")),
+        http,
+        api_url=settings.get("api_url", DEFAULT_API_URL) or DEFAULT_API_URL,
+        retest_allowlist=frozenset(u.strip() for u in allowlist.split(",") if u.strip()),
+        max_artifact_bytes=ArtifactLimits.from_settings(
+            Settings.from_env(settings.environ)
+        ).max_download_bytes,
+        timeout=httpx.Timeout(seconds, connect=min(5.0, seconds)),
+    )

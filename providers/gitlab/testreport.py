@@ -1,0 +1,100 @@
+"""GitLab's pipeline test report (the JUnit files GitLab parsed itself) as Herald's model.
+
+`GET /projects/:id/pipelines/:pipeline_id/test_report` answers
+`{total_count, ..., test_suites: [{name, total_time, test_cases: [{status, name, classname,
+file, execution_time, system_output, stack_trace}]}]}` with `status` one of success,
+failed, skipped, error (https://docs.gitlab.com/api/pipelines/#get-a-test-report-for-a-pipeline).
+For a failed case GitLab puts the `<failure>` text in `system_output`.
+
+Pure: no I/O, so it is tested with the documented payloads alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from bot.results.model import ParseError, Status, Suite, TestCase, TestRun, truncate
+
+STATUSES: Final[dict[str, Status]] = {
+    "success": Status.PASSED,
+    "failed": Status.FAILED,
+    "error": Status.ERROR,
+    "skipped": Status.SKIPPED,
+}
+#: A failure message is the first line of GitLab's failure text, cut to this length.
+MESSAGE_LIMIT: Final = 500
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text if text.strip() else None
+
+
+def _seconds(value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return seconds if seconds >= 0 else 0.0
+
+
+def _first_line(text: str | None) -> str | None:
+    if text is None:
+        return None
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:MESSAGE_LIMIT]
+    return None
+
+
+def case_from(data: dict[str, Any], suite: str, source: str) -> TestCase:
+    status = STATUSES.get(str(data.get("status") or "").lower(), Status.ERROR)
+    output = _text(data.get("system_output"))
+    trace = _text(data.get("stack_trace"))
+    failed = status.is_failure
+    return TestCase(
+        name=str(data.get("name") or "(unnamed test)"),
+        classname=str(data.get("classname") or ""),
+        suite=suite,
+        status=status,
+        duration=_seconds(data.get("execution_time")),
+        file=_text(data.get("file")),
+        message=_first_line(output) if failed else None,
+        stack_trace=truncate(trace or (output if failed else None)),
+        stdout=None if failed else truncate(output),
+        source=source,
+    )
+
+
+def to_test_run(
+    report: dict[str, Any], *, run_id: str, label: str = "", source: str = "gitlab test report"
+) -> TestRun:
+    """One pipeline's report. `label` prefixes suite names (a child pipeline's bridge name)
+    so that same-named suites of parent and child stay apart."""
+    run = TestRun(id=run_id)
+    suites = report.get("test_suites")
+    if not isinstance(suites, list):
+        return run
+    for entry in suites:
+        if not isinstance(entry, dict):
+            continue
+        name = str(entry.get("name") or "tests")
+        if label:
+            name = f"{label} / {name}"
+        cases = entry.get("test_cases")
+        suite = Suite(
+            name=name,
+            cases=[case_from(c, name, source) for c in cases if isinstance(c, dict)]
+            if isinstance(cases, list)
+            else [],
+            duration=_seconds(entry["total_time"]) if entry.get("total_time") is not None else None,
+            source=source,
+        )
+        run.suites.append(suite)
+        problem = _text(entry.get("suite_error"))
+        if problem:
+            # GitLab gives up on a suite (file over its size limit, bad XML) and says so.
+            run.errors.append(ParseError(source=f"{source}: {name}", reason=problem))
+    return run
