@@ -1,0 +1,356 @@
+"""Test report parsers: JUnit XML (every common dialect), NUnit 3, xUnit.net v2 and TRX.
+
+The format is chosen by content (the root element), never by file name. Parsing streams
+with lxml's pull parser and keeps memory flat whatever the file size: each case is read at
+its end tag and its element freed at once; captured output is kept only for failing cases,
+and every kept text is cut to `text_limit` characters.
+
+Safety: entities are never expanded (a document that declares any is refused before it is
+parsed), no DTD or network access, and libxml2's depth and amplification limits stay on.
+Dirty input is repaired rather than refused: characters XML 1.0 forbids (ANSI colour codes,
+NUL) are removed before the parser sees them, invalid UTF-8 becomes U+FFFD, odd attribute
+values ("2,120.532", "NaN", "") become usable numbers.
+
+A broken file (truncated, corrupt half way) raises `ReportError`; the cases read before the
+break ride along on `ReportError.partial`, and `Collector` keeps them *and* records the
+error, so nothing a user sent is lost silently.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+from lxml import etree
+
+from bot.results.model import DEFAULT_TEXT_LIMIT, ParseError, TestRun
+
+from ._base import FormatParser
+from ._input import SNIFF_LIMIT, cleaned, filter_mode, read_chunks, sniff
+from .junit import JUnitParser
+from .nunit import NUnitParser
+from .trx import TrxParser
+from .xunit import XunitParser
+
+__all__ = [
+    "DEFAULT_TEXT_LIMIT",
+    "REPORT_SUFFIXES",
+    "Collector",
+    "ReportError",
+    "collect",
+    "looks_like_report",
+    "parse_file",
+    "parse_stream",
+]
+
+#: Root element (local name) -> parser.
+FORMATS: dict[str, type[FormatParser]] = {
+    "testsuites": JUnitParser,
+    "testsuite": JUnitParser,
+    "test-run": NUnitParser,
+    "assemblies": XunitParser,
+    "assembly": XunitParser,
+    "TestRun": TrxParser,
+}
+
+#: Files a directory walk picks up; anything else in a results directory is not a report.
+REPORT_SUFFIXES = (".xml", ".trx")
+
+_MAX_DEPTH = 2048  # libxml2's limit with huge_tree; past it the parser stops with an error
+
+
+class ReportError(Exception):
+    """A report that could not be read (whole or in part), by file name and why."""
+
+    def __init__(self, source: str, reason: str, partial: TestRun | None = None) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+        #: The cases fully read before the problem, when there were any.
+        self.partial = partial
+
+
+class _DirtyInput(Exception):
+    """libxml2 met a character XML forbids or a bad byte: parse again through the filter."""
+
+
+#: libxml2 messages that mean "a forbidden character or byte", which the filter repairs.
+_DIRTY_MARKERS = ("char", "encoding", "unregistered error")
+
+
+def looks_like_report(first_bytes: bytes) -> bool:
+    """Whether a file starting with `first_bytes` may be a test report we read.
+
+    True for a known root element, and for an XML prolog that has not reached its root yet
+    (the file itself will tell); False for logs, images, archives, HTML and other XML.
+    """
+    prolog = sniff(first_bytes)
+    if not prolog.xml:
+        return False
+    if prolog.root is None or not prolog.complete:
+        return True
+    return prolog.local_root in FORMATS
+
+
+def parse_file(path: str | os.PathLike[str], **kw: int) -> TestRun:
+    """Parse the report at `path`; `ReportError` names the path when it cannot be read."""
+    source = os.fspath(path)
+    try:
+        stream = open(path, "rb")
+    except OSError as exc:
+        raise ReportError(source, f"cannot open: {exc.strerror or exc}") from exc
+    with stream:
+        return parse_stream(source, stream, **kw)
+
+
+def parse_stream(
+    source: str, stream: BinaryIO, *, text_limit: int = DEFAULT_TEXT_LIMIT
+) -> TestRun:
+    """Parse one report from a binary stream (a file, a zip member, a socket body)."""
+    start = _position(stream)
+    try:
+        first = _read_prolog(stream)
+        prolog = sniff(first)
+        if prolog.blank:
+            raise ReportError(source, "empty file")
+        if not prolog.xml:
+            raise ReportError(source, _not_xml(first))
+        if prolog.declares_entities:
+            raise ReportError(
+                source,
+                "refused: the document declares XML entities (<!ENTITY>), which test "
+                "reports never need and which can expand to gigabytes or read local files",
+            )
+        if prolog.root is None:
+            raise ReportError(
+                source, f"not XML: no root element in the first {SNIFF_LIMIT // 1024} KB"
+            )
+        parser_class = FORMATS.get(prolog.local_root or "")
+        if parser_class is None:
+            raise ReportError(source, f"unknown report format: root element <{prolog.root}>")
+        if prolog.encoding_mismatch:
+            raise ReportError(
+                source,
+                f"wrong encoding: declared {prolog.encoding!r}, but the bytes are 8-bit text",
+            )
+        mode = filter_mode(prolog.encoding)
+        if start is None:
+            # Cannot read it twice: clean every byte on the way in.
+            return _parse(source, parser_class, read_chunks(stream, first), text_limit, mode)
+        try:
+            # Most files are clean: let libxml2 read the bytes as they are, and only when it
+            # stumbles on a forbidden character read the file again through the filter.
+            return _parse(source, parser_class, read_chunks(stream, first), text_limit)
+        except _DirtyInput:
+            stream.seek(start)
+            return _parse(source, parser_class, read_chunks(stream, b""), text_limit, mode)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ReportError(source, f"cannot read: {exc}") from exc
+
+
+def _position(stream: BinaryIO) -> int | None:
+    try:
+        return stream.tell() if stream.seekable() else None
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+def _read_prolog(stream: BinaryIO) -> bytes:
+    data = stream.read(64 * 1024)
+    while data and len(data) < SNIFF_LIMIT and not sniff(data).complete:
+        more = stream.read(64 * 1024)
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _not_xml(first: bytes) -> str:
+    start = first.lstrip()[:16]
+    if b"\x00" in first[:4096] or not start.decode("utf-8", errors="replace").isprintable():
+        return f"not XML: binary data (starts with {start!r})"
+    return f"not XML: starts with {start.decode('utf-8', errors='replace')!r}"
+
+
+def _parse(
+    source: str,
+    parser_class: type[FormatParser],
+    chunks: Iterator[bytes],
+    text_limit: int,
+    clean_mode: str | None = None,
+) -> TestRun:
+    """Stream `chunks` through libxml2 into `parser_class`; `clean_mode` (see
+    `_input.filter_mode`) filters the bytes first, None passes them untouched."""
+    if clean_mode is not None:
+        chunks = cleaned(chunks, clean_mode, char_refs=True)
+    handler = parser_class(source, text_limit)
+    parser = etree.XMLPullParser(
+        events=parser_class.EVENTS,
+        tag=parser_class.TAGS,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        # Lifts libxml2's 10 MB cap on one text node (a 60 MB <system-out> is real); depth
+        # stays capped (2048) and entity amplification stays checked.
+        huge_tree=True,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    handle_events = handler.handle_events
+    at_end = False
+    try:
+        for chunk in chunks:
+            parser.feed(chunk)
+            handle_events(parser.read_events())
+        at_end = True
+        parser.close()
+        handle_events(parser.read_events())
+    except etree.XMLSyntaxError as exc:
+        if clean_mode is None and any(m in str(exc.msg).lower() for m in _DIRTY_MARKERS):
+            raise _DirtyInput from exc
+        # Events parsed before the error are still queued: keep those cases too.
+        try:
+            handle_events(parser.read_events())
+        except etree.XMLSyntaxError:
+            pass
+        handler.finish()
+        partial = handler.run() if handler.cases_read else None
+        reason = _syntax_reason(exc, at_end, handler.cases_read)
+        raise ReportError(source, reason, partial) from None
+    handler.finish()
+    return handler.run()
+
+
+def _syntax_reason(exc: etree.XMLSyntaxError, at_end: bool, cases: int) -> str:
+    message = str(exc.msg or exc).strip()
+    line, column = exc.position if exc.position else (exc.lineno or 0, 0)
+    # libxml2 appends the position to its message; we say it our way.
+    message = message.split(", line ")[0].strip()
+    where = f"line {line}, column {column}"
+    if "Excessive depth" in message:
+        reason = f"elements nested deeper than {_MAX_DEPTH} levels ({where})"
+    elif "amplification" in message or "entity" in message.lower():
+        reason = f"refused: entity expansion ({where}: {message})"
+    elif "encoding" in message.lower() or "labelled" in message:
+        reason = f"wrong or unsupported encoding ({where}: {message})"
+    elif at_end or "Premature end" in message:
+        reason = f"truncated: the file ends inside an element ({where}: {message})"
+    elif cases == 0:
+        reason = f"not XML ({where}: {message})"
+    else:
+        reason = f"invalid XML ({where}: {message})"
+    if cases:
+        reason += f"; kept the {cases:,} test case{'' if cases == 1 else 's'} read before it"
+    return reason
+
+
+class Collector:
+    """Reads many inputs into one run: shards merge by test identity (a test seen twice is
+    retried: earlier outcomes become attempts, so pass-after-fail reads as flaky), and a bad
+    input is recorded as a `ParseError` while every other input still counts."""
+
+    def __init__(self, run_id: str, *, text_limit: int = DEFAULT_TEXT_LIMIT) -> None:
+        self._run = TestRun(id=run_id)
+        self._errors: list[ParseError] = []
+        self._text_limit = text_limit
+        self._seen: set[str] = set()
+
+    @property
+    def errors(self) -> list[ParseError]:
+        return list(self._errors)
+
+    def add_stream(self, source: str, stream: BinaryIO) -> None:
+        """Parse one input; never raises for bad input."""
+        try:
+            run = parse_stream(source, stream, text_limit=self._text_limit)
+        except ReportError as exc:
+            self._errors.append(ParseError(exc.source, exc.reason))
+            if exc.partial is not None:
+                self._run.merge([exc.partial])
+            return
+        self._run.merge([run])
+
+    def add_file(self, path: str | os.PathLike[str]) -> None:
+        source = os.fspath(path)
+        if not self._first_time(source):
+            return
+        try:
+            stream = open(path, "rb")
+        except OSError as exc:
+            self._errors.append(ParseError(source, f"cannot open: {exc.strerror or exc}"))
+            return
+        with stream:
+            self.add_stream(source, stream)
+
+    def add_paths(self, patterns: Iterable[str]) -> None:
+        """Files, directories (searched recursively for *.xml and *.trx) and glob patterns
+        (`**` included). A file named outright is always parsed (and an error recorded if it
+        is no report); files found by a directory walk or a pattern that are not test
+        reports (a pom.xml, Surefire's failsafe-summary.xml) are skipped silently."""
+        for pattern in patterns:
+            if glob.has_magic(pattern):
+                matches = sorted(glob.glob(pattern, recursive=True))
+                files = [m for m in matches if os.path.isfile(m)]
+                for match in matches:
+                    if os.path.isdir(match):
+                        files.extend(_walk(match))
+                if not files:
+                    self._errors.append(ParseError(pattern, "no files match"))
+                for path in files:
+                    self._add_found(path)
+            elif os.path.isdir(pattern):
+                found = _walk(pattern)
+                if not found:
+                    self._errors.append(ParseError(pattern, "no report files in directory"))
+                for path in found:
+                    self._add_found(path)
+            elif os.path.exists(pattern):
+                self.add_file(pattern)
+            else:
+                self._errors.append(ParseError(pattern, "no such file or directory"))
+
+    def _add_found(self, path: str) -> None:
+        if not self._first_time(path):
+            return
+        try:
+            with open(path, "rb") as stream:
+                if not looks_like_report(stream.read(4096)):
+                    return
+                stream.seek(0)
+                self.add_stream(path, stream)
+        except OSError as exc:
+            self._errors.append(ParseError(path, f"cannot open: {exc.strerror or exc}"))
+
+    def _first_time(self, path: str) -> bool:
+        """A file reached by two patterns is read once, not merged with itself as a retry."""
+        key = os.path.realpath(path)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+    def result(self) -> TestRun:
+        """The merged run with every recorded error attached."""
+        self._run.errors = list(self._errors)
+        return self._run
+
+
+def _walk(directory: str) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(REPORT_SUFFIXES):
+                found.append(os.path.join(root, name))
+    return found
+
+
+def collect(patterns: Iterable[str], run_id: str) -> TestRun:
+    """Parse every report the patterns name into one merged run."""
+    collector = Collector(run_id)
+    collector.add_paths(patterns)
+    return collector.result()

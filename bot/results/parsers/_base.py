@@ -1,0 +1,83 @@
+"""The part every format parser shares: the streaming contract and the bounded-text rules.
+
+A format parser receives lxml (event, element) pairs for the tags it asked for, turns each
+finished test element into a `TestCase` at its end event, then clears the element and
+deletes the siblings before it, so the tree never holds more than the current case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar
+
+from lxml import etree
+
+from bot.results.model import Suite, TestRun
+
+from . import _values
+
+#: Captured output of passed and skipped cases is dropped: a report shows output only for
+#: failures, and keeping ~2 KB for each of 100,000 passing cases would hold 200 MB.
+KEEP_OUTPUT_FOR_PASSED = False
+
+
+class FormatParser:
+    """One report format. Subclasses set TAGS/EVENTS and implement `handle`."""
+
+    #: Element names lxml reports to `handle` ("{*}name" matches any namespace).
+    TAGS: ClassVar[tuple[str, ...]]
+    EVENTS: ClassVar[tuple[str, ...]] = ("end",)
+
+    def __init__(self, source: str, text_limit: int) -> None:
+        self.source = source
+        self.text_limit = text_limit
+        self.suites: list[Suite] = []
+        self._strings: dict[str, str] = {}
+
+    def handle(self, event: str, element: etree._Element) -> None:
+        raise NotImplementedError
+
+    def handle_events(self, events: Iterator[tuple[str, etree._Element]]) -> None:
+        """Take one batch of parser events (a format may override this as its hot loop)."""
+        handle = self.handle
+        for event, element in events:
+            handle(event, element)
+
+    @property
+    def cases_read(self) -> int:
+        return sum(len(suite.cases) for suite in self.suites)
+
+    def finish(self) -> None:
+        """Called once after the last event, also after a broken file's last good event."""
+
+    def run(self) -> TestRun:
+        return TestRun(id=self.source, suites=[s for s in self.suites if s.cases])
+
+    def shared(self, value: str) -> str:
+        """One string object for repeated values (class names, suite names, files)."""
+        return self._strings.setdefault(value, value)
+
+    def text(self, element: etree._Element | None) -> str | None:
+        """All text of `element`, cut to the text limit, ANSI escapes removed."""
+        if element is None:
+            return None
+        value = element.text
+        if len(element):
+            value = "".join(element.itertext())
+        return _values.clean(value, self.text_limit)
+
+    def attribute(self, value: str | None) -> str | None:
+        return _values.clean(value, self.text_limit)
+
+
+def discard(element: etree._Element) -> None:
+    """Free a finished element and everything before it at its level."""
+    element.clear(keep_tail=False)
+    parent = element.getparent()
+    if parent is not None:
+        while element.getprevious() is not None:
+            del parent[0]
+
+
+def local_name(tag: object) -> str:
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""

@@ -1,0 +1,143 @@
+"""Lenient readers for the odd values real report files carry: times, numbers, dirty text.
+
+Every function here returns a usable value or None/0 for one bad attribute; a single odd
+value never fails a whole file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+
+from bot.results.model import truncate
+
+#: ANSI/VT100 escape sequences (CSI, OSC, two-byte). The input filter turns ESC (0x1b), which
+#: XML 1.0 forbids, into DEL (0x7f), which it allows, so both introduce a sequence here.
+_ANSI = re.compile(
+    r"[\x1b\x7f](?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\x7f]*(?:\x07|[\x1b\x7f]\\)?|[@-Z\\-_])?"
+)
+_NUMBER_PREFIX = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)")
+#: .NET stack frames name their source: "in /src/CalcTests.cs:line 21" (Linux, Windows
+#: paths alike) or, in xUnit's console output, "C:\src\CalcTests.cs(29,0): at ...".
+_DOTNET_FRAME = re.compile(r" in (?P<file>[^\r\n]+?):line (?P<line>\d+)")
+
+
+def seconds(raw: str | None) -> float:
+    """A duration in seconds from `time`/`duration` attributes as tools really write them.
+
+    Accepts "1.5", "2,120.532" (thousands separators), "0,123" (decimal comma), "1.5s";
+    "", "NaN", "inf", negatives and garbage give 0.0.
+    """
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = _lenient_float(raw)
+    if not math.isfinite(value) or value < 0:
+        return 0.0
+    return value
+
+
+def _lenient_float(raw: str) -> float:
+    text = raw.strip().replace("\u00a0", "").replace(" ", "").replace("_", "")
+    if "," in text:
+        if "." in text or text.count(",") > 1:
+            # "2,120.532" or "1,234,567": commas group thousands.
+            text = text.replace(",", "")
+        else:
+            # "0,123": a decimal comma from a localised formatter.
+            text = text.replace(",", ".")
+    match = _NUMBER_PREFIX.match(text)
+    if match is None:
+        return 0.0
+    try:
+        return float(match.group())
+    except ValueError:
+        return 0.0
+
+
+def optional_seconds(raw: str | None) -> float | None:
+    """Like `seconds`, but None when the file said nothing usable (for suite durations)."""
+    if raw is None or not raw.strip():
+        return None
+    value = seconds(raw)
+    if value == 0.0 and not _looks_like_zero(raw):
+        return None
+    return value
+
+
+def _looks_like_zero(raw: str) -> bool:
+    return raw.strip().lstrip("+-").replace("0", "").replace(".", "").replace(",", "") in ("", "s")
+
+
+def timespan(raw: str | None) -> float:
+    """A .NET TimeSpan ("00:00:01.2345678", "1.02:03:04.5") in seconds; 0.0 when unusable."""
+    if not raw:
+        return 0.0
+    match = _TIMESPAN.fullmatch(raw.strip())
+    if match is None:
+        return seconds(raw)
+    days, hours, minutes, secs = match.groups()
+    return (int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60) + float(secs)
+
+
+def integer(raw: str | None) -> int | None:
+    """A line number or count; None for "", "abc", negatives."""
+    if not raw:
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def timestamp(raw: str | None) -> datetime | None:
+    """An ISO 8601 timestamp ("2024-03-21T13:00:15", "2024-03-21 13:00:15Z"); None otherwise."""
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return None
+
+
+def strip_ansi(text: str) -> str:
+    if "\x1b" not in text and "\x7f" not in text:
+        return text
+    return _ANSI.sub("", text)
+
+
+def clean(text: str | None, limit: int) -> str | None:
+    """Text for the model: cut to `limit` first (a 60 MB log is never scanned whole), then
+    ANSI escapes removed. Empty and whitespace-only text reads as absent."""
+    if text is None:
+        return None
+    cut = truncate(text, limit)
+    if cut is None or not cut.strip():
+        return None
+    return strip_ansi(cut)
+
+
+def first_line(text: str | None, limit: int = 500) -> str | None:
+    """A message for a failure that has only a body: its first non-blank line."""
+    if not text:
+        return None
+    for line in text.splitlines():
+        if line.strip():
+            line = line.strip()
+            return line if len(line) <= limit else line[:limit] + "…"
+    return None
+
+
+def dotnet_location(stack_trace: str | None) -> tuple[str | None, int | None]:
+    """File and line of the first .NET stack frame that names its source."""
+    if not stack_trace:
+        return None, None
+    match = _DOTNET_FRAME.search(stack_trace)
+    if match is None:
+        return None, None
+    return match.group("file").strip(), int(match.group("line"))

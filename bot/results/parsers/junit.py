@@ -1,0 +1,200 @@
+"""JUnit XML in the dialects real tools write.
+
+One parser covers them all, because they differ only in which optional parts they use:
+
+- a single `<testsuite>` root (Maven Surefire/Failsafe, Gradle, Mocha) or `<testsuites>`
+  around suites, nested to any depth (PHPUnit, Bazel, jest-junit, go-junit-report,
+  gotestsum, pytest);
+- `file`/`line` on `<testcase>` (pytest, PHPUnit, jest-junit with addFileAttribute);
+- `<failure>`, `<error>` (xunit-style runners put both) and `<skipped>`, with the message in
+  an attribute, in the body, or both;
+- Surefire's and Gradle's reruns: `flakyFailure`/`flakyError` (passed in the end) and
+  `rerunFailure`/`rerunError` (failed every time), each with its own `stackTrace`.
+
+Suite totals (`tests=`, `failures=`) are never read: they are often wrong, and the model
+counts cases. Schema: https://github.com/testmoapp/junitxml and Surefire's
+surefire-test-report.xsd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lxml import etree
+
+from bot.results.model import Attempt, Status, Suite, TestCase
+
+from . import _values
+from ._base import KEEP_OUTPUT_FOR_PASSED, FormatParser, discard
+
+PASSED, FAILED, ERROR, SKIPPED = Status.PASSED, Status.FAILED, Status.ERROR, Status.SKIPPED
+_INFINITY = float("inf")
+_RANK = {Status.PASSED: 0, Status.SKIPPED: 1, Status.FAILED: 2, Status.ERROR: 3}
+_OUTCOMES = {"failure": Status.FAILED, "error": Status.ERROR, "skipped": Status.SKIPPED}
+_RERUNS = {
+    "flakyFailure": Status.FAILED,
+    "flakyError": Status.ERROR,
+    "rerunFailure": Status.FAILED,
+    "rerunError": Status.ERROR,
+}
+#: `status`/`result` attribute values that mean "did not run" when no child says otherwise.
+_NOT_RUN = frozenset({"skipped", "skip", "notrun", "not_run", "disabled", "ignored", "pending"})
+_PROPERTY_VALUE_LIMIT = 2048
+
+
+class JUnitParser(FormatParser):
+    # Outcome and rerun elements are asked for too: seeing them go by is how a case is known
+    # to need its children read, so the common passed case never walks its children.
+    TAGS = ("testcase", "testsuite", *_OUTCOMES, *_RERUNS)
+    EVENTS = ("end",)
+
+    def __init__(self, source: str, text_limit: int) -> None:
+        super().__init__(source, text_limit)
+        # Suites that have cases, by their element; the element proxies are kept alive here
+        # so lxml hands back the same object and `is` comparisons hold.
+        self._open: dict[etree._Element, Suite] = {}
+        self._parent: etree._Element | None = None
+        self._suite: Suite | None = None
+        self._marked = False  # an outcome/rerun element ended since the last case
+
+    def handle_events(self, events: Iterator[tuple[str, etree._Element]]) -> None:
+        # The hot loop: runs once per case, so it is written out inline with locals (no
+        # helper call for a passed case) to stay close to the speed of libxml2 itself.
+        parent_seen, suite, marked = self._parent, self._suite, self._marked
+        strings, source = self._strings, self.source
+        for _event, element in events:
+            tag = element.tag
+            if tag != "testcase":
+                if tag == "testsuite" or tag == "testsuites":
+                    if element is parent_seen:
+                        parent_seen = suite = None
+                    self._suite_end(element)
+                else:
+                    marked = True
+                continue
+            parent = element.getparent()
+            if parent is not parent_seen or suite is None:
+                suite = self._open.get(parent) if parent is not None else None
+                if suite is None:
+                    suite = self._open_suite(parent)
+                parent_seen = parent
+            get = element.get
+            raw_time = get("time")
+            try:
+                duration = float(raw_time) if raw_time else 0.0
+            except ValueError:
+                duration = _values.seconds(raw_time)
+            if not 0.0 <= duration < _INFINITY:  # NaN, negative, inf
+                duration = 0.0
+            classname = get("classname") or get("class") or ""
+            file = get("file")
+            raw_line = get("line")
+            case = TestCase(
+                get("name") or "",
+                strings.setdefault(classname, classname),
+                suite.name,
+                PASSED,
+                duration,
+                strings.setdefault(file, file) if file else None,
+                _values.integer(raw_line) if raw_line else None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                [],
+                source,
+            )
+            if marked:
+                self._outcome(case, element)
+                marked = False
+            elif (get("status") or "").lower() in _NOT_RUN:
+                case.status = SKIPPED
+            suite.cases.append(case)
+            element.clear(False)
+            if parent is not None:
+                while element.getprevious() is not None:
+                    del parent[0]
+        self._parent, self._suite, self._marked = parent_seen, suite, marked
+
+    def _outcome(self, case: TestCase, element: etree._Element) -> None:
+        """Fill in a case that has failure, error, skipped or rerun children."""
+        status = PASSED
+        decisive: etree._Element | None = None
+        stdout: etree._Element | None = None
+        stderr: etree._Element | None = None
+        for child in element:
+            tag = child.tag
+            if tag == "system-out":
+                stdout = child
+            elif tag == "system-err":
+                stderr = child
+            elif tag in _OUTCOMES:
+                outcome = _OUTCOMES[tag]  # type: ignore[index]
+                if _RANK[outcome] > _RANK[status]:
+                    status, decisive = outcome, child
+            elif tag in _RERUNS:
+                case.attempts.append(self._attempt(child, _RERUNS[tag]))  # type: ignore[index]
+        if decisive is not None:
+            body = self.text(decisive)
+            case.message = self.attribute(decisive.get("message")) or _values.first_line(body)
+            if status is not SKIPPED:
+                case.failure_type = decisive.get("type") or None
+                case.stack_trace = body
+        case.status = status
+        if KEEP_OUTPUT_FOR_PASSED or status is FAILED or status is ERROR:
+            case.stdout = self.text(stdout)
+            case.stderr = self.text(stderr)
+
+    def _attempt(self, element: etree._Element, status: Status) -> Attempt:
+        trace = None
+        for child in element:
+            if child.tag == "stackTrace":
+                trace = self.text(child)
+        if trace is None:
+            trace = _values.clean(element.text, self.text_limit)
+        return Attempt(
+            status=status,
+            duration=_values.seconds(element.get("time")),
+            message=self.attribute(element.get("message")) or _values.first_line(trace),
+            failure_type=element.get("type") or None,
+            stack_trace=trace,
+        )
+
+    def _open_suite(self, element: etree._Element | None) -> Suite:
+        if element is None:  # a lone <testcase> root: no suite around it
+            suite = Suite(name="", source=self.source)
+            self.suites.append(suite)
+            return suite
+        get = element.get
+        suite = Suite(
+            name=self.shared(get("name") or ""),
+            duration=_values.optional_seconds(get("time")),
+            timestamp=_values.timestamp(get("timestamp")),
+            hostname=get("hostname") or None,
+            source=self.source,
+        )
+        self._read_properties(element, suite)
+        self._open[element] = suite
+        self.suites.append(suite)
+        return suite
+
+    def _read_properties(self, element: etree._Element, suite: Suite) -> None:
+        for child in element:
+            if child.tag != "properties":
+                continue
+            for prop in child:
+                name = prop.get("name") if prop.tag == "property" else None
+                if name:
+                    value = prop.get("value")
+                    if value is None:
+                        value = prop.text or ""
+                    suite.properties[name] = value[:_PROPERTY_VALUE_LIMIT]
+
+    def _suite_end(self, element: etree._Element) -> None:
+        suite = self._open.pop(element, None)
+        if suite is not None and not suite.properties:
+            self._read_properties(element, suite)  # some writers put properties last
+        if element is self._parent:
+            self._parent = self._suite = None
+        discard(element)
