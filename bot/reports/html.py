@@ -124,6 +124,7 @@ def render_html(run: TestRun, *, budget: int | None = None, now: datetime | None
             **base,
             counts_only=plan.tier is Tier.COUNTS,
             failures=failures.blocks(plan),
+            detailed=min(plan.details, plan.rows),
             more_failures=len(failing) - plan.rows,
             others=[
                 (case, case.status.value, format_duration(case.duration), case.flaky)

@@ -285,7 +285,8 @@ def render_markdown(
             rows=table.rows(plan.rows),
             more_rows=len(failing) - plan.rows,
             details=table.details(plan.details),
-            more_details=len(failing) - plan.details if plan.details else 0,
+            # Tier 3 says how many rows are left out; details go unmentioned there.
+            more_details=len(failing) - plan.details if plan.tier <= Tier.TABLE else 0,
             metrics=cap(metrics, plan.lists),
             artifacts=cap(artifacts, plan.lists),
             errors=cap(errors, plan.lists),

@@ -78,6 +78,7 @@ def test_tier2_drops_the_details_but_keeps_every_row() -> None:
     report = render_markdown(run, now=NOW, details_url=URL, budget=28_000)
     assert len(table_lines(report, FAILED_HEADER)) == 2 + 100
     assert "<details>" not in report and "more failures" not in report
+    assert f"Details of 100 failures: see the [full report]({URL})." in report
 
 
 def test_tier3_shows_the_first_failures_in_order_and_counts_the_rest() -> None:

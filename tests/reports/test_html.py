@@ -89,7 +89,7 @@ def test_the_bar_widths_are_the_shares() -> None:
 
 def test_counts_and_percentages() -> None:
     page = render_html(seed_run(), now=NOW)
-    assert "<dt>Passed</dt><dd>40 <span class=\"share\">95.2%</span></dd>" in page
+    assert "<dt>Passed</dt><dd class=\"passed\">40 <span class=\"share\">95.2%</span></dd>" in page
     assert "<dt>Duration</dt><dd>2m 5.70s</dd>" in page
 
 
@@ -101,6 +101,15 @@ def test_budgets_shrink_the_page_and_keep_it_whole(budget: int) -> None:
     assert page.rstrip().endswith("</html>")
     assert "<h2>Failed tests (2,000)</h2>" in page
     assert "full report" in page
+
+
+def test_a_shortened_page_says_what_it_left_out() -> None:
+    page = render_html(rich_run(), now=NOW, budget=9_000, details_url="https://herald.example/r")
+    assert "<h2>Failed tests (3)</h2>" in page
+    assert "<p class=\"muted\">The tests that passed or were skipped are not listed here: see " \
+        "the <a href=\"https://herald.example/r\">full report</a>.</p>" in page
+    full = render_html(rich_run(), now=NOW)
+    assert "are not listed here" not in full and "are left out" not in full
 
 
 def test_a_budget_below_the_bare_page_is_refused() -> None:
