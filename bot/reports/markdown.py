@@ -53,13 +53,13 @@ _INLINE: dict[int, str] = {ord(c): "\\" + c for c in _BACKSLASHED}
 _INLINE.update({ord("<"): "&lt;", ord(">"): "&gt;", ord("&"): "&amp;"})
 _INLINE[ord("@")] = "@" + ZERO_WIDTH_JOINER
 # Control characters and Unicode line separators would start a new line somewhere (a
-# forge's quick-action scanner, a terminal); inline text is one line, so they become spaces.
-for _code in [*range(0x20), 0x7F, 0x85, 0x2028, 0x2029]:
-    _INLINE[_code] = " "
+# forge's quick-action scanner, a terminal); inline text is one line, so they become spaces
+# (before trimming, so a name of only control characters trims to nothing, as it shows).
+_SPACES: dict[int, str] = {code: " " for code in [*range(0x20), 0x7F, 0x85, 0x2028, 0x2029]}
+_SPACES_BUT_NEWLINE = {code: text for code, text in _SPACES.items() if code != ord("\n")}
 _CELL_BREAKS = {**_INLINE, ord("\n"): "<br>"}
 
 _HTML_TEXT: dict[int, str] = {
-    **{code: " " for code in [*range(0x20), 0x7F, 0x85, 0x2028, 0x2029]},
     ord("<"): "&lt;",
     ord(">"): "&gt;",
     ord("&"): "&amp;",
@@ -89,7 +89,8 @@ def _lead(text: str) -> tuple[str, str]:
 
 
 def _escape(text: str, table: dict[int, str], limit: int | None, *, block: bool = True) -> str:
-    text = text.replace("\r\n", "\n").strip()
+    spaces = _SPACES_BUT_NEWLINE if table is _CELL_BREAKS else _SPACES
+    text = text.replace("\r\n", "\n").translate(spaces).strip()
     head = text if limit is None else text[:limit]
     lead, rest = _lead(head) if block else ("", head)
     escaped = lead + rest.translate(table)
@@ -148,6 +149,7 @@ def md_link(text: str, url: str | None, limit: int | None = CELL_LIMIT) -> str:
     label = md_text(text, limit)
     if not url:
         return label
+    label = label or md_text(url, limit)  # an empty label would make an invisible link
     parts = urlsplit(url.strip())
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return label
