@@ -20,10 +20,11 @@ SNIFF_LIMIT = 1024 * 1024
 CHUNK_SIZE = 256 * 1024
 
 # Characters XML 1.0 forbids anywhere, even as &#..; references: C0 controls except TAB, LF
-# and CR. Test output is full of them (ANSI colour, NUL from crashed processes). ESC maps to
-# DEL, which XML allows, so ANSI sequences can still be recognised and stripped later.
-_DELETE = bytes([b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D, 0x1B)])
-_TABLE = bytes.maketrans(b"\x1b", b"\x7f")
+# and CR. Test output is full of them (ANSI colour, NUL from crashed processes). ESC and BEL
+# (which ends an OSC hyperlink) map to DEL, which XML allows, so escape sequences can still
+# be recognised and stripped whole later.
+_DELETE = bytes([b for b in range(0x20) if b not in (0x07, 0x09, 0x0A, 0x0D, 0x1B)])
+_TABLE = bytes.maketrans(b"\x1b\x07", b"\x7f\x7f")
 _CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
 
 _DECLARATION = re.compile(rb"<\?xml\s[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']")
@@ -180,7 +181,7 @@ def _fix_char_ref(match: re.Match[bytes]) -> bytes:
     code = int(hex_digits, 16) if hex_digits else int(decimal)
     if _xml_char(code):
         return match.group()
-    return b"&#x7f;" if code == 0x1B else b""
+    return b"&#x7f;" if code in (0x1B, 0x07) else b""
 
 
 def cleaned(chunks: Iterator[bytes], mode: str, *, char_refs: bool = False) -> Iterator[bytes]:
