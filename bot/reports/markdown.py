@@ -221,9 +221,15 @@ class _Failures:
 
 
 def validate_marker(marker: str) -> str:
-    """A sticky-comment marker must be one well-formed HTML comment on one line."""
+    """A sticky-comment marker must be one HTML comment on one line: it starts the report,
+    and anything after its first `-->` would show as text."""
     inner = marker[4:-3] if marker.startswith("<!--") and marker.endswith("-->") else None
-    if inner is None or "--" in inner.strip("-") or "\n" in marker or "\r" in marker:
+    if (
+        inner is None
+        or any(bad in inner for bad in ("-->", "--!>", "<!--"))
+        or inner.startswith((">", "->"))
+        or any(char in marker for char in "\r\n")
+    ):
         raise ValueError(f"a marker must be one HTML comment on one line: {marker[:80]!r}")
     return marker
 

@@ -93,11 +93,17 @@ def test_marker_goes_first_and_heading_level_shifts_every_heading() -> None:
 
 @pytest.mark.parametrize(
     "marker",
-    ["herald:report", "<!-- a --> b -->", "<!-- two\nlines -->", "<!-- x -- y -->"],
+    ["herald:report", "<!-- a --> b -->", "<!-- two\nlines -->", "<!-- a <!-- b -->",
+     "<!--> -->", "<!-- a --!> -->"],
 )
 def test_a_marker_must_be_one_html_comment(marker: str) -> None:
     with pytest.raises(ValueError, match="marker"):
         render_markdown(seed_run(), marker=marker)
+
+
+def test_a_marker_may_hold_double_dashes() -> None:
+    marker = "<!-- herald:report github:my--org/repo:run:1 -->"
+    assert render_markdown(seed_run(), marker=marker).startswith(marker + "\n")
 
 
 def test_heading_level_is_bounded() -> None:
