@@ -8,9 +8,10 @@ from the cases, never taken from a file's own (often wrong) summary attributes.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 #: Captured output, messages and stack traces longer than this are cut with a marker.
 #: Real files carry 60 MB of stdout per case; a report never needs more than this.
@@ -203,7 +204,11 @@ class TestRun:
         if self.duration is not None:
             return self.duration
         if self.started_at and self.finished_at:
-            return max(0.0, (self.finished_at - self.started_at).total_seconds())
+            start, end = self.started_at, self.finished_at
+            # Producers mix naive and aware stamps; a naive one is taken as UTC.
+            if (start.tzinfo is None) != (end.tzinfo is None):
+                start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
+            return max(0.0, (end - start).total_seconds())
         suite_times = [s.duration for s in self.suites]
         if suite_times and all(t is not None for t in suite_times):
             return float(sum(t for t in suite_times if t is not None))
@@ -262,7 +267,9 @@ class TestRun:
 
 def format_duration(seconds: float) -> str:
     """`2m 5.70s`, `1h 2m 3.00s`, `0.35s`, as the reports print durations."""
-    seconds = max(0.0, float(seconds))
+    seconds = float(seconds)
+    if not math.isfinite(seconds) or seconds < 0:
+        seconds = 0.0
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours >= 1:
