@@ -1,0 +1,140 @@
+"""The result model: totals come from the cases, shards merge by identity, figures print
+the way every report prints them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.results.model import (
+    Attempt,
+    RunStatus,
+    Status,
+    Suite,
+    TestCase,
+    TestRun,
+    format_count,
+    format_duration,
+    format_size,
+    truncate,
+)
+
+
+def run_of(*cases: TestCase, run_id: str = "r1") -> TestRun:
+    return TestRun(run_id, suites=[Suite("s", cases=list(cases))])
+
+
+@pytest.mark.parametrize(
+    ("seconds", "printed"),
+    [
+        (0, "0.00s"),
+        (0.349, "0.35s"),
+        (59.999, "60.00s"),
+        (125.7, "2m 5.70s"),
+        (3723, "1h 2m 3.00s"),
+        (-5, "0.00s"),
+        (float("inf"), "0.00s"),
+        (float("nan"), "0.00s"),
+    ],
+)
+def test_durations_print_as_in_the_reports(seconds: float, printed: str) -> None:
+    assert format_duration(seconds) == printed
+
+
+@pytest.mark.parametrize(
+    ("count", "total", "printed"),
+    [
+        (40, 42, "Passed: 40 (95.2%)"),
+        (0, 0, "Passed: 0 (0.0%)"),
+        (1204, 1204, "Passed: 1,204 (100.0%)"),
+    ],
+)
+def test_counts_print_with_their_share(count: int, total: int, printed: str) -> None:
+    assert format_count("Passed", count, total) == printed
+
+
+@pytest.mark.parametrize(
+    ("size", "printed"),
+    [
+        (None, "unknown size"),
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1536, "1.5 KB"),
+        (5 * 1024**3, "5.0 GB"),
+    ],
+)
+def test_sizes_print_in_binary_units(size: int | None, printed: str) -> None:
+    assert format_size(size) == printed
+
+
+def test_truncate_keeps_short_text_and_marks_what_it_drops() -> None:
+    assert truncate("short", 10) == "short"
+    assert truncate(None) is None
+    cut = truncate("x" * 100, 10)
+    assert cut is not None
+    assert cut.startswith("x" * 10)
+    assert "90 more characters" in cut
+
+
+def test_totals_are_counted_from_the_cases() -> None:
+    run = run_of(
+        TestCase("a"),
+        TestCase("b", status=Status.FAILED),
+        TestCase("c", status=Status.ERROR),
+        TestCase("d", status=Status.SKIPPED),
+        TestCase("e", attempts=[Attempt(Status.FAILED)]),
+    )
+    totals = run.totals()
+    assert (totals.total, totals.passed, totals.failed, totals.errors, totals.skipped) == (
+        5,
+        2,
+        1,
+        1,
+        1,
+    )
+    assert totals.flaky == 1
+    assert totals.failures == 2
+    assert run.overall_status() is RunStatus.FAILED
+    assert [c.name for c in run.failures()] == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("run", "status"),
+    [
+        (run_of(TestCase("a")), RunStatus.PASSED),
+        (TestRun("empty"), RunStatus.NO_TESTS),
+        (TestRun("broken", status=RunStatus.CANCELLED), RunStatus.CANCELLED),
+    ],
+)
+def test_overall_status(run: TestRun, status: RunStatus) -> None:
+    assert run.overall_status() is status
+
+
+def test_duration_prefers_the_wall_clock_then_the_suites_then_the_cases() -> None:
+    cases = [TestCase("a", duration=1.5), TestCase("b", duration=2.0)]
+    assert TestRun("r", suites=[Suite("s", cases=cases)]).totals().duration == 3.5
+    assert TestRun("r", suites=[Suite("s", cases=cases, duration=9.0)]).totals().duration == 9.0
+    naive_start = datetime(2026, 1, 1, 0, 0, 0)
+    aware_end = datetime(2026, 1, 1, 0, 2, 5, 700000, tzinfo=UTC)
+    timed = TestRun("r", started_at=naive_start, finished_at=aware_end)
+    assert format_duration(timed.totals().duration) == "2m 5.70s"
+
+
+def test_a_test_seen_in_two_shards_keeps_the_last_outcome_and_reads_as_flaky() -> None:
+    first = run_of(TestCase("t", classname="C", suite="s", status=Status.FAILED, message="boom"))
+    retry = run_of(
+        TestCase("t", classname="C", suite="s", status=Status.PASSED, duration=2.0),
+        TestCase("other", suite="s"),
+    )
+    merged = first.merge([retry])
+    cases = {c.name: c for c in merged.cases()}
+    assert set(cases) == {"t", "other"}
+    assert cases["t"].status is Status.PASSED
+    assert cases["t"].flaky
+    assert cases["t"].attempts[0].message == "boom"
+    assert merged.totals().total == 2
+
+
+def test_identity_separates_same_names_in_different_classes() -> None:
+    assert TestCase("t", classname="A").identity != TestCase("t", classname="B").identity
