@@ -70,11 +70,17 @@ class TooLarge(PermanentError):
 
 
 class _Retryable(Exception):
-    """A fault worth a quick retry inside this call (5xx, timeout, connection reset)."""
+    """A fault worth a quick retry inside this call (5xx, timeout, connection reset).
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    `unsent` is true when the request surely never reached GitLab (it could not connect,
+    or GitLab said it is unavailable), the only case in which a write is repeated inline:
+    a write that timed out may have happened, and the job-level retry goes through
+    find-then-update instead of posting blindly twice.
+    """
+
+    def __init__(self, message: str, *, unsent: bool) -> None:
         super().__init__(message)
-        self.status = status
+        self.unsent = unsent
 
 
 def encode_id(project: int | str) -> str:
@@ -223,7 +229,8 @@ class GitLabAPI:
 
     # ---- calls --------------------------------------------------------------------------
 
-    async def call(self, what: str, fn: Callable[[gitlab.Gitlab], T]) -> T:
+    async def call(self, what: str, fn: Callable[[gitlab.Gitlab], T], *,
+                   idempotent: bool = True) -> T:
         """Run `fn(gl)` on the pool; `what` names the action for error messages."""
         loop = asyncio.get_running_loop()
         for attempt in range(self.retries + 1):
@@ -231,7 +238,7 @@ class GitLabAPI:
             try:
                 return await loop.run_in_executor(self._executor, self._run, what, fn)
             except _Retryable as exc:
-                if attempt >= self.retries:
+                if attempt >= self.retries or not (idempotent or exc.unsent):
                     raise TransientError(f"{what}: {exc}") from exc
                 # Full jitter: retries of many jobs spread out instead of arriving together.
                 await asyncio.sleep(random.uniform(0, RETRY_BASE_DELAY * 2**attempt))
@@ -258,7 +265,8 @@ class GitLabAPI:
             requests.ConnectionError,
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
-            raise _Retryable(type(exc).__name__) from exc
+            raise _Retryable(type(exc).__name__,
+                             unsent=isinstance(exc, requests.ConnectTimeout)) from exc
         except gitlab.exceptions.GitlabError as exc:
             if exc.response_code is not None:
                 raise self._translate(
@@ -286,7 +294,7 @@ class GitLabAPI:
                 ),
             )
         if status is not None and status >= 500:
-            return _Retryable(f"GitLab answered {status}", status)
+            return _Retryable(f"GitLab answered {status}", unsent=status == 503)
         if status == 401:
             return PermanentError(
                 f"{what}: GitLab refused the token (401 {text}); check HERALD_GITLAB_TOKEN"
@@ -340,7 +348,7 @@ class GitLabAPI:
         def run(gl: gitlab.Gitlab) -> Any:
             return gl.http_post(path, post_data=body or {}, **self._opts())
 
-        return await self.call(what, run)
+        return await self.call(what, run, idempotent=False)
 
     async def put(self, what: str, path: str, body: dict[str, Any]) -> Any:
         def run(gl: gitlab.Gitlab) -> Any:

@@ -603,3 +603,62 @@ async def test_a_guest_is_refused_without_any_write(client: GitLabClient,
                                                     gitlab: FakeGitLab) -> None:
     assert await client.can_retest(PATH, note(GUEST_NAME, GUEST_ID)) is False
     assert [c.method for c in gitlab.calls] == ["GET"]
+
+
+# ---- writes and GitLab's refusals ----------------------------------------------------------
+
+
+async def test_a_write_that_may_have_happened_is_not_repeated_inline(
+    client: GitLabClient, gitlab: FakeGitLab
+) -> None:
+    build = await client.get_build(root_ref())
+    gitlab.fail_next(rf"POST /projects/{PROJECT}/statuses/", status=502)
+    with pytest.raises(TransientError, match="502"):
+        await client.publish(root_ref(), failing_run("x"), build)
+    assert len(gitlab.calls_to("POST", "/statuses/")) == 1  # the job's retry will look first
+
+
+async def test_a_write_refused_as_unavailable_is_repeated_inline(
+    client: GitLabClient, gitlab: FakeGitLab
+) -> None:
+    build = await client.get_build(root_ref())
+    gitlab.fail_next(rf"POST /projects/{PROJECT}/statuses/", status=503)
+    await client.publish(root_ref(), failing_run("x"), build)
+    assert len(gitlab.calls_to("POST", "/statuses/")) == 2
+    assert len(gitlab.statuses[(PROJECT, SHA)]) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        (f"/projects/{PROJECT}/merge_requests/{MR}/notes", {"body": "x" * 1_000_001},
+         "is too long (maximum is 1000000 characters)"),
+        (f"/projects/{PROJECT}/merge_requests/{MR}/notes", {}, "body is missing"),
+        (f"/projects/{PROJECT}/statuses/{SHA}", {"state": "exploded"},
+         "state does not have a valid value"),
+        (f"/projects/{PROJECT}/statuses/{SHA}", {"state": "failed", "description": "d" * 256},
+         "is too long (maximum is 255 characters)"),
+    ],
+)
+async def test_gitlabs_refusals_surface_in_its_own_words(
+    client: GitLabClient, path: str, body: dict[str, object], message: str
+) -> None:
+    with pytest.raises(PermanentError, match=r"GitLab answered 400") as caught:
+        await client.api.post("write", path, body)
+    assert message in str(caught.value)
+
+
+async def test_a_status_already_in_that_state_is_not_an_error(
+    client: GitLabClient, gitlab: FakeGitLab
+) -> None:
+    gitlab.pipelines[ROOT]["status"] = "running"
+    build = await client.get_build(root_ref())
+    one = TestRun(id="r", suites=[Suite("s", [TestCase("t1")])])
+    await client.publish(root_ref(), one, build)
+    # Another summary while still running: GitLab refuses to move running → running.
+    two = TestRun(id="r", suites=[Suite("s", [TestCase("t1"), TestCase("t2")])])
+    published = await client.publish(root_ref(), two, build)
+    [status] = gitlab.statuses[(PROJECT, SHA)]
+    assert status["status"] == "running"
+    assert published.status_id == str(status["id"])
+    assert len(gitlab.calls_to("POST", "/statuses/")) == 2
