@@ -105,7 +105,7 @@ def generate_app_key() -> tuple[str, bytes]:
 
 class FakeGitHub:
     def __init__(self, *, app_id: int = 4242, private_key: str, public_key: bytes,
-                 installation_id: int = 777, token_lifetime: float = 3600.0) -> None:
+                 installation_id: int = 52817364, token_lifetime: float = 3600.0) -> None:
         self.app_id = app_id
         self.client_id = "Iv1.herald-test"
         self.private_key = private_key
@@ -120,6 +120,9 @@ class FakeGitHub:
         self.blob_requests: list[dict[str, str]] = []
         self.base_url = ""  # set once served
         self.blob_url = ""
+        self.delays: list[tuple[str, re.Pattern[str], float]] = []
+        self.writes_in_flight = 0
+        self.most_writes_in_flight = 0
         self._ids = itertools.count(1000)
         self.app = Starlette(routes=self._routes())
         self.blob_app = Starlette(routes=[Route("/blob/{key}", self._blob)])
@@ -209,8 +212,28 @@ class FakeGitHub:
             Route(r + "/pulls/{number:int}", self._pull, methods=["GET"]),
         ]
 
+    def slow(self, method: str, path: str, seconds: float) -> None:
+        """Answer requests matching `method` and `path` normally, but only after `seconds`."""
+        self.delays.append((method, re.compile(path), seconds))
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
+        """The served app: counts concurrent content-creating requests, applies delays."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        write = method in ("POST", "PATCH", "PUT", "DELETE")
+        if write:
+            self.writes_in_flight += 1
+            self.most_writes_in_flight = max(self.most_writes_in_flight, self.writes_in_flight)
+        try:
+            for delayed_method, pattern, seconds in self.delays:
+                if delayed_method == method and pattern.fullmatch(path):
+                    await asyncio.sleep(seconds)
+            await self.app(scope, receive, send)
+        finally:
+            if write:
+                self.writes_in_flight -= 1
 
     async def _record(self, request: Request) -> tuple[Call, Response | None]:
         body = await request.body()
@@ -625,6 +648,6 @@ async def serve(app: Any) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def running_fake(fake: FakeGitHub) -> AsyncIterator[FakeGitHub]:
-    async with serve(fake.app) as api, serve(fake.blob_app) as blob:
+    async with serve(fake) as api, serve(fake.blob_app) as blob:
         fake.base_url, fake.blob_url = api, blob
         yield fake
