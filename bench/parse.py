@@ -139,11 +139,20 @@ def measure_herald(path: Path) -> int:
 
 
 def measure_junitparser(path: Path) -> int:
+    """junitparser, reading per case what Herald's model holds: name, class, time, outcome,
+    and for a failure its message, type, text and captured output."""
     from junitparser import JUnitXml, TestSuite
 
     document = JUnitXml.fromfile(str(path))
     suites = [document] if isinstance(document, TestSuite) else list(document)
-    return sum(1 for suite in suites for _case in suite)
+    count = 0
+    for suite in suites:
+        for case in suite:
+            _facts = (case.name, case.classname, case.time)
+            for result in case.result:
+                _failure = (result.message, result.type, result.text, case.system_out)
+            count += 1
+    return count
 
 
 PARSERS: dict[str, Callable[[Path], int]] = {

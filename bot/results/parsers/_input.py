@@ -17,7 +17,7 @@ from typing import BinaryIO
 #: How much of a file is read to find its root element. Real prologs are a few hundred bytes;
 #: a file whose root element is not within this is not a report.
 SNIFF_LIMIT = 1024 * 1024
-CHUNK_SIZE = 256 * 1024
+CHUNK_SIZE = 128 * 1024
 
 # Characters XML 1.0 forbids anywhere, even as &#..; references: C0 controls except TAB, LF
 # and CR. Test output is full of them (ANSI colour, NUL from crashed processes). ESC and BEL

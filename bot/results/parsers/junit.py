@@ -40,6 +40,7 @@ _RERUNS = {
 #: `status`/`result` attribute values that mean "did not run" when no child says otherwise.
 _NOT_RUN = frozenset({"skipped", "skip", "notrun", "not_run", "disabled", "ignored", "pending"})
 _PROPERTY_VALUE_LIMIT = 2048
+_PURGE_EVERY = 256
 
 
 class JUnitParser(FormatParser):
@@ -56,11 +57,13 @@ class JUnitParser(FormatParser):
         self._parent: etree._Element | None = None
         self._suite: Suite | None = None
         self._marked = False  # an outcome/rerun element ended since the last case
+        self._pending = 0  # cleared cases not yet deleted from their parent
 
     def handle_events(self, events: Iterator[tuple[str, etree._Element]]) -> None:
         # The hot loop: runs once per case, so it is written out inline with locals (no
         # helper call for a passed case) to stay close to the speed of libxml2 itself.
         parent_seen, suite, marked = self._parent, self._suite, self._marked
+        pending = self._pending
         strings, source = self._strings, self.source
         for _event, element in events:
             tag = element.tag
@@ -77,20 +80,34 @@ class JUnitParser(FormatParser):
                 suite = self._open.get(parent) if parent is not None else None
                 if suite is None:
                     suite = self._open_suite(parent)
-                parent_seen = parent
-            get = element.get
-            raw_time = get("time")
+                parent_seen, pending = parent, 0
+            # One items() call beats a get() per attribute (each get re-encodes its key and
+            # searches the attributes again), and also finds the absent ones for free.
+            name = classname = raw_time = file = raw_line = status = None
+            for key, value in element.items():
+                if key == "name":
+                    name = value
+                elif key == "classname":
+                    classname = value
+                elif key == "time":
+                    raw_time = value
+                elif key == "file":
+                    file = value
+                elif key == "line":
+                    raw_line = value
+                elif key == "class" and not classname:  # PHPUnit writes both; classname wins
+                    classname = value
+                elif key == "status":
+                    status = value
             try:
                 duration = float(raw_time) if raw_time else 0.0
             except ValueError:
                 duration = _values.seconds(raw_time)
             if not 0.0 <= duration < _INFINITY:  # NaN, negative, inf
                 duration = 0.0
-            classname = get("classname") or get("class") or ""
-            file = get("file")
-            raw_line = get("line")
+            classname = classname or ""
             case = TestCase(
-                get("name") or "",
+                name or "",
                 strings.setdefault(classname, classname),
                 suite.name,
                 PASSED,
@@ -108,14 +125,18 @@ class JUnitParser(FormatParser):
             if marked:
                 self._outcome(case, element)
                 marked = False
-            elif (get("status") or "").lower() in _NOT_RUN:
+            elif status and status.lower() in _NOT_RUN:
                 case.status = SKIPPED
             suite.cases.append(case)
             element.clear(False)
-            if parent is not None:
-                while element.getprevious() is not None:
-                    del parent[0]
+            # The emptied elements before this one go in batches: one index() and one slice
+            # delete per _PURGE_EVERY cases costs less than a sibling check per case.
+            pending += 1
+            if pending >= _PURGE_EVERY and parent is not None:
+                del parent[: parent.index(element)]
+                pending = 0
         self._parent, self._suite, self._marked = parent_seen, suite, marked
+        self._pending = pending
 
     def _outcome(self, case: TestCase, element: etree._Element) -> None:
         """Fill in a case that has failure, error, skipped or rerun children."""
