@@ -430,14 +430,14 @@ class GitHubClient:
         suite = extra.get("check_suite_id")
         if extra.get("action") == "rerequested" and suite and "check_run_id" not in extra:
             # The whole Herald suite was re-requested: rerun every run it reported.
-            checks = await self._call(
+            in_suite = await self._call(
                 installation,
                 "GET",
                 "/repos/{owner}/{repo}/check-suites/{suite}/check-runs{?per_page}",
                 {**split_repo(ref.repo), "suite": int(suite), "per_page": 100},
                 iterable_key="check_runs",
             )
-            found = [checks.parse_run_id(str(c.get("external_id") or "")) for c in checks]
+            found = [checks.parse_run_id(str(c.get("external_id") or "")) for c in in_suite]
             return sorted({parsed[0] for parsed in found if parsed is not None})
         return [self._run_id(ref)[0]]
 

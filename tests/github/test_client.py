@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 
@@ -367,7 +368,7 @@ async def test_a_green_run_does_not_start_a_comment_but_updates_one(fake, client
     await client.publish(ref, failing_run(1), build)
     await client.publish(ref, green, build)
     [posted] = fake.repo(REPO).comments[PR]
-    assert "passed" in posted["body"].split("\n")[2].lower() or "Passed" in posted["body"]
+    assert "1 test passed" in posted["body"]
     assert "Failed Tests" not in posted["body"]
 
 
@@ -468,3 +469,26 @@ async def test_acknowledge_reply_and_rerun(fake, client) -> None:
     assert fake.repo(REPO).comments[PR][-1]["body"] == "@octo-dev re-running"
     assert fake.repo(REPO).reruns == [(run["id"], "rerun-failed-jobs")]
     assert rerun.runs == [str(run["id"])]
+
+
+async def test_the_re_run_button_reruns_the_run_named_by_our_external_id(fake, client) -> None:
+    run = seed_run(fake)
+    ref = ref_for(fake, run)
+    pressed = dataclasses.replace(ref, run_id=f"{run['id']}/2", extra={
+        "installation_id": fake.installation_id, "action": "requested_action",
+        "check_run_id": 1, "external_id": f"{run['id']}/2"})
+    assert (await client.rerun(pressed)).runs == [str(run["id"])]
+    foreign = dataclasses.replace(pressed, run_id="1", extra={**pressed.extra, "external_id": ""})
+    with pytest.raises(PermanentError, match="not created by Herald"):
+        await client.rerun(foreign)
+    assert fake.repo(REPO).reruns == [(run["id"], "rerun-failed-jobs")]
+
+
+async def test_re_requesting_our_suite_reruns_every_run_it_reported(fake, client) -> None:
+    ref, run, build = await _build_for_publish(fake, client, failing_run(1))
+    await client.publish(ref, run, build)
+    suite = fake.repo(REPO).check_runs[0]["check_suite"]["id"]
+    requested = dataclasses.replace(ref, run_id=str(suite), extra={
+        "installation_id": fake.installation_id, "action": "rerequested",
+        "check_suite_id": suite})
+    assert (await client.rerun(requested)).runs == [ref.run_id]
