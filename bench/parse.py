@@ -8,6 +8,12 @@ otherwise a file generated for a non-default size is deleted afterwards), then t
 parser in a fresh subprocess, so one parser's peak RSS never includes another's, and prints
 MB/s, peak RSS and the ratios Herald/bare and Herald/junitparser.
 
+What each one does per case: the bare loop only counts <testcase> end events (the floor:
+libxml2 building and freeing the tree); Herald builds its model (name, class, suite, time,
+file/line, outcome, and message/type/trace/output of failures); junitparser is made to read
+the same facts through its API (name, classname, time, results and their message, type,
+text, and system-out), since a report needs them.
+
 Targets: Herald >= 0.8x the bare loop, >= 2x junitparser, peak RSS flat in file size
 (< 150 MB on the 200 MB file).
 """

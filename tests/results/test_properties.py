@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from bot.results.model import Status
+from bot.results.parsers import ReportError
 
-from .conftest import parse_bytes
+from .conftest import FIXTURES, parse_bytes
 
 # What names and messages may hold: anything XML 1.0 can carry, plus the characters that
 # break naive renderers (pipes for Markdown tables, backticks, markup, newlines).
@@ -123,3 +124,34 @@ def test_names_and_messages_survive_into_the_model(generated: tuple[list[GenSuit
         for suite, case in found
     )
     assert parsed == expected
+
+
+FIXTURE_BYTES = [path.read_bytes() for path in sorted(FIXTURES.iterdir())]
+
+
+@st.composite
+def damaged_reports(draw: st.DrawFn) -> bytes:
+    """A real report with random bytes overwritten, inserted or cut off."""
+    data = bytearray(draw(st.sampled_from(FIXTURE_BYTES)))
+    for _ in range(draw(st.integers(0, 8))):
+        position = draw(st.integers(0, len(data) - 1))
+        if draw(st.booleans()):
+            data[position] = draw(st.integers(0, 255))
+        else:
+            data[position:position] = draw(st.binary(min_size=1, max_size=8))
+    if draw(st.booleans()):
+        data = data[: draw(st.integers(0, len(data)))]
+    return bytes(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(damaged_reports(), st.binary(max_size=512)))
+def test_any_bytes_give_a_run_or_a_report_error(data: bytes) -> None:
+    try:
+        run = parse_bytes(data, "fuzz.xml")
+    except ReportError as exc:
+        assert exc.source == "fuzz.xml" and exc.reason
+        if exc.partial is not None:
+            assert exc.partial.totals().total > 0
+    else:
+        assert run.totals().total == sum(1 for _ in run.cases())

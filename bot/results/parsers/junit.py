@@ -37,7 +37,8 @@ _RERUNS = {
     "rerunFailure": Status.FAILED,
     "rerunError": Status.ERROR,
 }
-#: `status`/`result` attribute values that mean "did not run" when no child says otherwise.
+#: `status` attribute values (Bazel, some JS reporters) that mean "did not run" when no child
+#: element says otherwise.
 _NOT_RUN = frozenset({"skipped", "skip", "notrun", "not_run", "disabled", "ignored", "pending"})
 _PROPERTY_VALUE_LIMIT = 2048
 _PURGE_EVERY = 256
