@@ -105,8 +105,11 @@ class ArtifactLimits:
         )
 
 
-class Refused(Exception):
-    """One input was refused; the message says why, in terms a user can act on."""
+class Refused(OSError):
+    """One input was refused; the message says why, in terms a user can act on.
+
+    An `OSError`, so that a parser reading the stream records it as a read failure of
+    that member (the parsers' `Collector` does) rather than crashing."""
 
 
 class ArtifactTooLarge(Refused):
@@ -317,11 +320,13 @@ class _Walker:
             self.refuse(source, "not a zip archive, a gzip file or a test report")
 
     def _report(self, source: str, reader: _CountingReader) -> None:
-        self.sink.add_stream(source, _buffered(reader))  # type: ignore[arg-type]
+        try:
+            self.sink.add_stream(source, _buffered(reader))  # type: ignore[arg-type]
+        except Refused as refusal:
+            # The sink let it through; a sink that records read errors itself has already
+            # named this member and the reason, and must not get it twice.
+            self.refuse(source, str(refusal))
         self.reports += 1
-        if reader.refusal is not None:
-            # The parser saw the exception and recorded it its own way; say why plainly.
-            self.refuse(source, str(reader.refusal))
 
     def _gzip(self, source: str, reader: _CountingReader, *, depth: int) -> None:
         if depth > self.limits.max_depth:
@@ -433,6 +438,10 @@ async def spool(chunks: AsyncIterator[bytes], max_bytes: int) -> IO[bytes]:
             target.write(chunk)
     except BaseException:
         target.close()
+        # Stop the download too (an async generator holding an HTTP response, say).
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
         raise
     target.flush()
     target.seek(0)

@@ -132,7 +132,9 @@ def test_a_high_ratio_member_is_stopped_while_inflating() -> None:
     bomb = b"<" + bytes(20 * 1024 * 1024)  # looks like XML, deflates about 1000:1
     data = make_zip({"bomb.xml": bomb, "good.xml": REPORT})
     sink, errors, sizes = read(data, SMALL)
-    assert errors["junit/bomb.xml"] == "refused: inflates more than 100:1 (a zip bomb?)"
+    # The parser reading the member is told why its stream stopped, and records it.
+    assert sink.failures == {"junit/bomb.xml": "inflates more than 100:1 (a zip bomb?)"}
+    assert errors == {}
     assert sink.reports["junit/good.xml"] == REPORT
     # Stopped within one buffer of the cap, not after inflating 20 MiB.
     assert sizes.inflated < 2 * 1024 * 1024
@@ -146,8 +148,10 @@ def test_a_member_lying_about_its_size_in_headers_is_still_counted() -> None:
     struct.pack_into("<L", data, directory + 24, 1024)
     limits = ArtifactLimits(max_total_bytes=4096, ratio_grace_bytes=0, max_ratio=10_000)
     sink, errors, sizes = read(bytes(data), limits)
-    assert sizes.inflated <= 4096 + 64 * 1024
-    assert "junit/bomb.xml" in errors or "junit/bomb.xml" in sink.failures
+    # zipfile stops at the claimed size and then finds the checksum wrong: nothing is used.
+    assert errors == {"junit/bomb.xml": "refused: unreadable (Bad CRC-32 for file 'bomb.xml')"}
+    assert sink.reports == {}
+    assert sizes.inflated == 0
 
 
 def overlapping_bomb(copies: int, kernel: bytes) -> bytes:
@@ -214,8 +218,8 @@ def test_a_truncated_zip_is_refused_not_crashed_on(cut: float) -> None:
 
 def test_a_gzip_bomb_is_stopped_while_inflating() -> None:
     bomb = gzip.compress(b"<" + bytes(30 * 1024 * 1024))
-    _, errors, sizes = read(bomb, SMALL, name="report.xml.gz")
-    assert errors == {"report.xml": "refused: inflates more than 100:1 (a zip bomb?)"}
+    sink, _, sizes = read(bomb, SMALL, name="report.xml.gz")
+    assert sink.failures == {"report.xml": "inflates more than 100:1 (a zip bomb?)"}
     # The input (30 KB) counted once and its output up to 100 times that, not 30 MiB.
     assert sizes.inflated < len(bomb) * 101 + 128 * 1024
 
@@ -223,9 +227,8 @@ def test_a_gzip_bomb_is_stopped_while_inflating() -> None:
 def test_the_total_budget_spans_members_and_stops_the_walk() -> None:
     members = {f"r{i}.xml": b"<" + bytes(300 * 1024) for i in range(10)}
     limits = ArtifactLimits(max_total_bytes=1024 * 1024)
-    sink, errors, sizes = read(make_zip(members), limits)
-    refused = [name for name, reason in errors.items() if "more than 1,048,576" in reason]
-    assert len(refused) == 1
+    sink, _, sizes = read(make_zip(members), limits)
+    assert list(sink.failures.values()) == ["artifact inflates to more than 1,048,576 bytes"]
     assert len(sink.reports) == 3  # three whole members fit, the fourth broke the budget
     assert sizes.inflated <= 1024 * 1024 + 64 * 1024
 
@@ -252,6 +255,22 @@ async def test_the_download_is_capped_while_it_streams() -> None:
         ("huge", "refused: download larger than 10,000 bytes")
     ]
     assert pulled == 11
+
+
+async def test_a_refused_download_is_stopped_at_its_source() -> None:
+    closed = False
+
+    async def download() -> AsyncIterator[bytes]:
+        nonlocal closed
+        try:
+            while True:
+                yield b"x" * 1000
+        finally:
+            closed = True
+
+    await read_artifact(RecordingSink(), "huge", download(),
+                        ArtifactLimits(max_download_bytes=5_000), is_report=is_xml)
+    assert closed
 
 
 async def test_read_artifact_spools_then_reads_the_zip() -> None:
@@ -281,3 +300,39 @@ def test_limits_come_from_the_environment() -> None:
     assert limits.max_ratio == ArtifactLimits().max_ratio
     with pytest.raises(ConfigError, match="HERALD_ARTIFACT_MAX_RATIO"):
         ArtifactLimits.from_settings(Settings.from_env({"HERALD_ARTIFACT_MAX_RATIO": "lots"}))
+
+
+def test_with_the_real_collector_good_reports_count_and_a_bomb_is_named() -> None:
+    from bot.results.parsers import Collector
+
+    junit = (
+        b'<?xml version="1.0"?><testsuite name="unit">'
+        b'<testcase classname="a" name="ok"/>'
+        b'<testcase classname="a" name="bad"><failure message="boom"/></testcase>'
+        b"</testsuite>"
+    )
+    bomb = b'<?xml version="1.0"?><testsuite name="x">' + b" " * (20 * 1024 * 1024)
+    data = make_zip({"unit.xml": junit, "bomb.xml": bomb, "image.png": b"\x89PNG" + bytes(99)})
+    collector = Collector("run-1")
+    errors, _ = read_file(collector, "test-results", io.BytesIO(data), SMALL)
+    run = collector.result()
+    run.errors.extend(errors)
+    assert [(c.name, c.status.value) for c in run.cases()] == [("ok", "passed"), ("bad", "failed")]
+    assert [(e.source, e.reason) for e in run.errors] == [
+        ("test-results/bomb.xml", "cannot read: inflates more than 100:1 (a zip bomb?)")
+    ]
+
+
+class StrictSink:
+    """A sink that lets read errors through: the refusal is then recorded by read_file."""
+
+    def add_stream(self, source: str, stream: BinaryIO) -> None:
+        stream.read()
+
+
+def test_a_refusal_a_sink_lets_through_is_recorded_once() -> None:
+    data = make_zip({"bomb.xml": b"<" + bytes(20 * 1024 * 1024)})
+    errors, _ = read_file(StrictSink(), "junit", io.BytesIO(data), SMALL, is_report=is_xml)
+    assert [(e.source, e.reason) for e in errors] == [
+        ("junit/bomb.xml", "refused: inflates more than 100:1 (a zip bomb?)")
+    ]

@@ -460,6 +460,15 @@ async def test_failed_runs_are_the_latest_failed_run_of_each_workflow(fake, clie
     assert [(r.run_id, r.extra["name"]) for r in runs] == [("2", "CI"), ("4", "E2E")]
 
 
+async def test_long_lists_are_read_page_by_page(fake, client) -> None:
+    for run_id in range(1, 151):
+        seed_run(fake, id=run_id, workflow_id=run_id, name=f"W{run_id}", conclusion="failure")
+    runs = await client.failed_runs(REPO, comment(fake))
+    assert len(runs) == 150
+    pages = [c.query.get("page", "1") for c in fake.calls_to("GET", r".*/actions/runs")]
+    assert pages == ["1", "2"]
+
+
 async def test_acknowledge_reply_and_rerun(fake, client) -> None:
     run = seed_run(fake)
     await client.acknowledge(REPO, comment(fake))
