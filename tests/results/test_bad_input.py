@@ -231,3 +231,13 @@ def test_a_one_way_stream_with_a_broken_document_still_errors_cleanly() -> None:
 )
 def test_looks_like_report_from_the_first_bytes(first_bytes: bytes, expected: bool) -> None:
     assert looks_like_report(first_bytes) is expected
+
+
+def test_an_undeclared_entity_is_named_not_mistaken_for_truncation() -> None:
+    document = b'<testsuite><testcase name="t"><failure>a&nbsp;b</failure></testcase></testsuite>'
+    assert reason(document) == "not XML (line 1, column 47: Entity 'nbsp' not defined)"
+
+
+def test_leading_whitespace_longer_than_one_read_is_not_an_empty_file() -> None:
+    document = b" " * (200 * 1024) + b'<testsuite><testcase name="t"/></testsuite>'
+    assert parse_bytes(document).totals().total == 1

@@ -162,8 +162,12 @@ def _position(stream: BinaryIO) -> int | None:
 
 
 def _read_prolog(stream: BinaryIO) -> bytes:
+    """The first bytes of `stream`, enough to see its root element (up to SNIFF_LIMIT)."""
     data = stream.read(64 * 1024)
-    while data and len(data) < SNIFF_LIMIT and not sniff(data).complete:
+    while data and len(data) < SNIFF_LIMIT:
+        prolog = sniff(data)
+        if prolog.complete and not prolog.blank:
+            break
         more = stream.read(64 * 1024)
         if not more:
             break
@@ -263,12 +267,17 @@ def _feed(
 def _syntax_reason(exc: etree.XMLSyntaxError, at_end: bool, cases: int) -> str:
     message = str(exc.msg or exc).strip()
     line, column = exc.position if exc.position else (exc.lineno or 0, 0)
+    if message == "no element found" and len(exc.error_log):
+        # lxml's generic word when libxml2 stopped early on an error it did not raise (an
+        # undefined entity such as &nbsp;): the real cause is the latest logged error.
+        last = exc.error_log.last_error
+        message, line, column, at_end = last.message, last.line, last.column, False
     # libxml2 appends the position to its message; we say it our way.
     message = message.split(", line ")[0].strip()
     where = f"line {line}, column {column}"
     if "Excessive depth" in message:
         reason = f"elements nested deeper than {_MAX_DEPTH} levels ({where})"
-    elif "amplification" in message or "entity" in message.lower():
+    elif "amplification" in message:
         reason = f"refused: entity expansion ({where}: {message})"
     elif "encoding" in message.lower() or "labelled" in message:
         reason = f"wrong or unsupported encoding ({where}: {message})"

@@ -39,7 +39,8 @@ def _basename(path: str) -> str:
 
 
 class TrxParser(FormatParser):
-    TAGS = ("{*}UnitTestResult", "{*}UnitTest")
+    # TestEntry elements are asked for only to be freed: nothing in them is needed.
+    TAGS = ("{*}UnitTestResult", "{*}UnitTest", "{*}TestEntry")
     EVENTS = ("end",)
 
     def __init__(self, source: str, text_limit: int) -> None:
@@ -48,10 +49,13 @@ class TrxParser(FormatParser):
         self._definitions: dict[str, tuple[str, str]] = {}  # testId -> (class, assembly)
 
     def handle(self, event: str, element: etree._Element) -> None:
-        if local_name(element.tag) == "UnitTest":
+        name = local_name(element.tag)
+        if name == "UnitTestResult":
+            self._result(element)
+        elif name == "UnitTest":
             self._definition(element)
         else:
-            self._result(element)
+            discard(element)
 
     def _definition(self, element: etree._Element) -> None:
         classname = ""
