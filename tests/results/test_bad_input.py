@@ -241,3 +241,8 @@ def test_an_undeclared_entity_is_named_not_mistaken_for_truncation() -> None:
 def test_leading_whitespace_longer_than_one_read_is_not_an_empty_file() -> None:
     document = b" " * (200 * 1024) + b'<testsuite><testcase name="t"/></testsuite>'
     assert parse_bytes(document).totals().total == 1
+
+
+def test_a_log_starting_with_a_tab_is_text_not_binary() -> None:
+    assert reason(b"\tat com.acme.Foo.bar(Foo.java:12)\n") == (
+        "not XML: starts with 'at com.acme.Foo.'")

@@ -177,9 +177,21 @@ def _read_prolog(stream: BinaryIO) -> bytes:
 
 def _not_xml(first: bytes) -> str:
     start = first.lstrip()[:16]
-    if b"\x00" in first[:4096] or not start.decode("utf-8", errors="replace").isprintable():
+    if _binary(first[:512]):
         return f"not XML: binary data (starts with {start!r})"
     return f"not XML: starts with {start.decode('utf-8', errors='replace')!r}"
+
+
+def _binary(sample: bytes) -> bool:
+    """Control characters other than whitespace, or bytes that are not UTF-8 (a character
+    cut at the end of the sample aside), mean an image, an archive or the like."""
+    if any(b < 0x20 and b not in (0x09, 0x0A, 0x0D) for b in sample):
+        return True
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(sample) - 3
+    return False
 
 
 def _parse(
