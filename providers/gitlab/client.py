@@ -324,7 +324,7 @@ class GitLabClient:
                 "project_web_url": _project_web_url(root.web_url)
                 or ref.extra.get("project_web_url"),
                 "source": pipeline.get("source"),
-                "parent_pipeline": None if same_pipeline else ref.extra.get("parent_pipeline"),
+                "parent_pipeline": None,  # the report is always about this pipeline
             },
         )
         return Build(
