@@ -592,7 +592,9 @@ class GitLabClient:
 
         def render(budget: int) -> str:
             room = max(0, budget - len(head) - len(tail))
-            return head + render_markdown(run, budget=room, details_url=build.url) + tail
+            # Level 2: a note's title should not outshout the merge request's own.
+            report = render_markdown(run, budget=room, details_url=build.url, heading_level=2)
+            return head + report + tail
 
         return notes.fit(render)
 
