@@ -3,6 +3,7 @@ None of that may cost a user their report; each odd value is repaired or dropped
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -163,3 +164,16 @@ def test_sixty_megabytes_of_system_out(tmp_path: Path, outcome: bytes) -> None:
     # moment) before the case can be read; that node is the whole peak, and it is freed as
     # soon as the case is. Measured: ~200 MB, passed or failed.
     assert figures["peak_mb"] < 250, figures["peak_mb"]
+
+
+@pytest.mark.parametrize("wrap", [(b"", b""), (b"<![CDATA[", b"]]>")], ids=["text", "cdata"])
+def test_text_over_libxml2s_default_limit_is_read_on_one_way_streams_too(
+    wrap: tuple[bytes, bytes],
+) -> None:
+    from bot.results.parsers import parse_stream
+
+    document = (b'<testsuite><testcase name="t"><failure message="m">' + wrap[0]
+                + b"x" * (11 * 1024 * 1024) + wrap[1] + b"</failure></testcase></testsuite>")
+    for stream in (OneWayStream(document), io.BytesIO(document)):
+        trace = next(parse_stream("big.xml", stream).cases()).stack_trace
+        assert trace is not None and trace.startswith("x" * 1000)

@@ -7,9 +7,13 @@ and every kept text is cut to `text_limit` characters.
 
 Safety: entities are never expanded (a document that declares any is refused before it is
 parsed), no DTD or network access, and libxml2's depth and amplification limits stay on.
+Its 10 MB limit on one text node is lifted (huge_tree) only for a file that needs it.
+
 Dirty input is repaired rather than refused: characters XML 1.0 forbids (ANSI colour codes,
-NUL) are removed before the parser sees them, invalid UTF-8 becomes U+FFFD, odd attribute
-values ("2,120.532", "NaN", "") become usable numbers.
+NUL) are removed, invalid UTF-8 becomes U+FFFD, odd attribute values ("2,120.532", "NaN",
+"") become usable numbers. Clean files, nearly all of them, go to libxml2 untouched; a file
+it rejects is read again through the byte filter (seekable streams; a one-way stream is
+filtered from the start), so the common case pays nothing for the repair.
 
 A broken file (truncated, corrupt half way) raises `ReportError`; the cases read before the
 break ride along on `ReportError.partial`, and `Collector` keeps them *and* records the
@@ -62,7 +66,6 @@ FORMATS: dict[str, type[FormatParser]] = {
 #: Files a directory walk picks up; anything else in a results directory is not a report.
 REPORT_SUFFIXES = (".xml", ".trx")
 
-_MAX_DEPTH = 2048  # libxml2's limit with huge_tree; past it the parser stops with an error
 
 
 class ReportError(Exception):
@@ -76,12 +79,20 @@ class ReportError(Exception):
         self.partial = partial
 
 
-class _DirtyInput(Exception):
-    """libxml2 met a character XML forbids or a bad byte: parse again through the filter."""
+class _ReadAgain(Exception):
+    """The first, fast attempt cannot read this file as it is; the next one can."""
+
+    def __init__(self, *, dirty: bool = False, huge: bool = False) -> None:
+        super().__init__()
+        self.dirty = dirty  # a character XML forbids or a bad byte: filter the bytes
+        self.huge = huge  # a text node over libxml2's 10 MB default: lift that limit
 
 
 #: libxml2 messages that mean "a forbidden character or byte", which the filter repairs.
 _DIRTY_MARKERS = ("char", "encoding", "unregistered error")
+#: libxml2 messages for its default size limits ("Text node too long", "CData section too
+#: big"), which huge_tree lifts.
+_SIZE_MARKERS = ("too long", "too big")
 
 
 def looks_like_report(first_bytes: bytes) -> bool:
@@ -141,15 +152,23 @@ def parse_stream(
             )
         mode = filter_mode(prolog.encoding)
         if start is None:
-            # Cannot read it twice: clean every byte on the way in.
-            return _parse(source, parser_class, read_chunks(stream, first), text_limit, mode)
-        try:
-            # Most files are clean: let libxml2 read the bytes as they are, and only when it
-            # stumbles on a forbidden character read the file again through the filter.
-            return _parse(source, parser_class, read_chunks(stream, first), text_limit)
-        except _DirtyInput:
-            stream.seek(start)
-            return _parse(source, parser_class, read_chunks(stream, b""), text_limit, mode)
+            # Cannot read it twice: clean every byte on the way in, accept any text size.
+            chunks = read_chunks(stream, first)
+            return _parse(source, parser_class, chunks, text_limit, mode, huge=True)
+        # Most files are clean and small-texted: libxml2 reads the bytes as they are, with
+        # its default limits. Only a file it stumbles on is read again, through the filter
+        # for forbidden characters and/or with the text size limit lifted.
+        clean_mode: str | None = None
+        huge = False
+        chunks = read_chunks(stream, first)
+        while True:
+            try:
+                return _parse(source, parser_class, chunks, text_limit, clean_mode, huge=huge)
+            except _ReadAgain as again:
+                clean_mode = mode if again.dirty else clean_mode
+                huge = huge or again.huge
+                stream.seek(start)
+                chunks = read_chunks(stream, b"")
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise ReportError(source, f"cannot read: {exc}") from exc
 
@@ -200,9 +219,12 @@ def _parse(
     chunks: Iterator[bytes],
     text_limit: int,
     clean_mode: str | None = None,
+    *,
+    huge: bool = False,
 ) -> TestRun:
     """Stream `chunks` through libxml2 into `parser_class`; `clean_mode` (see
-    `_input.filter_mode`) filters the bytes first, None passes them untouched."""
+    `_input.filter_mode`) filters the bytes first, None passes them untouched; `huge`
+    accepts text nodes over 10 MB."""
     if clean_mode is not None:
         chunks = cleaned(chunks, clean_mode, char_refs=True)
     handler = parser_class(source, text_limit)
@@ -212,9 +234,9 @@ def _parse(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
-        # Lifts libxml2's 10 MB cap on one text node (a 60 MB <system-out> is real); depth
-        # stays capped (2048) and entity amplification stays checked.
-        huge_tree=True,
+        # Lifts libxml2's 10 MB cap on one text node (a 60 MB <system-out> is real), and with
+        # it the depth cap from 256 to 2048 levels; entity amplification stays checked.
+        huge_tree=huge,
         remove_comments=True,
         remove_pis=True,
         # Whitespace between elements would become one text node per indent; nothing reads
@@ -222,7 +244,7 @@ def _parse(
         remove_blank_text=True,
     )
     with _cyclic_gc_paused():
-        return _feed(source, parser, handler, chunks, clean_mode)
+        return _feed(source, parser, handler, chunks, clean_mode, huge)
 
 
 @contextlib.contextmanager
@@ -250,6 +272,7 @@ def _feed(
     handler: FormatParser,
     chunks: Iterator[bytes],
     clean_mode: str | None,
+    huge: bool,
 ) -> TestRun:
     handle_events = handler.handle_events
     at_end = False
@@ -261,8 +284,11 @@ def _feed(
         parser.close()
         handle_events(parser.read_events())
     except etree.XMLSyntaxError as exc:
-        if clean_mode is None and any(m in str(exc.msg).lower() for m in _DIRTY_MARKERS):
-            raise _DirtyInput from exc
+        message = str(exc.msg).lower()
+        if clean_mode is None and any(marker in message for marker in _DIRTY_MARKERS):
+            raise _ReadAgain(dirty=True) from exc
+        if not huge and any(marker in message for marker in _SIZE_MARKERS):
+            raise _ReadAgain(huge=True) from exc
         # Events parsed before the error are still queued: keep those cases too.
         try:
             handle_events(parser.read_events())
@@ -288,7 +314,8 @@ def _syntax_reason(exc: etree.XMLSyntaxError, at_end: bool, cases: int) -> str:
     message = message.split(", line ")[0].strip()
     where = f"line {line}, column {column}"
     if "Excessive depth" in message:
-        reason = f"elements nested deeper than {_MAX_DEPTH} levels ({where})"
+        limit = message.partition(":")[2].split(",")[0].strip()
+        reason = f"elements nested deeper than {limit} levels ({where})"
     elif "amplification" in message:
         reason = f"refused: entity expansion ({where}: {message})"
     elif "encoding" in message.lower() or "labelled" in message:
