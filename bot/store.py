@@ -2,8 +2,9 @@
 
 Key layout (every key under `herald:`, every key with a TTL):
 
-- `herald:lock:report:{provider}:{repo}:{run_id}`: the holder's random token, TTL 6 min
-  (`LOCK_TTL_SECONDS`). The report handler: one worker per run at a time.
+- `herald:lock:report:{provider}:{repo}:{run_id}`: the holder's random token, TTL the job
+  timeout + 60 s and at least `LOCK_TTL_SECONDS` (6 min). The report handler: one worker
+  per run at a time.
 - `herald:cache:permission:{provider}:{repo}:{user}`: `"1"` trusted or `"0"`, TTL 60 s.
   The retest handler: the forge's answer to "may this user retest?".
 - `herald:done:retest:{provider}:{repo}:{comment_id}`: a hash whose fields are what was
@@ -12,8 +13,8 @@ Key layout (every key under `herald:`, every key with a TTL):
 
 Locks are `SET NX PX` with a random token and released by a compare-and-delete script,
 so a holder whose lock expired never deletes a later holder's lock. A worker that dies
-holding a lock blocks that run for at most the lock TTL, which is longer than ARQ's job
-timeout so a live holder never loses its lock mid-job.
+holding a lock blocks that run for at most the lock TTL, which the report handler makes
+longer than ARQ's job timeout so a live holder never loses its lock mid-job.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from bot.results.model import Artifact, ParseError, TestRun
 from bot.results.parsers import Collector
 from bot.routing import Router
 from bot.settings import Settings
-from bot.store import LockBusy, Store
+from bot.store import LOCK_TTL_SECONDS, LockBusy, Store
 from providers.base import CIClient, Forge, PermanentError, RemoteArtifact, TransientError
 
 router = Router()
@@ -62,6 +62,16 @@ def wanted(artifacts: Sequence[RemoteArtifact], patterns: Sequence[str]) -> list
     return [a for a in artifacts if any(fnmatch.fnmatchcase(a.name.lower(), p) for p in lowered)]
 
 
+def lock_ttl(settings: Settings) -> float:
+    """Longer than the worker's job timeout, so a live job never loses its lock, and no
+    longer than needed, so a killed worker's lock lapses soon after ARQ reruns its job."""
+    try:
+        job_timeout = float(settings.environ.get("HERALD_JOB_TIMEOUT_SECONDS") or 300)
+    except ValueError:
+        job_timeout = 300.0
+    return max(LOCK_TTL_SECONDS, job_timeout + 60)
+
+
 def lock_name(ref: RunRef) -> str:
     return f"report:{ref.provider}:{ref.repo}:{ref.run_id}"
 
@@ -76,7 +86,9 @@ async def report(ctx: Context) -> None:
     forge: Forge = ctx.clients.forge(ctx.event.provider)
     max_tries = ctx.settings.whole_number("job_max_tries", DEFAULT_MAX_TRIES)
     try:
-        async with Store(ctx.redis).lock(lock_name(ref), wait=LOCK_WAIT_SECONDS):
+        async with Store(ctx.redis).lock(
+            lock_name(ref), ttl=lock_ttl(ctx.settings), wait=LOCK_WAIT_SECONDS
+        ):
             await _report(ctx, ref, ci, forge)
     except LockBusy as busy:
         # Another worker is reporting this very run; come back when it is surely done.

@@ -15,7 +15,14 @@ from bot.events import BUILD_COMPLETED, Event, RunRef
 from bot.results.model import Status, Suite, TestCase, TestRun
 from bot.settings import Settings
 from bot.store import Store
-from handlers.report import DEFAULT_ARTIFACT_PATTERNS, artifact_patterns, lock_name, report, wanted
+from handlers.report import (
+    DEFAULT_ARTIFACT_PATTERNS,
+    artifact_patterns,
+    lock_name,
+    lock_ttl,
+    report,
+    wanted,
+)
 from providers.base import PermanentError, RemoteArtifact, TransientError
 from tests.fakes import FakeCI, FakeForge, context
 
@@ -59,6 +66,12 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 def test_default_patterns_pick_test_result_artifacts(name: str, picked: bool) -> None:
     artifacts = [RemoteArtifact(id="1", name=name)]
     assert bool(wanted(artifacts, DEFAULT_ARTIFACT_PATTERNS)) is picked
+
+
+@pytest.mark.parametrize(("timeout", "ttl"), [(None, 360.0), ("120", 360.0), ("900", 960.0)])
+def test_the_run_lock_outlives_the_job_timeout(timeout: str | None, ttl: float) -> None:
+    environ = {"HERALD_JOB_TIMEOUT_SECONDS": timeout} if timeout else {}
+    assert lock_ttl(Settings.from_env(environ)) == ttl
 
 
 def test_patterns_are_configurable_per_provider() -> None:
