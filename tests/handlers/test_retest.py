@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -133,6 +134,19 @@ async def test_a_retried_job_neither_reruns_twice_nor_replies_twice(redis) -> No
     await retest(context(comment_event(), redis, ci=ci, forge=forge, job_try=3))
     # Run 2 is asked again (its first attempt failed), run 1 never again.
     assert ci.calls == [("rerun", "1", True), ("rerun", "2", True), ("rerun", "2", True)]
+    assert [c[0] for c in forge.calls].count("reply") == 1
+
+
+async def test_two_deliveries_of_one_comment_at_once_rerun_and_reply_once(redis) -> None:
+    # A project hook and a group hook deliver the same note under different delivery ids;
+    # two workers take them at the same moment.
+    forge = FakeForge(trusted={"alice"}, failed=[failed_run("1", "CI")])
+    ci = FakeCI()
+    await asyncio.gather(
+        retest(context(comment_event(), redis, ci=ci, forge=forge)),
+        retest(context(comment_event(), redis, ci=ci, forge=forge)),
+    )
+    assert ci.calls == [("rerun", "1", True)]
     assert [c[0] for c in forge.calls].count("reply") == 1
 
 
