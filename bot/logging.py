@@ -4,7 +4,8 @@
 writes one JSON object per line; anything else writes aligned, coloured console lines.
 Callers bind context (provider, delivery, repo, run) and emit one canonical line per
 delivery or job. The message is under `message`; pass the webhook's event name as `_event`
-and it is written as `event`. Nothing here ever receives a body or a secret: callers pass identifiers.
+and it is written as `event`. Nothing here ever receives a body or a secret: callers pass
+identifiers.
 """
 
 from __future__ import annotations

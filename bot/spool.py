@@ -195,8 +195,8 @@ class SpoolingQueue:
     async def aclose(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # gather, not a suppressed await: our own caller's cancellation must still propagate
+            await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self.primary.aclose()
         self.spool.close()
@@ -211,7 +211,8 @@ class SpoolingQueue:
                         self._degrade(exc, wake=False)
             delay = self.recheck_seconds if self.degraded else self.idle_check_seconds
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def drain(self) -> int:

@@ -28,8 +28,10 @@ most process managers allow before SIGKILL).
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -276,6 +278,20 @@ def worker_settings(settings: Settings, router: Router | None = None) -> dict[st
         "job_serializer": dumps_job,
         "job_deserializer": loads_job,
     }
+
+
+async def close_worker(worker: Worker) -> None:
+    """Close a worker after its main task ended, once its jobs have settled.
+
+    ARQ's `close()` cancels job tasks that are not done; a job that was just cancelled
+    (and is being put back in the queue under `asyncio.shield`) would be cancelled a
+    second time and `close()` would raise. Waiting for the tasks first avoids that.
+    """
+    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    with warnings.catch_warnings():
+        # arq 0.28 closes its pool with redis' deprecated close(); nothing for us to act on
+        warnings.simplefilter("ignore", DeprecationWarning)
+        await worker.close()
 
 
 def create_worker(

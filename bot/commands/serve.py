@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import signal
 from collections.abc import Coroutine
@@ -28,7 +27,7 @@ from bot import logging as herald_logging
 from bot.app import create_app
 from bot.embedded_redis import EmbeddedRedis
 from bot.settings import ConfigError, Settings
-from bot.worker import create_worker
+from bot.worker import close_worker, create_worker
 
 log = herald_logging.get_logger("herald.serve")
 
@@ -154,9 +153,8 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     finally:
         server_running = False
         stop_worker()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker_task
-        await worker.close()
+        await asyncio.gather(worker_task, return_exceptions=True)
+        await close_worker(worker)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("herald stopped")

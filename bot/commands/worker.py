@@ -14,7 +14,7 @@ import dataclasses
 from bot import logging as herald_logging
 from bot.commands.serve import run_async
 from bot.settings import ConfigError, Settings
-from bot.worker import create_worker
+from bot.worker import close_worker, create_worker
 
 log = herald_logging.get_logger("herald.worker")
 
@@ -52,10 +52,6 @@ def run(args: argparse.Namespace) -> int:
 
 async def _work(settings: Settings, *, burst: bool) -> None:
     worker = create_worker(settings, burst=burst)
-    try:
-        await worker.async_run()
-    except asyncio.CancelledError:
-        # ARQ cancels its main task when a signal has been handled: a normal stop
-        pass
-    finally:
-        await worker.close()
+    # ARQ cancels its main task once a signal has been handled: a normal stop, not an error
+    await asyncio.gather(worker.async_run(), return_exceptions=True)
+    await close_worker(worker)

@@ -1,0 +1,146 @@
+"""bot.queue: one job per delivery, in ARQ's layout, with concurrent enqueues batched."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+
+from bot.events import BUILD_COMPLETED, Event, RunRef
+from bot.queue import (
+    MIN_DEDUPE_TTL,
+    PreparedJob,
+    RedisQueue,
+    _Batcher,
+    dedupe_key,
+    dumps_job,
+    loads_job,
+)
+
+QUEUE = "herald:queue"
+
+
+def event(delivery: str, provider: str = "github") -> Event:
+    run = RunRef(provider, "org/repo", "7", sha="abc", extra={"installation_id": 1})
+    return Event(provider, BUILD_COMPLETED, "workflow_run.completed", delivery, repo="org/repo",
+                 run=run, payload={"action": "completed", "n": [1, 2]})
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client: Redis = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def queue(redis: Redis) -> AsyncIterator[RedisQueue]:
+    queue = RedisQueue(redis, queue_name=QUEUE)
+    yield queue
+    await queue.aclose()
+
+
+async def test_jobs_are_readable_by_arq_itself(queue: RedisQueue, redis_url: str) -> None:
+    await queue.enqueue(event("d1"))
+    arq = ArqRedis.from_url(redis_url)
+    arq.job_deserializer = loads_job
+    try:
+        (job,) = await arq.queued_jobs(queue_name=QUEUE)
+    finally:
+        await arq.aclose()
+
+    assert job.job_id == "github:d1"
+    assert job.function == "handle_event"
+    assert Event.from_dict(job.args[0]).delivery_id == "d1"
+    assert job.args[0]["run"]["extra"] == {"installation_id": 1}
+
+
+async def test_the_event_survives_the_round_trip_through_the_queue(queue: RedisQueue) -> None:
+    original = event("round-trip")
+    prepared = PreparedJob.from_event(original)
+
+    (rebuilt,) = loads_job(prepared.body)["a"]
+
+    assert Event.from_dict(rebuilt) == original
+
+
+async def test_enqueue_answers_queued_then_duplicate(queue: RedisQueue, redis: Redis) -> None:
+    assert await queue.enqueue(event("x")) == "queued"
+    assert await queue.enqueue(event("x")) == "duplicate"
+    assert await queue.enqueue(event("x", provider="gitlab")) == "queued"  # ids are per provider
+    assert await queue.depth() == 2
+    assert await redis.exists(dedupe_key("github", "x"), dedupe_key("gitlab", "x")) == 2
+
+
+async def test_concurrent_enqueues_share_one_round_trip(
+    queue: RedisQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    real = queue._pipeline
+
+    async def counting(jobs: Sequence[PreparedJob]) -> list[Any]:
+        batches.append(len(jobs))
+        return await real(jobs)
+
+    monkeypatch.setattr(queue, "_pipeline", counting)
+    outcomes = await asyncio.gather(*(queue.enqueue(event(f"d{i}")) for i in range(100)))
+
+    assert outcomes == ["queued"] * 100
+    assert sum(batches) == 100
+    assert len(batches) <= 2, batches
+
+
+async def test_a_flushed_script_cache_is_reloaded_transparently(
+    queue: RedisQueue, redis: Redis
+) -> None:
+    await queue.enqueue(event("before"))
+    await redis.script_flush()
+
+    assert await queue.enqueue(event("after")) == "queued"
+    assert await queue.enqueue(event("after")) == "duplicate"
+
+
+async def test_a_failing_batch_fails_every_waiter_and_the_next_batch_works() -> None:
+    calls = 0
+
+    async def run(items: Sequence[int]) -> list[int | BaseException]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("redis went away")
+        return [item * 2 for item in items]
+
+    batcher: _Batcher[int, int] = _Batcher(run, max_batch=10)
+    first = await asyncio.gather(*(batcher.submit(i) for i in range(3)), return_exceptions=True)
+    second = await asyncio.gather(*(batcher.submit(i) for i in range(3)))
+
+    assert all(isinstance(r, ConnectionError) for r in first)
+    assert second == [0, 2, 4]
+
+
+async def test_batches_are_capped_so_one_never_holds_redis_for_long() -> None:
+    sizes: list[int] = []
+
+    async def run(items: Sequence[int]) -> list[int | BaseException]:
+        sizes.append(len(items))
+        return list(items)
+
+    batcher: _Batcher[int, int] = _Batcher(run, max_batch=8)
+    results = await asyncio.gather(*(batcher.submit(i) for i in range(20)))
+
+    assert results == list(range(20))
+    assert sizes == [8, 8, 4]
+
+
+def test_a_dedupe_window_shorter_than_githubs_redelivery_window_is_refused() -> None:
+    with pytest.raises(ValueError, match="72 h"):
+        RedisQueue(None, queue_name=QUEUE, dedupe_ttl=MIN_DEDUPE_TTL - 1)  # type: ignore[arg-type]
+
+
+def test_job_json_keeps_unserialisable_results_as_their_repr() -> None:
+    # ARQ stores a failed job's exception as its result; JSON keeps its repr
+    assert loads_job(dumps_job({"r": ValueError("boom")})) == {"r": "ValueError('boom')"}

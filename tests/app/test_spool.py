@@ -1,0 +1,127 @@
+"""Redis unreachable: deliveries are spooled to disk, moved to Redis later, none lost or doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis as sync_redis
+
+from bot.embedded_redis import EmbeddedRedis
+from bot.events import PING, Event
+from bot.queue import PreparedJob
+from bot.spool import Spool
+from tests.app.conftest import TEST_PROVIDER, AppFactory, RunningApp
+
+QUEUE = "herald:queue"
+
+
+@pytest.fixture
+def durable_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A private redis-server with an append-only file, so a restart keeps what it held."""
+    server = EmbeddedRedis(tmp_path / "redis", persist=True)
+    server.start()
+    yield server
+    server.close()
+
+
+def queued(url: str) -> list[str]:
+    client = sync_redis.Redis.from_url(url)
+    try:
+        return sorted(m.decode() for m in client.zrange(QUEUE, 0, -1))
+    finally:
+        client.close()
+
+
+async def wait_until_drained(running: RunningApp) -> None:
+    queue = running.runtime.queue
+    async with asyncio.timeout(15):
+        while queue.degraded or queue.spool.pending or queue.spool.segments():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # polled: the drainer signals nobody, by design
+
+
+def job_ids(*deliveries: str) -> list[str]:
+    return sorted(f"{TEST_PROVIDER}:{d}" for d in deliveries)
+
+
+async def test_redis_down_and_back_loses_nothing_and_doubles_nothing(
+    start_app: AppFactory, durable_redis: EmbeddedRedis
+) -> None:
+    async with start_app(redis=durable_redis.url) as running:
+        before = [await running.post(delivery=d) for d in ("a", "b")]
+        durable_redis.stop()
+        during = [await running.post(delivery=d) for d in ("c", "d", "b", "c")]
+        ready_while_down = await running.client.get("/readyz")
+        spooled_on_disk = running.runtime.queue.spool.pending
+
+        durable_redis.start()
+        await wait_until_drained(running)
+        after = await running.post(delivery="d")
+
+    assert [r.json()["status"] for r in before] == ["queued", "queued"]
+    assert [(r.status_code, r.json()["status"]) for r in during] == [(202, "spooled")] * 4
+    assert ready_while_down.status_code == 503
+    assert ready_while_down.json()["spooled"] == spooled_on_disk == 4
+    assert queued(durable_redis.url) == job_ids("a", "b", "c", "d")
+    assert after.json()["status"] == "duplicate"
+
+
+async def test_segments_left_by_a_dead_process_are_drained_at_start(
+    start_app: AppFactory, tmp_path: Path, redis_url: str
+) -> None:
+    spool = Spool(tmp_path / "state" / "spool")
+    for delivery in ("left-1", "left-2"):
+        spool.append(PreparedJob.from_event(Event(TEST_PROVIDER, PING, "ping", delivery)))
+    spool.close()
+
+    async with start_app() as running:
+        await wait_until_drained(running)
+
+    assert queued(redis_url) == job_ids("left-1", "left-2")
+
+
+async def test_a_torn_last_record_is_skipped_and_the_rest_is_queued(
+    start_app: AppFactory, tmp_path: Path, redis_url: str
+) -> None:
+    directory = tmp_path / "state" / "spool"
+    spool = Spool(directory)
+    spool.append(PreparedJob.from_event(Event(TEST_PROVIDER, PING, "ping", "whole")))
+    spool.close()
+    (segment,) = directory.glob("*.spool")
+    with segment.open("ab") as handle:
+        handle.write(json.dumps({"job_id": "x"}).encode()[:9])  # power lost mid-write
+
+    async with start_app() as running:
+        await wait_until_drained(running)
+
+    assert queued(redis_url) == job_ids("whole")
+    assert list(directory.glob("*.spool")) == []
+
+
+async def test_when_neither_redis_nor_the_spool_can_take_it_the_answer_is_503_retry_after(
+    start_app: AppFactory, own_redis: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(self: Spool, job: PreparedJob) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Spool, "append", disk_full)
+    async with start_app(redis=own_redis.url) as running:
+        own_redis.stop()
+        response = await running.post()
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "30"
+    assert response.json() == {"status": "unavailable", "reason": "queue unavailable; retry later"}
+
+
+def test_the_spool_counts_what_it_holds_across_a_restart(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    for delivery in ("1", "2", "3"):
+        spool.append(PreparedJob.from_event(Event(TEST_PROVIDER, PING, "ping", delivery)))
+    spool.close()
+
+    assert Spool(tmp_path).pending == 3
