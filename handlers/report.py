@@ -45,7 +45,7 @@ LOCK_WAIT_SECONDS = 10.0
 DEFAULT_MAX_TRIES: Final = 5
 GAVE_UP: Final = (
     "Herald could not report on this run: {error}. "
-    "Re-run the workflow, or ask a maintainer to redeliver the webhook, to try again."
+    "Re-run the CI run, or ask a maintainer to redeliver the webhook, to try again."
 )
 
 

@@ -171,7 +171,7 @@ async def test_a_job_that_gives_up_leaves_a_check_run_saying_why(
     assert check["conclusion"] == "neutral"
     assert check["output"]["title"] == "Herald could not report on this run"
     assert "GitHub answered 502" in check["output"]["summary"]
-    assert "Re-run the workflow" in check["output"]["summary"]
+    assert "Re-run the CI run" in check["output"]["summary"]
 
 
 async def test_retest_from_a_trusted_user_reruns_the_failed_jobs(fake, herald) -> None:

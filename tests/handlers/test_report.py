@@ -142,7 +142,7 @@ async def test_a_transient_failure_is_retried_until_the_last_try(redis) -> None:
     await report(ctx)
     assert forge.calls == [(
         "publish_error", "100",
-        "Herald could not report on this run: GitHub answered 502. Re-run the workflow, "
+        "Herald could not report on this run: GitHub answered 502. Re-run the CI run, "
         "or ask a maintainer to redeliver the webhook, to try again.",
     )]
     assert ctx.log.events("error") == ["giving up on this run"]
