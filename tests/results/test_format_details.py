@@ -105,6 +105,32 @@ def test_the_garbage_collector_is_left_as_it_was(enabled: bool) -> None:
         (gc.enable if was else gc.disable)()
 
 
+def test_parsed_cases_go_straight_to_the_oldest_gc_generation() -> None:
+    # The run outlives the parse: scanning its cases in the young generations would only
+    # find them alive, so they skip those scans.
+    if not gc.isenabled() or gc.get_freeze_count():
+        pytest.skip("needs a running collector and nothing frozen")
+    run = parse_bytes(b'<testsuite name="s"><testcase name="a"/><testcase name="b"/></testsuite>')
+    cases = {id(case) for case in run.cases()}
+    assert len(cases) == 2
+    assert cases <= {id(obj) for obj in gc.get_objects(generation=2)}
+    assert gc.get_freeze_count() == 0
+
+
+def test_objects_the_application_froze_stay_frozen() -> None:
+    # gc.freeze() before fork keeps memory pages shared between workers; a parse must not
+    # thaw what the application froze.
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        run = parse_bytes(b'<testsuite name="s"><testcase name="a"/></testsuite>')
+        assert gc.get_freeze_count() == frozen
+        assert [case.name for case in run.cases()] == ["a"]
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+
+
 def test_cases_are_split_by_their_innermost_suite() -> None:
     document = b"""<testsuites><testsuite name="outer">
         <testcase name="before"/>

@@ -263,7 +263,24 @@ def _cyclic_gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            _promote_young_objects()
             gc.enable()
+
+
+def _promote_young_objects() -> None:
+    """Move the objects allocated during the parse straight to the oldest generation.
+
+    With the collector paused they all pile up in the youngest generation, and the first
+    allocation after it resumes would scan every one of them (~25 ms per 100,000 cases),
+    then the middle generation would scan them again, only to find them all alive: a
+    parsed run is kept. freeze() + unfreeze() moves them to the oldest generation in O(1),
+    where they are scanned only by full collections, like any long-lived object. Objects
+    frozen by the application (gc.freeze before fork keeps pages shared) must stay frozen,
+    so then the move is skipped and the collector simply resumes.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 def _feed(
