@@ -117,7 +117,8 @@ def clean(text: str | None, limit: int) -> str | None:
     if text is None:
         return None
     cut = truncate(text, limit)
-    if cut is None or not cut.strip():
+    # isspace() stops at the first visible character; strip() would copy the whole text.
+    if not cut or cut.isspace():
         return None
     return strip_ansi(cut)
 
