@@ -72,7 +72,7 @@ async def receive(request: Request) -> Response:
     started = time.perf_counter()
     name: str = request.path_params["provider"]
     headers = request.headers
-    delivery = next((headers[h] for h in DELIVERY_HEADERS if h in headers), None)
+    delivery: str | None = None
     event_label = "unknown"
     provider_label = name if name in runtime.known_providers() else "unknown"
     try:
@@ -107,12 +107,15 @@ async def receive(request: Request) -> Response:
         status, outcome, content = 499, "error", {}
         response = Response(status_code=400)
     except Exception:
+        delivery = delivery or _delivery_header(headers)
         log.exception("webhook failed", provider=name, delivery=delivery)
         status, outcome = 500, "error"
         content = {"status": "error", "reason": "internal error; the delivery was not queued"}
         response = JSONResponse(content, status)
     else:
         response = JSONResponse(content, status)
+    if delivery is None:
+        delivery = _delivery_header(headers)
     runtime.metrics.deliveries.labels(provider_label, event_label, outcome).inc()
     log.info(
         "webhook",
@@ -125,6 +128,10 @@ async def receive(request: Request) -> Response:
         **({"reason": content.get("reason")} if status >= 400 or outcome == "ignored" else {}),
     )
     return response
+
+
+def _delivery_header(headers: Headers) -> str | None:
+    return next((headers[h] for h in DELIVERY_HEADERS if h in headers), None)
 
 
 async def _parse(
