@@ -42,8 +42,9 @@ class Spool:
     """Append-only, fsynced segments of prepared jobs. Thread-safe appends."""
 
     def __init__(self, directory: Path) -> None:
+        # created on first use: a read-only state directory must not stop the web app from
+        # starting; it only means a Redis outage is answered with 503
         self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.Lock()
         self._active: IO[bytes] | None = None
         self._active_path: Path | None = None
@@ -83,6 +84,7 @@ class Spool:
         self.rotate()
 
     def _open_segment(self) -> IO[bytes]:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.directory / f"{os.getpid()}-{time.time_ns()}{SUFFIX}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
