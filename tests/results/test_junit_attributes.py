@@ -70,3 +70,33 @@ def test_cases_share_their_class_name_and_keep_their_own_attempts() -> None:
     assert a.classname is b.classname is d.classname
     assert c.classname == "x.Z"
     assert len({id(x.attempts) for x in (a, b, c, d)}) == 4
+
+
+CASES = "".join(f'<testcase name="t{i}" classname="a.B" time="0.1"/>' for i in range(300))
+
+
+@pytest.mark.parametrize(
+    ("suite_body", "expected"),
+    [
+        # Surefire: before the cases
+        ('<properties><property name="java.version" value="21"/></properties>' + CASES,
+         {"java.version": "21"}),
+        # some writers: after the cases (here more cases than one purge batch)
+        (CASES + '<properties><property name="go.version" value="go1.22"/></properties>',
+         {"go.version": "go1.22"}),
+        # the value as the element's text; other elements inside <properties> ignored
+        ('<properties><property name="a">text value</property><comment name="x" value="y"/>'
+         '<property value="no name"/></properties>' + CASES,
+         {"a": "text value"}),
+        ('<properties><property name="long" value="' + "v" * 5000 + '"/></properties>' + CASES,
+         {"long": "v" * 2048}),
+        (CASES, {}),
+    ],
+)
+def test_suite_properties_are_read_wherever_the_writer_puts_them(
+    suite_body: str, expected: dict[str, str]
+) -> None:
+    document = f'<testsuites><testsuite name="S">{suite_body}</testsuite></testsuites>'.encode()
+    run = parse_bytes(document)
+    assert run.suites[0].properties == expected
+    assert len(run.suites[0].cases) == 300

@@ -246,11 +246,12 @@ class JUnitParser(FormatParser):
         return suite
 
     def _read_properties(self, element: etree._Element, suite: Suite) -> None:
-        for child in element:
-            if child.tag != "properties":
-                continue
-            for prop in child:
-                name = prop.get("name") if prop.tag == "property" else None
+        # By the time a suite's first case is handled, the rest of the parsed chunk is
+        # already below it (dozens of cases); iterchildren(tag) matches in C instead of
+        # making a Python element for each of them.
+        for child in element.iterchildren("properties"):
+            for prop in child.iterchildren("property"):
+                name = prop.get("name")
                 if name:
                     value = prop.get("value")
                     if value is None:
