@@ -7,14 +7,13 @@ provider's payload shapes. End-to-end tests use the real GitHub provider.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
 import json
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -65,8 +64,15 @@ class HmacTestProvider(Provider):
         return Ignored(TEST_PROVIDER, event or "none", f"event {event!r} is not used")
 
 
-if TEST_PROVIDER not in providers.names():
+@pytest.fixture(autouse=True)
+def test_provider_registered() -> Iterator[None]:
+    """`hmac-test` exists only while a test of this package runs (the registry is global)."""
     providers.register(TEST_PROVIDER, HmacTestProvider)
+    try:
+        yield
+    finally:
+        providers._registry.pop(TEST_PROVIDER, None)
+        providers._instances.pop(TEST_PROVIDER, None)
 
 
 def sign(body: bytes, secret: str = SECRET) -> str:
@@ -176,10 +182,3 @@ def serve_app(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., ServerTh
         running.server.should_exit = True
         running.thread.join(timeout=10)
 
-
-def header_map(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}
-
-
-async def gather_limited(coroutines: Sequence[Any]) -> list[Any]:
-    return list(await asyncio.gather(*coroutines))
