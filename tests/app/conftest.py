@@ -1,6 +1,6 @@
 """Fixtures for the web app and worker: a signed test provider, apps bound to a test Redis.
 
-`hmac-test` is a test double of a provider, registered once: it signs like GitHub (hex
+`hmac-test` is a test double of a provider, registered for each test: it signs like GitHub (hex
 HMAC-SHA256 of the body in a header) so the ingress is tested independently of any real
 provider's payload shapes. End-to-end tests use the real GitHub provider.
 """
