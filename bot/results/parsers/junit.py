@@ -104,7 +104,7 @@ class JUnitParser(FormatParser):
         cases: list[TestCase] = suite.cases if suite is not None else []
         suite_name = suite.name if suite is not None else ""
         last_class = ""
-        new = object.__new__
+        new, infinity, purge_every = object.__new__, _INFINITY, _PURGE_EVERY
         for _event, element in events:
             tag = element.tag
             if tag != "testcase":
@@ -143,7 +143,7 @@ class JUnitParser(FormatParser):
                 duration = float(raw_time) if raw_time else 0.0
             except ValueError:
                 duration = _values.seconds(raw_time)
-            if not 0.0 <= duration < _INFINITY:  # NaN, negative, inf
+            if not 0.0 <= duration < infinity:  # NaN, negative, inf
                 duration = 0.0
             # Cases of one class come together: comparing with the last class name is
             # cheaper than hashing each fresh copy to find the shared one.
@@ -177,7 +177,7 @@ class JUnitParser(FormatParser):
             # The emptied elements before this one go in batches: one index() and one slice
             # delete per _PURGE_EVERY cases costs less than a sibling check per case.
             pending += 1
-            if pending >= _PURGE_EVERY and parent is not None:
+            if pending >= purge_every and parent is not None:
                 del parent[: parent.index(element)]
                 pending = 0
         self._parent, self._suite, self._marked = parent_seen, suite, marked
@@ -195,12 +195,14 @@ class JUnitParser(FormatParser):
                 stdout = child
             elif tag == "system-err":
                 stderr = child
-            elif tag in _OUTCOMES:
-                outcome = _OUTCOMES[tag]  # type: ignore[index]
-                if _RANK[outcome] > _RANK[status]:
-                    status, decisive = outcome, child
-            elif tag in _RERUNS:
-                case.attempts.append(self._attempt(child, _RERUNS[tag]))  # type: ignore[index]
+            else:
+                outcome = _OUTCOMES.get(tag)  # type: ignore[call-overload]
+                if outcome is not None:
+                    if _RANK[outcome] > _RANK[status]:
+                        status, decisive = outcome, child
+                elif tag in _RERUNS:
+                    rerun = self._attempt(child, _RERUNS[tag])  # type: ignore[index]
+                    case.attempts.append(rerun)
         if decisive is not None:
             body = self.text(decisive)
             case.message = self.attribute(decisive.get("message")) or _values.first_line(body)
@@ -209,8 +211,10 @@ class JUnitParser(FormatParser):
                 case.stack_trace = body
         case.status = status
         if KEEP_OUTPUT_FOR_PASSED or status is FAILED or status is ERROR:
-            case.stdout = self.text(stdout)
-            case.stderr = self.text(stderr)
+            if stdout is not None:
+                case.stdout = self.text(stdout)
+            if stderr is not None:
+                case.stderr = self.text(stderr)
 
     def _attempt(self, element: etree._Element, status: Status) -> Attempt:
         trace = None
