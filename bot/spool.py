@@ -205,13 +205,15 @@ class SpoolingQueue:
 
     async def _drain_forever(self) -> None:
         while True:
-            if self.degraded or self.spool.segments():
-                if await self.primary.ping():
-                    try:
-                        await self.drain()
-                    except (RedisError, OSError) as exc:
-                        self._degrade(exc, wake=False)
-            delay = self.recheck_seconds if self.degraded else self.idle_check_seconds
+            if (self.degraded or self.spool.segments()) and await self.primary.ping():
+                try:
+                    await self.drain()
+                except (RedisError, OSError) as exc:
+                    self._degrade(exc, wake=False)
+            # Segments may remain that another live process is still writing: look again
+            # soon, but on a timer, never in a tight loop.
+            busy = self.degraded or bool(self.spool.segments())
+            delay = self.recheck_seconds if busy else self.idle_check_seconds
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
@@ -239,8 +241,6 @@ class SpoolingQueue:
                 )
         if self.degraded:
             log.info("redis reachable again, spool drained")
+        # a request that spooled between our rotate and this line is drained next round
         self.degraded = False
-        # a request may have spooled between our rotate and the flag flip
-        if self.spool.segments():
-            self._wake.set()
         return queued

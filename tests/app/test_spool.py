@@ -125,3 +125,31 @@ def test_the_spool_counts_what_it_holds_across_a_restart(tmp_path: Path) -> None
     spool.close()
 
     assert Spool(tmp_path).pending == 3
+
+
+async def test_a_segment_another_process_is_writing_is_left_alone_without_spinning(
+    start_app: AppFactory, tmp_path: Path, redis_url: str
+) -> None:
+    directory = tmp_path / "state" / "spool"
+    spool = Spool(directory)
+    spool.append(PreparedJob.from_event(Event(TEST_PROVIDER, PING, "ping", "still-open")))
+    # `spool` keeps its segment open and locked, as a live web process would
+
+    async with start_app() as running:
+        pings = 0
+        real_ping = running.runtime.queue.primary.ping
+
+        async def counting_ping() -> bool:
+            nonlocal pings
+            pings += 1
+            return await real_ping()
+
+        running.runtime.queue.primary.ping = counting_ping  # type: ignore[method-assign]
+        await asyncio.sleep(1.2)
+        assert queued(redis_url) == []
+        assert pings <= 4  # the 0.5 s recheck, not a busy loop
+
+        spool.close()  # that process rotates (or dies): now the segment is ours to move
+        await wait_until_drained(running)
+
+    assert queued(redis_url) == job_ids("still-open")
