@@ -226,16 +226,29 @@ def measure(parser: str, path: Path) -> Measurement:
     )
 
 
-def best_of(parser: str, path: Path, repeat: int) -> Measurement:
-    runs = [measure(parser, path) for _ in range(repeat)]
-    fastest = min(runs, key=lambda m: m.seconds)
-    return Measurement(
-        parser=parser,
-        cases=fastest.cases,
-        seconds=fastest.seconds,
-        peak_rss_mb=max(m.peak_rss_mb for m in runs),
-        file_mb=fastest.file_mb,
-    )
+def best_of(path: Path, repeat: int) -> list[Measurement]:
+    """Each parser's fastest time and highest peak RSS over `repeat` rounds.
+
+    The rounds interleave the parsers (bare, Herald, junitparser, bare, ...) rather than
+    running one parser's repeats back to back, so a burst of load from another process
+    slows all of them alike instead of skewing the ratios.
+    """
+    runs: dict[str, list[Measurement]] = {name: [] for name in PARSERS}
+    for _ in range(repeat):
+        for name in PARSERS:
+            print(f"measuring {name}...", file=sys.stderr)
+            runs[name].append(measure(name, path))
+    results = []
+    for name, measured in runs.items():
+        fastest = min(measured, key=lambda m: m.seconds)
+        results.append(Measurement(
+            parser=name,
+            cases=fastest.cases,
+            seconds=fastest.seconds,
+            peak_rss_mb=max(m.peak_rss_mb for m in measured),
+            file_mb=fastest.file_mb,
+        ))
+    return results
 
 
 def table(results: list[Measurement]) -> str:
@@ -263,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cases", type=int, default=DEFAULT_CASES)
     parser.add_argument("--keep", action="store_true", help="keep a generated non-default file")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per parser; the fastest counts")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of every parser; the fastest run counts"
+    )
     parser.add_argument("--child", nargs=2, metavar=("PARSER", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -277,10 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         generate(path, args.cases)
     try:
         print(f"file: {path.name}, {path.stat().st_size / 1e6:.1f} MB, {args.cases:,} cases")
-        results = []
-        for name in PARSERS:
-            print(f"measuring {name}...", file=sys.stderr)
-            results.append(best_of(name, path, args.repeat))
+        results = best_of(path, args.repeat)
         counts = {m.cases for m in results}
         if len(counts) != 1:
             print(f"parsers disagree on the case count: {counts}", file=sys.stderr)

@@ -41,3 +41,9 @@ def test_a_measurement_runs_in_a_child_process(small_file: Path) -> None:
         bench.Measurement("bare lxml iterparse", 200, 0.01, 30.0, measured.file_mb),
         bench.Measurement("junitparser", 200, 0.1, 60.0, measured.file_mb),
     ])
+
+
+def test_rounds_measure_every_parser_and_keep_the_order(small_file: Path) -> None:
+    results = bench.best_of(small_file, 1)
+    assert [m.parser for m in results] == list(bench.PARSERS)
+    assert {m.cases for m in results} == {200}
