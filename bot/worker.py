@@ -48,7 +48,7 @@ from bot.logging import get_logger
 from bot.queue import HANDLED_PREFIX, JOB_FUNCTION, dumps_job, loads_job
 from bot.routing import Handler, Router
 from bot.settings import ConfigError, Settings
-from providers.base import Forge, NotConfigured, TransientError, Unsupported
+from providers.base import Forge, NotConfigured, ProviderError, TransientError, Unsupported
 
 log = get_logger("herald.worker")
 
@@ -194,6 +194,11 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
         except TransientError as exc:
             transient.append(exc)
             bound.warning("handler failed, will retry", handler=name, error=str(exc))
+        except ProviderError as exc:
+            # Expected failures (missing credentials, a refused request) carry a message
+            # that says it all; a traceback would only bury it.
+            failed += 1
+            bound.error("handler failed", handler=name, error=str(exc), kind=type(exc).__name__)
         except Exception as exc:
             failed += 1
             bound.exception("handler failed", handler=name, error=str(exc))

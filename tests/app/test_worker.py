@@ -103,6 +103,24 @@ async def test_one_handlers_failure_never_stops_another(
     assert await redis.zcard(QUEUE) == 0  # a permanent failure is not retried
 
 
+async def test_a_missing_credential_is_one_error_line_without_a_traceback(
+    start_app: AppFactory, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    router = Router()
+
+    @router.register(BUILD_COMPLETED)
+    async def unconfigured(context: Context) -> None:
+        raise NotConfigured("set HERALD_EXAMPLE_TOKEN")
+
+    await post_build(start_app, settings, "job-nc")
+    await run_burst(settings, router)
+
+    logged = capsys.readouterr()
+    output = logged.out + logged.err
+    assert "set HERALD_EXAMPLE_TOKEN" in output
+    assert "Traceback" not in output
+
+
 async def test_a_transient_failure_retries_only_the_handler_that_failed(
     start_app: AppFactory, settings: Settings, redis: Redis
 ) -> None:
