@@ -138,3 +138,23 @@ def test_a_test_seen_in_two_shards_keeps_the_last_outcome_and_reads_as_flaky() -
 
 def test_identity_separates_same_names_in_different_classes() -> None:
     assert TestCase("t", classname="A").identity != TestCase("t", classname="B").identity
+
+
+@pytest.mark.parametrize(
+    ("classname", "name", "shown"),
+    [
+        ("", "test_x", "test_x"),
+        ("tests.test_api", "test_create", "tests.test_api.test_create"),
+        ("github.com/acme/api", "TestCreate/dup", "github.com/acme/api.TestCreate/dup"),
+        # Mocha and jest-junit: the full title is the name, the classname a part of it.
+        (
+            "rejects an empty cart",
+            "Orders API rejects an empty cart",
+            "Orders API rejects an empty cart",
+        ),
+        ("Calc", "Calc divides by zero.", "Calc divides by zero."),
+        ("Calc", "divides by zero.", "Calc.divides by zero."),
+    ],
+)
+def test_display_name_names_the_class_once(classname: str, name: str, shown: str) -> None:
+    assert TestCase(name, classname=classname).display_name == shown

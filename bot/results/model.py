@@ -94,9 +94,11 @@ class TestCase:
 
     @property
     def display_name(self) -> str:
-        if self.classname and not self.name.startswith(self.classname):
-            return f"{self.classname}.{self.name}" if "." not in self.name else self.name
-        return self.name
+        """`classname.name`, unless the name already holds the class (Mocha and jest-junit
+        put the full title in `name` and a part of it in `classname`)."""
+        if not self.classname or self.classname in self.name:
+            return self.name
+        return f"{self.classname}.{self.name}"
 
     @property
     def flaky(self) -> bool:
