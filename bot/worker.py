@@ -110,7 +110,10 @@ class Clients:
         if provider in self._clients:
             return self._clients[provider]
         if provider in self._failures:
-            raise self._failures[provider]
+            # A fresh exception each time: re-raising the cached one would grow its
+            # traceback with every job for the life of the process.
+            cached = self._failures[provider]
+            raise type(cached)(str(cached))
         try:
             factory: Any = providers.client_factory(provider)
         except providers.UnknownProvider:
