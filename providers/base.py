@@ -7,6 +7,7 @@ network access, while `CIClient`/`Forge` objects live in the worker, made once p
 
 from __future__ import annotations
 
+import abc
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -53,13 +54,14 @@ Headers = Mapping[str, str]
 callers pass lower-case keys."""
 
 
-class Provider:
+class Provider(abc.ABC):
     """The pure part of a provider. Subclasses set `name` and implement `parse`."""
 
     name: ClassVar[str]
     #: The content types this provider's webhooks use (checked before verification).
     content_types: ClassVar[tuple[str, ...]] = ("application/json",)
 
+    @abc.abstractmethod
     def parse(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> Event | Ignored:
         """Verify the delivery against any of `secrets`, then translate it.
 
@@ -67,7 +69,6 @@ class Provider:
         matches, `BadPayload` when the verified body is not what this provider sends.
         No JSON is parsed before the signature holds.
         """
-        raise NotImplementedError
 
     async def secrets(self, settings: ProviderSettings, http: Any) -> list[bytes]:
         """The secrets `parse` checks against, read where this provider keeps them.

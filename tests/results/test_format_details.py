@@ -108,13 +108,20 @@ def test_the_garbage_collector_is_left_as_it_was(enabled: bool) -> None:
 def test_parsed_cases_go_straight_to_the_oldest_gc_generation() -> None:
     # The run outlives the parse: scanning its cases in the young generations would only
     # find them alive, so they skip those scans.
-    if not gc.isenabled() or gc.get_freeze_count():
-        pytest.skip("needs a running collector and nothing frozen")
-    run = parse_bytes(b'<testsuite name="s"><testcase name="a"/><testcase name="b"/></testsuite>')
-    cases = {id(case) for case in run.cases()}
-    assert len(cases) == 2
-    assert cases <= {id(obj) for obj in gc.get_objects(generation=2)}
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0, "the test process froze objects itself"
+    was_enabled = gc.isenabled()
+    gc.enable()
+    try:
+        run = parse_bytes(
+            b'<testsuite name="s"><testcase name="a"/><testcase name="b"/></testsuite>'
+        )
+        cases = {id(case) for case in run.cases()}
+        assert len(cases) == 2
+        assert cases <= {id(obj) for obj in gc.get_objects(generation=2)}
+        assert gc.get_freeze_count() == 0
+    finally:
+        if not was_enabled:
+            gc.disable()
 
 
 def test_objects_the_application_froze_stay_frozen() -> None:
