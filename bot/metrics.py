@@ -70,5 +70,16 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._deliveries: dict[tuple[str, str, str], Counter] = {}
+
+    def delivery(self, provider: str, event: str, outcome: str) -> Counter:
+        """The deliveries counter's child for these labels, looked up once per label set:
+        `labels()` validates and joins its arguments on every call, on every request."""
+        key = (provider, event, outcome)
+        child = self._deliveries.get(key)
+        if child is None:
+            child = self._deliveries[key] = self.deliveries.labels(provider, event, outcome)
+        return child
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
