@@ -29,8 +29,11 @@ and the queue entry are written by one Lua script (`ENQUEUE_SCRIPT`): the job is
 only when ``SET NX`` on the dedupe record succeeds, so fifty concurrent posts of one
 delivery make exactly one job, and a redelivery days later makes none.
 
-Enqueues arriving together (concurrent requests in one event loop) are sent as one
-pipeline of EVALSHA calls (`_Batcher`): one Redis round trip per batch, not per request.
+Enqueues arriving together (concurrent requests in one event loop) are sent as one call
+of the script for the whole batch (`_Batcher`): one Redis round trip per batch, not per
+request. An error inside the script (Redis out of memory) fails the whole batch; jobs it
+had written before the error are then answered `duplicate` when resent or drained from
+the spool.
 Jobs are JSON (`dumps_job`/`loads_job`, configured on both sides), never pickle.
 """
 
@@ -64,14 +67,25 @@ JOB_TTL: Final = 72 * 3600
 MAX_BATCH: Final = 256
 
 ENQUEUE_SCRIPT: Final = b"""
--- KEYS: dedupe record, ARQ job key, ARQ queue (zset)
--- ARGV: dedupe ttl ms, enqueue time ms, job bytes, job ttl ms, job id, score
-if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
-  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
-  return 1
+-- A batch of enqueues in one call. Per job, in order:
+-- KEYS: dedupe record, ARQ job key (KEYS[1] is the ARQ queue, a zset)
+-- ARGV: enqueue time ms (= the score), job bytes, job id (ARGV[1], ARGV[2]: dedupe and job
+--       ttl ms)
+-- Returns one 1 (queued) or 0 (duplicate) per job. A delivery twice in one batch is
+-- queued once: the second SET NX sees the first.
+local results = {}
+local dedupe_ttl, job_ttl = ARGV[1], ARGV[2]
+for i = 0, (#KEYS - 1) / 2 - 1 do
+  local key, arg = 2 + 2 * i, 3 + 3 * i
+  if redis.call('SET', KEYS[key], ARGV[arg], 'NX', 'PX', dedupe_ttl) then
+    redis.call('SET', KEYS[key + 1], ARGV[arg + 1], 'PX', job_ttl)
+    redis.call('ZADD', KEYS[1], ARGV[arg], ARGV[arg + 2])
+    results[i + 1] = 1
+  else
+    results[i + 1] = 0
+  end
 end
-return 0
+return results
 """
 ENQUEUE_SHA: Final = hashlib.sha1(ENQUEUE_SCRIPT).hexdigest()  # noqa: S324 - Redis's script id
 
@@ -279,36 +293,31 @@ class RedisQueue:
     async def aclose(self) -> None:
         await self._batcher.aclose()
 
-    def _script_args(self, job: PreparedJob) -> list[Any]:
-        return [
-            dedupe_key(job.provider, job.delivery_id),
-            job_key(job.job_id),
-            self.queue_name,
-            self.dedupe_ttl_ms,
-            job.enqueue_ms,
-            job.body,
-            self.job_ttl_ms,
-            job.job_id,
-            job.enqueue_ms,
-        ]
+    def _script_args(self, jobs: Sequence[PreparedJob]) -> list[Any]:
+        """EVALSHA's arguments for `jobs`: numkeys, the keys, then the values."""
+        keys: list[Any] = [self.queue_name]
+        values: list[Any] = [self.dedupe_ttl_ms, self.job_ttl_ms]
+        for job in jobs:
+            keys.append(f"{DEDUPE_PREFIX}{job.provider}:{job.delivery_id}")
+            keys.append(f"{ARQ_JOB_PREFIX}{job.job_id}")
+            values.append(job.enqueue_ms)
+            values.append(job.body)
+            values.append(job.job_id)
+        return [len(keys), *keys, *values]
 
     async def _run(self, jobs: Sequence[PreparedJob]) -> list[EnqueueOutcome | BaseException]:
-        results = await self._pipeline(jobs)
-        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-        if missing:
+        try:
+            results = await self._pipeline(jobs)
+        except NoScriptError:
             # Redis restarted (or flushed its script cache) since we last ran the script.
             await self.redis.script_load(ENQUEUE_SCRIPT)  # type: ignore[no-untyped-call]
-            retried = await self._pipeline([jobs[i] for i in missing])
-            for i, result in zip(missing, retried, strict=True):
-                results[i] = result
-        return [
-            r if isinstance(r, BaseException) else ("queued" if int(r) == 1 else "duplicate")
-            for r in results
-        ]
+            results = await self._pipeline(jobs)
+        return ["queued" if int(r) == 1 else "duplicate" for r in results]
 
     async def _pipeline(self, jobs: Sequence[PreparedJob]) -> list[Any]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                pipe.evalsha(ENQUEUE_SHA, 3, *self._script_args(job))
-            results: list[Any] = await pipe.execute(raise_on_error=False)
+        """One EVALSHA for the whole batch: one command to pack and one reply to parse,
+        where a pipeline of one call per job cost ~10 µs of client time per job."""
+        results: list[Any] = await self.redis.evalsha(  # type: ignore[no-untyped-call]
+            ENQUEUE_SHA, *self._script_args(jobs)
+        )
         return results
