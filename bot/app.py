@@ -35,7 +35,7 @@ from bot.metrics import CONTENT_TYPE, Metrics
 from bot.queue import RedisQueue
 from bot.settings import ConfigError, Settings
 from bot.spool import Spool, SpoolingQueue
-from bot.webhooks import WebhookEndpoint, handle, provider_from_path
+from bot.webhooks import BodyDeadlines, WebhookEndpoint, handle, provider_from_path
 from providers.base import NotConfigured
 
 log = herald_logging.get_logger("herald.app")
@@ -82,6 +82,7 @@ class Runtime:
     redis: Redis[bytes]
     http: httpx.AsyncClient
     queue: SpoolingQueue
+    body_deadlines: BodyDeadlines
     _secrets: dict[str, tuple[float, list[bytes]]] = field(default_factory=dict)
     _refreshed: dict[str, float] = field(default_factory=dict)
 
@@ -99,9 +100,12 @@ class Runtime:
         )
         queue.start()
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
-        return cls(settings, AppConfig.from_settings(settings), metrics, redis, http, queue)
+        config = AppConfig.from_settings(settings)
+        return cls(settings, config, metrics, redis, http, queue,
+                   BodyDeadlines(config.body_timeout_seconds))
 
     async def aclose(self) -> None:
+        self.body_deadlines.close()
         await self.queue.aclose()
         await self.http.aclose()
         await self.redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
