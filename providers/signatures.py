@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, Final
 
 import orjson
@@ -89,9 +90,34 @@ def load_json_object(body: bytes | str) -> dict[str, Any]:
             data = json.loads(body)
         except (UnicodeDecodeError, ValueError) as exc:
             raise BadPayload(f"invalid JSON: {exc}") from exc
+    else:
+        if isinstance(data, dict):
+            _last_parsed.set((data, body))
     if not isinstance(data, dict):
         raise BadPayload(f"invalid JSON: expected an object, got {type(data).__name__}")
     return data
+
+
+#: The object `load_json_object` last returned in this context (one request's task) and
+#: the text it was parsed from, when orjson parsed it (strict JSON, UTF-8).
+_last_parsed: ContextVar[tuple[dict[str, Any], bytes | str] | None] = ContextVar(
+    "herald_last_parsed", default=None
+)
+
+
+def raw_json(payload: object) -> bytes | str | None:
+    """The JSON text `payload` was parsed from, if it is the object `load_json_object` last
+    returned in this context; else None.
+
+    Lets the web process put the verified body into the job as it came instead of
+    serialising the parsed payload again (~5 µs of a 20 kB one). Parsers return the parsed
+    object as an event's payload without changing it; one that builds or edits a payload
+    returns another object, or must not use this (an edited dict would still be this one).
+    """
+    last = _last_parsed.get()
+    if last is not None and last[0] is payload:
+        return last[1]
+    return None
 
 
 def check_shared_secret(headers: Headers, secrets: Sequence[bytes], provider: str) -> None:

@@ -144,3 +144,41 @@ def test_a_dedupe_window_shorter_than_githubs_redelivery_window_is_refused() -> 
 def test_job_json_keeps_unserialisable_results_as_their_repr() -> None:
     # ARQ stores a failed job's exception as its result; JSON keeps its repr
     assert loads_job(dumps_job({"r": ValueError("boom")})) == {"r": "ValueError('boom')"}
+
+
+@pytest.mark.parametrize(
+    ("case", "text", "extra"),
+    [
+        ("compact body", b'{"action":"completed","n":[1,2]}', {}),
+        ("spaced body, unicode escapes", b'{ "action" : "compl\\u00e9ted", "n": [1, 2.50] }', {}),
+        ("an id orjson refuses elsewhere in the job", b'{"action":"completed"}',
+         {"huge": 2**70}),
+    ],
+)
+def test_a_parsed_body_goes_into_the_job_as_sent_and_reads_back_the_same(
+    case: str, text: bytes, extra: dict[str, Any]
+) -> None:
+    from providers.signatures import load_json_object
+
+    payload = load_json_object(text)
+    run = RunRef("github", "org/repo", "7", extra=extra)
+    parsed = Event("github", BUILD_COMPLETED, "workflow_run.completed", "d", run=run,
+                   payload=payload)
+
+    job = loads_job(PreparedJob.from_event(parsed, now_ms=1).body)
+
+    assert job["a"][0]["payload"] == payload
+    assert job["a"][0]["run"]["extra"] == extra
+    assert Event.from_dict(job["a"][0]) == parsed
+
+
+def test_a_payload_other_than_the_parsed_body_is_serialised_itself() -> None:
+    from providers.signatures import load_json_object
+
+    load_json_object(b'{"action": "completed", "secret_field": 1}')
+    built = event("d")  # a payload the parser built, not the parsed body
+
+    job = PreparedJob.from_event(built, now_ms=1).body
+
+    assert b"secret_field" not in job
+    assert loads_job(job)["a"][0]["payload"] == {"action": "completed", "n": [1, 2]}
