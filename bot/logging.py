@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -63,6 +64,33 @@ def _add_logger_name(
     return event_dict
 
 
+_LEVEL_NAMES = {"warn": "warning", "exception": "error"}
+
+
+class _Stamp:
+    """structlog's `add_log_level`, the logger name and `TimeStamper(fmt="iso", utc=True)`
+    as one processor, the timestamp's date-and-second part formatted once a second: the
+    same keys and text, at a fraction of the cost on a line written for every request."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(
+        self, logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        event_dict["level"] = _LEVEL_NAMES.get(method, method)
+        event_dict.setdefault("logger", getattr(logger, "name", "herald"))
+        second, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        micro = nanoseconds // 1000
+        # datetime.isoformat leaves out a zero fraction; so does this
+        event_dict["timestamp"] = f"{self._prefix}.{micro:06d}Z" if micro else f"{self._prefix}Z"
+        return event_dict
+
+
 def _orjson_dumps(value: Any, **_: Any) -> str:
     return orjson.dumps(value, default=repr).decode()
 
@@ -85,9 +113,8 @@ def configure(settings: Settings, *, stream: Any = None) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            _add_logger_name,
-            timestamp,
+            *([_Stamp()] if json_output else
+              [structlog.processors.add_log_level, _add_logger_name, timestamp]),
             *exceptions,
             rename,
             renderer,
