@@ -128,6 +128,8 @@ def check_shared_secret(headers: Headers, secrets: Sequence[bytes], provider: st
     with any user name, for senders whose user name field cannot be left empty).
     """
     require_secrets(secrets, provider)
+    # An empty entry would accept an empty token or password: it is no secret at all.
+    secrets = [secret for secret in secrets if secret]
     token = header(headers, TOKEN_HEADER)
     authorization = header(headers, "Authorization")
     if token is not None:

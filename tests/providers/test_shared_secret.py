@@ -72,6 +72,18 @@ def test_refusals_say_what_was_wrong(headers: dict[str, str], reason: str) -> No
         check_shared_secret(headers, [WHOLE, BARE], "azure-devops")
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Herald-Token": ""}, {"X-Herald-Token": "  "}, basic(b"herald:"), basic(b":")],
+    ids=["empty token", "blank token", "empty password", "empty user and password"],
+)
+def test_an_empty_entry_among_the_secrets_accepts_no_empty_credential(
+    headers: dict[str, str],
+) -> None:
+    with pytest.raises(InvalidSignature):
+        check_shared_secret(headers, [WHOLE, b""], "teamcity")
+
+
 def test_no_configured_secret_names_the_variable_of_the_provider() -> None:
     with pytest.raises(NotConfigured, match="set HERALD_AZURE_DEVOPS_WEBHOOK_SECRET"):
         check_shared_secret({"X-Herald-Token": "x"}, [], "azure-devops")
