@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024
+DEFAULT_JOB_TIMEOUT_SECONDS = 300.0
 
 
 class Secret:
@@ -132,4 +133,21 @@ class Settings:
             raise ConfigError(f"{variable} must be a whole number, not {raw!r}") from exc
         if value < minimum:
             raise ConfigError(f"{variable} must be at least {minimum}")
+        return value
+
+    def job_timeout_seconds(self) -> float:
+        """`HERALD_JOB_TIMEOUT_SECONDS`: how long one job may run before ARQ cancels it.
+
+        One reading for the worker and for the handlers that size locks and deadlines from
+        it: if they parsed it apart, a lock could lapse while its job still runs.
+        """
+        raw = self.environ.get("HERALD_JOB_TIMEOUT_SECONDS")
+        if raw in (None, ""):
+            return DEFAULT_JOB_TIMEOUT_SECONDS
+        try:
+            value = float(str(raw))
+        except ValueError as exc:
+            raise ConfigError(f"HERALD_JOB_TIMEOUT_SECONDS must be a number, not {raw!r}") from exc
+        if not 0 < value < float("inf"):
+            raise ConfigError("HERALD_JOB_TIMEOUT_SECONDS must be a positive number of seconds")
         return value

@@ -65,11 +65,7 @@ def wanted(artifacts: Sequence[RemoteArtifact], patterns: Sequence[str]) -> list
 def lock_ttl(settings: Settings) -> float:
     """Longer than the worker's job timeout, so a live job never loses its lock, and no
     longer than needed, so a killed worker's lock lapses soon after ARQ reruns its job."""
-    try:
-        job_timeout = float(settings.environ.get("HERALD_JOB_TIMEOUT_SECONDS") or 300)
-    except ValueError:
-        job_timeout = 300.0
-    return max(LOCK_TTL_SECONDS, job_timeout + 60)
+    return max(LOCK_TTL_SECONDS, settings.job_timeout_seconds() + 60)
 
 
 def lock_name(ref: RunRef) -> str:

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 import handlers.report as report_module
 from bot.events import BUILD_COMPLETED, Event, RunRef
 from bot.results.model import Status, Suite, TestCase, TestRun
-from bot.settings import Settings
+from bot.settings import ConfigError, Settings
 from bot.store import Store
 from handlers.report import (
     DEFAULT_ARTIFACT_PATTERNS,
@@ -72,6 +72,13 @@ def test_default_patterns_pick_test_result_artifacts(name: str, picked: bool) ->
 def test_the_run_lock_outlives_the_job_timeout(timeout: str | None, ttl: float) -> None:
     environ = {"HERALD_JOB_TIMEOUT_SECONDS": timeout} if timeout else {}
     assert lock_ttl(Settings.from_env(environ)) == ttl
+
+
+@pytest.mark.parametrize("timeout", ["five minutes", "0", "-1", "nan", "inf"])
+def test_a_malformed_job_timeout_is_refused_not_guessed(timeout: str) -> None:
+    # The worker refuses it too: a lock sized from a guess could lapse mid-job.
+    with pytest.raises(ConfigError, match="HERALD_JOB_TIMEOUT_SECONDS"):
+        lock_ttl(Settings.from_env({"HERALD_JOB_TIMEOUT_SECONDS": timeout}))
 
 
 def test_patterns_are_configurable_per_provider() -> None:
