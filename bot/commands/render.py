@@ -5,7 +5,7 @@
     herald render junit.xml --metric p95=12.5ms --metric build=1m30s
 
 PATHS are files, directories (searched for *.xml and *.trx) and glob patterns, as
-`bot.results.parsers.Collector` reads them. A one-line summary goes to stdout, or to stderr
+`bot.results.parsers.expand_paths` finds them. A one-line summary goes to stdout, or to stderr
 when the JSON report itself goes to stdout (`--format json` without `--out`).
 
 Exit status: 0 when no test failed, 1 when a test failed or errored, 2 when the input was
@@ -15,13 +15,11 @@ unusable (nothing matched, or no file could be read) or the arguments were wrong
 from __future__ import annotations
 
 import argparse
-import glob
 import io
 import os
 import re
 import sys
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -85,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
     summary_stream = sys.stderr if to_stdout else sys.stdout
     run_id = args.run_id or datetime.now(UTC).strftime("local-%Y%m%dT%H%M%SZ")
 
-    files, errors = expand(args.paths)
+    # The parsers (and lxml) load when a command parses, not on every `herald` start.
+    from bot.results.parsers import expand_paths
+
+    files, errors = expand_paths(args.paths)
     progress = Progress(sum(_size(path) for path, _named in files), sys.stderr)
     result, read, usable = read_reports(run_id, files, progress)
     progress.close()
@@ -133,55 +134,6 @@ def summary_line(result: TestRun, files: int) -> str:
         more = f"; and {len(result.errors) - 1:,} more" if len(result.errors) > 1 else ""
         inputs += f", {len(result.errors):,} unusable: {first.source}: {reason}{more}"
     return f"herald: {', '.join(counts)} in {format_duration(totals.duration)} ({inputs})"
-
-
-def expand(patterns: Iterable[str]) -> tuple[list[tuple[str, bool]], list[ParseError]]:
-    """The files PATHS name, each once, with whether it was named outright (then it is
-    read even if it does not look like a report, so the user hears why it is unusable);
-    and an error for each path that named nothing. Same rules as `Collector.add_paths`."""
-    # The parsers (and lxml) load when a command parses, not on every `herald` start.
-    from bot.results.parsers import REPORT_SUFFIXES
-
-    found: list[tuple[str, bool]] = []
-    errors: list[ParseError] = []
-    seen: set[str] = set()
-
-    def add(path: str, named: bool) -> None:
-        key = os.path.realpath(path)
-        if key not in seen:
-            seen.add(key)
-            found.append((path, named))
-
-    def walk(directory: str) -> list[str]:
-        files: list[str] = []
-        for root, dirs, names in os.walk(directory):
-            dirs.sort()
-            files.extend(os.path.join(root, name) for name in sorted(names)
-                         if name.lower().endswith(REPORT_SUFFIXES))
-        return files
-
-    for pattern in patterns:
-        if glob.has_magic(pattern):
-            matches = sorted(glob.glob(pattern, recursive=True))
-            files = [m for m in matches if os.path.isfile(m)]
-            for match in matches:
-                if os.path.isdir(match):
-                    files.extend(walk(match))
-            if not files:
-                errors.append(ParseError(pattern, "no files match"))
-            for path in files:
-                add(path, named=False)
-        elif os.path.isdir(pattern):
-            files = walk(pattern)
-            if not files:
-                errors.append(ParseError(pattern, "no report files in directory"))
-            for path in files:
-                add(path, named=False)
-        elif os.path.exists(pattern):
-            add(pattern, named=True)
-        else:
-            errors.append(ParseError(pattern, "no such file or directory"))
-    return found, errors
 
 
 def read_reports(run_id: str, files: list[tuple[str, bool]],

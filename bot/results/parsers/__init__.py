@@ -48,6 +48,7 @@ __all__ = [
     "Collector",
     "ReportError",
     "collect",
+    "expand_paths",
     "looks_like_report",
     "parse_file",
     "parse_stream",
@@ -387,31 +388,17 @@ class Collector:
             self.add_stream(source, stream)
 
     def add_paths(self, patterns: Iterable[str]) -> None:
-        """Files, directories (searched recursively for *.xml and *.trx) and glob patterns
-        (`**` included). A file named outright is always parsed (and an error recorded if it
-        is no report); files found by a directory walk or a pattern that are not test
-        reports (a pom.xml, Surefire's failsafe-summary.xml) are skipped silently."""
-        for pattern in patterns:
-            if glob.has_magic(pattern):
-                matches = sorted(glob.glob(pattern, recursive=True))
-                files = [m for m in matches if os.path.isfile(m)]
-                for match in matches:
-                    if os.path.isdir(match):
-                        files.extend(_walk(match))
-                if not files:
-                    self._errors.append(ParseError(pattern, "no files match"))
-                for path in files:
-                    self._add_found(path)
-            elif os.path.isdir(pattern):
-                found = _walk(pattern)
-                if not found:
-                    self._errors.append(ParseError(pattern, "no report files in directory"))
-                for path in found:
-                    self._add_found(path)
-            elif os.path.exists(pattern):
-                self.add_file(pattern)
+        """Files, directories and glob patterns, as `expand_paths` finds them. A file named
+        outright is always parsed (and an error recorded if it is no report); files found
+        by a directory walk or a pattern that are not test reports (a pom.xml, Surefire's
+        failsafe-summary.xml) are skipped silently."""
+        files, errors = expand_paths(patterns)
+        self._errors.extend(errors)
+        for path, named in files:
+            if named:
+                self.add_file(path)
             else:
-                self._errors.append(ParseError(pattern, "no such file or directory"))
+                self._add_found(path)
 
     def _add_found(self, path: str) -> None:
         if not self._first_time(path):
@@ -437,6 +424,47 @@ class Collector:
         """The merged run with every recorded error attached."""
         self._run.errors = list(self._errors)
         return self._run
+
+
+def expand_paths(patterns: Iterable[str]) -> tuple[list[tuple[str, bool]], list[ParseError]]:
+    """The files that PATHS name, each once, with whether it was named outright; and an
+    error for each path that named nothing.
+
+    A path is a file, a directory (searched recursively for *.xml and *.trx) or a glob
+    pattern (`**` included). A file named outright is meant to be read even when it does
+    not look like a report, so that its user hears why it is unusable.
+    """
+    found: list[tuple[str, bool]] = []
+    errors: list[ParseError] = []
+    seen: set[str] = set()
+
+    def add(paths: Iterable[str], named: bool) -> None:
+        for path in paths:
+            key = os.path.realpath(path)
+            if key not in seen:
+                seen.add(key)
+                found.append((path, named))
+
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            files = [m for m in matches if os.path.isfile(m)]
+            for match in matches:
+                if os.path.isdir(match):
+                    files.extend(_walk(match))
+            if not files:
+                errors.append(ParseError(pattern, "no files match"))
+            add(files, named=False)
+        elif os.path.isdir(pattern):
+            files = _walk(pattern)
+            if not files:
+                errors.append(ParseError(pattern, "no report files in directory"))
+            add(files, named=False)
+        elif os.path.exists(pattern):
+            add([pattern], named=True)
+        else:
+            errors.append(ParseError(pattern, "no such file or directory"))
+    return found, errors
 
 
 def _walk(directory: str) -> list[str]:
