@@ -9,12 +9,15 @@ publishes once (the forge upserts: check run, sticky comment).
 A run with nothing to report (no matching artifact, no native results) publishes nothing:
 a lint workflow should not grow an empty test report on every commit.
 
-When the job gives up (a permanent error, or a transient one on the last try) the forge's
-`publish_error` leaves the reviewer an answer saying what went wrong and how to retry.
+When the job gives up (a permanent error, a transient one on the last try, or a run that
+takes too long to read) the forge's `publish_error` leaves the reviewer an answer saying
+what went wrong and how to retry. A job that ARQ cancels at its timeout is never retried,
+so the handler stops itself first, `GIVE_UP_MARGIN_SECONDS` early, to still answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 from collections.abc import Sequence
 from typing import Final
@@ -41,6 +44,9 @@ DEFAULT_ARTIFACT_PATTERNS: Final = (
 #: How long a second delivery of one run waits for the first to finish before it is
 #: retried later (the lock's remaining TTL tells when).
 LOCK_WAIT_SECONDS = 10.0
+#: How much of the job timeout is kept for the give-up answer (one or two API calls, each
+#: with its own request timeout) when reading a run runs long.
+GIVE_UP_MARGIN_SECONDS: Final = 30.0
 #: HERALD_JOB_MAX_TRIES, as the worker reads it: the try after which a job gives up.
 DEFAULT_MAX_TRIES: Final = 5
 GAVE_UP: Final = (
@@ -68,6 +74,13 @@ def lock_ttl(settings: Settings) -> float:
     return max(LOCK_TTL_SECONDS, settings.job_timeout_seconds() + 60)
 
 
+def report_budget(settings: Settings) -> float:
+    """Seconds the handler may spend on a run: the job timeout less the give-up margin,
+    and at least half of it when the job timeout is shorter than twice the margin."""
+    job_timeout = settings.job_timeout_seconds()
+    return max(job_timeout - GIVE_UP_MARGIN_SECONDS, job_timeout / 2)
+
+
 def lock_name(ref: RunRef) -> str:
     return f"report:{ref.provider}:{ref.repo}:{ref.run_id}"
 
@@ -81,14 +94,23 @@ async def report(ctx: Context) -> None:
     ci: CIClient = ctx.clients.ci(ref.provider)
     forge: Forge = ctx.clients.forge(ctx.event.provider)
     max_tries = ctx.settings.whole_number("job_max_tries", DEFAULT_MAX_TRIES)
+    budget = report_budget(ctx.settings)
     try:
-        async with Store(ctx.redis).lock(
-            lock_name(ref), ttl=lock_ttl(ctx.settings), wait=LOCK_WAIT_SECONDS
-        ):
-            await _report(ctx, ref, ci, forge)
+        async with asyncio.timeout(budget) as deadline:
+            async with Store(ctx.redis).lock(
+                lock_name(ref), ttl=lock_ttl(ctx.settings), wait=LOCK_WAIT_SECONDS
+            ):
+                await _report(ctx, ref, ci, forge)
     except LockBusy as busy:
         # Another worker is reporting this very run; come back when it is surely done.
         raise TransientError(str(busy), retry_after=busy.retry_after) from None
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        # Per-request timeouts bound each read, not a slow artifact's many reads.
+        await _give_up(
+            ctx, forge, ref, PermanentError(f"reading the run took longer than {budget:g} s")
+        )
     except PermanentError as exc:
         await _give_up(ctx, forge, ref, exc)
     except TransientError as exc:

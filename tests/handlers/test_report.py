@@ -21,6 +21,7 @@ from handlers.report import (
     lock_name,
     lock_ttl,
     report,
+    report_budget,
     wanted,
 )
 from providers.base import PermanentError, RemoteArtifact, TransientError
@@ -169,6 +170,32 @@ async def test_a_permanent_failure_gives_up_at_once(redis) -> None:
     await report(context(EVENT, redis, ci=ci, forge=forge))
     assert [c[0] for c in forge.calls] == ["publish_error"]
     assert "404 from GitHub: run not found" in forge.calls[0][2]
+
+
+async def test_a_run_too_slow_to_read_still_gets_an_answer_before_the_job_timeout(redis) -> None:
+    # ARQ cancels a job at its timeout and never retries it: without a deadline of its own
+    # the handler would leave the reviewer no answer at all.
+    ci = FakeCI(artifacts={"junit": JUNIT})
+
+    async def stalled_build(ref: RunRef) -> None:
+        await asyncio.sleep(3600)
+
+    ci.get_build = stalled_build  # type: ignore[method-assign,assignment]
+    forge = FakeForge()
+    ctx = context(EVENT, redis, ci=ci, forge=forge, environ={"HERALD_JOB_TIMEOUT_SECONDS": "1"})
+    await asyncio.wait_for(report(ctx), timeout=1)
+    assert forge.calls == [(
+        "publish_error", "100",
+        "Herald could not report on this run: reading the run took longer than 0.5 s. "
+        "Re-run the CI run, or ask a maintainer to redeliver the webhook, to try again.",
+    )]
+    assert not await redis.keys("herald:lock:*")
+
+
+@pytest.mark.parametrize(("timeout", "budget"), [(None, 270.0), ("900", 870.0), ("40", 20.0)])
+def test_the_handler_stops_short_of_the_job_timeout(timeout: str | None, budget: float) -> None:
+    environ = {"HERALD_JOB_TIMEOUT_SECONDS": timeout} if timeout else {}
+    assert report_budget(Settings.from_env(environ)) == budget
 
 
 async def test_a_run_being_reported_elsewhere_is_retried_later(redis, monkeypatch) -> None:
