@@ -85,14 +85,27 @@ class Spool:
 
     def _open_segment(self) -> IO[bytes]:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self.directory / f"{os.getpid()}-{time.time_ns()}{SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        dir_fd = os.open(self.directory, os.O_RDONLY)
+        name = f"{os.getpid()}-{time.time_ns()}"
+        path = self.directory / f"{name}{SUFFIX}"
+        # Created under a name drainers do not list, locked, and only then renamed into
+        # view: a drainer that found the file between its creation and our lock would take
+        # it for an abandoned empty segment and unlink it, and every record appended after
+        # would go to a file nobody can find.
+        staging = self.directory / f".{name}.new"
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         try:
-            os.fsync(dir_fd)  # the new file's name must survive a crash too
-        finally:
-            os.close(dir_fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(staging, path)
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the new file's name must survive a crash too
+            finally:
+                os.close(dir_fd)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                staging.unlink()
+            raise
         self._active = os.fdopen(fd, "ab")
         self._active_path = path
         return self._active

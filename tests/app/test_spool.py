@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,3 +154,36 @@ async def test_a_segment_another_process_is_writing_is_left_alone_without_spinni
         await wait_until_drained(running)
 
     assert queued(redis_url) == job_ids("still-open")
+
+
+def test_a_segment_is_never_visible_to_a_drainer_before_its_writer_holds_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_flock = fcntl.flock
+    rival = Spool(tmp_path)  # another process's drainer, running at the worst moment
+
+    def drain_then_lock(fd: int, operation: int) -> None:
+        if not operation & fcntl.LOCK_NB:  # the writer about to lock its new segment
+            for path in rival.segments():
+                with rival.claim(path) as records:
+                    if records is not None:
+                        rival.remove(path, len(records))
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", drain_then_lock)
+    spool = Spool(tmp_path)
+    spool.append(PreparedJob.from_event(Event(TEST_PROVIDER, PING, "ping", "acknowledged")))
+    spool.close()
+    monkeypatch.setattr(fcntl, "flock", real_flock)
+
+    assert spooled_job_ids(tmp_path) == job_ids("acknowledged")
+
+
+def spooled_job_ids(directory: Path) -> list[str]:
+    spool = Spool(directory)
+    found: list[str] = []
+    for path in spool.segments():
+        with spool.claim(path) as records:
+            assert records is not None
+            found.extend(job.job_id for job in records)
+    return sorted(found)
