@@ -66,6 +66,20 @@ def hex_hmac_matches(body: bytes, signatures: Iterable[str], secrets: Sequence[b
     return matched
 
 
+def check_sha256_signature(
+    signature: str | None, name: str, body: bytes, secrets: Sequence[bytes]
+) -> None:
+    """Verify the value of a `name: sha256=<hex>` header (GitHub's `X-Hub-Signature-256`,
+    Bitbucket's `X-Hub-Signature`): the HMAC-SHA256 of the raw body under any secret."""
+    if signature is None:
+        raise InvalidSignature(f"missing {name} header")
+    algorithm, _, digest = signature.strip().partition("=")
+    if algorithm != "sha256" or not digest:
+        raise InvalidSignature(f"{name} must look like 'sha256=<hex>'")
+    if not hex_hmac_matches(body, [digest], secrets):
+        raise InvalidSignature(f"{name} does not match any configured secret")
+
+
 def body_digest(*parts: bytes | str) -> str:
     """A stable delivery id for senders that send none: sha256 over the given parts."""
     digest = hashlib.sha256()

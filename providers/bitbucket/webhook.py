@@ -15,14 +15,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 from bot.events import BUILD_COMPLETED, COMMENT_CREATED, PING, Comment, Event, Ignored, RunRef
-from providers.base import BadPayload, Headers, InvalidSignature, Provider
+from providers.base import BadPayload, Headers, Provider
 from providers.signatures import (
     as_int,
     as_str,
     body_digest,
+    check_sha256_signature,
     dig,
     header,
-    hex_hmac_matches,
     load_json_object,
     require_secrets,
 )
@@ -42,14 +42,7 @@ class BitbucketProvider(Provider):
 
     def parse(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> Event | Ignored:
         require_secrets(secrets, NAME)
-        signature = header(headers, SIGNATURE_HEADER)
-        if signature is None:
-            raise InvalidSignature(f"missing {SIGNATURE_HEADER} header")
-        algorithm, _, digest = signature.strip().partition("=")
-        if algorithm != "sha256" or not digest:
-            raise InvalidSignature(f"{SIGNATURE_HEADER} must look like 'sha256=<hex>'")
-        if not hex_hmac_matches(body, [digest], secrets):
-            raise InvalidSignature(f"{SIGNATURE_HEADER} does not match any configured secret")
+        check_sha256_signature(header(headers, SIGNATURE_HEADER), SIGNATURE_HEADER, body, secrets)
 
         event_key = (header(headers, "X-Event-Key") or "").strip()
         if not event_key:
