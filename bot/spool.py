@@ -67,9 +67,19 @@ class Spool:
         ).encode() + b"\n"
         with self._lock:
             handle = self._active or self._open_segment()
-            handle.write(record)
-            handle.flush()
-            os.fsync(handle.fileno())
+            try:
+                handle.write(record)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except BaseException:
+                # Part of the record may be on disk. Were the next record appended after
+                # it, the two would make one unreadable line and an acknowledged delivery
+                # would be lost; in a closed segment a torn last line is merely skipped.
+                with contextlib.suppress(OSError):
+                    handle.close()
+                self._active = None
+                self._active_path = None
+                raise
             self.pending += 1
 
     def rotate(self) -> None:

@@ -8,6 +8,7 @@ import fcntl
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 import redis as sync_redis
@@ -187,3 +188,47 @@ def spooled_job_ids(directory: Path) -> list[str]:
             assert records is not None
             found.extend(job.job_id for job in records)
     return sorted(found)
+
+
+class _TornOnce:
+    """A segment whose first write stops halfway with the disk full, as write(2) may."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.torn = False
+
+    def write(self, data: bytes) -> int:
+        if not self.torn:
+            self.torn = True
+            self.handle.write(data[: len(data) // 2])
+            self.handle.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.handle.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+
+def test_a_record_after_a_failed_write_is_not_glued_to_its_torn_half(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path)
+    real_open = spool._open_segment
+    opened = 0
+
+    def open_segment() -> IO[bytes]:
+        nonlocal opened
+        opened += 1
+        handle = real_open()
+        if opened == 1:
+            spool._active = _TornOnce(handle)  # type: ignore[assignment]
+            return spool._active
+        return handle
+
+    monkeypatch.setattr(spool, "_open_segment", open_segment)
+    with pytest.raises(OSError, match="No space"):  # answered 503: the sender retries
+        spool.append(PreparedJob.from_event(Event(TEST_PROVIDER, PING, "ping", "refused")))
+    spool.append(PreparedJob.from_event(Event(TEST_PROVIDER, PING, "ping", "acknowledged")))
+    spool.close()
+
+    assert spooled_job_ids(tmp_path) == job_ids("acknowledged")
