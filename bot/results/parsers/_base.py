@@ -33,6 +33,7 @@ class FormatParser:
         self.text_limit = text_limit
         self.suites: list[Suite] = []
         self._strings: dict[str, str] = {}
+        self._suites_by_name: dict[str, Suite] = {}
 
     def handle(self, event: str, element: etree._Element) -> None:
         raise NotImplementedError
@@ -56,6 +57,15 @@ class FormatParser:
     def shared(self, value: str) -> str:
         """One string object for repeated values (class names, suite names, files)."""
         return self._strings.setdefault(value, value)
+
+    def suite_named(self, name: str) -> Suite:
+        """The suite of that name, opened at its first case, for formats whose cases are
+        grouped by a name (fixture, collection, assembly) rather than by their element."""
+        suite = self._suites_by_name.get(name)
+        if suite is None:
+            suite = self._suites_by_name[name] = Suite(name=self.shared(name), source=self.source)
+            self.suites.append(suite)
+        return suite
 
     def text(self, element: etree._Element | None) -> str | None:
         """All text of `element`, cut to the text limit, ANSI escapes removed."""

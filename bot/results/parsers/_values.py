@@ -142,3 +142,8 @@ def dotnet_location(stack_trace: str | None) -> tuple[str | None, int | None]:
     if match is None:
         return None, None
     return match.group("file").strip(), int(match.group("line"))
+
+
+def basename(path: str) -> str:
+    """The file name of a Windows or POSIX path (.NET reports hold either)."""
+    return path.replace("\\", "/").rpartition("/")[2]

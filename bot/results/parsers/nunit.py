@@ -34,7 +34,6 @@ class NUnitParser(FormatParser):
     def __init__(self, source: str, text_limit: int) -> None:
         super().__init__(source, text_limit)
         self._stack: list[tuple[str, str]] = []  # (type, full name) of open suites
-        self._by_name: dict[str, Suite] = {}
 
     def handle(self, event: str, element: etree._Element) -> None:
         if element.tag == "test-suite":
@@ -54,11 +53,7 @@ class NUnitParser(FormatParser):
             if kind not in _METHOD_SUITES:
                 name = full_name
                 break
-        suite = self._by_name.get(name)
-        if suite is None:
-            suite = self._by_name[name] = Suite(name=self.shared(name), source=self.source)
-            self.suites.append(suite)
-        return suite
+        return self.suite_named(name)
 
     def _case(self, element: etree._Element) -> None:
         get = element.get

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from bot.results.model import Status, Suite, TestCase
+from bot.results.model import Status, TestCase
 
 from . import _values
 from ._base import KEEP_OUTPUT_FOR_PASSED, FormatParser, discard, local_name
@@ -32,10 +32,6 @@ _OUTCOMES = {
     "Pending": Status.SKIPPED,
     "InProgress": Status.SKIPPED,
 }
-
-
-def _basename(path: str) -> str:
-    return path.replace("\\", "/").rpartition("/")[2]
 
 
 class TrxParser(FormatParser):
@@ -67,7 +63,8 @@ class TrxParser(FormatParser):
                 storage = storage or child.get("codeBase") or ""
         test_id = element.get("id")
         if test_id:
-            self._definitions[test_id] = (self.shared(classname), self.shared(_basename(storage)))
+            assembly = _values.basename(storage)
+            self._definitions[test_id] = (self.shared(classname), self.shared(assembly))
         discard(element)
 
     def _result(self, element: etree._Element) -> None:
@@ -130,14 +127,9 @@ class TrxParser(FormatParser):
         return len(self._cases) + super().cases_read
 
     def finish(self) -> None:
-        by_name: dict[str, Suite] = {}
         for case, test_id in self._cases:
             classname, assembly = self._definitions.get(test_id, ("", ""))
             case.classname = classname
             case.suite = assembly
-            suite = by_name.get(assembly)
-            if suite is None:
-                suite = by_name[assembly] = Suite(name=assembly, source=self.source)
-                self.suites.append(suite)
-            suite.cases.append(case)
+            self.suite_named(assembly).cases.append(case)
         self._cases = []

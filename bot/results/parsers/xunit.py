@@ -23,17 +23,9 @@ _RESULTS = {
 }
 
 
-def _basename(path: str) -> str:
-    return path.replace("\\", "/").rpartition("/")[2]
-
-
 class XunitParser(FormatParser):
     TAGS = ("test", "collection", "error")
     EVENTS = ("end",)
-
-    def __init__(self, source: str, text_limit: int) -> None:
-        super().__init__(source, text_limit)
-        self._by_name: dict[str, Suite] = {}
 
     def handle(self, event: str, element: etree._Element) -> None:
         tag = element.tag
@@ -44,20 +36,13 @@ class XunitParser(FormatParser):
         else:
             discard(element)
 
-    def _suite(self, name: str) -> Suite:
-        suite = self._by_name.get(name)
-        if suite is None:
-            suite = self._by_name[name] = Suite(name=self.shared(name), source=self.source)
-            self.suites.append(suite)
-        return suite
-
     def _suite_for(self, element: etree._Element) -> Suite:
         parent = element.getparent()
         if parent is None:
-            return self._suite("")
+            return self.suite_named("")
         if parent.tag == "collection":
-            return self._suite(parent.get("name") or "")
-        return self._suite(_basename(parent.get("name") or ""))
+            return self.suite_named(parent.get("name") or "")
+        return self.suite_named(_values.basename(parent.get("name") or ""))
 
     def _failure(self, element: etree._Element) -> tuple[str | None, str | None, str | None]:
         message = stack_trace = None
@@ -113,7 +98,8 @@ class XunitParser(FormatParser):
         for child in element:
             if child.tag == "failure":
                 message, failure_type, stack_trace = self._failure(child)
-        suite = self._suite(_basename(assembly.get("name") or "") if assembly is not None else "")
+        assembly_name = assembly.get("name") or "" if assembly is not None else ""
+        suite = self.suite_named(_values.basename(assembly_name))
         suite.cases.append(
             TestCase(
                 name=element.get("name") or kind,
