@@ -9,8 +9,8 @@ publishes once (the forge upserts: check run, sticky comment).
 A run with nothing to report (no matching artifact, no native results) publishes nothing:
 a lint workflow should not grow an empty test report on every commit.
 
-When the job gives up (a permanent error, a transient one on the last try, or a run that
-takes too long to read) the forge's `publish_error` leaves the reviewer an answer saying
+When the job gives up (a permanent error, a transient one on the last try, a run that
+takes too long to read, or a bug) the forge's `publish_error` leaves the reviewer an answer saying
 what went wrong and how to retry. A job that ARQ cancels at its timeout is never retried,
 so the handler stops itself first, `GIVE_UP_MARGIN_SECONDS` early, to still answer.
 """
@@ -30,7 +30,14 @@ from bot.results.parsers import Collector
 from bot.routing import Router
 from bot.settings import Settings
 from bot.store import LOCK_TTL_SECONDS, LockBusy, Store
-from providers.base import CIClient, Forge, PermanentError, RemoteArtifact, TransientError
+from providers.base import (
+    CIClient,
+    Forge,
+    PermanentError,
+    ProviderError,
+    RemoteArtifact,
+    TransientError,
+)
 
 router = Router()
 
@@ -49,6 +56,7 @@ LOCK_WAIT_SECONDS = 10.0
 GIVE_UP_MARGIN_SECONDS: Final = 30.0
 #: HERALD_JOB_MAX_TRIES, as the worker reads it: the try after which a job gives up.
 DEFAULT_MAX_TRIES: Final = 5
+UNEXPECTED: Final = Exception("an unexpected error (the worker's log has the details)")
 GAVE_UP: Final = (
     "Herald could not report on this run: {error}. "
     "Re-run the CI run, or ask a maintainer to redeliver the webhook, to try again."
@@ -94,6 +102,26 @@ async def report(ctx: Context) -> None:
     ci: CIClient = ctx.clients.ci(ref.provider)
     forge: Forge = ctx.clients.forge(ctx.event.provider)
     max_tries = ctx.settings.whole_number("job_max_tries", DEFAULT_MAX_TRIES)
+    try:
+        await _report_in_time(ctx, ref, ci, forge)
+    except LockBusy as busy:
+        # Another worker is reporting this very run; come back when it is surely done.
+        raise TransientError(str(busy), retry_after=busy.retry_after) from None
+    except PermanentError as exc:
+        await _give_up(ctx, forge, ref, exc)
+    except TransientError as exc:
+        if ctx.job_try < max_tries:
+            raise
+        await _give_up(ctx, forge, ref, exc)
+    except Exception as exc:
+        # A bug of ours, or a provider error no retry can mend: the worker logs it with its
+        # traceback, the reviewer still gets an answer (without our internals in it).
+        await _give_up(ctx, forge, ref, exc if isinstance(exc, ProviderError) else UNEXPECTED)
+        raise
+
+
+async def _report_in_time(ctx: Context, ref: RunRef, ci: CIClient, forge: Forge) -> None:
+    """`_report` under the run's lock, stopped with a `PermanentError` at the budget."""
     budget = report_budget(ctx.settings)
     try:
         async with asyncio.timeout(budget) as deadline:
@@ -101,22 +129,11 @@ async def report(ctx: Context) -> None:
                 lock_name(ref), ttl=lock_ttl(ctx.settings), wait=LOCK_WAIT_SECONDS
             ):
                 await _report(ctx, ref, ci, forge)
-    except LockBusy as busy:
-        # Another worker is reporting this very run; come back when it is surely done.
-        raise TransientError(str(busy), retry_after=busy.retry_after) from None
     except TimeoutError:
         if not deadline.expired():
             raise
         # Per-request timeouts bound each read, not a slow artifact's many reads.
-        await _give_up(
-            ctx, forge, ref, PermanentError(f"reading the run took longer than {budget:g} s")
-        )
-    except PermanentError as exc:
-        await _give_up(ctx, forge, ref, exc)
-    except TransientError as exc:
-        if ctx.job_try < max_tries:
-            raise
-        await _give_up(ctx, forge, ref, exc)
+        raise PermanentError(f"reading the run took longer than {budget:g} s") from None
 
 
 async def _report(ctx: Context, ref: RunRef, ci: CIClient, forge: Forge) -> None:

@@ -192,6 +192,19 @@ async def test_a_run_too_slow_to_read_still_gets_an_answer_before_the_job_timeou
     assert not await redis.keys("herald:lock:*")
 
 
+async def test_a_bug_still_leaves_an_answer_and_reaches_the_worker_log(redis) -> None:
+    ci = FakeCI(failures={"list_artifacts": KeyError("archive_download_url")})
+    forge = FakeForge()
+    with pytest.raises(KeyError):
+        await report(context(EVENT, redis, ci=ci, forge=forge))
+    assert forge.calls == [(
+        "publish_error", "100",
+        "Herald could not report on this run: an unexpected error (the worker's log has the "
+        "details). Re-run the CI run, or ask a maintainer to redeliver the webhook, to try "
+        "again.",
+    )]
+
+
 @pytest.mark.parametrize(("timeout", "budget"), [(None, 270.0), ("900", 870.0), ("40", 20.0)])
 def test_the_handler_stops_short_of_the_job_timeout(timeout: str | None, budget: float) -> None:
     environ = {"HERALD_JOB_TIMEOUT_SECONDS": timeout} if timeout else {}
