@@ -176,7 +176,8 @@ def as_int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    # isdecimal, not isdigit: int() refuses superscripts and circled digits isdigit accepts.
+    if isinstance(value, str) and value.strip().isdecimal():
         return int(value.strip())
     return None
 

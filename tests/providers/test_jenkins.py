@@ -71,6 +71,18 @@ def test_the_pull_request_comes_from_the_multibranch_job_name_without_parameters
     assert (event.run.change, event.run.branch) == (64, "main")
 
 
+@pytest.mark.parametrize("change_id", ["²", "1²", "⑦"], ids=["superscript", "mixed", "circled"])
+def test_a_change_id_parameter_that_only_looks_numeric_falls_back_to_the_job_name(
+    change_id: str,
+) -> None:
+    """Build parameters are free text: str.isdigit() accepts these, int() does not."""
+    payload = json.loads(fixture("jenkins", "finalized.json"))
+    payload["build"]["parameters"] = {"CHANGE_ID": change_id}
+    event = deliver(json.dumps(payload).encode())
+    assert isinstance(event, Event) and event.run is not None
+    assert event.run.change == 64
+
+
 def test_a_resend_of_the_same_build_and_phase_dedupes() -> None:
     first = deliver(fixture("jenkins", "finalized.json"))
     payload = json.loads(fixture("jenkins", "finalized.json"))
