@@ -19,7 +19,7 @@ import dataclasses
 import signal
 from collections.abc import Coroutine
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -35,6 +35,8 @@ log = herald_logging.get_logger("herald.serve")
 MAX_SOCKET_PATH = 100
 #: Webhook requests are short; do not let a stuck client hold shutdown for longer.
 GRACEFUL_REQUEST_SECONDS = 15
+
+T = TypeVar("T")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         embedded = start_embedded_redis(settings)
         settings = dataclasses.replace(settings, redis_url=embedded.url)
     try:
-        run_async(serve(settings, args.host, args.port))
+        return run_async(serve(settings, args.host, args.port))
     except ConfigError as exc:
         log.error("cannot start", error=str(exc))
         return 2
@@ -62,7 +64,6 @@ def run(args: argparse.Namespace) -> int:
         if embedded is not None:
             embedded.stop()
             log.info("embedded redis stopped", data_dir=str(embedded.data_dir))
-    return 0
 
 
 def start_embedded_redis(settings: Settings) -> EmbeddedRedis:
@@ -80,15 +81,14 @@ def start_embedded_redis(settings: Settings) -> EmbeddedRedis:
     return server
 
 
-def run_async(main: Coroutine[Any, Any, None]) -> None:
+def run_async(main: Coroutine[Any, Any, T]) -> T:
     """Run on uvloop when it is installed (it is, with uvicorn[standard])."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-        asyncio.run(main)
-        return
+        return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main)
+        return runner.run(main)
 
 
 class _Server(uvicorn.Server):
@@ -103,7 +103,8 @@ class _Server(uvicorn.Server):
         self._on_exit()
 
 
-async def serve(settings: Settings, host: str, port: int) -> None:
+async def serve(settings: Settings, host: str, port: int) -> int:
+    """Run until stopped; 1 if the worker died under the web app, else 0."""
     loop = asyncio.get_running_loop()
     app = create_app(settings, configure_logging=False)
     worker = create_worker(settings, handle_signals=False)
@@ -141,8 +142,12 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     previous = {sig: signal.signal(sig, after_server) for sig in (signal.SIGINT, signal.SIGTERM)}
     worker_task = asyncio.create_task(worker.async_run(), name="herald-worker")
 
+    worker_failed = False
+
     def worker_ended(task: asyncio.Task[None]) -> None:
+        nonlocal worker_failed
         if not task.cancelled() and task.exception() is not None:
+            worker_failed = True
             log.error("worker stopped unexpectedly", error=repr(task.exception()))
             server.should_exit = True
 
@@ -158,3 +163,4 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("herald stopped")
+    return 1 if worker_failed else 0

@@ -46,12 +46,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"herald worker: {exc}")
         return 2
     herald_logging.configure(settings)
-    run_async(_work(settings, burst=args.burst))
-    return 0
+    return run_async(_work(settings, burst=args.burst))
 
 
-async def _work(settings: Settings, *, burst: bool) -> None:
+async def _work(settings: Settings, *, burst: bool) -> int:
     worker = create_worker(settings, burst=burst)
     # ARQ cancels its main task once a signal has been handled: a normal stop, not an error
-    await asyncio.gather(worker.async_run(), return_exceptions=True)
+    (ended,) = await asyncio.gather(worker.async_run(), return_exceptions=True)
+    failed = isinstance(ended, Exception)
+    if failed:
+        # Redis unreachable at start, or lost mid-run: a non-zero exit, so a process
+        # manager that restarts failed services restarts this one
+        log.error("worker stopped unexpectedly", error=repr(ended))
     await close_worker(worker)
+    return 1 if failed else 0

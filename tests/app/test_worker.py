@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
 import providers
+from bot.commands import worker as worker_command
 from bot.context import Context
+from bot.embedded_redis import free_port
 from bot.events import BUILD_COMPLETED, PING
 from bot.routing import Router
 from bot.settings import Settings
@@ -272,3 +275,23 @@ async def test_clients_are_made_once_per_process_and_closed_on_shutdown(
 def test_backoff(job_try: int, retry_after: float | None, low: float, high: float) -> None:
     for _ in range(50):
         assert low <= backoff_seconds(job_try, retry_after) <= high
+
+
+async def test_herald_worker_exits_non_zero_when_it_cannot_reach_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unreachable = f"redis://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = make_settings(unreachable, tmp_path / "state")
+
+    def no_retries(settings: Settings, **overrides: Any) -> Any:
+        # ARQ would retry the connection five times, a second apart
+        redis_settings = RedisSettings.from_dsn(unreachable)
+        redis_settings.conn_retries = 0
+        return create_worker(settings, redis_settings=redis_settings, **overrides)
+
+    monkeypatch.setattr(worker_command, "create_worker", no_retries)
+    status = await worker_command._work(settings, burst=True)
+
+    assert status == 1  # a process manager restarts a failed service, not a finished one
+    output = capsys.readouterr()
+    assert "worker stopped unexpectedly" in output.out + output.err
