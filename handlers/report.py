@@ -101,12 +101,26 @@ async def report(ctx: Context) -> None:
         return
     ci: CIClient = ctx.clients.ci(ref.provider)
     forge: Forge = ctx.clients.forge(ctx.event.provider)
-    max_tries = ctx.settings.whole_number("job_max_tries", DEFAULT_MAX_TRIES)
+    # The budget counts from here: waiting for the lock spends the job's time too.
+    started = asyncio.get_running_loop().time()
     try:
-        await _report_in_time(ctx, ref, ci, forge)
+        async with Store(ctx.redis).lock(
+            lock_name(ref), ttl=lock_ttl(ctx.settings), wait=LOCK_WAIT_SECONDS
+        ):
+            # Giving up happens under the lock too: an answer and another delivery's report
+            # must not both find no check run (or note) and both create one.
+            await _report_or_give_up(ctx, ref, ci, forge, started)
     except LockBusy as busy:
         # Another worker is reporting this very run; come back when it is surely done.
         raise TransientError(str(busy), retry_after=busy.retry_after) from None
+
+
+async def _report_or_give_up(
+    ctx: Context, ref: RunRef, ci: CIClient, forge: Forge, started: float
+) -> None:
+    max_tries = ctx.settings.whole_number("job_max_tries", DEFAULT_MAX_TRIES)
+    try:
+        await _report_in_time(ctx, ref, ci, forge, started)
     except PermanentError as exc:
         await _give_up(ctx, forge, ref, exc)
     except TransientError as exc:
@@ -120,15 +134,14 @@ async def report(ctx: Context) -> None:
         raise
 
 
-async def _report_in_time(ctx: Context, ref: RunRef, ci: CIClient, forge: Forge) -> None:
-    """`_report` under the run's lock, stopped with a `PermanentError` at the budget."""
+async def _report_in_time(
+    ctx: Context, ref: RunRef, ci: CIClient, forge: Forge, started: float
+) -> None:
+    """`_report`, stopped with a `PermanentError` once the budget since `started` is spent."""
     budget = report_budget(ctx.settings)
     try:
-        async with asyncio.timeout(budget) as deadline:
-            async with Store(ctx.redis).lock(
-                lock_name(ref), ttl=lock_ttl(ctx.settings), wait=LOCK_WAIT_SECONDS
-            ):
-                await _report(ctx, ref, ci, forge)
+        async with asyncio.timeout_at(started + budget) as deadline:
+            await _report(ctx, ref, ci, forge)
     except TimeoutError:
         if not deadline.expired():
             raise

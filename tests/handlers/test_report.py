@@ -24,7 +24,7 @@ from handlers.report import (
     report_budget,
     wanted,
 )
-from providers.base import PermanentError, RemoteArtifact, TransientError
+from providers.base import Build, PermanentError, RemoteArtifact, TransientError
 from tests.fakes import FakeCI, FakeForge, context
 
 JUNIT = (
@@ -203,6 +203,42 @@ async def test_a_bug_still_leaves_an_answer_and_reaches_the_worker_log(redis) ->
         "details). Re-run the CI run, or ask a maintainer to redeliver the webhook, to try "
         "again.",
     )]
+
+
+async def test_giving_up_never_overlaps_another_deliverys_report(redis) -> None:
+    # Both find no check run and both create one, were the answer posted outside the lock.
+    failing_first = FakeCI(artifacts={"junit": JUNIT})
+    get_build = failing_first.get_build
+
+    async def build_once_missing(ref: RunRef) -> Build:
+        if len(failing_first.calls) == 0:
+            failing_first.calls.append(("get_build", ref.run_id))
+            raise PermanentError("404 from GitHub: run not found")
+        return await get_build(ref)
+
+    failing_first.get_build = build_once_missing  # type: ignore[method-assign]
+    forge = FakeForge()
+    active = 0
+    overlap = False
+
+    def slow(method):  # type: ignore[no-untyped-def]
+        async def wrapped(*args):  # type: ignore[no-untyped-def]
+            nonlocal active, overlap
+            active += 1
+            overlap = overlap or active > 1
+            await asyncio.sleep(0.3)
+            active -= 1
+            return await method(*args)
+
+        return wrapped
+
+    forge.publish = slow(forge.publish)  # type: ignore[method-assign]
+    forge.publish_error = slow(forge.publish_error)  # type: ignore[method-assign]
+    await asyncio.gather(*(
+        report(context(EVENT, redis, ci=failing_first, forge=forge)) for _ in range(2)
+    ))
+    assert sorted(c[0] for c in forge.calls) == ["publish", "publish_error"]
+    assert not overlap
 
 
 @pytest.mark.parametrize(("timeout", "budget"), [(None, 270.0), ("900", 870.0), ("40", 20.0)])
