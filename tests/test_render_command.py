@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,20 @@ def test_progress_counts_every_byte_of_the_inputs(
     drawn = terminal.getvalue()
     assert "[##############################]" in drawn
     assert drawn.endswith("\r")
+
+
+def test_file_names_that_are_not_utf8_show_as_question_marks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Such names reach Python as lone surrogates, which writing a report used to choke on.
+    name = os.fsdecode(b"broken-\xff.xml")
+    write(tmp_path / name, "no XML here")
+    write(tmp_path / os.fsdecode(b"junit-\xfe.xml"), FAILING)
+    assert main(["render", name, os.fsdecode(b"junit-\xfe.xml"), "--out", "out"]) == 1
+    out, _ = capsys.readouterr()
+    assert "1 unusable: broken-?.xml: not XML" in out
+    for report in ("report.md", "report.html", "report.json"):
+        assert "broken-?.xml" in (tmp_path / "out" / report).read_text(encoding="utf-8")
+    document = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert document["errors"][0]["source"] == "broken-?.xml"
+    assert {test["source"] for test in document["tests"]} == {"junit-?.xml"}

@@ -94,27 +94,33 @@ def run(args: argparse.Namespace) -> int:
     result.metrics.extend(args.metric)
 
     if to_stdout:
-        sys.stdout.write(render_json(result) + "\n")
+        sys.stdout.write(_encodable(render_json(result)) + "\n")
     else:
         out = Path(args.out or DEFAULT_OUT)
         try:
             out.mkdir(parents=True, exist_ok=True)
             for name in args.format:
-                text = {"md": render_markdown, "html": render_html, "json": render_json}[name](
-                    result
+                text = _encodable(
+                    {"md": render_markdown, "html": render_html, "json": render_json}[name](result)
                 )
                 (out / FORMATS[name]).write_text(text + ("\n" if name == "json" else ""),
                                                   encoding="utf-8")
         except OSError as exc:
             print(f"herald: cannot write the reports to {out}: {exc}", file=sys.stderr)
             return 2
-    print(summary_line(result, read), file=summary_stream)
+    print(_encodable(summary_line(result, read)), file=summary_stream)
     totals = result.totals()
     if totals.failures:
         return 1
     if usable == 0 and totals.total == 0:
         return 2
     return 0
+
+
+def _encodable(text: str) -> str:
+    """`text` as UTF-8 can hold it. A file name or argument that is not valid UTF-8 reaches
+    Python as lone surrogates (PEP 383), which no encoder writes: each shows as `?`."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def summary_line(result: TestRun, files: int) -> str:
