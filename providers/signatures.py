@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import orjson
 
+from bot.settings import env_name
 from providers.base import BadPayload, Headers, InvalidSignature, NotConfigured
 
 #: The header Herald reads a shared secret from when the sender cannot sign (Azure DevOps
@@ -41,7 +42,7 @@ def header(headers: Headers, name: str) -> str | None:
 def require_secrets(secrets: Sequence[bytes], provider: str) -> None:
     """Unsigned traffic is never accepted by default: no secret configured is an error."""
     if not any(secrets):
-        variable = f"HERALD_{provider.upper().replace('-', '_')}_WEBHOOK_SECRET"
+        variable = env_name(provider, "webhook_secret")
         raise NotConfigured(f"no webhook secret configured: set {variable}")
 
 
