@@ -17,7 +17,15 @@ provider = GitLabProvider(clock=lambda: NOW)
 
 
 def deliver(event: str, name: str, **headers: str) -> Event | Ignored:
-    body = fixture("gitlab", name)
+    return deliver_body(event, fixture("gitlab", name), **headers)
+
+
+def deliver_json(event: str, payload: object) -> Event | Ignored:
+    """A fixture edited by the test, as GitLab would send it."""
+    return deliver_body(event, json.dumps(payload).encode())
+
+
+def deliver_body(event: str, body: bytes, **headers: str) -> Event | Ignored:
     return provider.parse(
         {"X-Gitlab-Event": event, "X-Gitlab-Token": TOKEN.decode(), **headers}, body, [TOKEN]
     )
@@ -73,11 +81,7 @@ def test_a_child_pipeline_names_its_parent() -> None:
 def test_every_final_pipeline_status_is_reported(status: str) -> None:
     payload = json.loads(fixture("gitlab", "pipeline_running.json"))
     payload["object_attributes"]["status"] = status
-    result = provider.parse(
-        {"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": TOKEN.decode()},
-        json.dumps(payload).encode(),
-        [TOKEN],
-    )
+    result = deliver_json("Pipeline Hook", payload)
     assert isinstance(result, Event) and result.run is not None
     assert result.run.status == status
 
@@ -86,11 +90,7 @@ def test_every_final_pipeline_status_is_reported(status: str) -> None:
 def test_pipelines_that_have_not_finished_are_ignored(status: str) -> None:
     payload = json.loads(fixture("gitlab", "pipeline_running.json"))
     payload["object_attributes"]["status"] = status
-    result = provider.parse(
-        {"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": TOKEN.decode()},
-        json.dumps(payload).encode(),
-        [TOKEN],
-    )
+    result = deliver_json("Pipeline Hook", payload)
     assert isinstance(result, Ignored)
     assert result.reason == f"pipeline status {status!r} is not final"
 
@@ -99,11 +99,7 @@ def test_a_merged_results_pipeline_takes_its_merge_request_from_the_ref() -> Non
     payload = json.loads(fixture("gitlab", "pipeline_success.json"))
     del payload["merge_request"]
     payload["object_attributes"]["ref"] = "refs/merge-requests/57/merge"
-    result = provider.parse(
-        {"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": TOKEN.decode()},
-        json.dumps(payload).encode(),
-        [TOKEN],
-    )
+    result = deliver_json("Pipeline Hook", payload)
     assert isinstance(result, Event) and result.run is not None
     assert result.run.change == 57
 
@@ -156,11 +152,7 @@ def test_notes_that_are_not_a_person_on_a_merge_request_are_ignored(name: str, r
 def test_an_edited_note_is_ignored() -> None:
     payload = json.loads(fixture("gitlab", "note_merge_request.json"))
     payload["object_attributes"]["action"] = "update"
-    result = provider.parse(
-        {"X-Gitlab-Event": "Note Hook", "X-Gitlab-Token": TOKEN.decode()},
-        json.dumps(payload).encode(),
-        [TOKEN],
-    )
+    result = deliver_json("Note Hook", payload)
     assert isinstance(result, Ignored)
     assert "only new comments" in result.reason
 
