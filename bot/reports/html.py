@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from markupsafe import Markup
 
@@ -22,16 +21,6 @@ from bot.results.model import (
     format_duration,
     format_size,
 )
-
-
-def safe_url(url: str | None) -> str | None:
-    """The URL when it is an absolute http(s) URL, else None (the text shows unlinked)."""
-    if not url:
-        return None
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() in ("http", "https") and parts.netloc:
-        return url.strip()
-    return None
 
 
 class _Failures:
@@ -104,8 +93,8 @@ def render_html(run: TestRun, *, budget: int | None = None, now: datetime | None
         "status": words.status_word(status),
         "status_class": status.value,
         "title": words.title(totals),
-        "run_url": safe_url(run.url),
-        "details_url": safe_url(details_url),
+        "run_url": words.safe_url(run.url),
+        "details_url": words.safe_url(details_url),
         "totals": totals,
         "duration": format_duration(totals.duration),
         "bar": bar,
@@ -114,7 +103,7 @@ def render_html(run: TestRun, *, budget: int | None = None, now: datetime | None
         "generated": f"Generated on {words.generated_at(now)} by {words.BRAND}",
     }
     metrics = [(m.name, words.metric_value(m.value), m.unit) for m in run.metrics]
-    artifacts = [(a.name, safe_url(a.url), format_size(a.size)) for a in run.artifacts]
+    artifacts = [(a.name, words.safe_url(a.url), format_size(a.size)) for a in run.artifacts]
     errors = [(e.source, e.reason) for e in run.errors]
 
     def render(plan: Plan) -> str | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from bot.reports import summary as words
 from bot.reports.budget import Plan, Tier, cap, fit
@@ -150,11 +150,11 @@ def md_link(text: str, url: str | None, limit: int | None = CELL_LIMIT) -> str:
     if not url:
         return label
     label = label or md_text(url, limit)  # an empty label would make an invisible link
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    checked = words.safe_url(url)
+    if checked is None:
         return label
     # Percent-encode what could end the link destination or the line it is on.
-    target = quote(url.strip(), safe="/:?#[]@!$&'*+,;=%~-._")
+    target = quote(checked, safe="/:?#[]@!$&'*+,;=%~-._")
     return f"[{label}]({target})"
 
 

@@ -1,4 +1,5 @@
-"""One-line summaries shared by every report and forge: titles, status words, counts.
+"""One-line summaries shared by every report and forge: titles, status words, counts;
+and which links a report may make (`safe_url`).
 
 Errors (a test that could not run: setup failure, crash, JUnit `<error>`) are counted
 separately from failures (an assertion that did not hold), as pytest and JUnit do, because
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from bot.results.model import RunStatus, Totals, format_count, format_duration
 
@@ -45,6 +47,18 @@ def short_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m {secs}s"
     return f"{secs}s"
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL when it is an absolute http(s) URL, else None (the text shows unlinked):
+    escaping alone does not stop a `javascript:` link."""
+    if not url:
+        return None
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        return url
+    return None
 
 
 def _plural(count: int, singular: str, plural: str) -> str:
