@@ -177,10 +177,10 @@ class TravisProvider(Provider):
             raise InvalidSignature("Signature does not verify under any Travis CI public key")
 
         payload = load_json_object(payload_field)
-        native = f"build:{as_str(payload.get('state')) or 'unknown'}"
+        state = as_str(payload.get("state"))
+        native = f"build:{state or 'unknown'}"
         # Travis sends no delivery id; the payload of one notification is stable.
         delivery = body_digest(signed)
-        state = as_str(payload.get("state"))
         if state not in FINAL_STATES:
             return Ignored(NAME, native, f"build state {state!r} is not final")
         return self._build(headers, payload, native, delivery)
