@@ -103,7 +103,12 @@ def configure(settings: Settings, *, stream: Any = None) -> None:
     if json_output:
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=_isatty(stream), event_key="message")
+        # plain tracebacks always: with `rich` installed structlog would default to rich's,
+        # which prints every frame's local variables (request bodies, webhook secrets)
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=_isatty(stream), event_key="message",
+            exception_formatter=structlog.dev.plain_traceback,
+        )
     # the message goes under "message", so "event" can name the webhook event (callers pass
     # it as `_event`, which structlog's own signature leaves free)
     rename = structlog.processors.EventRenamer("message", replace_by="_event")
