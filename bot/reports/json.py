@@ -170,9 +170,8 @@ def render_json(run: TestRun, *, budget: int | None = None) -> str:
             chosen.append(entry)
         return chosen
 
-    text = assemble(entries(frozenset()), frozenset(), 1) if budget is None else ""
     if budget is None:
-        return text
+        return assemble(entries(frozenset()), frozenset(), 1)
     if budget < 0:
         raise ValueError(f"a report budget cannot be negative: {budget}")
     for tier, dropped in ((1, frozenset()), (2, frozenset(OUTPUT_FIELDS)),
