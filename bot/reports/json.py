@@ -232,7 +232,11 @@ def _run(document: dict[str, Any]) -> TestRun:
         for s in document["suites"]
     ]
     for t in document["tests"]:
-        suites[t["suite_index"]].cases.append(
+        index = t["suite_index"]
+        # A negative index would pass Python's indexing and file the test in another suite.
+        if type(index) is not int or index < 0:
+            raise ValueError(f"suite_index must be a non-negative integer, not {index!r}")
+        suites[index].cases.append(
             TestCase(
                 name=t["name"],
                 classname=t["classname"],

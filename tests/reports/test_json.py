@@ -155,6 +155,14 @@ def test_from_json_refuses_what_it_cannot_read(text: str, reason: str) -> None:
         from_json(text)
 
 
+@pytest.mark.parametrize("index", [-1, 1, 0.0, True, "0"])
+def test_from_json_refuses_a_suite_index_that_names_no_suite(index: object) -> None:
+    document = json.loads(render_json(seed_run()))
+    document["tests"][0]["suite_index"] = index
+    with pytest.raises(SchemaError, match="malformed Herald report"):
+        from_json(json.dumps(document))
+
+
 names = st.text(max_size=20)
 optional_text = st.none() | st.text(max_size=40)
 durations = st.floats(min_value=0, max_value=1e7, allow_nan=False)
