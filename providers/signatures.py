@@ -96,14 +96,15 @@ def load_json_object(body: bytes | str) -> dict[str, Any]:
     orjson parses a typical 20 kB payload about three times faster than the standard
     library. Whatever orjson refuses (integers beyond 64 bits, NaN, lone surrogates,
     UTF-16/32 or a BOM, invalid input) goes to `json.loads`, so what is accepted, the
-    values produced and the error messages are the standard library's.
+    values produced and the error messages are the standard library's. Nesting deeper
+    than orjson's limit exhausts the standard library's recursion: invalid JSON as well.
     """
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         try:
             data = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise BadPayload(f"invalid JSON: {exc}") from exc
     else:
         if isinstance(data, dict):

@@ -103,6 +103,17 @@ def test_a_verified_body_that_is_not_json_is_a_bad_payload(sender: Sender) -> No
         sender.provider.parse(headers, body, [configured])
 
 
+@pytest.mark.parametrize("sender", SENDERS, ids=ids)
+def test_a_verified_body_nested_too_deep_to_parse_is_a_bad_payload(sender: Sender) -> None:
+    """Deeper than orjson's limit of 1024: the standard library's parser then runs out of
+    recursion, which must still be the sender's 400, not a server error."""
+    material, configured = sender.credential(0)
+    headers, body = sender.deliver(b'{"a": ' + b"[" * 2000 + b"]" * 2000 + b"}", material)
+
+    with pytest.raises(BadPayload, match="invalid JSON"):
+        sender.provider.parse(headers, body, [configured])
+
+
 @pytest.mark.parametrize("sender", SIGNING_SENDERS, ids=[s.id for s in SIGNING_SENDERS])
 def test_an_unverified_body_is_never_parsed(sender: Sender) -> None:
     """Not JSON and not signed: the answer is about the signature, never about the JSON."""
