@@ -110,9 +110,6 @@ class Runtime:
         await self.http.aclose()
         await self.redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
 
-    def known_providers(self) -> set[str]:
-        return set(providers.names())
-
     async def secrets(self, name: str) -> list[bytes]:
         cached = self._secrets.get(name)
         now = time.monotonic()

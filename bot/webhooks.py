@@ -142,11 +142,12 @@ async def handle(runtime: Runtime, name: str, scope: Scope, receive: Receive,
     headers = RequestHeaders(scope["headers"])
     delivery: str | None = None
     event_label = "unknown"
-    provider_label = name if name in runtime.known_providers() else "unknown"
+    provider_label = "unknown"  # the metric's label until the name is known to be ours
     response_headers: Mapping[str, str] = _NO_HEADERS
     content: dict[str, Any]
     try:
         provider = _provider(name)
+        provider_label = name
         body = await _read_body(headers, receive, runtime.config.max_body_bytes,
                                 runtime.body_deadlines)
         _check_content_type(provider, headers.get("content-type"))
