@@ -73,10 +73,10 @@ class Provider(abc.ABC):
     async def secrets(self, settings: ProviderSettings, http: Any) -> list[bytes]:
         """The secrets `parse` checks against, read where this provider keeps them.
 
-        Most providers use `HERALD_<PROVIDER>_WEBHOOK_SECRET` (comma-separated for
-        rotation). Travis CI overrides this to return its RSA public key (configured, or
-        fetched from its API with `http` and cached); Azure DevOps returns its basic-auth
-        credentials and header secrets.
+        Every provider but one uses `HERALD_<PROVIDER>_WEBHOOK_SECRET` (comma-separated
+        for rotation; for the senders that cannot sign, Basic credentials and tokens alike).
+        Travis CI overrides this to return its RSA public key (configured, or fetched from
+        its API with `http` and cached).
         """
         return [bytes(s) for s in settings.webhook_secrets()]
 
