@@ -158,10 +158,6 @@ def md_link(text: str, url: str | None, limit: int | None = CELL_LIMIT) -> str:
     return f"[{label}]({target})"
 
 
-def md_heading(level: int, text: str) -> str:
-    return f"{'#' * level} {text}"
-
-
 class _Failures:
     """The failures' table rows and detail blocks, escaped once and only when asked for:
     a run with 10,000 failures is rendered many times while its budget is fitted."""
