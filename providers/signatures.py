@@ -39,6 +39,24 @@ def header(headers: Headers, name: str) -> str | None:
     return value
 
 
+def event_header(headers: Headers, name: str) -> str:
+    """The event name the sender puts in header `name`: a delivery without it is malformed."""
+    value = (header(headers, name) or "").strip()
+    if not value:
+        raise BadPayload(f"missing {name} header")
+    return value
+
+
+def delivery_id(headers: Headers, body: bytes, *names: str) -> str:
+    """The first non-blank of the sender's delivery-id headers `names`, in that order; else
+    a digest of the body, so that a resend of the same body still dedupes."""
+    for name in names:
+        value = (header(headers, name) or "").strip()
+        if value:
+            return value
+    return body_digest(body)
+
+
 def require_secrets(secrets: Sequence[bytes], provider: str) -> None:
     """Unsigned traffic is never accepted by default: no secret configured is an error."""
     if not any(secrets):

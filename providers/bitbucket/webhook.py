@@ -19,9 +19,10 @@ from providers.base import BadPayload, Headers, Provider
 from providers.signatures import (
     as_int,
     as_str,
-    body_digest,
     check_sha256_signature,
+    delivery_id,
     dig,
+    event_header,
     header,
     load_json_object,
     require_secrets,
@@ -44,11 +45,9 @@ class BitbucketProvider(Provider):
         require_secrets(secrets, NAME)
         check_sha256_signature(header(headers, SIGNATURE_HEADER), SIGNATURE_HEADER, body, secrets)
 
-        event_key = (header(headers, "X-Event-Key") or "").strip()
-        if not event_key:
-            raise BadPayload("missing X-Event-Key header")
+        event_key = event_header(headers, "X-Event-Key")
         payload = load_json_object(body)
-        delivery = (header(headers, "X-Request-UUID") or "").strip() or body_digest(body)
+        delivery = delivery_id(headers, body, "X-Request-UUID")
         if event_key in STATUS_EVENTS:
             return self._commit_status(payload, event_key, delivery)
         if event_key == "pullrequest:comment_created":

@@ -24,9 +24,10 @@ from providers.base import BadPayload, Headers, InvalidSignature, Provider
 from providers.signatures import (
     as_int,
     as_str,
-    body_digest,
     check_sha256_signature,
+    delivery_id,
     dig,
+    event_header,
     header,
     load_json_object,
     require_secrets,
@@ -72,11 +73,9 @@ class GitHubProvider(Provider):
             )
         check_sha256_signature(signature, SIGNATURE_HEADER, body, secrets)
 
-        event_name = (header(headers, "X-GitHub-Event") or "").strip()
-        if not event_name:
-            raise BadPayload("missing X-GitHub-Event header")
+        event_name = event_header(headers, "X-GitHub-Event")
         payload = load_json_object(body)
-        delivery = (header(headers, "X-GitHub-Delivery") or "").strip() or body_digest(body)
+        delivery = delivery_id(headers, body, "X-GitHub-Delivery")
         action = as_str(payload.get("action"))
         native = f"{event_name}.{action}" if action else event_name
 

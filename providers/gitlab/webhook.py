@@ -24,8 +24,9 @@ from providers.base import BadPayload, Headers, InvalidSignature, Provider
 from providers.signatures import (
     as_int,
     as_str,
-    body_digest,
+    delivery_id,
     dig,
+    event_header,
     header,
     hmac_sha256,
     load_json_object,
@@ -61,15 +62,9 @@ class GitLabProvider(Provider):
     def parse(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> Event | Ignored:
         require_secrets(secrets, NAME)
         self._verify(headers, body, secrets)
-        event_name = (header(headers, "X-Gitlab-Event") or "").strip()
-        if not event_name:
-            raise BadPayload("missing X-Gitlab-Event header")
+        event_name = event_header(headers, "X-Gitlab-Event")
         payload = load_json_object(body)
-        delivery = (
-            (header(headers, "Idempotency-Key") or "").strip()
-            or (header(headers, "X-Gitlab-Event-UUID") or "").strip()
-            or body_digest(body)
-        )
+        delivery = delivery_id(headers, body, "Idempotency-Key", "X-Gitlab-Event-UUID")
         if event_name == "Pipeline Hook":
             return self._pipeline(payload, event_name, delivery)
         if event_name == "Note Hook":
