@@ -156,7 +156,7 @@ def _read_records(data: bytes, path: Path) -> Iterator[PreparedJob]:
                 body=record["body"].encode(),
                 enqueue_ms=int(record["enqueue_ms"]),
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("spool record unreadable, skipped", segment=path.name, line=number)
 
 

@@ -232,3 +232,29 @@ def test_a_record_after_a_failed_write_is_not_glued_to_its_torn_half(
     spool.close()
 
     assert spooled_job_ids(tmp_path) == job_ids("acknowledged")
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        b'{"job_id": "x", "provider"',  # torn
+        b'["not", "a", "record"]',
+        b'{"job_id": "x", "provider": "p", "delivery_id": "d", "enqueue_ms": 1}',  # no body
+        b'{"job_id": "x", "provider": "p", "delivery_id": "d", "enqueue_ms": 1, "body": 7}',
+        b'{"job_id": "x", "provider": "p", "delivery_id": "d", "enqueue_ms": "soon", "body": ""}',
+    ],
+    ids=["torn", "not an object", "missing field", "body not text", "time not a number"],
+)
+def test_a_damaged_record_is_skipped_and_the_rest_of_its_segment_is_read(
+    tmp_path: Path, damaged: bytes
+) -> None:
+    spool = Spool(tmp_path)
+    for delivery in ("before", "after"):
+        spool.append(PreparedJob.from_event(Event(TEST_PROVIDER, PING, "ping", delivery)))
+    spool.close()
+    (segment,) = tmp_path.glob("*.spool")
+    before, after = segment.read_bytes().splitlines()
+    segment.write_bytes(b"\n".join([before, damaged, after, b""]))
+
+    assert spooled_job_ids(tmp_path) == job_ids("before", "after")
+
