@@ -233,6 +233,10 @@ class SpoolingQueue:
                     await self.drain()
                 except (RedisError, OSError) as exc:
                     self._degrade(exc, wake=False)
+                except Exception:
+                    # Anything else must not end this task: the process would go on
+                    # spooling every delivery, and nothing would ever move them.
+                    log.exception("draining the spool failed; trying again")
             # Segments may remain that another live process is still writing: look again
             # soon, but on a timer, never in a tight loop.
             busy = self.degraded or bool(self.spool.segments())

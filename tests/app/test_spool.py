@@ -258,3 +258,27 @@ def test_a_damaged_record_is_skipped_and_the_rest_of_its_segment_is_read(
 
     assert spooled_job_ids(tmp_path) == job_ids("before", "after")
 
+
+async def test_the_drainer_survives_an_unexpected_error_and_drains_on_the_next_round(
+    start_app: AppFactory, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path / "state" / "spool")
+    spool.append(PreparedJob.from_event(Event(TEST_PROVIDER, PING, "ping", "kept")))
+    spool.close()
+    real_claim = Spool.claim
+    failures = 0
+
+    def claim_failing_once(self: Spool, path: Path) -> Any:
+        nonlocal failures
+        if not failures:
+            failures += 1
+            raise RuntimeError("unexpected")
+        return real_claim(self, path)
+
+    monkeypatch.setattr(Spool, "claim", claim_failing_once)
+    async with start_app() as running:
+        async with asyncio.timeout(5):
+            await wait_until_drained(running)
+
+    assert failures == 1
+    assert queued(redis_url) == job_ids("kept")
