@@ -39,10 +39,10 @@ from typing import Any, Final
 import httpx
 
 import providers
-from bot.settings import ConfigError, Settings
+from bot.settings import ConfigError, Settings, env_name
+from providers.signatures import TOKEN_HEADER
 
 DEFAULT_URL: Final = "http://127.0.0.1:8000/webhooks/{provider}"
-TOKEN_HEADER: Final = "X-Herald-Token"  # providers.signatures.TOKEN_HEADER  # noqa: S105
 GITLAB_SIGNING_PREFIX: Final = "whsec_"
 
 Signer = Callable[[bytes, str, str, str], dict[str, str]]
@@ -158,8 +158,7 @@ def build_request(
         raise ReplayError(f"no signing scheme known for provider {provider!r}")
     secrets = settings.provider(provider).webhook_secrets()
     if not secrets:
-        variable = f"HERALD_{provider.upper().replace('-', '_')}_WEBHOOK_SECRET"
-        raise ReplayError(f"no secret to sign with: set {variable}")
+        raise ReplayError(f"no secret to sign with: set {env_name(provider, 'webhook_secret')}")
     try:
         payload = json.loads(body)
     except ValueError:
