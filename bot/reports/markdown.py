@@ -168,6 +168,14 @@ class _Failures:
         self._details: list[str] = []
 
     def rows(self, count: int) -> list[str]:
+        self._fill_rows(count)
+        return self._rows[:count]
+
+    def details(self, count: int) -> list[str]:
+        self._fill_details(count)
+        return self._details[:count]
+
+    def _fill_rows(self, count: int) -> None:
         while len(self._rows) < count:
             case = self.cases[len(self._rows)]
             error = words.failure_summary(
@@ -177,9 +185,10 @@ class _Failures:
                 f"| {md_cell(case.display_name)} | {md_cell(error)}"
                 f" | {format_duration(case.duration)} |"
             )
-        return self._rows[:count]
 
-    def details(self, count: int) -> list[str]:
+    def _fill_details(self, count: int) -> None:
+        if len(self._details) >= count:
+            return
         template = environment(html=False).get_template("failure.md.j2")
         while len(self._details) < count:
             case = self.cases[len(self._details)]
@@ -199,18 +208,21 @@ class _Failures:
                     trace=md_code_block(trace) if trace and trace != message else None,
                 ).strip("\n")
             )
-        return self._details[:count]
 
     def longer_than(self, plan: Plan, budget: int) -> bool:
         """True when the plan's rows and details alone exceed `budget`, found without
         escaping more than that many characters' worth of them."""
+        # Item by item, never through rows()/details(), whose copies would make each call
+        # quadratic in the number of failures.
         total = 0
         for index in range(plan.rows):
-            total += len(self.rows(index + 1)[index]) + 1
+            self._fill_rows(index + 1)
+            total += len(self._rows[index]) + 1
             if total > budget:
                 return True
         for index in range(plan.details):
-            total += len(self.details(index + 1)[index]) + 1
+            self._fill_details(index + 1)
+            total += len(self._details[index]) + 1
             if total > budget:
                 return True
         return False
