@@ -19,4 +19,7 @@ def environment(*, html: bool) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # The templates ship with the package and never change under a running process;
+        # reloading would stat the file on every get_template, once per failure rendered.
+        auto_reload=False,
     )
