@@ -71,7 +71,6 @@ def _change_from_ref(ref: str | None) -> int | None:
 
 class AzureDevOpsProvider(Provider):
     name: ClassVar[str] = NAME
-    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
 
     def parse(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> Event | Ignored:
         check_shared_secret(headers, secrets, NAME)

@@ -39,7 +39,6 @@ _PIPELINE_RESULT = re.compile(r"/(?:pipelines/results|addon/pipelines/home#!/res
 
 class BitbucketProvider(Provider):
     name: ClassVar[str] = NAME
-    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
 
     def parse(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> Event | Ignored:
         require_secrets(secrets, NAME)

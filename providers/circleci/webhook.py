@@ -36,7 +36,6 @@ _VCS_PREFIX: Final = {"github.com": "gh", "bitbucket.org": "bb"}
 
 class CircleCIProvider(Provider):
     name: ClassVar[str] = NAME
-    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
 
     def parse(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> Event | Ignored:
         require_secrets(secrets, NAME)

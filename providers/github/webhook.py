@@ -61,7 +61,6 @@ class GitHubProvider(Provider):
     """GitHub App deliveries. Only `X-Hub-Signature-256` is accepted, never SHA-1."""
 
     name: ClassVar[str] = NAME
-    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
 
     def parse(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> Event | Ignored:
         require_secrets(secrets, NAME)

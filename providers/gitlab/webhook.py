@@ -54,7 +54,6 @@ class GitLabProvider(Provider):
     """GitLab project and group hooks. `clock` is injectable for the replay-window tests."""
 
     name: ClassVar[str] = NAME
-    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock

@@ -53,7 +53,6 @@ def _branch(scm_branch: str | None) -> str | None:
 
 class JenkinsProvider(Provider):
     name: ClassVar[str] = NAME
-    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
 
     def parse(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> Event | Ignored:
         check_shared_secret(headers, secrets, NAME)

@@ -74,7 +74,6 @@ def read_properties(path: str) -> dict[str, str]:
 
 class TeamCityProvider(Provider):
     name: ClassVar[str] = NAME
-    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
 
     def parse(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> Event | Ignored:
         check_shared_secret(headers, secrets, NAME)
