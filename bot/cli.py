@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 
 #: subcommand -> (module, one-line help). Each module has `configure(parser)` and
-#: `run(args) -> int`; modules are imported only when their command runs.
+#: `run(args) -> int`. Every module is imported to build the parser; running a command
+#: whose module is missing from this build says so.
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bot.commands.serve", "run the web app and a worker (embedded Redis if none)"),
     "worker": ("bot.commands.worker", "run workers only, for production"),

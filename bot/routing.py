@@ -1,9 +1,9 @@
 """Router: canonical event name → handlers, composed explicitly (see `handlers.ROUTERS`).
 
-One handler's failure never stops another: the dispatcher runs every matching handler,
-collects the errors and re-raises the first transient one (so the job is retried) after
-all have run. Handlers must therefore be idempotent, which they are anyway because ARQ
-runs a job at least once.
+One handler's failure never stops another: the worker (`bot.worker.handle_event`) runs
+every matching handler and, after all have run, retries the job if any failed
+transiently, skipping on the retry those that succeeded. Handlers must still be
+idempotent, because ARQ runs a job at least once.
 """
 
 from __future__ import annotations
