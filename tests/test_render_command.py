@@ -168,6 +168,8 @@ def test_metrics_reach_the_reports(tmp_path: Path, capsys: pytest.CaptureFixture
         ("latency p99 = 0.25 s", Metric("latency p99", 0.25, "s")),
         ("build=fast", Metric("build", "fast", "")),
         ("ratio=.5", Metric("ratio", 0.5, "")),
+        ("build=1m30s", Metric("build", "1m30s", "")),
+        ("version=12.5.3", Metric("version", "12.5.3", "")),
     ],
 )
 def test_metric_argument(text: str, parsed: Metric) -> None:

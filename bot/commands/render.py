@@ -66,15 +66,19 @@ def _formats(text: str) -> list[str]:
 
 
 def metric(text: str) -> Metric:
-    """`p95=12.5ms` -> Metric("p95", 12.5, "ms"); `build=fast` -> Metric("build", "fast")."""
+    """`p95=12.5ms` -> Metric("p95", 12.5, "ms"); `build=fast` -> Metric("build", "fast");
+    `build=1m30s` -> Metric("build", "1m30s")."""
     match = _METRIC.fullmatch(text)
     if match is None or not match["name"].strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE[UNIT], got {text!r}")
     name, number, rest = match["name"].strip(), match["number"], match["rest"].strip()
-    if number is None:
-        if not rest:
+    if number is None or any(char.isdigit() for char in rest):
+        # A value the number does not end, such as `1m30s` or `12.5.3`, is shown as written:
+        # split, it would read as 1 with the unit `m30s`.
+        value = text.partition("=")[2].strip()
+        if not value:
             raise argparse.ArgumentTypeError(f"metric {name!r} has no value")
-        return Metric(name, rest)
+        return Metric(name, value)
     return Metric(name, float(number), rest)
 
 
