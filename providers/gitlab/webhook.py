@@ -44,10 +44,14 @@ _PULL_REF = re.compile(r"^refs/merge-requests/(\d+)/")
 
 def _signing_key(secret: bytes) -> bytes:
     try:
-        return base64.b64decode(secret[len(SIGNING_PREFIX) :], validate=True)
+        key = base64.b64decode(secret[len(SIGNING_PREFIX) :], validate=True)
     except (binascii.Error, ValueError) as exc:
         # A configuration mistake, not a bad delivery; say which kind of value is wrong.
         raise InvalidSignature("a configured whsec_ signing token is not valid base64") from exc
+    if not key:
+        # Anyone can compute an HMAC under an empty key.
+        raise InvalidSignature("a configured whsec_ signing token is empty")
+    return key
 
 
 class GitLabProvider(Provider):

@@ -243,6 +243,13 @@ def test_the_signature_covers_the_message_id_and_timestamp(
         provider.parse(signed(token, body, **change), body, [token])
 
 
+def test_a_signing_token_with_an_empty_key_accepts_nothing() -> None:
+    """`whsec_` alone decodes to an empty HMAC key, with which anyone can sign."""
+    body = fixture("gitlab", "pipeline_success.json")
+    with pytest.raises(InvalidSignature, match="configured whsec_ signing token is empty"):
+        provider.parse(signed(b"whsec_", body), body, [b"whsec_", TOKEN])
+
+
 def test_a_signed_delivery_needs_its_id_and_timestamp() -> None:
     token = gitlab_signing_token()
     body = fixture("gitlab", "pipeline_success.json")
