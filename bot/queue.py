@@ -26,14 +26,15 @@ key                                    type    meaning, lifetime
 
 The job id is ``f"{provider}:{delivery_id}"`` (`Event.job_id`). The dedupe record, the job
 and the queue entry are written by one Lua script (`ENQUEUE_SCRIPT`): the job is written
-only when ``SET NX`` on the dedupe record succeeds, so fifty concurrent posts of one
-delivery make exactly one job, and a redelivery days later makes none.
+only when no dedupe record exists, so fifty concurrent posts of one delivery make exactly
+one job, and a redelivery days later makes none.
 
 Enqueues arriving together (concurrent requests in one event loop) are sent as one call
 of the script for the whole batch (`_Batcher`): one Redis round trip per batch, not per
-request. An error inside the script (Redis out of memory) fails the whole batch; jobs it
-had written before the error are then answered `duplicate` when resent or drained from
-the spool.
+request. An error inside the script (a queue key of the wrong type) fails the whole
+batch; jobs it had written before the error are then answered `duplicate` when resent or
+drained from the spool, and the job it stopped at has no dedupe record yet, so it is
+queued then.
 Jobs are JSON (`dumps_job`/`loads_job`, configured on both sides), never pickle.
 """
 
@@ -73,14 +74,17 @@ ENQUEUE_SCRIPT: Final = b"""
 -- ARGV: enqueue time ms (= the score), job bytes, job id (ARGV[1], ARGV[2]: dedupe and job
 --       ttl ms)
 -- Returns one 1 (queued) or 0 (duplicate) per job. A delivery twice in one batch is
--- queued once: the second SET NX sees the first.
+-- queued once: the second sees the first's dedupe record.
+-- The dedupe record is written last: a script stops at a failing command with what it
+-- wrote kept, and a delivery marked seen but never queued would be lost for good.
 local results = {}
 local dedupe_ttl, job_ttl = ARGV[1], ARGV[2]
 for i = 0, (#KEYS - 1) / 2 - 1 do
   local key, arg = 2 + 2 * i, 3 + 3 * i
-  if redis.call('SET', KEYS[key], ARGV[arg], 'NX', 'PX', dedupe_ttl) then
-    redis.call('SET', KEYS[key + 1], ARGV[arg + 1], 'PX', job_ttl)
+  if redis.call('EXISTS', KEYS[key]) == 0 then
     redis.call('ZADD', KEYS[1], ARGV[arg], ARGV[arg + 2])
+    redis.call('SET', KEYS[key + 1], ARGV[arg + 1], 'PX', job_ttl)
+    redis.call('SET', KEYS[key], ARGV[arg], 'PX', dedupe_ttl)
     results[i + 1] = 1
   else
     results[i + 1] = 0

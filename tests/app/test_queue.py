@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from bot.events import BUILD_COMPLETED, Event, RunRef
 from bot.queue import (
@@ -182,3 +183,18 @@ def test_a_payload_other_than_the_parsed_body_is_serialised_itself() -> None:
 
     assert b"secret_field" not in job
     assert loads_job(job)["a"][0]["payload"] == {"action": "completed", "n": [1, 2]}
+
+
+async def test_a_batch_that_fails_partway_marks_no_delivery_seen_without_queueing_it(
+    queue: RedisQueue, redis: Redis
+) -> None:
+    await redis.set(queue.queue_name, "not a sorted set")  # every ZADD fails from here
+    failed = await asyncio.gather(*(queue.enqueue(event(f"d{i}")) for i in range(3)),
+                                  return_exceptions=True)
+    await redis.delete(queue.queue_name)
+    resent = await asyncio.gather(*(queue.enqueue(event(f"d{i}")) for i in range(3)))
+
+    assert all(isinstance(outcome, RedisError) for outcome in failed)  # spooled by the app
+    assert resent == ["queued"] * 3
+    assert sorted(await redis.zrange(queue.queue_name, 0, -1)) == [b"github:d0", b"github:d1",
+                                                                    b"github:d2"]
