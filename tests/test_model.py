@@ -154,6 +154,7 @@ def test_identity_separates_same_names_in_different_classes() -> None:
         ),
         ("Calc", "Calc divides by zero.", "Calc divides by zero."),
         ("Calc", "divides by zero.", "Calc.divides by zero."),
+        ("Cart", "adds to Cart", "Cart.adds to Cart"),
     ],
 )
 def test_display_name_names_the_class_once(classname: str, name: str, shown: str) -> None:

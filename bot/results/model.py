@@ -96,9 +96,14 @@ class TestCase:
     def display_name(self) -> str:
         """`classname.name`, unless the name already holds the class (Mocha and jest-junit
         put the full title in `name` and a part of it in `classname`)."""
-        if not self.classname or self.classname in self.name:
-            return self.name
-        return f"{self.classname}.{self.name}"
+        classname, name = self.classname, self.name
+        if not classname or name.startswith(classname):
+            return name
+        # Mocha's classname is the test's own title (several words) at the end of the name;
+        # a one-word class that merely ends a name ("adds to Cart") is still shown.
+        if " " in classname and name.endswith(classname):
+            return name
+        return f"{classname}.{name}"
 
     @property
     def flaky(self) -> bool:
