@@ -47,7 +47,6 @@ class Spool:
         self.directory = directory
         self._lock = threading.Lock()
         self._active: IO[bytes] | None = None
-        self._active_path: Path | None = None
         self.pending = sum(_count_lines(path) for path in self.segments())
 
     def segments(self) -> list[Path]:
@@ -78,7 +77,6 @@ class Spool:
                 with contextlib.suppress(OSError):
                     handle.close()
                 self._active = None
-                self._active_path = None
                 raise
             self.pending += 1
 
@@ -88,7 +86,6 @@ class Spool:
             if self._active is not None:
                 self._active.close()  # releases the flock
                 self._active = None
-                self._active_path = None
 
     def close(self) -> None:
         self.rotate()
@@ -117,7 +114,6 @@ class Spool:
                 staging.unlink()
             raise
         self._active = os.fdopen(fd, "ab")
-        self._active_path = path
         return self._active
 
     @contextlib.contextmanager
