@@ -11,17 +11,14 @@ import hmac
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from bot.app import create_app
-from bot.settings import Settings
-from bot.worker import create_worker
 from providers.github.client import RETEST_POLICY
+from tests.fakes import herald as harness
 from tests.fakes.github import FakeGitHub
 from tests.github.conftest import REPO, WEBHOOK_SECRET, github_env, payload
 from tests.github.world import PR, SHA, seed_run, workflow_run, zipped
@@ -32,11 +29,7 @@ CHECKS = "/repos/heraldhq/herald/check-runs"
 CHECK = r"/repos/heraldhq/herald/check-runs/\d+"
 
 
-@dataclass
-class Herald:
-    settings: Settings
-    http: httpx.AsyncClient
-
+class Herald(harness.Herald):
     async def deliver(self, event: str, body: dict[str, Any], *,
                       delivery: str | None = None) -> httpx.Response:
         raw = json.dumps(body).encode()
@@ -49,31 +42,11 @@ class Herald:
             "user-agent": "GitHub-Hookshot/test",
         })
 
-    async def work(self) -> None:
-        """Run a burst worker until the queue, deferred retries included, is empty."""
-        worker = create_worker(self.settings, burst=True, handle_signals=False)
-        try:
-            await worker.main()
-        finally:
-            await worker.close()
 
-
-@contextlib.asynccontextmanager
-async def start(redis_url: str, tmp_path: Path, fake: FakeGitHub, **env: str
-                ) -> AsyncIterator[Herald]:
+def start(redis_url: str, tmp_path: Path, fake: FakeGitHub, **env: str
+          ) -> contextlib.AbstractAsyncContextManager[Herald]:
     """The web app (over ASGI, with its lifespan) configured for the fake GitHub."""
-    settings = Settings.from_env({
-        "HERALD_REDIS_URL": redis_url,
-        "HERALD_STATE_DIR": str(tmp_path / "state"),
-        "HERALD_LOG_FORMAT": "json",
-        **github_env(fake),
-        **env,
-    })
-    app = create_app(settings, configure_logging=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://herald") as http:
-            yield Herald(settings, http)
+    return harness.running(Herald, redis_url, tmp_path, {**github_env(fake), **env})
 
 
 @pytest.fixture

@@ -8,18 +8,15 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from bot.app import create_app
-from bot.settings import Settings
-from bot.worker import create_worker
 from providers.gitlab import notes
 from providers.gitlab.client import RETEST_POLICY, STATUS_NAME
+from tests.fakes import herald as harness
 from tests.fakes.gitlab import TOKEN, FakeGitLab
 from tests.gitlab.world import (
     CHILD,
@@ -42,11 +39,7 @@ SECRET = "gitlab-hook-secret-for-tests"
 WEB = f"https://gitlab.example.com/{PATH}"
 
 
-@dataclass
-class Herald:
-    settings: Settings
-    http: httpx.AsyncClient
-
+class Herald(harness.Herald):
     async def deliver(self, event: str, payload: dict[str, Any], *,
                       key: str | None = None, secret: str = SECRET) -> httpx.Response:
         return await self.http.post("/webhooks/gitlab", content=json.dumps(payload), headers={
@@ -57,32 +50,17 @@ class Herald:
             "user-agent": "GitLab/18.6.0",
         })
 
-    async def work(self) -> None:
-        """Run a burst worker until the queue, deferred retries included, is empty."""
-        worker = create_worker(self.settings, burst=True, handle_signals=False)
-        try:
-            await worker.main()
-        finally:
-            await worker.close()
-
 
 @pytest.fixture
 async def herald(redis_url: str, tmp_path: Path, gitlab: FakeGitLab,
                  world: Jobs) -> AsyncIterator[Herald]:
-    settings = Settings.from_env({
-        "HERALD_REDIS_URL": redis_url,
-        "HERALD_STATE_DIR": str(tmp_path / "state"),
-        "HERALD_LOG_FORMAT": "json",
+    async with harness.running(Herald, redis_url, tmp_path, {
         "HERALD_GITLAB_WEBHOOK_SECRET": SECRET,
         "HERALD_GITLAB_URL": gitlab.url,
         "HERALD_GITLAB_TOKEN": TOKEN,
         "HERALD_GITLAB_TIMEOUT": "3",
-    })
-    app = create_app(settings, configure_logging=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://herald") as http:
-            yield Herald(settings, http)
+    }) as running:
+        yield running
 
 
 def pipeline_hook(pipeline_id: int = ROOT, status: str = "failed") -> dict[str, Any]:
