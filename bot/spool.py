@@ -91,7 +91,12 @@ class Spool:
         self.rotate()
 
     def _open_segment(self) -> IO[bytes]:
+        # A directory made here is fsynced into its parent too: otherwise a crash could
+        # lose the whole spool directory, every fsynced segment in it included.
+        missing = [d for d in (self.directory, *self.directory.parents) if not d.exists()]
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for created in missing:
+            _fsync_directory(created.parent)
         name = f"{os.getpid()}-{time.time_ns()}"
         path = self.directory / f"{name}{SUFFIX}"
         # Created under a name drainers do not list, locked, and only then renamed into
@@ -103,11 +108,7 @@ class Spool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             os.rename(staging, path)
-            dir_fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)  # the new file's name must survive a crash too
-            finally:
-                os.close(dir_fd)
+            _fsync_directory(self.directory)  # the new file's name must survive a crash too
         except BaseException:
             os.close(fd)
             with contextlib.suppress(OSError):
@@ -137,6 +138,14 @@ class Spool:
             path.unlink()
         with self._lock:
             self.pending = max(0, self.pending - records)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read_records(data: bytes, path: Path) -> Iterator[PreparedJob]:

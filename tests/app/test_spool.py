@@ -6,6 +6,7 @@ import asyncio
 import errno
 import fcntl
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -282,3 +283,23 @@ async def test_the_drainer_survives_an_unexpected_error_and_drains_on_the_next_r
 
     assert failures == 1
     assert queued(redis_url) == job_ids("kept")
+
+
+def test_a_new_spool_directory_and_segment_are_fsynced_into_their_parents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    spool = Spool(tmp_path / "state" / "spool")
+    spool.append(PreparedJob.from_event(Event(TEST_PROVIDER, PING, "ping", "first")))
+    spool.close()
+    (segment,) = (tmp_path / "state" / "spool").glob("*.spool")
+
+    assert {str(tmp_path), str(tmp_path / "state"), str(tmp_path / "state" / "spool"),
+            str(segment)} <= set(synced)
