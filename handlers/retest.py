@@ -22,6 +22,7 @@ from typing import Final
 
 from bot.context import Context
 from bot.events import CHECK_REREQUESTED, COMMENT_CREATED, Comment, RunRef
+from bot.reports.markdown import md_link, md_text
 from bot.routing import Router
 from bot.store import PERMISSION_TTL_SECONDS, LockBusy, Store
 from providers.base import CIClient, Forge, PermanentError, TransientError, Unsupported
@@ -78,8 +79,10 @@ def parse_command(body: str) -> Command | None:
 
 
 def run_label(ref: RunRef) -> str:
+    # Workflow and pipeline names come from the repository under review: escaped, they
+    # can neither forge a link nor mention anyone.
     name = ref.extra.get("name") or ref.extra.get("workflow_name") or f"run {ref.run_id}"
-    return f"[{name}]({ref.url})" if ref.url else str(name)
+    return md_link(str(name), ref.url)
 
 
 def done_name(provider: str, repo: str, comment: Comment) -> str:
@@ -129,7 +132,9 @@ async def _retest(
             try:
                 await ci.rerun(ref, failed_only=True)
             except (PermanentError, Unsupported) as exc:
-                problems.append(COULD_NOT.format(run=run_label(ref), error=str(exc).rstrip(".")))
+                problems.append(
+                    COULD_NOT.format(run=run_label(ref), error=md_text(str(exc).rstrip(".")))
+                )
                 continue
             await store.mark_done(done, item)
         rerun.append(ref)

@@ -162,6 +162,23 @@ async def test_a_run_that_cannot_be_rerun_is_named_in_the_reply(redis) -> None:
     )
 
 
+async def test_names_from_the_repository_cannot_forge_links_or_mention_anyone(redis) -> None:
+    # A workflow named by the change under review is shown literally in the reply.
+    forge = FakeForge(trusted={"alice"}, failed=[
+        failed_run("1", "CI](https://evil.example) @all ["),
+        RunRef(provider="github", repo="octo/app", run_id="2", url="javascript:alert(1)",
+               extra={"name": "Lint"}),
+    ])
+    ci = FakeCI(failures={"rerun:2": PermanentError("workflow `<b>` is disabled")})
+    await retest(context(comment_event(), redis, ci=ci, forge=forge))
+    assert forge.calls[-1] == (
+        "reply",
+        "@alice re-running the failed jobs of "
+        "[CI\\](https://evil.example) @\u200dall \\[](https://github.com/octo/app/actions/runs/1)."
+        "\n\nCould not rerun Lint: workflow \\`&lt;b&gt;\\` is disabled.",
+    )
+
+
 async def test_the_permission_answer_is_cached_briefly(redis) -> None:
     forge = FakeForge(trusted={"alice"})
     await retest(context(comment_event(), redis, forge=forge))
