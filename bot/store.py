@@ -2,9 +2,11 @@
 
 Key layout (every key under `herald:`, every key with a TTL):
 
-- `herald:lock:report:{provider}:{repo}:{run_id}`: the holder's random token, TTL the job
-  timeout + 60 s and at least `LOCK_TTL_SECONDS` (6 min). The report handler: one worker
-  per run at a time.
+- `herald:lock:report:{provider}:{repo}:{run_id}`: the holder's random token, TTL
+  `lock_ttl` (the job timeout + 60 s, at least `LOCK_TTL_SECONDS`, 6 min). The report
+  handler: one worker per run at a time.
+- `herald:lock:retest:{provider}:{repo}:{comment_id}`: likewise, for the retest handler:
+  one worker per `/retest` comment at a time.
 - `herald:cache:permission:{provider}:{repo}:{user}`: `"1"` trusted or `"0"`, TTL 60 s.
   The retest handler: the forge's answer to "may this user retest?".
 - `herald:done:retest:{provider}:{repo}:{comment_id}`: a hash whose fields are what was
@@ -13,8 +15,8 @@ Key layout (every key under `herald:`, every key with a TTL):
 
 Locks are `SET NX PX` with a random token and released by a compare-and-delete script,
 so a holder whose lock expired never deletes a later holder's lock. A worker that dies
-holding a lock blocks that run for at most the lock TTL, which the report handler makes
-longer than ARQ's job timeout so a live holder never loses its lock mid-job.
+holding a lock blocks that run for at most the lock TTL, which `lock_ttl` makes longer
+than ARQ's job timeout so a live holder never loses its lock mid-job.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
+
+from bot.settings import Settings
 
 PREFIX: Final = "herald"
 LOCK_TTL_SECONDS: Final = 360.0
@@ -45,6 +49,13 @@ class LockBusy(Exception):
     def __init__(self, key: str, retry_after: float) -> None:
         super().__init__(f"{key} is held by another worker")
         self.retry_after = retry_after
+
+
+def lock_ttl(settings: Settings) -> float:
+    """TTL of a lock held for one job: longer than the worker's job timeout, so a live job
+    never loses it, and no longer than needed, so a killed worker's lock lapses soon after
+    ARQ reruns its job."""
+    return max(LOCK_TTL_SECONDS, settings.job_timeout_seconds() + 60)
 
 
 def key(*parts: object) -> str:

@@ -29,7 +29,7 @@ from bot.results.model import Artifact, ParseError, TestRun
 from bot.results.parsers import Collector
 from bot.routing import Router
 from bot.settings import Settings
-from bot.store import LOCK_TTL_SECONDS, LockBusy, Store
+from bot.store import LockBusy, Store, lock_ttl
 from providers.base import (
     CIClient,
     Forge,
@@ -74,12 +74,6 @@ def wanted(artifacts: Sequence[RemoteArtifact], patterns: Sequence[str]) -> list
     """The artifacts whose names match any pattern, in the CI's order."""
     lowered = [p.lower() for p in patterns]
     return [a for a in artifacts if any(fnmatch.fnmatchcase(a.name.lower(), p) for p in lowered)]
-
-
-def lock_ttl(settings: Settings) -> float:
-    """Longer than the worker's job timeout, so a live job never loses its lock, and no
-    longer than needed, so a killed worker's lock lapses soon after ARQ reruns its job."""
-    return max(LOCK_TTL_SECONDS, settings.job_timeout_seconds() + 60)
 
 
 def report_budget(settings: Settings) -> float:

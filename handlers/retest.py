@@ -24,7 +24,7 @@ from bot.context import Context
 from bot.events import CHECK_REREQUESTED, COMMENT_CREATED, Comment, RunRef
 from bot.reports.markdown import md_link, md_text
 from bot.routing import Router
-from bot.store import PERMISSION_TTL_SECONDS, LockBusy, Store
+from bot.store import PERMISSION_TTL_SECONDS, LockBusy, Store, lock_ttl
 from providers.base import CIClient, Forge, PermanentError, TransientError, Unsupported
 
 router = Router()
@@ -37,9 +37,6 @@ NOTHING_FAILED: Final = (
 NOT_ALLOWED: Final = "@{author} sorry, I can't retest on your request. {policy}"
 COULD_NOT: Final = "Could not rerun {run}: {error}."
 
-#: A retest does a few API calls; the lock only has to outlive them, and a killed worker's
-#: lock must lapse well before a human would try again.
-LOCK_TTL_SECONDS: Final = 120.0
 LOCK_WAIT_SECONDS: Final = 10.0
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -102,7 +99,7 @@ async def retest(ctx: Context) -> None:
     # Two deliveries of one comment (a project hook and a group hook, a resend) may run at
     # once on two workers: the lock makes the second see what the first did.
     try:
-        async with store.lock(done, ttl=LOCK_TTL_SECONDS, wait=LOCK_WAIT_SECONDS):
+        async with store.lock(done, ttl=lock_ttl(ctx.settings), wait=LOCK_WAIT_SECONDS):
             await _retest(ctx, forge, store, done, provider, repo, comment)
     except LockBusy as busy:
         raise TransientError(str(busy), retry_after=busy.retry_after) from None

@@ -179,6 +179,22 @@ async def test_names_from_the_repository_cannot_forge_links_or_mention_anyone(re
     )
 
 
+async def test_the_comment_lock_outlives_the_job_timeout(redis) -> None:
+    # Each call of a retest may take a request timeout and two quick retries: a lock that
+    # lapsed mid-job would let a redelivery of the comment reply a second time.
+    seen: list[int] = []
+
+    class SlowForge(FakeForge):
+        async def failed_runs(self, repo: str, comment: Comment) -> list[RunRef]:
+            seen.append(await redis.pttl("herald:lock:retest:github:octo/app:77"))
+            return await super().failed_runs(repo, comment)
+
+    forge = SlowForge(trusted={"alice"}, failed=[failed_run("1", "CI")])
+    await retest(context(comment_event(), redis, forge=forge,
+                         environ={"HERALD_JOB_TIMEOUT_SECONDS": "900"}))
+    assert len(seen) == 1 and seen[0] > 900_000
+
+
 async def test_the_permission_answer_is_cached_briefly(redis) -> None:
     forge = FakeForge(trusted={"alice"})
     await retest(context(comment_event(), redis, forge=forge))
