@@ -70,7 +70,8 @@ class WorkerConfig:
         env = settings.environ
         try:
             config = cls(
-                job_timeout=float(env.get("HERALD_JOB_TIMEOUT_SECONDS") or 300),
+                # the same reading the handlers size their locks from
+                job_timeout=settings.job_timeout_seconds(),
                 max_tries=int(env.get("HERALD_JOB_MAX_TRIES") or 5),
                 concurrency=int(env.get("HERALD_WORKER_CONCURRENCY") or 10),
                 poll_delay=float(env.get("HERALD_WORKER_POLL_SECONDS") or 0.01),
@@ -78,7 +79,7 @@ class WorkerConfig:
             )
         except ValueError as exc:
             raise ConfigError(f"malformed worker setting: {exc}") from exc
-        if config.max_tries < 1 or config.concurrency < 1 or config.job_timeout <= 0:
+        if config.max_tries < 1 or config.concurrency < 1:
             raise ConfigError("worker settings must be positive")
         return config
 
