@@ -723,18 +723,24 @@ def create_client(settings: ProviderSettings, http: httpx.AsyncClient) -> GitHub
         )
     if not app_id.isdigit():
         raise NotConfigured("HERALD_GITHUB_APP_ID must be the App's numeric id")
+    whole = Settings.from_env(settings.environ)
     try:
         seconds = float(settings.get("request_timeout") or DEFAULT_TIMEOUT.read or 15)
     except ValueError as exc:
         raise ConfigError("HERALD_GITHUB_REQUEST_TIMEOUT must be a number of seconds") from exc
+    # Zero or less would fail every request; the job timeout or more would let ARQ cancel
+    # the job (never retried) before the request gives up.
+    if not 0 < seconds < whole.job_timeout_seconds():
+        raise ConfigError(
+            "HERALD_GITHUB_REQUEST_TIMEOUT must be positive and shorter than "
+            "HERALD_JOB_TIMEOUT_SECONDS"
+        )
     allowlist = settings.get("retest_allowlist") or ""
     return GitHubClient(
         AppCredentials(app_id, read_private_key(key), settings.get("client_id")),
         http,
         api_url=settings.get("api_url", DEFAULT_API_URL) or DEFAULT_API_URL,
         retest_allowlist=frozenset(u.strip() for u in allowlist.split(",") if u.strip()),
-        max_artifact_bytes=ArtifactLimits.from_settings(
-            Settings.from_env(settings.environ)
-        ).max_download_bytes,
+        max_artifact_bytes=ArtifactLimits.from_settings(whole).max_download_bytes,
         timeout=httpx.Timeout(seconds, connect=min(5.0, seconds)),
     )

@@ -818,11 +818,16 @@ def create_client(
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise ConfigError(f"HERALD_GITLAB_URL must be an http(s) URL, not {url!r}")
-    limits = ArtifactLimits.from_settings(Settings.from_env(settings.environ))
+    whole = Settings.from_env(settings.environ)
+    limits = ArtifactLimits.from_settings(whole)
+    timeout = _number(settings, "timeout", DEFAULT_TIMEOUT)
+    if timeout >= whole.job_timeout_seconds():
+        # ARQ would cancel the job (never retried) before the request gives up.
+        raise ConfigError("HERALD_GITLAB_TIMEOUT must be shorter than HERALD_JOB_TIMEOUT_SECONDS")
     api = GitLabAPI(
         url,
         token.reveal().strip(),
-        timeout=_number(settings, "timeout", DEFAULT_TIMEOUT),
+        timeout=timeout,
         workers=int(_number(settings, "workers", DEFAULT_WORKERS)),
     )
     return GitLabClient(api, max_artifact_bytes=limits.max_download_bytes)

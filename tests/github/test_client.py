@@ -12,7 +12,7 @@ import jwt as pyjwt
 import pytest
 
 from bot.results.model import Status, Suite, TestCase, TestRun
-from bot.settings import ProviderSettings, Secret
+from bot.settings import ConfigError, ProviderSettings, Secret
 from providers.base import CIClient, Forge, NotConfigured, PermanentError, TransientError
 from providers.github.auth import (
     AppCredentials,
@@ -64,6 +64,24 @@ def test_missing_or_bad_credentials_are_not_configured(
 ) -> None:
     settings = ProviderSettings("github", {**github_env(fake), **env})
     with pytest.raises(NotConfigured, match=message):
+        create_client(settings, httpx.AsyncClient())
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"HERALD_GITHUB_REQUEST_TIMEOUT": "0"},
+        {"HERALD_GITHUB_REQUEST_TIMEOUT": "-5"},
+        {"HERALD_GITHUB_REQUEST_TIMEOUT": "nan"},
+        {"HERALD_GITHUB_REQUEST_TIMEOUT": "300"},
+        {"HERALD_GITHUB_REQUEST_TIMEOUT": "60", "HERALD_JOB_TIMEOUT_SECONDS": "30"},
+    ],
+)
+def test_a_request_timeout_must_fit_inside_the_job_timeout(
+    fake: FakeGitHub, env: dict[str, str]
+) -> None:
+    settings = ProviderSettings("github", {**github_env(fake), **env})
+    with pytest.raises(ConfigError, match="HERALD_GITHUB_REQUEST_TIMEOUT"):
         create_client(settings, httpx.AsyncClient())
 
 

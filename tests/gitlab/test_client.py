@@ -61,6 +61,20 @@ def test_a_malformed_url_is_a_config_error(url: str) -> None:
         create_client(settings, None)
 
 
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"HERALD_GITLAB_TIMEOUT": "0"},
+        {"HERALD_GITLAB_TIMEOUT": "300"},
+        {"HERALD_GITLAB_TIMEOUT": "60", "HERALD_JOB_TIMEOUT_SECONDS": "30"},
+    ],
+)
+def test_a_request_timeout_must_fit_inside_the_job_timeout(env: dict[str, str]) -> None:
+    settings = ProviderSettings("gitlab", {"HERALD_GITLAB_TOKEN": "t", **env})
+    with pytest.raises(ConfigError, match="HERALD_GITLAB_TIMEOUT"):
+        create_client(settings, None)
+
+
 async def test_the_token_can_come_from_a_file(gitlab: FakeGitLab, world: Jobs,
                                               tmp_path: Path) -> None:
     (tmp_path / "token").write_text(TOKEN + "\n")
