@@ -192,6 +192,7 @@ class SpoolingQueue:
         self.recheck_seconds = recheck_seconds
         self.idle_check_seconds = idle_check_seconds
         self.degraded = False
+        self._failures = 0  # Redis failures seen by enqueue, so a drain knows of newer ones
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -215,6 +216,7 @@ class SpoolingQueue:
         if not self.degraded:
             log.warning("redis unavailable, spooling deliveries", error=type(exc).__name__)
         self.degraded = True
+        self._failures += 1
         if wake:  # switch the drainer from its idle interval to the short recheck one
             self._wake.set()
 
@@ -253,6 +255,7 @@ class SpoolingQueue:
 
     async def drain(self) -> int:
         """Move every finished segment to Redis; returns the jobs newly queued."""
+        failures = self._failures
         self.spool.rotate()
         queued = 0
         for path in self.spool.segments():
@@ -271,6 +274,8 @@ class SpoolingQueue:
                     queued=outcomes.count("queued"),
                     duplicates=outcomes.count("duplicate"),
                 )
+        if self._failures != failures:
+            return queued  # Redis failed a request meanwhile: it is not back yet
         if self.degraded:
             log.info("redis reachable again, spool drained")
         # a request that spooled between our rotate and this line is drained next round

@@ -17,7 +17,7 @@ import redis as sync_redis
 from bot.embedded_redis import EmbeddedRedis
 from bot.events import PING, Event
 from bot.queue import PreparedJob
-from bot.spool import Spool
+from bot.spool import Spool, SpoolingQueue
 from tests.app.conftest import TEST_PROVIDER, AppFactory, RunningApp
 
 QUEUE = "herald:queue"
@@ -303,3 +303,40 @@ def test_a_new_spool_directory_and_segment_are_fsynced_into_their_parents(
 
     assert {str(tmp_path), str(tmp_path / "state"), str(tmp_path / "state" / "spool"),
             str(segment)} <= set(synced)
+
+
+class _FlappingRedis:
+    """Answers the spooled delivery only when let through; fails every other one."""
+
+    def __init__(self) -> None:
+        self.draining = asyncio.Event()
+        self.let_through = asyncio.Event()
+
+    async def enqueue_prepared(self, job: PreparedJob) -> str:
+        if job.delivery_id != "spooled-earlier":
+            raise sync_redis.ConnectionError("connection refused")
+        self.draining.set()
+        await self.let_through.wait()
+        return "queued"
+
+    async def ping(self) -> bool:
+        return True
+
+
+async def test_redis_failing_a_request_during_a_drain_keeps_the_queue_spooling(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path)
+    spool.append(PreparedJob.from_event(Event(TEST_PROVIDER, PING, "ping", "spooled-earlier")))
+    spool.close()
+    redis = _FlappingRedis()
+    queue = SpoolingQueue(redis, spool)  # type: ignore[arg-type]
+
+    drain = asyncio.create_task(queue.drain())
+    await redis.draining.wait()
+    during = await queue.enqueue(Event(TEST_PROVIDER, PING, "ping", "during-the-drain"))
+    redis.let_through.set()
+    await drain
+
+    assert during == "spooled"
+    assert queue.degraded  # so the next delivery is spooled, not held on a dead connection
