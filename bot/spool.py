@@ -7,7 +7,8 @@ the state directory, fsyncs it, and only then answers 202 `spooled`. A backgroun
 moves spooled jobs to Redis through the same atomic enqueue, so dedupe still applies (a
 delivery spooled twice, or spooled and also queued, becomes one job).
 
-Layout: `{state_dir}/spool/{pid}-{time_ns}.spool`, one JSON record per line. The segment a
+Layout: `{state_dir}/spool/{pid}-{time_ns}.spool`, one JSON record per line (made as a
+hidden `.{pid}-{time_ns}.new` and renamed once locked). The segment a
 process is appending to is held under an exclusive `flock`; a drainer takes the same lock
 without blocking, so it never reads a segment still being written, and segments left by a
 process that died are drained by whichever process gets there first. A torn last line
