@@ -174,7 +174,9 @@ def check_shared_secret(headers: Headers, secrets: Sequence[bytes], provider: st
         raise InvalidSignature(f"missing Authorization (HTTP Basic) or {TOKEN_HEADER} header")
     scheme, _, encoded = authorization.strip().partition(" ")
     if scheme.lower() != "basic":
-        raise InvalidSignature(f"Authorization scheme {scheme!r} is not HTTP Basic")
+        # The header's value is never echoed: a sender that puts a bare token there would
+        # see it in the answer and in our logs.
+        raise InvalidSignature("Authorization is not HTTP Basic")
     try:
         credential = base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:

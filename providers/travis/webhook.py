@@ -161,7 +161,9 @@ class TravisProvider(Provider):
                 max_num_fields=MAX_FORM_FIELDS,
             )
         except (UnicodeDecodeError, ValueError) as exc:
-            raise InvalidSignature(f"body is not a Travis CI form notification: {exc}") from exc
+            # The parser's message quotes the body; an unverified body stays out of answers
+            # and logs.
+            raise InvalidSignature("body is not a Travis CI form notification") from exc
         payload_field = next((value for key, value in fields if key == "payload"), None)
         if payload_field is None:
             raise InvalidSignature("form body has no payload field to verify")

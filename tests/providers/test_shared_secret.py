@@ -59,7 +59,7 @@ def test_which_credentials_are_accepted(headers: dict[str, str], accepted: bool)
     ("headers", "reason"),
     [
         ({}, "missing Authorization (HTTP Basic) or X-Herald-Token header"),
-        ({"Authorization": "Bearer " + BARE.decode()}, "scheme 'Bearer' is not HTTP Basic"),
+        ({"Authorization": "Bearer " + BARE.decode()}, "Authorization is not HTTP Basic"),
         ({"Authorization": "Basic %%%"}, "not valid base64"),
         (basic(b"no-colon-here"), "no ':' between user and password"),
         (basic(b"herald:wrong"), "do not match any configured secret"),
@@ -87,3 +87,14 @@ def test_an_empty_entry_among_the_secrets_accepts_no_empty_credential(
 def test_no_configured_secret_names_the_variable_of_the_provider() -> None:
     with pytest.raises(NotConfigured, match="set HERALD_AZURE_DEVOPS_WEBHOOK_SECRET"):
         check_shared_secret({"X-Herald-Token": "x"}, [], "azure-devops")
+
+
+@pytest.mark.parametrize(
+    "value", ["s3cr3t-token-without-scheme", "Token s3cr3t-token-without-scheme"]
+)
+def test_a_refusal_never_echoes_the_authorization_header(value: str) -> None:
+    # A sender that puts its token in Authorization without "Basic " must not find it in
+    # the 401 answer or in Herald's delivery log.
+    with pytest.raises(InvalidSignature) as refused:
+        check_shared_secret({"Authorization": value}, [WHOLE, BARE], "jenkins")
+    assert "s3cr3t" not in str(refused.value)

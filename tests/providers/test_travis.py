@@ -128,6 +128,14 @@ def test_malformed_deliveries_are_refused_before_anything_is_parsed(
         provider.parse(headers, body, [public])
 
 
+def test_a_refused_form_body_is_not_quoted_in_the_reason() -> None:
+    private, public = travis_key_pair(0)
+    headers = {"Signature": travis_signature(private, b"{}")}
+    with pytest.raises(InvalidSignature) as refused:
+        provider.parse(headers, b"payload=%7B%7D&leaked-secret-field", [public])
+    assert "leaked" not in str(refused.value)
+
+
 def test_a_configured_value_that_is_not_a_key_is_not_configured() -> None:
     private, _ = travis_key_pair(0)
     payload = fixture("travis", "build_passed_push.json")
