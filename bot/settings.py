@@ -89,7 +89,7 @@ class ProviderSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str | None
+    redis_url: str | None = field(repr=False)  # may hold a password
     state_dir: Path
     max_body_bytes: int
     queue_name: str

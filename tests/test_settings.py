@@ -1,0 +1,82 @@
+"""Settings: the one reader of the environment; secrets rotate, come from files, never show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import ConfigError, Secret, Settings, env_name
+
+
+@pytest.mark.parametrize(
+    ("provider", "key", "variable"),
+    [
+        ("github", "webhook_secret", "HERALD_GITHUB_WEBHOOK_SECRET"),
+        ("azure-devops", "webhook_secret", "HERALD_AZURE_DEVOPS_WEBHOOK_SECRET"),
+        ("gitlab", "token_FILE", "HERALD_GITLAB_TOKEN_FILE"),
+    ],
+)
+def test_provider_variables_follow_one_pattern(provider: str, key: str, variable: str) -> None:
+    assert env_name(provider, key) == variable
+
+
+def test_a_rotating_secret_is_a_comma_separated_list() -> None:
+    settings = Settings.from_env({"HERALD_GITHUB_WEBHOOK_SECRET": "new, old,,"})
+    assert [s.reveal() for s in settings.provider("github").webhook_secrets()] == ["new", "old"]
+
+
+def test_a_secret_can_come_from_a_file(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-file\n")
+    settings = Settings.from_env({"HERALD_GITLAB_WEBHOOK_SECRET_FILE": str(secret_file)})
+    assert [s.reveal() for s in settings.provider("gitlab").webhook_secrets()] == ["from-file"]
+
+
+def test_an_unreadable_secret_file_names_the_variable(tmp_path: Path) -> None:
+    settings = Settings.from_env({"HERALD_GITLAB_WEBHOOK_SECRET_FILE": str(tmp_path / "gone")})
+    with pytest.raises(ConfigError, match="HERALD_GITLAB_WEBHOOK_SECRET_FILE"):
+        settings.provider("gitlab").webhook_secrets()
+
+
+def test_no_secret_configured_is_an_empty_list() -> None:
+    assert Settings.from_env({}).provider("circleci").webhook_secrets() == []
+
+
+def test_secrets_and_credentials_never_show_in_a_repr() -> None:
+    assert "hunter2" not in repr(Secret("hunter2"))
+    assert "hunter2" not in str(Secret("hunter2"))
+    settings = Settings.from_env(
+        {"HERALD_REDIS_URL": "redis://:hunter2@redis:6379/0", "HERALD_GITHUB_WEBHOOK_SECRET": "x"}
+    )
+    assert "hunter2" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"HERALD_MAX_BODY_BYTES": "lots"}, "HERALD_MAX_BODY_BYTES must be a whole number"),
+        ({"HERALD_MAX_BODY_BYTES": "0"}, "HERALD_MAX_BODY_BYTES must be positive"),
+    ],
+)
+def test_malformed_settings_name_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(environ)
+
+
+def test_redis_url_is_read_from_either_variable() -> None:
+    assert Settings.from_env({"REDIS_URL": "redis://a"}).redis_url == "redis://a"
+    both = {"REDIS_URL": "redis://a", "HERALD_REDIS_URL": "redis://b"}
+    assert Settings.from_env(both).redis_url == "redis://b"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, 300.0), ("120", 120.0), ("2.5", 2.5)])
+def test_the_job_timeout_has_one_reading(raw: str | None, expected: float) -> None:
+    environ = {} if raw is None else {"HERALD_JOB_TIMEOUT_SECONDS": raw}
+    assert Settings.from_env(environ).job_timeout_seconds() == expected
+
+
+@pytest.mark.parametrize("raw", ["soon", "0", "-1", "inf"])
+def test_a_bad_job_timeout_is_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match="HERALD_JOB_TIMEOUT_SECONDS"):
+        Settings.from_env({"HERALD_JOB_TIMEOUT_SECONDS": raw}).job_timeout_seconds()
