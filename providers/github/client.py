@@ -224,7 +224,24 @@ class GitHubClient:
 
     # ---- CIClient ------------------------------------------------------------------------
 
+    @staticmethod
+    def _other_apps_suite(ref: RunRef) -> bool:
+        """A check suite another app completed (the `check_suite` webhook): its results
+        live in that app, and its id is no Actions run id to ask GitHub about."""
+        return "app_slug" in ref.extra
+
     async def get_build(self, ref: RunRef) -> Build:
+        if self._other_apps_suite(ref):
+            # Everything there is to know came with the webhook: no request, no 404.
+            status = ref.status or "unknown"
+            return Build(
+                ref=ref,
+                status=status,
+                failed=status in FAILED_CONCLUSIONS,
+                url=ref.url,
+                name=ref.extra.get("app_slug"),
+                changes=[ref.change] if ref.change else [],
+            )
         installation = await self._installation(ref.repo, ref.extra)
         run_id, attempt = self._run_id(ref)
         coordinates = {**split_repo(ref.repo), "run_id": run_id}
@@ -301,6 +318,8 @@ class GitHubClient:
         return [int(p["number"]) for p in open_pulls if (p.get("head") or {}).get("sha") == sha]
 
     async def list_artifacts(self, ref: RunRef) -> list[RemoteArtifact]:
+        if self._other_apps_suite(ref):
+            return []  # artifacts belong to Actions runs only
         installation = await self._installation(ref.repo, ref.extra)
         run_id, _ = self._run_id(ref)
         listed = await self._call(

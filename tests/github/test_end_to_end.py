@@ -147,6 +147,17 @@ async def test_a_job_that_gives_up_leaves_a_check_run_saying_why(
     assert "Re-run the CI run" in check["output"]["summary"]
 
 
+async def test_another_apps_check_suite_gets_no_error_check_run(fake, herald) -> None:
+    # Its id is no Actions run id: asking for the run would 404 and leave a "could not
+    # report" check run on every commit some other CI app reports on.
+    body = copy.deepcopy(payload("check_suite_completed.json"))
+    body["repository"]["full_name"] = REPO
+    assert (await herald.deliver("check_suite", body)).status_code == 202
+    await herald.work()
+    assert fake.repo(REPO).check_runs == []
+    assert not [c for c in fake.calls if "/actions/" in c.path or "/check-runs" in c.path]
+
+
 async def test_retest_from_a_trusted_user_reruns_the_failed_jobs(fake, herald) -> None:
     failed = seed_run(fake, id=5001, workflow_id=1, name="CI", conclusion="failure")
     seed_run(fake, id=5002, workflow_id=2, name="Lint", conclusion="success")
