@@ -10,9 +10,10 @@ A run with nothing to report (no matching artifact, no native results) publishes
 a lint workflow should not grow an empty test report on every commit.
 
 When the job gives up (a permanent error, a transient one on the last try, a run that
-takes too long to read, or a bug) the forge's `publish_error` leaves the reviewer an answer saying
-what went wrong and how to retry. A job that ARQ cancels at its timeout is never retried,
-so the handler stops itself first, `GIVE_UP_MARGIN_SECONDS` early, to still answer.
+takes too long to read, or a bug) the forge's `publish_error` leaves the reviewer an
+answer saying what went wrong and how to retry, still under the run's lock. A job that
+ARQ cancels at its timeout is never retried, so the handler stops itself first,
+`GIVE_UP_MARGIN_SECONDS` early, to still answer.
 """
 
 from __future__ import annotations
