@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024
+DEFAULT_JOB_MAX_TRIES = 5
 DEFAULT_JOB_TIMEOUT_SECONDS = 300.0
 
 
@@ -134,6 +135,11 @@ class Settings:
         if value < minimum:
             raise ConfigError(f"{variable} must be at least {minimum}")
         return value
+
+    def job_max_tries(self) -> int:
+        """`HERALD_JOB_MAX_TRIES`: the try after which a job gives up. One reading for the
+        worker (which stops retrying) and the handlers (which then answer the reviewer)."""
+        return self.whole_number("job_max_tries", DEFAULT_JOB_MAX_TRIES)
 
     def job_timeout_seconds(self) -> float:
         """`HERALD_JOB_TIMEOUT_SECONDS`: how long one job may run before ARQ cancels it.

@@ -67,21 +67,23 @@ class WorkerConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
-        env = settings.environ
+        raw_poll = settings.environ.get("HERALD_WORKER_POLL_SECONDS") or "0.01"
         try:
-            config = cls(
-                # the same reading the handlers size their locks from
-                job_timeout=settings.job_timeout_seconds(),
-                max_tries=int(env.get("HERALD_JOB_MAX_TRIES") or 5),
-                concurrency=int(env.get("HERALD_WORKER_CONCURRENCY") or 10),
-                poll_delay=float(env.get("HERALD_WORKER_POLL_SECONDS") or 0.01),
-                shutdown_grace=int(env.get("HERALD_WORKER_SHUTDOWN_GRACE_SECONDS") or 25),
-            )
+            poll_delay = float(raw_poll)
         except ValueError as exc:
-            raise ConfigError(f"malformed worker setting: {exc}") from exc
-        if config.max_tries < 1 or config.concurrency < 1:
-            raise ConfigError("worker settings must be positive")
-        return config
+            raise ConfigError(
+                f"HERALD_WORKER_POLL_SECONDS must be a number, not {raw_poll!r}"
+            ) from exc
+        if not 0 < poll_delay < float("inf"):
+            raise ConfigError("HERALD_WORKER_POLL_SECONDS must be a positive number")
+        # The job settings are the same readings the handlers size locks and give-ups from.
+        return cls(
+            job_timeout=settings.job_timeout_seconds(),
+            max_tries=settings.job_max_tries(),
+            concurrency=settings.whole_number("worker_concurrency", 10),
+            poll_delay=poll_delay,
+            shutdown_grace=settings.whole_number("worker_shutdown_grace_seconds", 25),
+        )
 
 
 class Clients:

@@ -55,8 +55,6 @@ LOCK_WAIT_SECONDS = 10.0
 #: How much of the job timeout is kept for the give-up answer (one or two API calls, each
 #: with its own request timeout) when reading a run runs long.
 GIVE_UP_MARGIN_SECONDS: Final = 30.0
-#: HERALD_JOB_MAX_TRIES, as the worker reads it: the try after which a job gives up.
-DEFAULT_MAX_TRIES: Final = 5
 UNEXPECTED: Final = Exception("an unexpected error (the worker's log has the details)")
 GAVE_UP: Final = (
     "Herald could not report on this run: {error}. "
@@ -113,7 +111,7 @@ async def report(ctx: Context) -> None:
 async def _report_or_give_up(
     ctx: Context, ref: RunRef, ci: CIClient, forge: Forge, started: float
 ) -> None:
-    max_tries = ctx.settings.whole_number("job_max_tries", DEFAULT_MAX_TRIES)
+    max_tries = ctx.settings.job_max_tries()
     try:
         await _report_in_time(ctx, ref, ci, forge, started)
     except PermanentError as exc:

@@ -80,3 +80,30 @@ def test_the_job_timeout_has_one_reading(raw: str | None, expected: float) -> No
 def test_a_bad_job_timeout_is_refused(raw: str) -> None:
     with pytest.raises(ConfigError, match="HERALD_JOB_TIMEOUT_SECONDS"):
         Settings.from_env({"HERALD_JOB_TIMEOUT_SECONDS": raw}).job_timeout_seconds()
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"HERALD_JOB_MAX_TRIES": "many"}, "HERALD_JOB_MAX_TRIES must be a whole number"),
+        ({"HERALD_JOB_MAX_TRIES": "0"}, "HERALD_JOB_MAX_TRIES must be at least 1"),
+        ({"HERALD_WORKER_CONCURRENCY": "0"}, "HERALD_WORKER_CONCURRENCY must be at least 1"),
+        ({"HERALD_WORKER_POLL_SECONDS": "often"}, "HERALD_WORKER_POLL_SECONDS must be a number"),
+        ({"HERALD_WORKER_POLL_SECONDS": "0"}, "HERALD_WORKER_POLL_SECONDS must be a positive"),
+    ],
+)
+def test_worker_settings_that_are_wrong_name_their_variable(
+    environ: dict[str, str], message: str
+) -> None:
+    from bot.worker import WorkerConfig
+
+    with pytest.raises(ConfigError, match=message):
+        WorkerConfig.from_settings(Settings.from_env(environ))
+
+
+def test_the_worker_and_the_handlers_read_max_tries_alike() -> None:
+    from bot.worker import WorkerConfig
+
+    settings = Settings.from_env({"HERALD_JOB_MAX_TRIES": "7"})
+    assert WorkerConfig.from_settings(settings).max_tries == settings.job_max_tries() == 7
+    assert Settings.from_env({}).job_max_tries() == 5
