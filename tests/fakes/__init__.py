@@ -5,6 +5,8 @@ this module (`tests.fakes.github`)."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,3 +167,12 @@ def context(
         clients=FakeClients(ci or FakeCI(), forge or FakeForge()),
         job_try=job_try,
     )
+
+
+def zipped(members: dict[str, bytes]) -> bytes:
+    """A deflated zip archive of `members`, as CI systems serve artifacts."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

@@ -19,9 +19,10 @@ import pytest
 
 from providers.github.client import RETEST_POLICY
 from tests.fakes import herald as harness
+from tests.fakes import zipped
 from tests.fakes.github import FakeGitHub
 from tests.github.conftest import REPO, WEBHOOK_SECRET, github_env, payload
-from tests.github.world import PR, SHA, seed_run, workflow_run, zipped
+from tests.github.world import PR, SHA, seed_run, workflow_run
 
 pytestmark = pytest.mark.e2e
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
 from typing import Any
 
 from bot.events import Comment, RunRef
+from tests.fakes import zipped
 from tests.fakes.github import FakeGitHub
 from tests.github.conftest import REPO, payload
 
@@ -29,13 +28,6 @@ def junit(failures: int = 1, passes: int = 1, *, file: str = "tests/test_calc.py
         f'tests="{len(cases)}">{"".join(cases)}</testsuite></testsuites>'
     ).encode()
 
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def workflow_run(**changes: Any) -> dict[str, Any]:

@@ -18,12 +18,11 @@ must neither run a quick action nor notify anyone.
 
 from __future__ import annotations
 
-import io
-import zipfile
 from dataclasses import dataclass
 from typing import Any
 
 from bot.events import RunRef
+from tests.fakes import zipped
 from tests.fakes.gitlab import DEVELOPER, GUEST, FakeGitLab
 
 PROJECT = 48213
@@ -48,13 +47,6 @@ INTEGRATION_JUNIT = (
     b"</testcase></testsuite>"
 )
 
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 @dataclass

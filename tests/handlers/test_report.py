@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import zipfile
 from collections.abc import AsyncIterator
 
 import pytest
@@ -25,7 +23,7 @@ from handlers.report import (
     wanted,
 )
 from providers.base import Build, PermanentError, RemoteArtifact, TransientError
-from tests.fakes import FakeCI, FakeForge, context
+from tests.fakes import FakeCI, FakeForge, context, zipped
 
 JUNIT = (
     b'<?xml version="1.0"?><testsuite name="unit">'
@@ -34,13 +32,6 @@ JUNIT = (
     b"</testcase></testsuite>"
 )
 
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 REF = RunRef(provider="github", repo="octo/app", run_id="100", sha="abc",
