@@ -8,8 +8,9 @@ PATHS are files, directories (searched for *.xml and *.trx) and glob patterns, a
 `bot.results.parsers.expand_paths` finds them. A one-line summary goes to stdout, or to stderr
 when the JSON report itself goes to stdout (`--format json` without `--out`).
 
-Exit status: 0 when no test failed, 1 when a test failed or errored, 2 when the input was
-unusable (nothing matched, or no file could be read) or the arguments were wrong.
+Exit status: 1 when a test failed or errored; else 2 when any input was unusable (a path
+that matched nothing, a file that is not a test report or could not be read whole) or the
+arguments were wrong; else 0. A run with an unreadable file is never a plain success.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     files, errors = expand_paths(args.paths)
     progress = Progress(sum(_size(path) for path, _named in files), sys.stderr)
-    result, read, usable = read_reports(run_id, files, progress)
+    result, read = read_reports(run_id, files, progress)
     progress.close()
     result.errors[:0] = errors
     result.metrics.extend(args.metric)
@@ -113,10 +114,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"herald: cannot write the reports to {out}: {exc}", file=sys.stderr)
             return 2
     print(_encodable(summary_line(result, read)), file=summary_stream)
-    totals = result.totals()
-    if totals.failures:
+    return exit_status(result)
+
+
+def exit_status(result: TestRun) -> int:
+    """1 when tests failed, else 2 when any input was unusable, else 0."""
+    if result.totals().failures:
         return 1
-    if usable == 0 and totals.total == 0:
+    if result.errors:
         return 2
     return 0
 
@@ -147,30 +152,22 @@ def summary_line(result: TestRun, files: int) -> str:
 
 
 def read_reports(run_id: str, files: list[tuple[str, bool]],
-                 progress: Progress) -> tuple[TestRun, int, int]:
-    """Parse every file into one run; returns it, how many files were read as reports,
-    and how many of those were read cleanly."""
-    from bot.results.parsers import Collector, looks_like_report
+                 progress: Progress) -> tuple[TestRun, int]:
+    """Parse every file into one run; returns it and how many files were read. A file
+    that is not a report is named in the run's errors, like an unreadable one."""
+    from bot.results.parsers import Collector
 
     collector = Collector(run_id)
     unopened: list[ParseError] = []
-    read = usable = 0
-    for path, named in files:
-        before = len(collector.errors)
+    for path, _named in files:
         try:
             with _CountingReader(path, progress) as stream:
-                if not named and not looks_like_report(stream.peek(4096)[:4096]):
-                    continue  # a pom.xml in a results directory is not an input error
-                read += 1
                 collector.add_stream(path, stream)
         except OSError as exc:
-            read += 1
             unopened.append(ParseError(path, f"cannot open: {exc.strerror or exc}"))
-            continue
-        usable += len(collector.errors) == before
     result = collector.result()
     result.errors.extend(unopened)
-    return result, read, usable
+    return result, len(files)
 
 
 def _size(path: str) -> int:

@@ -1,8 +1,16 @@
-"""The result model: one test run, its suites and cases, merged from any number of files.
+"""The result model: one test run, its suites and cases, gathered from any number of files.
 
 Everything Herald reports is computed from these types. Parsers build them, renderers read
 them, the JSON schema (`bot.reports.json`) round-trips them. Totals are always counted
 from the cases, never taken from a file's own (often wrong) summary attributes.
+
+One `TestCase` is one execution. Two records are never folded into one, whatever their
+names: TestNG data providers, parameterised tests and matrix legs write many executions
+under one name, and folding them once let a failing iteration hide behind a passing one.
+A case is *flaky* only when its producer recorded retries (its `attempts`), or when a later
+attempt of the same CI job passed (`TestRun.absorb_retry`). Each case keeps its `origin`
+(the CI job, matrix leg or artifact) and its `source` (the file), so results of different
+jobs stay apart and no count depends on the order in which files were read.
 """
 
 from __future__ import annotations
@@ -50,6 +58,16 @@ class RunStatus(enum.StrEnum):
     NO_TESTS = "no_tests"
 
 
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a case's file came from: a CI job or matrix leg (`test (3.11)`), or an artifact
+    (`junit-3.12`). One object is shared by every case of that origin."""
+
+    name: str
+    #: The job's page or log, where the CI system gives one.
+    url: str | None = None
+
+
 @dataclass(slots=True)
 class Attempt:
     """One earlier or extra execution of a test: Surefire `flakyFailure`/`rerunFailure`,
@@ -86,10 +104,12 @@ class TestCase:
     stderr: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     source: str | None = None
+    origin: Origin | None = None
 
     @property
     def identity(self) -> str:
-        """Stable across runs and shards: what history and dedupe key on."""
+        """The test, stable across runs and shards: what history keys on. Not unique within
+        a run: every execution of a parameterised test or a matrix leg shares it."""
         return f"{self.suite}\x1f{self.classname}\x1f{self.name}"
 
     @property
@@ -150,6 +170,10 @@ class ParseError:
 
 @dataclass(frozen=True, slots=True)
 class Totals:
+    """Counts of executions (`total` and the statuses: what the headline counts) and of
+    unique tests (`tests`: distinct identities, which is fewer when one test ran several
+    times, in a matrix or as a parameterised test)."""
+
     total: int = 0
     passed: int = 0
     failed: int = 0
@@ -157,6 +181,7 @@ class Totals:
     skipped: int = 0
     flaky: int = 0
     duration: float = 0.0
+    tests: int = 0
 
     def percent(self, count: int) -> float:
         """Share of `total`, in percent; 0.0 for an empty run."""
@@ -193,11 +218,18 @@ class TestRun:
         counts = dict.fromkeys(Status, 0)
         flaky = 0
         case_time = 0.0
+        # Hashes rather than the identities themselves: a million cases cost ~40 MB less,
+        # and two identities sharing a 64-bit hash would merely count as one test.
+        identities: set[int] = set()
+        add = identities.add
         for case in self.cases():
             counts[case.status] += 1
-            flaky += case.flaky
+            if case.attempts:
+                flaky += case.flaky
             case_time += case.duration
+            add(hash((case.suite, case.classname, case.name)))
         return Totals(
+            tests=len(identities),
             total=sum(counts.values()),
             passed=counts[Status.PASSED],
             failed=counts[Status.FAILED],
@@ -216,9 +248,6 @@ class TestRun:
             if (start.tzinfo is None) != (end.tzinfo is None):
                 start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
             return max(0.0, (end - start).total_seconds())
-        suite_times = [s.duration for s in self.suites]
-        if suite_times and all(t is not None for t in suite_times):
-            return float(sum(t for t in suite_times if t is not None))
         if case_time is None:
             case_time = sum(c.duration for c in self.cases())
         return case_time
@@ -237,39 +266,67 @@ class TestRun:
         return [c for c in self.cases() if c.status.is_failure]
 
     def merge(self, others: Iterable[TestRun]) -> TestRun:
-        """Fold shards into this run. A case seen in several shards keeps the last outcome
-        and records the earlier ones as attempts, so a retried shard reads as flaky."""
-        by_identity: dict[str, TestCase] = {c.identity: c for c in self.cases()}
+        """Add other files' (or CI systems') results to this run. Nothing folds: every case
+        stays its own record, whatever its name, so merging in any order gives the same
+        counts. Durations add up: each side's own total (a file's root total, else its
+        cases' time), never the sum over its nested suites."""
         for other in others:
-            for suite in other.suites:
-                kept: list[TestCase] = []
-                for case in suite.cases:
-                    earlier = by_identity.get(case.identity)
-                    if earlier is None:
-                        by_identity[case.identity] = case
-                        kept.append(case)
-                        continue
-                    earlier.attempts.append(
-                        Attempt(
-                            status=earlier.status,
-                            duration=earlier.duration,
-                            message=earlier.message,
-                            failure_type=earlier.failure_type,
-                            stack_trace=earlier.stack_trace,
-                        )
-                    )
-                    earlier.attempts.extend(case.attempts)
-                    for name in ("status", "duration", "message", "failure_type",
-                                 "stack_trace", "stdout", "stderr", "file", "line", "source"):
-                        setattr(earlier, name, getattr(case, name))
-                if kept:
-                    suite.cases = kept
-                    self.suites.append(suite)
+            mine = self.effective_duration() if self.suites or self.duration else 0.0
+            self.duration = mine + other.effective_duration()
+            self.suites.extend(other.suites)
             self.metrics.extend(other.metrics)
             self.artifacts.extend(other.artifacts)
             self.errors.extend(other.errors)
             self.metadata.update(other.metadata)
         return self
+
+    def set_origin(self, origin: Origin | None) -> None:
+        """Say where every case of this run came from (one shared `Origin`)."""
+        for suite in self.suites:
+            for case in suite.cases:
+                case.origin = origin
+
+    def absorb_retry(self, earlier: TestRun) -> int:
+        """This run is a later attempt of the CI job(s) that produced `earlier`: each case of
+        `earlier` that failed becomes an attempt of the matching case here, so a test that
+        failed first and passed now reads as flaky. Returns how many attempts were added.
+
+        A case matches on its origin's name, its identity and its position among the cases
+        of that origin and identity (the second `test[param]` matches the second), so
+        executions of a parameterised test or of other matrix legs never stand in for each
+        other. A failure with no counterpart here (the test vanished) is not added: it says
+        nothing about a case that still exists.
+        """
+        later: dict[tuple[str, str, int], TestCase] = {}
+        seen: dict[tuple[str, str], int] = {}
+        for case in self.cases():
+            key = (case.origin.name if case.origin else "", case.identity)
+            index = seen.get(key, 0)
+            seen[key] = index + 1
+            later[(*key, index)] = case
+        added = 0
+        seen.clear()
+        for case in earlier.cases():
+            key = (case.origin.name if case.origin else "", case.identity)
+            index = seen.get(key, 0)
+            seen[key] = index + 1
+            if not case.status.is_failure:
+                continue
+            match = later.get((*key, index))
+            if match is None:
+                continue
+            match.attempts[:0] = [
+                *case.attempts,
+                Attempt(
+                    status=case.status,
+                    duration=case.duration,
+                    message=case.message,
+                    failure_type=case.failure_type,
+                    stack_trace=case.stack_trace,
+                ),
+            ]
+            added += 1
+        return added
 
 
 def format_duration(seconds: float) -> str:

@@ -161,15 +161,15 @@ def test_corrupt_middle_keeps_the_cases_before_it() -> None:
     [
         (b"", "empty file"),
         (b"  \n\t\n", "empty file"),
-        (b"PASS src/app.test.js\nTests: 3 passed\n", "not XML: starts with 'PASS src/app.tes'"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not XML: binary data (starts with "
+        (b"PASS src/app.test.js\nTests: 3 passed\n", "not a test report: starts with 'PASS src/app.tes'"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a test report: binary data (starts with "
                                                    "b'\\x89PNG\\r\\n\\x1a\\n\\x00\\x00\\x00\\rIHDR')"),
-        (b"PK\x03\x04\x14\x00\x00\x00\x08\x00", "not XML: binary data (starts with "
+        (b"PK\x03\x04\x14\x00\x00\x00\x08\x00", "not a test report: binary data (starts with "
                                                   "b'PK\\x03\\x04\\x14\\x00\\x00\\x00\\x08\\x00')"),
         (b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>",
-         "unknown report format: root element <html>"),
+         "not a test report: root element <html>"),
         (b'<?xml version="1.0"?><project><modelVersion>4.0.0</modelVersion></project>',
-         "unknown report format: root element <project>"),
+         "not a test report: root element <project>"),
         (b"<testsuite><testcase name='a'>", "truncated: the file ends inside an element"),
         (b"<testsuite name='x' <testcase/>", "not XML (line 1, column "),
         (b'<?xml version="1.0" encoding="UTF-16"?><testsuite/>',
@@ -186,7 +186,7 @@ def test_unusable_files_say_why(data: bytes, expected: str) -> None:
 
 def test_binary_garbage_is_not_xml() -> None:
     garbage = bytes(range(256)) * 64
-    assert reason(garbage).startswith("not XML: binary data")
+    assert reason(garbage).startswith("not a test report: binary data")
 
 
 def test_garbage_after_a_valid_start_is_reported_with_its_position() -> None:
@@ -245,4 +245,4 @@ def test_leading_whitespace_longer_than_one_read_is_not_an_empty_file() -> None:
 
 def test_a_log_starting_with_a_tab_is_text_not_binary() -> None:
     assert reason(b"\tat com.acme.Foo.bar(Foo.java:12)\n") == (
-        "not XML: starts with 'at com.acme.Foo.'")
+        "not a test report: starts with 'at com.acme.Foo.'")

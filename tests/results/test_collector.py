@@ -54,7 +54,7 @@ def test_a_bad_input_is_recorded_and_the_others_still_count() -> None:
     assert run.totals().total == 2
     assert collector.errors == [
         ParseError("empty.xml", "empty file"),
-        ParseError("page.xml", "unknown report format: root element <html>"),
+        ParseError("page.xml", "not a test report: root element <html>"),
     ]
     assert run.errors == collector.errors
     assert run.overall_status() is RunStatus.PASSED
@@ -129,7 +129,7 @@ def test_recursive_globs_and_files_named_outright(tmp_path: Path) -> None:
     assert run.totals().total == 5 + 3 + 4
     # A file named outright is expected to be a report, so it is an error when it is not.
     assert run.errors == [ParseError(str(tmp_path / "java/pom.xml"),
-                                     "unknown report format: root element <project>")]
+                                     "not a test report: root element <project>")]
 
 
 def test_a_file_reached_twice_is_read_once(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import glob
+import io
 import os
 import zipfile
 import zlib
@@ -33,9 +34,9 @@ from typing import BinaryIO
 
 from lxml import etree
 
-from bot.results.model import DEFAULT_TEXT_LIMIT, ParseError, TestRun
+from bot.results.model import DEFAULT_TEXT_LIMIT, Origin, ParseError, TestRun
 
-from ._base import FormatParser
+from ._base import FormatParser, ReportError, StreamFormat
 from ._input import SNIFF_LIMIT, cleaned, filter_mode, read_chunks, sniff
 from .junit import JUnitParser
 from .nunit import NUnitParser
@@ -45,8 +46,10 @@ from .xunit import XunitParser
 __all__ = [
     "DEFAULT_TEXT_LIMIT",
     "REPORT_SUFFIXES",
+    "STREAM_FORMATS",
     "Collector",
     "ReportError",
+    "StreamFormat",
     "collect",
     "expand_paths",
     "looks_like_report",
@@ -64,20 +67,13 @@ FORMATS: dict[str, type[FormatParser]] = {
     "TestRun": TrxParser,
 }
 
-#: Files a directory walk picks up; anything else in a results directory is not a report.
-REPORT_SUFFIXES = (".xml", ".trx")
+#: Formats that are not XML, tried in this order on a file's first bytes.
+STREAM_FORMATS: tuple[type[StreamFormat], ...] = ()
 
+#: Files a directory walk reads. Each one that turns out not to be a report is named with
+#: the reason; files with other endings (Surefire's .txt summaries, logs) are not inputs.
+REPORT_SUFFIXES = (".xml", ".trx", ".json", ".jsonl", ".ndjson", ".tap")
 
-
-class ReportError(Exception):
-    """A report that could not be read (whole or in part), by file name and why."""
-
-    def __init__(self, source: str, reason: str, partial: TestRun | None = None) -> None:
-        super().__init__(f"{source}: {reason}")
-        self.source = source
-        self.reason = reason
-        #: The cases fully read before the problem, when there were any.
-        self.partial = partial
 
 
 class _ReadAgain(Exception):
@@ -104,10 +100,17 @@ def looks_like_report(first_bytes: bytes) -> bool:
     """
     prolog = sniff(first_bytes)
     if not prolog.xml:
-        return False
+        return _stream_format(first_bytes) is not None
     if prolog.root is None or not prolog.complete:
         return True
     return prolog.local_root in FORMATS
+
+
+def _stream_format(first: bytes) -> type[StreamFormat] | None:
+    for candidate in STREAM_FORMATS:
+        if candidate.detect(first):
+            return candidate
+    return None
 
 
 def parse_file(path: str | os.PathLike[str], **kw: int) -> TestRun:
@@ -132,7 +135,13 @@ def parse_stream(
         if prolog.blank:
             raise ReportError(source, "empty file")
         if not prolog.xml:
-            raise ReportError(source, _not_xml(first))
+            stream_format = _stream_format(first)
+            if stream_format is None:
+                raise ReportError(source, _not_xml(first))
+            if start is not None:
+                stream.seek(start)
+                return stream_format.parse(source, stream, text_limit)
+            return stream_format.parse(source, _Replay(first, stream), text_limit)
         if prolog.declares_entities:
             raise ReportError(
                 source,
@@ -145,7 +154,7 @@ def parse_stream(
             )
         parser_class = FORMATS.get(prolog.local_root or "")
         if parser_class is None:
-            raise ReportError(source, f"unknown report format: root element <{prolog.root}>")
+            raise ReportError(source, f"not a test report: root element <{prolog.root}>")
         if prolog.encoding_mismatch:
             raise ReportError(
                 source,
@@ -174,6 +183,28 @@ def parse_stream(
         raise ReportError(source, f"cannot read: {exc}") from exc
 
 
+class _Replay(io.RawIOBase):
+    """A one-way stream read again from its start: the bytes already sniffed, then the rest."""
+
+    def __init__(self, first: bytes, rest: BinaryIO) -> None:
+        super().__init__()
+        self._first = memoryview(first)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        if self._first:
+            count = min(len(buffer), len(self._first))
+            buffer[:count] = self._first[:count]
+            self._first = self._first[count:]
+            return count
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
 def _position(stream: BinaryIO) -> int | None:
     try:
         return stream.tell() if stream.seekable() else None
@@ -198,8 +229,8 @@ def _read_prolog(stream: BinaryIO) -> bytes:
 def _not_xml(first: bytes) -> str:
     start = first.lstrip()[:16]
     if _binary(first[:512]):
-        return f"not XML: binary data (starts with {start!r})"
-    return f"not XML: starts with {start.decode('utf-8', errors='replace')!r}"
+        return f"not a test report: binary data (starts with {start!r})"
+    return f"not a test report: starts with {start.decode('utf-8', errors='replace')!r}"
 
 
 def _binary(sample: bytes) -> bool:
@@ -350,9 +381,10 @@ def _syntax_reason(exc: etree.XMLSyntaxError, at_end: bool, cases: int) -> str:
 
 
 class Collector:
-    """Reads many inputs into one run: shards merge by test identity (a test seen twice is
-    retried: earlier outcomes become attempts, so pass-after-fail reads as flaky), and a bad
-    input is recorded as a `ParseError` while every other input still counts."""
+    """Reads many inputs into one run. Every case stays its own record (no input folds into
+    another, so the order of the inputs never changes a count), each tagged with the origin
+    it was added under; a bad input is recorded as a `ParseError` while every other input
+    still counts."""
 
     def __init__(self, run_id: str, *, text_limit: int = DEFAULT_TEXT_LIMIT) -> None:
         self._run = TestRun(id=run_id)
@@ -364,18 +396,23 @@ class Collector:
     def errors(self) -> list[ParseError]:
         return list(self._errors)
 
-    def add_stream(self, source: str, stream: BinaryIO) -> None:
+    def add_stream(self, source: str, stream: BinaryIO, origin: Origin | None = None) -> None:
         """Parse one input; never raises for bad input."""
         try:
             run = parse_stream(source, stream, text_limit=self._text_limit)
         except ReportError as exc:
             self._errors.append(ParseError(exc.source, exc.reason))
             if exc.partial is not None:
-                self._run.merge([exc.partial])
+                self._add(exc.partial, origin)
             return
+        self._add(run, origin)
+
+    def _add(self, run: TestRun, origin: Origin | None) -> None:
+        if origin is not None:
+            run.set_origin(origin)
         self._run.merge([run])
 
-    def add_file(self, path: str | os.PathLike[str]) -> None:
+    def add_file(self, path: str | os.PathLike[str], origin: Origin | None = None) -> None:
         source = os.fspath(path)
         if not self._first_time(source):
             return
@@ -385,32 +422,16 @@ class Collector:
             self._errors.append(ParseError(source, f"cannot open: {exc.strerror or exc}"))
             return
         with stream:
-            self.add_stream(source, stream)
+            self.add_stream(source, stream, origin)
 
-    def add_paths(self, patterns: Iterable[str]) -> None:
-        """Files, directories and glob patterns, as `expand_paths` finds them. A file named
-        outright is always parsed (and an error recorded if it is no report); files found
-        by a directory walk or a pattern that are not test reports (a pom.xml, Surefire's
-        failsafe-summary.xml) are skipped silently."""
+    def add_paths(self, patterns: Iterable[str], origin: Origin | None = None) -> None:
+        """Files, directories and glob patterns, as `expand_paths` finds them. Each file
+        found is read, and one that is not a test report (a pom.xml, Surefire's
+        failsafe-summary.xml) is named with the reason, like an unreadable one."""
         files, errors = expand_paths(patterns)
         self._errors.extend(errors)
-        for path, named in files:
-            if named:
-                self.add_file(path)
-            else:
-                self._add_found(path)
-
-    def _add_found(self, path: str) -> None:
-        if not self._first_time(path):
-            return
-        try:
-            with open(path, "rb") as stream:
-                if not looks_like_report(stream.read(4096)):
-                    return
-                stream.seek(0)
-                self.add_stream(path, stream)
-        except OSError as exc:
-            self._errors.append(ParseError(path, f"cannot open: {exc.strerror or exc}"))
+        for path, _named in files:
+            self.add_file(path, origin)
 
     def _first_time(self, path: str) -> bool:
         """A file reached by two patterns is read once, not merged with itself as a retry."""

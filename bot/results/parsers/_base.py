@@ -8,7 +8,7 @@ deletes the siblings before it, so the tree never holds more than the current ca
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import BinaryIO, ClassVar, Protocol
 
 from lxml import etree
 
@@ -19,6 +19,39 @@ from . import _values
 #: Captured output of passed and skipped cases is dropped: a report shows output only for
 #: failures, and keeping ~2 KB for each of 100,000 passing cases would hold 200 MB.
 KEEP_OUTPUT_FOR_PASSED = False
+
+
+class ReportError(Exception):
+    """A report that could not be read (whole or in part), by file name and why."""
+
+    def __init__(self, source: str, reason: str, partial: TestRun | None = None) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+        #: The cases fully read before the problem, when there were any.
+        self.partial = partial
+
+
+class StreamFormat(Protocol):
+    """A format read from its bytes rather than from lxml's events: JSON documents, JSON
+    lines, TAP. Listed in `parsers.STREAM_FORMATS`; the first whose `detect` accepts a file's
+    first bytes reads it. Parsing streams with bounded memory like the XML parsers: one test
+    (or one test file's object) at a time, kept text cut to `text_limit`, captured output
+    only for failures. A broken file raises `ReportError` with the cases read before the
+    break as its `partial`."""
+
+    #: What the format is called in messages and in the docs ("Go test2json").
+    name: ClassVar[str]
+
+    @staticmethod
+    def detect(first: bytes) -> bool:
+        """Whether a file whose first bytes (up to 1 MB, maybe fewer) are `first` is ours."""
+        ...
+
+    @staticmethod
+    def parse(source: str, stream: BinaryIO, text_limit: int) -> TestRun:
+        """Read the whole report; `stream` starts at the file's first byte."""
+        ...
 
 
 class FormatParser:
@@ -32,6 +65,9 @@ class FormatParser:
         self.source = source
         self.text_limit = text_limit
         self.suites: list[Suite] = []
+        #: The file's own total run time where the format states one (the root element's);
+        #: None lets the run count it from its cases.
+        self.duration: float | None = None
         self._strings: dict[str, str] = {}
         self._suites_by_name: dict[str, Suite] = {}
 
@@ -52,7 +88,9 @@ class FormatParser:
         """Called once after the last event, also after a broken file's last good event."""
 
     def run(self) -> TestRun:
-        return TestRun(id=self.source, suites=[s for s in self.suites if s.cases])
+        return TestRun(
+            id=self.source, suites=[s for s in self.suites if s.cases], duration=self.duration
+        )
 
     def shared(self, value: str) -> str:
         """One string object for repeated values (class names, suite names, files)."""

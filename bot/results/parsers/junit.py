@@ -49,7 +49,7 @@ _PURGE_EVERY = 256
 #: the mismatch stops the import instead.
 _CASE_FIELDS = (
     "name", "classname", "suite", "status", "duration", "file", "line", "message",
-    "failure_type", "stack_trace", "stdout", "stderr", "attempts", "source",
+    "failure_type", "stack_trace", "stdout", "stderr", "attempts", "source", "origin",
 )
 if tuple(f.name for f in dataclasses.fields(TestCase)) != _CASE_FIELDS:
     raise ImportError("TestCase's fields changed: update JUnitParser.handle_events")
@@ -81,7 +81,7 @@ def _attributes(
 class JUnitParser(FormatParser):
     # Outcome and rerun elements are asked for too: seeing them go by is how a case is known
     # to need its children read, so the common passed case never walks its children.
-    TAGS = ("testcase", "testsuite", *_OUTCOMES, *_RERUNS)
+    TAGS = ("testcase", "testsuite", "testsuites", *_OUTCOMES, *_RERUNS)
     EVENTS = ("end",)
 
     def __init__(self, source: str, text_limit: int) -> None:
@@ -93,6 +93,9 @@ class JUnitParser(FormatParser):
         self._suite: Suite | None = None
         self._marked = False  # an outcome/rerun element ended since the last case
         self._pending = 0  # cleared cases not yet deleted from their parent
+        # The file's own total: the root's `time`, else the sum of its top-level suites'
+        # (None once one of them has none). Nested suites' times are never added.
+        self._top_level_time: float | None = 0.0
 
     def handle_events(self, events: Iterator[tuple[str, etree._Element]]) -> None:
         # The hot loop: runs once per case, so it is written out inline with locals (no
@@ -167,6 +170,7 @@ class JUnitParser(FormatParser):
             case.stderr = None
             case.attempts = []
             case.source = source
+            case.origin = None
             if marked:
                 self._outcome(case, element)
                 marked = False
@@ -263,6 +267,16 @@ class JUnitParser(FormatParser):
                     suite.properties[name] = value[:_PROPERTY_VALUE_LIMIT]
 
     def _suite_end(self, element: etree._Element) -> None:
+        parent = element.getparent()
+        if parent is None:
+            own = _values.optional_seconds(element.get("time"))
+            if own is not None:
+                self.duration = own
+            elif element.tag == "testsuites" and self._top_level_time is not None:
+                self.duration = self._top_level_time
+        elif parent.getparent() is None and self._top_level_time is not None:
+            time = _values.optional_seconds(element.get("time"))
+            self._top_level_time = None if time is None else self._top_level_time + time
         suite = self._open.pop(element, None)
         if suite is not None and not suite.properties:
             self._read_properties(element, suite)  # some writers put properties last
