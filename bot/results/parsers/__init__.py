@@ -141,7 +141,8 @@ def parse_stream(
             if start is not None:
                 stream.seek(start)
                 return stream_format.parse(source, stream, text_limit)
-            return stream_format.parse(source, io.BufferedReader(_Replay(first, stream)), text_limit)
+            replay = io.BufferedReader(_Replay(first, stream))
+            return stream_format.parse(source, replay, text_limit)
         if prolog.declares_entities:
             raise ReportError(
                 source,
