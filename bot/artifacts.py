@@ -314,7 +314,9 @@ class _Walker:
             self._nested_zip(source, reader, depth=depth)
         elif head.startswith(GZIP_MAGIC):
             self._gzip(source, reader, depth=depth)
-        elif self.is_report(head):
+        elif self.is_report(head) or _named_like_a_report(source):
+            # A member named like a report that is none (a settings.xml, a package.json) goes
+            # to the sink too, which names it and why: nothing is dropped without a word.
             self._report(source, reader)
         elif top_level:
             self.refuse(source, "not a zip archive, a gzip file or a test report")
@@ -496,6 +498,12 @@ async def read_artifact(
         return [ParseError(source=name, reason=f"refused: {refusal}")], Sizes(0, 0, 0)
     with fp:
         return await asyncio.to_thread(read_file, sink, name, fp, limits, is_report=is_report)
+
+
+def _named_like_a_report(source: str) -> bool:
+    from bot.results.parsers import REPORT_SUFFIXES
+
+    return source.lower().endswith(REPORT_SUFFIXES)
 
 
 def _default_is_report() -> Callable[[bytes], bool]:

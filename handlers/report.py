@@ -21,12 +21,12 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 from collections.abc import Sequence
-from typing import Final
+from typing import BinaryIO, Final
 
 from bot.artifacts import ArtifactLimits, read_artifact
 from bot.context import Context
 from bot.events import BUILD_COMPLETED, RunRef
-from bot.results.model import Artifact, ParseError, TestRun
+from bot.results.model import Artifact, Origin, ParseError, TestRun
 from bot.results.parsers import Collector
 from bot.routing import Router
 from bot.settings import Settings
@@ -178,9 +178,12 @@ async def collect(
     limits = ArtifactLimits.from_settings(ctx.settings)
     refusals: list[ParseError] = []
     for artifact in artifacts:
+        # Each artifact is its own origin (CI templates name them per job or matrix leg),
+        # so two legs' results never stand in for each other in the report.
+        sink = _OriginSink(collector, Origin(artifact.name, url=artifact.url))
         try:
             errors, sizes = await read_artifact(
-                collector, artifact.name, ci.open_artifact(ref, artifact), limits
+                sink, artifact.name, ci.open_artifact(ref, artifact), limits
             )
         except PermanentError as exc:
             # One expired or missing artifact must not hide the others.
@@ -197,6 +200,17 @@ async def collect(
     run = collector.result()
     run.errors.extend(refusals)
     return run
+
+
+class _OriginSink:
+    """A `Collector` as `bot.artifacts` sees it, tagging each report with one origin."""
+
+    def __init__(self, collector: Collector, origin: Origin) -> None:
+        self._collector = collector
+        self._origin = origin
+
+    def add_stream(self, source: str, stream: BinaryIO) -> None:
+        self._collector.add_stream(source, stream, self._origin)
 
 
 async def _give_up(ctx: Context, forge: Forge, ref: RunRef, error: Exception) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from bot.results.model import (
     Attempt,
+    Origin,
     RunStatus,
     Status,
     Suite,
@@ -111,29 +112,66 @@ def test_overall_status(run: TestRun, status: RunStatus) -> None:
     assert run.overall_status() is status
 
 
-def test_duration_prefers_the_wall_clock_then_the_suites_then_the_cases() -> None:
+def test_duration_is_the_run_s_own_total_then_the_wall_clock_then_the_cases() -> None:
+    # Suite times are never added up: nested suites would count twice.
     cases = [TestCase("a", duration=1.5), TestCase("b", duration=2.0)]
     assert TestRun("r", suites=[Suite("s", cases=cases)]).totals().duration == 3.5
-    assert TestRun("r", suites=[Suite("s", cases=cases, duration=9.0)]).totals().duration == 9.0
+    nested = [Suite("outer", cases=cases[:1], duration=9.0), Suite("inner", cases=cases[1:],
+                                                                     duration=8.0)]
+    assert TestRun("r", suites=nested).totals().duration == 3.5
+    assert TestRun("r", suites=nested, duration=9.0).totals().duration == 9.0
     naive_start = datetime(2026, 1, 1, 0, 0, 0)
     aware_end = datetime(2026, 1, 1, 0, 2, 5, 700000, tzinfo=UTC)
     timed = TestRun("r", started_at=naive_start, finished_at=aware_end)
     assert format_duration(timed.totals().duration) == "2m 5.70s"
 
 
-def test_a_test_seen_in_two_shards_keeps_the_last_outcome_and_reads_as_flaky() -> None:
-    first = run_of(TestCase("t", classname="C", suite="s", status=Status.FAILED, message="boom"))
-    retry = run_of(
-        TestCase("t", classname="C", suite="s", status=Status.PASSED, duration=2.0),
-        TestCase("other", suite="s"),
-    )
-    merged = first.merge([retry])
-    cases = {c.name: c for c in merged.cases()}
-    assert set(cases) == {"t", "other"}
-    assert cases["t"].status is Status.PASSED
-    assert cases["t"].flaky
-    assert cases["t"].attempts[0].message == "boom"
-    assert merged.totals().total == 2
+def test_merging_files_adds_each_file_s_own_total() -> None:
+    first = TestRun("a", suites=[Suite("s", cases=[TestCase("x", duration=1.0)])], duration=4.0)
+    second = TestRun("b", suites=[Suite("s", cases=[TestCase("y", duration=2.0)])])
+    merged = TestRun("r").merge([first, second])
+    assert merged.totals().duration == 4.0 + 2.0
+
+
+def test_two_shards_with_the_same_test_stay_two_executions_in_either_order() -> None:
+    def failing() -> TestRun:
+        return run_of(TestCase("t", classname="C", suite="s", status=Status.FAILED,
+                               message="boom"))
+
+    def passing() -> TestRun:
+        return run_of(TestCase("t", classname="C", suite="s", duration=2.0),
+                      TestCase("other", suite="s"))
+
+    for merged in (failing().merge([passing()]), passing().merge([failing()])):
+        totals = merged.totals()
+        assert (totals.total, totals.tests, totals.failed, totals.flaky) == (3, 2, 1, 0)
+        assert [c.message for c in merged.failures()] == ["boom"]
+
+
+def test_a_later_attempt_of_the_same_job_turns_a_failure_it_passes_into_flaky() -> None:
+    job, other_leg = Origin("test (3.11)"), Origin("test (3.12)")
+
+    def case(name: str, origin: Origin, status: Status = Status.PASSED) -> TestCase:
+        return TestCase(name, classname="C", suite="s", status=status, origin=origin,
+                        message="boom" if status.is_failure else None)
+
+    first = run_of(case("t", job, Status.FAILED), case("p[1]", job, Status.FAILED),
+                   case("p[1]", job), case("gone", job, Status.FAILED),
+                   case("t", other_leg, Status.FAILED))
+    second = run_of(case("t", job), case("p[1]", job), case("p[1]", job, Status.FAILED),
+                    case("t", other_leg, Status.FAILED))
+    assert second.absorb_retry(first) == 3
+    by = [(c.name, c.origin, c.status, c.flaky) for c in second.cases()]
+    assert by == [
+        ("t", job, Status.PASSED, True),
+        # The first execution of p[1] failed and now passed; the second passed before and
+        # fails now: a new failure, never hidden by its twin.
+        ("p[1]", job, Status.PASSED, True),
+        ("p[1]", job, Status.FAILED, False),
+        # Another matrix leg's failure is that leg's own: its retry failed again.
+        ("t", other_leg, Status.FAILED, False),
+    ]
+    assert second.totals().failed == 2
 
 
 def test_identity_separates_same_names_in_different_classes() -> None:

@@ -85,7 +85,7 @@ def test_failed_tests_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         (["missing.xml"], "missing.xml: no such file or directory"),
         (["nowhere/**/*.xml"], "nowhere/**/*.xml: no files match"),
         (["empty-dir"], "empty-dir: no report files in directory"),
-        (["notes.xml"], "notes.xml: not XML"),
+        (["notes.xml"], "notes.xml: not a test report"),
     ],
 )
 def test_unusable_input_exits_2_and_says_why(
@@ -102,12 +102,14 @@ def test_unusable_input_exits_2_and_says_why(
     assert "## Input errors" in markdown
 
 
-def test_one_bad_file_among_good_ones_is_reported_not_fatal(
+def test_one_bad_file_among_good_ones_still_counts_the_good_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # A run with an unreadable report is never a plain success: what the bad file held
+    # may have been the failure.
     write(tmp_path / "reports" / "good.xml", PASSING)
     write(tmp_path / "reports" / "bad.xml", "<testsuite><testcase name='cut")
-    assert main(["render", "reports/good.xml", "reports/bad.xml", "--format", "md"]) == 0
+    assert main(["render", "reports/good.xml", "reports/bad.xml", "--format", "md"]) == 2
     out, _ = capsys.readouterr()
     assert out.startswith("herald: 2 tests, 0 failed in 1.00s (2 files, 1 unusable: "
                           "reports/bad.xml: ")
@@ -135,7 +137,15 @@ def test_json_with_out_goes_to_a_file(tmp_path: Path, capsys: pytest.CaptureFixt
     assert json.loads((tmp_path / "json-out" / "report.json").read_text("utf-8"))
 
 
-def test_directories_and_globs_find_reports_and_skip_other_xml(
+def test_failures_outrank_unusable_inputs_in_the_exit_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path / "failing.xml", FAILING)
+    write(tmp_path / "bad.xml", "<testsuite><testcase name='cut")
+    assert main(["render", "failing.xml", "bad.xml", "--format", "md"]) == 1
+
+
+def test_directories_and_globs_find_reports_and_name_other_xml(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write(tmp_path / "build" / "a" / "TEST-cart.xml", PASSING)
@@ -144,7 +154,9 @@ def test_directories_and_globs_find_reports_and_skip_other_xml(
     write(tmp_path / "build" / "notes.txt", "not a report")
     assert main(["render", "build", "--format", "json", "--out", "dir"]) == 1
     by_dir, _ = capsys.readouterr()
-    assert by_dir == "herald: 5 tests, 1 failed, 1 skipped in 2m 6.70s (2 files)\n"
+    # notes.txt is no input by its ending; pom.xml is, and is named as not a report.
+    assert by_dir == ("herald: 5 tests, 1 failed, 1 skipped in 2m 6.70s (3 files, 1 unusable: "
+                      "build/pom.xml: not a test report: root element <project>)\n")
     assert main(["render", "build/**/*.xml", "build/a", "--format", "json", "--out", "glob"]) == 1
     by_glob, _ = capsys.readouterr()
     assert by_glob == by_dir  # the file both name is read once, not merged as a retry
@@ -243,7 +255,7 @@ def test_file_names_that_are_not_utf8_show_as_question_marks(
     write(tmp_path / os.fsdecode(b"junit-\xfe.xml"), FAILING)
     assert main(["render", name, os.fsdecode(b"junit-\xfe.xml"), "--out", "out"]) == 1
     out, _ = capsys.readouterr()
-    assert "1 unusable: broken-?.xml: not XML" in out
+    assert "1 unusable: broken-?.xml: not a test report" in out
     for report in ("report.md", "report.html", "report.json"):
         assert "broken-?.xml" in (tmp_path / "out" / report).read_text(encoding="utf-8")
     document = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))

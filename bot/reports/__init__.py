@@ -4,6 +4,7 @@
     render_html(run)
     render_json(run); from_json(text) -> TestRun
     title(run.totals())  # "3 failed, 1,204 passed in 2m 5s"
+    run_title(run)  # the same, plus "; 2 inputs could not be read" when some could not
 
 Escaping for forges that write their own Markdown lives in `bot.reports.markdown`.
 """
@@ -18,7 +19,7 @@ from bot.reports.budget import (
 from bot.reports.html import render_html
 from bot.reports.json import SCHEMA_VERSION, from_json, render_json
 from bot.reports.markdown import render_markdown
-from bot.reports.summary import status_word, title
+from bot.reports.summary import run_title, status_word, title
 
 __all__ = [
     "GITHUB_CHECK_SUMMARY_LIMIT",
@@ -31,6 +32,7 @@ __all__ = [
     "render_html",
     "render_json",
     "render_markdown",
+    "run_title",
     "status_word",
     "title",
 ]

@@ -13,7 +13,7 @@ import math
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from bot.results.model import RunStatus, Totals, format_count, format_duration
+from bot.results.model import RunStatus, TestRun, Totals, format_count, format_duration
 
 BRAND = "Herald"
 
@@ -133,3 +133,12 @@ def metric_value(value: float | str) -> str:
     if float(value).is_integer() and abs(value) < 1e15:
         return f"{int(value):,}"
     return f"{value:,.6g}"
+
+
+def run_title(run: TestRun) -> str:
+    """`title` of the run's totals, saying too when inputs could not be read: a run with
+    an unreadable report is never shown as a plain success."""
+    text = title(run.totals())
+    if run.errors:
+        text += f"; {_plural(len(run.errors), 'input', 'inputs')} could not be read"
+    return text

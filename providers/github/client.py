@@ -34,7 +34,12 @@ from gidgethub import sansio
 
 from bot.artifacts import ArtifactLimits
 from bot.events import Comment, RunRef
-from bot.reports import GITHUB_CHECK_SUMMARY_LIMIT, GITHUB_COMMENT_LIMIT, render_markdown, title
+from bot.reports import (
+    GITHUB_CHECK_SUMMARY_LIMIT,
+    GITHUB_COMMENT_LIMIT,
+    render_markdown,
+    run_title,
+)
 from bot.reports.markdown import md_text
 from bot.results.model import TestRun
 from bot.settings import ConfigError, ProviderSettings, Secret, Settings
@@ -478,7 +483,7 @@ class GitHubClient:
             head_sha=sha,
             external_id=checks.external_id(run_id, attempt),
             conclusion=checks.conclusion(run),
-            title=title(run.totals()),
+            title=run_title(run),
             summary=render_markdown(display, budget=GITHUB_CHECK_SUMMARY_LIMIT, heading_level=2),
             details_url=build.url or ref.url,
             rerun_action=build.failed,

@@ -85,7 +85,12 @@ def parse_run_id(value: str) -> tuple[int, int | None] | None:
 
 
 def conclusion(run: TestRun) -> str:
-    return CONCLUSIONS.get(run.overall_status(), "neutral")
+    """The check's colour. Passing tests beside an input that could not be read are
+    `neutral`, never `success`: the unread file may have held the failure."""
+    status = run.overall_status()
+    if status is RunStatus.PASSED and run.errors:
+        return "neutral"
+    return CONCLUSIONS.get(status, "neutral")
 
 
 def marker_prefix(ref: RunRef) -> str:

@@ -40,7 +40,7 @@ import structlog
 
 from bot.artifacts import ArtifactLimits
 from bot.events import Comment, RunRef
-from bot.reports import render_markdown, title
+from bot.reports import render_markdown, run_title
 from bot.reports.markdown import md_link, md_text
 from bot.results.model import RunStatus, TestRun, format_size
 from bot.settings import ConfigError, ProviderSettings, Settings
@@ -171,6 +171,10 @@ def commit_state(run: TestRun, build: Build) -> str:
     if status is RunStatus.RUNNING or build.status not in FINAL_STATUSES:
         return "running"
     if status is RunStatus.NO_TESTS and build.failed:
+        return "failed"
+    # GitLab has no neutral state: passing tests beside a report that could not be read
+    # are not a success, since the unread file may have held the failure.
+    if run.errors:
         return "failed"
     return "success"
 
@@ -502,7 +506,7 @@ class GitLabClient:
         tree = await self._tree(target)
         state = commit_state(run, build)
         status_id = await self._set_status(
-            project, target, state, title(run.totals()), build.url or target.url
+            project, target, state, run_title(run), build.url or target.url
         )
         comment_id: str | None = None
         created = False

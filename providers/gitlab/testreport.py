@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from bot.results.model import ParseError, Status, Suite, TestCase, TestRun, truncate
+from bot.results.model import Origin, ParseError, Status, Suite, TestCase, TestRun, truncate
 
 STATUSES: Final[dict[str, Status]] = {
     "success": Status.PASSED,
@@ -49,7 +49,9 @@ def _first_line(text: str | None) -> str | None:
     return None
 
 
-def case_from(data: dict[str, Any], suite: str, source: str) -> TestCase:
+def case_from(
+    data: dict[str, Any], suite: str, source: str, origin: Origin | None = None
+) -> TestCase:
     status = STATUSES.get(str(data.get("status") or "").lower(), Status.ERROR)
     output = _text(data.get("system_output"))
     trace = _text(data.get("stack_trace"))
@@ -65,6 +67,7 @@ def case_from(data: dict[str, Any], suite: str, source: str) -> TestCase:
         stack_trace=truncate(trace or (output if failed else None)),
         stdout=None if failed else truncate(output),
         source=source,
+        origin=origin,
     )
 
 
@@ -84,9 +87,12 @@ def to_test_run(
         if label:
             name = f"{label} / {name}"
         cases = entry.get("test_cases")
+        # GitLab names each suite after the job that wrote it (parallel jobs of one name
+        # share a suite): that job is where its cases came from.
+        origin = Origin(name)
         suite = Suite(
             name=name,
-            cases=[case_from(c, name, source) for c in cases if isinstance(c, dict)]
+            cases=[case_from(c, name, source, origin) for c in cases if isinstance(c, dict)]
             if isinstance(cases, list)
             else [],
             duration=_seconds(entry["total_time"]) if entry.get("total_time") is not None else None,

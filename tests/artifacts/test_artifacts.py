@@ -336,3 +336,25 @@ def test_a_refusal_a_sink_lets_through_is_recorded_once() -> None:
     assert [(e.source, e.reason) for e in errors] == [
         ("junit/bomb.xml", "refused: inflates more than 100:1 (a zip bomb?)")
     ]
+
+
+def test_members_named_like_reports_that_are_none_are_named_and_the_rest_still_count() -> None:
+    from bot.results.model import ParseError
+    from bot.results.parsers import Collector
+
+    collector = Collector("r")
+    archive = make_zip({
+        "reports/TEST-a.xml": REPORT,
+        "reports/settings.xml": b'<?xml version="1.0"?><settings><proxy/></settings>',
+        "reports/package.json": b'{"name": "app", "version": "1.0.0"}',
+        "screenshots/failure.png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+    })
+    errors, _sizes = read_file(collector, "junit", io.BytesIO(archive))
+    run = collector.result()
+    assert (errors, run.totals().total) == ([], 1)
+    # A screenshot is no report by its name; the XML and JSON files are, and are not.
+    assert run.errors == [
+        ParseError("junit/reports/settings.xml", "not a test report: root element <settings>"),
+        ParseError("junit/reports/package.json",
+                   "not a test report: starts with '{\"name\": \"app\", '"),
+    ]

@@ -519,3 +519,13 @@ async def test_re_requesting_our_suite_reruns_every_run_it_reported(fake, client
         "installation_id": fake.installation_id, "action": "rerequested",
         "check_suite_id": suite})
     assert (await client.rerun(requested)).runs == [ref.run_id]
+
+
+def test_passing_tests_beside_an_unreadable_input_are_neutral_not_success() -> None:
+    from bot.results.model import ParseError, Suite, TestCase, TestRun
+    from providers.github.publish import conclusion
+
+    run = TestRun("1", suites=[Suite("s", cases=[TestCase("t")])])
+    assert conclusion(run) == "success"
+    run.errors.append(ParseError("junit/b.xml", "truncated"))
+    assert conclusion(run) == "neutral"

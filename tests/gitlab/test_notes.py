@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.results.model import Status
+from bot.events import RunRef
+from bot.results.model import ParseError, Status, Suite, TestCase, TestRun
+from providers.base import Build
 from providers.gitlab import notes
+from providers.gitlab.client import commit_state
 from providers.gitlab.testreport import to_test_run
 
 ZWSP, ZWJ = notes.ZERO_WIDTH_SPACE, notes.ZERO_WIDTH_JOINER
@@ -131,3 +134,21 @@ def test_a_child_label_prefixes_suites_and_suite_errors_are_kept() -> None:
 @pytest.mark.parametrize("report", [{}, {"test_suites": None}, {"test_suites": ["x", 1]}])
 def test_an_empty_or_odd_report_has_no_cases(report: dict[str, object]) -> None:
     assert list(to_test_run(report, run_id="3").cases()) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "errors", "state"),
+    [
+        (Status.PASSED, [], "success"),
+        (Status.FAILED, [], "failed"),
+        # GitLab has no neutral state; an unread report may have held the failure.
+        (Status.PASSED, [ParseError("junit/b.xml", "truncated")], "failed"),
+    ],
+)
+def test_the_commit_status_is_never_success_when_an_input_could_not_be_read(
+    status: Status, errors: list[ParseError], state: str
+) -> None:
+    run = TestRun("1", suites=[Suite("s", cases=[TestCase("t", status=status)])], errors=errors)
+    build = Build(ref=RunRef(provider="gitlab", repo="g/p", run_id="1"), status="success",
+                  failed=False)
+    assert commit_state(run, build) == state

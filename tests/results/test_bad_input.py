@@ -161,7 +161,8 @@ def test_corrupt_middle_keeps_the_cases_before_it() -> None:
     [
         (b"", "empty file"),
         (b"  \n\t\n", "empty file"),
-        (b"PASS src/app.test.js\nTests: 3 passed\n", "not a test report: starts with 'PASS src/app.tes'"),
+        (b"PASS src/app.test.js\nTests: 3 passed\n",
+         "not a test report: starts with 'PASS src/app.tes'"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a test report: binary data (starts with "
                                                    "b'\\x89PNG\\r\\n\\x1a\\n\\x00\\x00\\x00\\rIHDR')"),
         (b"PK\x03\x04\x14\x00\x00\x00\x08\x00", "not a test report: binary data (starts with "

@@ -1,13 +1,15 @@
-"""Many inputs into one run: shards merge, bad inputs are recorded, the rest still count."""
+"""Many inputs into one run: every execution stays its own record, whatever the order of the
+inputs; bad inputs are named with their reason and the rest still count."""
 
 from __future__ import annotations
 
 import io
+import itertools
 import shutil
 import zipfile
 from pathlib import Path
 
-from bot.results.model import ParseError, RunStatus, Status
+from bot.results.model import Origin, ParseError, RunStatus, TestRun
 from bot.results.parsers import Collector, collect, looks_like_report
 
 from .conftest import FIXTURES
@@ -23,26 +25,68 @@ def shard(*cases: str) -> bytes:
     return f'<testsuite name="app">{"".join(body)}</testsuite>'.encode()
 
 
-def test_the_same_test_in_two_shards_is_one_case_with_an_attempt() -> None:
+def test_the_same_test_in_two_shards_is_two_executions_and_neither_hides_the_failure() -> None:
+    # What folding used to hide: `b` failed in one shard and passed in the other, and was
+    # reported as one flaky pass. Shards are not retries; nothing says `b` was rerun.
     collector = Collector("run-7")
     collector.add_stream("shard-1/junit.xml", io.BytesIO(shard("a", "b:fail")))
     collector.add_stream("shard-2/junit.xml", io.BytesIO(shard("b", "c")))
     run = collector.result()
     assert run.id == "run-7"
     totals = run.totals()
-    assert (totals.total, totals.passed, totals.failed, totals.flaky) == (3, 3, 0, 1)
-    retried = next(c for c in run.cases() if c.name == "b")
-    assert retried.flaky and retried.source == "shard-2/junit.xml"
-    assert [(a.status, a.message) for a in retried.attempts] == [(Status.FAILED, "boom")]
+    assert (totals.total, totals.tests, totals.passed, totals.failed, totals.flaky) == (
+        4, 3, 3, 1, 0)
+    assert run.overall_status() is RunStatus.FAILED
+    failed = run.failures()
+    assert [(c.name, c.source, c.message) for c in failed] == [
+        ("b", "shard-1/junit.xml", "boom")]
 
 
-def test_failing_in_the_last_shard_stays_a_failure() -> None:
+def test_same_named_executions_in_one_file_are_each_counted() -> None:
+    # A data-provider test writes one <testcase> per iteration, all with one name; four
+    # nameless cases are four cases.
+    run = collect_bytes(shard("row", "row:fail", "row"), shard("", "", "", ""))
+    totals = run.totals()
+    assert (totals.total, totals.tests, totals.failed, totals.flaky) == (7, 2, 1, 0)
+    assert run.overall_status() is RunStatus.FAILED
+
+
+def collect_bytes(*files: bytes) -> TestRun:
     collector = Collector("r")
-    collector.add_stream("1.xml", io.BytesIO(shard("a")))
-    collector.add_stream("2.xml", io.BytesIO(shard("a:fail")))
-    only = next(collector.result().cases())
-    assert only.status is Status.FAILED and not only.flaky
-    assert [a.status for a in only.attempts] == [Status.PASSED]
+    for index, data in enumerate(files):
+        collector.add_stream(f"{index}.xml", io.BytesIO(data))
+    return collector.result()
+
+
+def test_a_matrix_leg_that_fails_is_reported_whatever_the_order_of_the_files() -> None:
+    legs = {
+        "test (3.11)": shard("test_ok", "test_timeout:fail"),
+        "test (3.12)": shard("test_ok", "test_timeout"),
+        "test (3.13)": shard("test_ok", "test_timeout"),
+    }
+    seen = set()
+    for order in itertools.permutations(legs):
+        collector = Collector("r")
+        for leg in order:
+            collector.add_stream("junit.xml", io.BytesIO(legs[leg]), origin=Origin(leg))
+        run = collector.result()
+        totals = run.totals()
+        seen.add((totals.total, totals.tests, totals.failed, totals.flaky))
+        failed = run.failures()
+        assert [(c.name, c.origin) for c in failed] == [("test_timeout", Origin("test (3.11)"))]
+        assert run.overall_status() is RunStatus.FAILED
+    assert seen == {(6, 2, 1, 0)}
+
+
+def test_only_a_producer_marked_rerun_is_flaky() -> None:
+    rerun = (b'<testsuite name="s"><testcase classname="C" name="t" time="1">'
+             b'<flakyFailure message="first try" type="E"><stackTrace>at C.t</stackTrace>'
+             b'</flakyFailure></testcase></testsuite>')
+    run = collect_bytes(rerun, shard("t"))
+    totals = run.totals()
+    assert (totals.total, totals.failed, totals.flaky) == (2, 0, 1)
+    flaky = next(c for c in run.cases() if c.flaky)
+    assert [a.message for a in flaky.attempts] == ["first try"]
 
 
 def test_a_bad_input_is_recorded_and_the_others_still_count() -> None:
@@ -110,11 +154,19 @@ def copy_fixtures(root: Path) -> None:
     shutil.copy(FIXTURES / "dotnet.trx", root / "dotnet" / "results.trx")
 
 
-def test_directories_are_searched_recursively_for_reports(tmp_path: Path) -> None:
+def test_directories_are_searched_recursively_and_every_non_report_is_named(
+    tmp_path: Path,
+) -> None:
     copy_fixtures(tmp_path)
     run = collect([str(tmp_path)], "r")
     assert run.totals().total == 5 + 3 + 4
-    assert run.errors == []  # pom.xml and failsafe-summary.xml are not reports: skipped
+    # Nothing is dropped without a word: the XML files that are not test reports are named
+    # with the reason. build.log is not a report file by its ending, so it is no input.
+    assert run.errors == [
+        ParseError(str(tmp_path / "java/pom.xml"), "not a test report: root element <project>"),
+        ParseError(str(tmp_path / "java/target/surefire-reports/failsafe-summary.xml"),
+                   "not a test report: root element <failsafe-summary>"),
+    ]
     assert {c.source for c in run.cases()} == {
         str(tmp_path / "java/target/surefire-reports/TEST-a.xml"),
         str(tmp_path / "java/target/surefire-reports/TEST-b.xml"),
