@@ -173,23 +173,49 @@ async def _report(ctx: Context, ref: RunRef, ci: CIClient, forge: Forge) -> None
 async def collect(
     ctx: Context, ref: RunRef, ci: CIClient, artifacts: Sequence[RemoteArtifact]
 ) -> TestRun:
-    """Every chosen artifact streamed into one Collector; refusals become ParseErrors."""
-    collector = Collector(ref.run_id)
+    """Every chosen artifact streamed into the parsers; refusals become ParseErrors.
+
+    Artifacts of one name are attempts of one job, oldest first (`CIClient.list_artifacts`):
+    the newest is the result, and an earlier attempt's failures become retries of the
+    matching executions, so a test that failed and then passed on a re-run reads as flaky.
+    Different names never stand in for each other.
+    """
     limits = ArtifactLimits.from_settings(ctx.settings)
-    refusals: list[ParseError] = []
+    attempts: dict[str, list[RemoteArtifact]] = {}
     for artifact in artifacts:
-        # Each artifact is its own origin (CI templates name them per job or matrix leg),
-        # so two legs' results never stand in for each other in the report.
-        sink = _OriginSink(collector, Origin(artifact.name, url=artifact.url))
-        try:
-            errors, sizes = await read_artifact(
-                sink, artifact.name, ci.open_artifact(ref, artifact), limits
-            )
-        except PermanentError as exc:
-            # One expired or missing artifact must not hide the others.
-            refusals.append(ParseError(source=artifact.name, reason=str(exc)))
-            continue
-        refusals.extend(errors)
+        attempts.setdefault(artifact.name, []).append(artifact)
+    run = TestRun(id=ref.run_id)
+    for name, tries in attempts.items():
+        latest: TestRun | None = None
+        for artifact in tries:
+            this = await _read_one(ctx, ref, ci, artifact, limits)
+            if latest is not None:
+                this.absorb_retry(latest)
+                if latest.errors:
+                    # Superseded by this attempt: what it could not read no longer counts.
+                    ctx.log.info("earlier attempt's unreadable inputs superseded",
+                                 artifact=name, errors=len(latest.errors))
+            latest = this
+        if latest is not None:
+            run.merge([latest])
+    return run
+
+
+async def _read_one(
+    ctx: Context, ref: RunRef, ci: CIClient, artifact: RemoteArtifact, limits: ArtifactLimits
+) -> TestRun:
+    collector = Collector(ref.run_id)
+    # Each artifact is its own origin (CI templates name them per job or matrix leg), so
+    # two legs' results never stand in for each other in the report.
+    sink = _OriginSink(collector, Origin(artifact.name, url=artifact.url))
+    try:
+        errors, sizes = await read_artifact(
+            sink, artifact.name, ci.open_artifact(ref, artifact), limits
+        )
+    except PermanentError as exc:
+        # One expired or missing artifact must not hide the others.
+        errors = [ParseError(source=artifact.name, reason=str(exc))]
+    else:
         ctx.log.debug(
             "artifact read",
             artifact=artifact.name,
@@ -198,7 +224,7 @@ async def collect(
             reports=sizes.reports,
         )
     run = collector.result()
-    run.errors.extend(refusals)
+    run.errors.extend(errors)
     return run
 
 

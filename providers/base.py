@@ -150,7 +150,11 @@ class CIClient(Protocol):
 
     async def get_build(self, ref: RunRef) -> Build: ...
 
-    async def list_artifacts(self, ref: RunRef) -> list[RemoteArtifact]: ...
+    async def list_artifacts(self, ref: RunRef) -> list[RemoteArtifact]:
+        """The run's artifacts, oldest first. Several of one name are attempts of the same
+        job (a re-run uploads again): the report reads the newest as the result, and an
+        earlier attempt's failures as that job's retries (see `TestRun.absorb_retry`)."""
+        ...
 
     def open_artifact(self, ref: RunRef, artifact: RemoteArtifact) -> AsyncIterator[bytes]:
         """The artifact's bytes (a zip archive, a gzip file or a raw report), streamed and

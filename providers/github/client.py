@@ -335,6 +335,9 @@ class GitHubClient:
             iterable_key="artifacts",
         )
         run_page = ref.url if ref.url and ref.url.startswith("https://") else None
+        # GitHub lists the newest first; a re-run's same-named artifact must come after the
+        # attempt it retries, and ids grow with each upload.
+        listed = sorted(listed, key=lambda item: int(item["id"]))
         return [
             RemoteArtifact(
                 id=str(item["id"]),

@@ -54,7 +54,7 @@ class RecordingLog:
 class FakeCI:
     """A CI system with fixed builds, artifacts (name → bytes) and native results."""
 
-    artifacts: dict[str, bytes] = field(default_factory=dict)
+    artifacts: dict[str, bytes] | list[tuple[str, bytes]] = field(default_factory=dict)
     native: TestRun | None = None
     failures: dict[str, Exception] = field(default_factory=dict)  # method → error to raise
     calls: list[tuple[Any, ...]] = field(default_factory=list)
@@ -74,13 +74,20 @@ class FakeCI:
         self._maybe_fail("list_artifacts")
         return [
             RemoteArtifact(id=str(i), name=name, size=len(data), url=f"https://ci.example/a/{i}")
-            for i, (name, data) in enumerate(self.artifacts.items())
+            for i, (name, data) in enumerate(self._pairs())
         ]
+
+    def _pairs(self) -> list[tuple[str, bytes]]:
+        """`artifacts` as (name, bytes), oldest first; a list of pairs may repeat a name
+        (a re-run's upload beside the first attempt's)."""
+        if isinstance(self.artifacts, dict):
+            return list(self.artifacts.items())
+        return list(self.artifacts)
 
     async def open_artifact(self, ref: RunRef, artifact: RemoteArtifact) -> AsyncIterator[bytes]:
         self.calls.append(("open_artifact", artifact.name))
         self._maybe_fail(f"open_artifact:{artifact.name}")
-        data = self.artifacts[artifact.name]
+        data = self._pairs()[int(artifact.id)][1]
         for start in range(0, len(data), 4096):
             yield data[start : start + 4096]
 

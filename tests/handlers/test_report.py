@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 import handlers.report as report_module
 from bot.events import BUILD_COMPLETED, Event, RunRef
-from bot.results.model import Status, Suite, TestCase, TestRun
+from bot.results.model import Origin, Status, Suite, TestCase, TestRun
 from bot.settings import ConfigError, Settings
 from bot.store import Store
 from handlers.report import (
@@ -268,3 +268,49 @@ async def test_concurrent_deliveries_of_one_run_publish_one_after_the_other(redi
     await asyncio.gather(*(report(context(EVENT, redis, ci=ci, forge=forge)) for _ in range(3)))
     assert not overlap
     assert len(forge.published) == 3
+
+
+def junit(*cases: str) -> bytes:
+    """A JUnit file of app.Calc cases; "name" passes, "name:fail" fails."""
+    body = "".join(
+        f'<testcase classname="app.Calc" name="{spec.partition(":")[0]}">'
+        + ('<failure message="boom"/>' if spec.endswith(":fail") else "")
+        + "</testcase>"
+        for spec in cases
+    )
+    return f'<testsuite name="unit">{body}</testsuite>'.encode()
+
+
+async def test_a_rerun_job_s_artifact_turns_its_earlier_failure_into_flaky(redis) -> None:
+    # GitHub keeps the first attempt's artifact beside the re-run's, under the same name.
+    ci = FakeCI(artifacts=[
+        ("results-3.11", junit("adds:fail", "row", "row:fail")),
+        ("results-3.12", junit("adds:fail")),
+        ("results-3.11", junit("adds", "row:fail", "row")),
+    ])
+    forge = FakeForge()
+    await report(context(EVENT, redis, ci=ci, forge=forge))
+    [run] = forge.published
+    cases = [(c.origin.name, c.name, c.status, c.flaky) for c in run.cases()]
+    assert cases == [
+        ("results-3.11", "adds", Status.PASSED, True),
+        # The first `row` passed before and fails now: a new failure, not hidden by its twin;
+        # the second failed before and passes now.
+        ("results-3.11", "row", Status.FAILED, False),
+        ("results-3.11", "row", Status.PASSED, True),
+        # The other leg was not re-run: its failure stands.
+        ("results-3.12", "adds", Status.FAILED, False),
+    ]
+    totals = run.totals()
+    assert (totals.total, totals.failed, totals.flaky) == (4, 2, 2)
+
+
+async def test_cases_keep_the_artifact_they_came_from(redis) -> None:
+    ci = FakeCI(artifacts={"results-a": junit("adds:fail"), "results-b": junit("adds")})
+    forge = FakeForge()
+    await report(context(EVENT, redis, ci=ci, forge=forge))
+    [run] = forge.published
+    assert [(c.origin, c.status) for c in run.cases()] == [
+        (Origin("results-a", url="https://ci.example/a/0"), Status.FAILED),
+        (Origin("results-b", url="https://ci.example/a/1"), Status.PASSED),
+    ]
