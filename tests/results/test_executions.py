@@ -65,6 +65,9 @@ TOOLS = [
      (5, 4, 1, 0, 0, 1)),
     ("pytest/rerunfailures/junit-reruns-xunit2.xml", "pytest: 1 failed, 4 passed, 3 rerun",
      (5, 4, 1, 0, 0, 1)),
+    # Under pytest-xdist the other worker's tests are written between a test's reruns.
+    ("pytest/xdist/junit-xdist.xml", "pytest -n 2: 1 failed, 10 passed, 3 rerun",
+     (11, 10, 1, 0, 0, 1)),
     # pytest's console counts phases and subtests, its XML writes test cases: a failed call
     # and a failed teardown of one test are two <testcase> elements (kept as two), a test
     # that passed but failed in teardown is one error, failing subtests are extra <failure>
