@@ -65,7 +65,9 @@ def test_totals_match_what_the_producer_reported(name: str, reported: str,
 
 
 def test_every_fixture_has_a_row() -> None:
-    assert sorted(p.name for p in FIXTURES.iterdir()) == sorted(p[0] for p in PRODUCERS)
+    # Subfolders (executions/) hold their own specifications.
+    files = [p.name for p in FIXTURES.iterdir() if p.is_file()]
+    assert sorted(files) == sorted(p[0] for p in PRODUCERS)
 
 
 def test_pytest_keeps_file_line_messages_and_failure_output() -> None:

@@ -9,7 +9,9 @@ One parser covers them all, because they differ only in which optional parts the
 - `<failure>`, `<error>` (xunit-style runners put both) and `<skipped>`, with the message in
   an attribute, in the body, or both;
 - Surefire's and Gradle's reruns: `flakyFailure`/`flakyError` (passed in the end) and
-  `rerunFailure`/`rerunError` (failed every time), each with its own `stackTrace`.
+  `rerunFailure`/`rerunError` (failed every time), each with its own `stackTrace`;
+- pytest-rerunfailures' reruns, each an empty `<testcase>` of the same name before the final
+  one (see `_fold_pytest_reruns`).
 
 Suite totals (`tests=`, `failures=`) are never read: they are often wrong, and the model
 counts cases. Schema: https://github.com/testmoapp/junitxml and Surefire's
@@ -42,6 +44,9 @@ _RERUNS = {
 #: element says otherwise.
 _NOT_RUN = frozenset({"skipped", "skip", "notrun", "not_run", "disabled", "ignored", "pending"})
 _PROPERTY_VALUE_LIMIT = 2048
+#: pytest's names for its suite (`junit_suite_name`'s default) and for the root around it.
+_PYTEST_SUITE, _PYTEST_ROOT = "pytest", "pytest tests"
+RERUN_MESSAGE = "rerun by pytest-rerunfailures; the report keeps no details of this attempt"
 _PURGE_EVERY = 256
 
 #: The fields the hot loop sets one by one instead of calling TestCase's __init__. A field
@@ -96,6 +101,7 @@ class JUnitParser(FormatParser):
         # The file's own total: the root's `time`, else the sum of its top-level suites'
         # (None once one of them has none). Nested suites' times are never added.
         self._top_level_time: float | None = 0.0
+        self._pytest_suites: list[Suite] = []
 
     def handle_events(self, events: Iterator[tuple[str, etree._Element]]) -> None:
         # The hot loop: runs once per case, so it is written out inline with locals (no
@@ -249,9 +255,16 @@ class JUnitParser(FormatParser):
             source=self.source,
         )
         self._read_properties(element, suite)
+        root = element.getparent()
+        if suite.name == _PYTEST_SUITE or (root is not None and root.get("name") == _PYTEST_ROOT):
+            self._pytest_suites.append(suite)
         self._open[element] = suite
         self.suites.append(suite)
         return suite
+
+    def finish(self) -> None:
+        for suite in self._pytest_suites:
+            _fold_pytest_reruns(suite)
 
     def _read_properties(self, element: etree._Element, suite: Suite) -> None:
         # By the time a suite's first case is handled, the rest of the parsed chunk is
@@ -283,3 +296,52 @@ class JUnitParser(FormatParser):
         if element is self._parent:
             self._parent = self._suite = None
         discard(element)
+
+
+def _fold_pytest_reruns(suite: Suite) -> None:
+    """Make pytest-rerunfailures' reruns attempts of the execution they led to.
+
+    pytest writes each rerun as a `<testcase>` of its own: same classname, name, file and
+    line as the final one, written before it, with its `time` and no outcome element at all
+    (the attempt's failure is not in the file). Read as written, a test that failed twice and
+    then passed would count three passes. Within one pytest suite those attributes name one
+    test (pytest makes parametrised ids unique), so an empty case followed by a later case of
+    the same test is a rerun: it becomes a failed attempt of the next execution of that test.
+
+    What this could hide: nothing that failed. Any case with an outcome element (a failure,
+    a teardown error pytest writes as a second `<testcase>`, a subtest failure) stays its own
+    execution, and the last case of each test is always kept. The one misreading is a test
+    pytest really ran twice and passed both times (`--keep-duplicates` naming a file twice):
+    it shows as flaky instead of as two passes. Other producers' same-named cases (TestNG
+    data providers, JUnit 5 invocations) are never folded; they are not in a pytest suite.
+    """
+    cases = suite.cases
+    # Hashes rather than the keys: memory stays small however many cases; a shared hash is
+    # told apart by comparing the cases themselves.
+    last: dict[int, int] = {}
+    for index, case in enumerate(cases):
+        last[hash((case.classname, case.name, case.file, case.line))] = index
+    if len(last) == len(cases):
+        return  # every test once: nothing was rerun
+    kept: list[TestCase] = []
+    reruns: dict[tuple[str, str, str | None, int | None], list[TestCase]] = {}
+    for index, case in enumerate(cases):
+        key = (case.classname, case.name, case.file, case.line)
+        final = cases[last[hash(key)]]
+        if (
+            index != last[hash(key)]
+            and case.status is PASSED
+            and case.message is None
+            and not case.attempts
+            and (final.classname, final.name, final.file, final.line) == key
+        ):
+            reruns.setdefault(key, []).append(case)
+            continue
+        earlier = reruns.pop(key, None)
+        if earlier:
+            case.attempts[:0] = [
+                Attempt(status=FAILED, duration=rerun.duration, message=RERUN_MESSAGE)
+                for rerun in earlier
+            ]
+        kept.append(case)
+    suite.cases = kept
