@@ -452,6 +452,11 @@ class GitLabClient:
             run_id=str(node.id),
             label=node.label,
             source=f"GitLab test report of pipeline {node.id}",
+            job_urls={
+                str(job["name"]): str(job["web_url"])
+                for job in node.jobs
+                if isinstance(job.get("name"), str) and isinstance(job.get("web_url"), str)
+            },
         )
         return run if any(suite.cases for suite in run.suites) or run.errors else None
 

@@ -11,6 +11,7 @@ Pure: no I/O, so it is tested with the documented payloads alone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from bot.results.model import Origin, ParseError, Status, Suite, TestCase, TestRun, truncate
@@ -72,10 +73,16 @@ def case_from(
 
 
 def to_test_run(
-    report: dict[str, Any], *, run_id: str, label: str = "", source: str = "gitlab test report"
+    report: dict[str, Any],
+    *,
+    run_id: str,
+    label: str = "",
+    source: str = "gitlab test report",
+    job_urls: Mapping[str, str] | None = None,
 ) -> TestRun:
     """One pipeline's report. `label` prefixes suite names (a child pipeline's bridge name)
-    so that same-named suites of parent and child stay apart."""
+    so that same-named suites of parent and child stay apart; `job_urls` (job name → page)
+    links each suite's cases to the job that wrote them."""
     run = TestRun(id=run_id)
     suites = report.get("test_suites")
     if not isinstance(suites, list):
@@ -83,13 +90,14 @@ def to_test_run(
     for entry in suites:
         if not isinstance(entry, dict):
             continue
-        name = str(entry.get("name") or "tests")
+        job = str(entry.get("name") or "tests")
+        name = job
         if label:
             name = f"{label} / {name}"
         cases = entry.get("test_cases")
         # GitLab names each suite after the job that wrote it (parallel jobs of one name
         # share a suite): that job is where its cases came from.
-        origin = Origin(name)
+        origin = Origin(name, url=(job_urls or {}).get(job))
         suite = Suite(
             name=name,
             cases=[case_from(c, name, source, origin) for c in cases if isinstance(c, dict)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.events import RunRef
-from bot.results.model import ParseError, Status, Suite, TestCase, TestRun
+from bot.results.model import Origin, ParseError, Status, Suite, TestCase, TestRun
 from providers.base import Build
 from providers.gitlab import notes
 from providers.gitlab.client import commit_state
@@ -129,6 +129,12 @@ def test_a_child_label_prefixes_suites_and_suite_errors_are_kept() -> None:
     assert [(e.source, e.reason) for e in run.errors] == [
         ("pipeline 2: e2e / karma", "JUnit XML file exceeds the size limit")]
     assert run.suites[0].cases[1].file == "spec/login_spec.rb"
+
+
+def test_each_suite_s_cases_come_from_the_job_that_wrote_them() -> None:
+    url = "https://gitlab.example/g/p/-/jobs/7"
+    run = to_test_run(REPORT, run_id="2", label="e2e", job_urls={"rspec": url})
+    assert {c.origin for c in run.cases()} == {Origin("e2e / rspec", url=url)}
 
 
 @pytest.mark.parametrize("report", [{}, {"test_suites": None}, {"test_suites": ["x", 1]}])
