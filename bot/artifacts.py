@@ -45,6 +45,8 @@ from bot.settings import Settings
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 GZIP_MAGIC = b"\x1f\x8b"
+#: How a zip or gzip file starts, whatever its name.
+ARCHIVE_MAGIC = (ZIP_MAGIC, EMPTY_ZIP_MAGIC, GZIP_MAGIC)
 #: How much of a member is inflated to decide whether it is a report at all.
 SNIFF_BYTES = 4096
 _CHUNK = 64 * 1024

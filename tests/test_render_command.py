@@ -261,3 +261,24 @@ def test_file_names_that_are_not_utf8_show_as_question_marks(
     document = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert document["errors"][0]["source"] == "broken-?.xml"
     assert {test["source"] for test in document["tests"]} == {"junit-?.xml"}
+
+
+def test_a_downloaded_artifact_renders_with_the_worker_s_archive_limits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gzip
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "test-results.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("reports/failing.xml", FAILING)
+        archive.writestr("reports/huge.xml", PASSING + " " * 300_000)
+    (tmp_path / "junit.xml.gz").write_bytes(gzip.compress(PASSING.encode()))
+    assert main(["render", "test-results.zip", "junit.xml.gz", "--format", "md"]) == 1
+    out, _ = capsys.readouterr()
+    assert out.startswith("herald: 7 tests, 1 failed, 1 skipped")
+    # The same limit the worker reads refuses the member that inflates past it, by name.
+    monkeypatch.setenv("HERALD_ARTIFACT_MAX_TOTAL_BYTES", "100000")
+    assert main(["render", "test-results.zip", "--format", "md"]) == 1
+    out, _ = capsys.readouterr()
+    assert ("test-results.zip/reports/huge.xml: cannot read: artifact inflates to more than "
+            "100,000 bytes") in out

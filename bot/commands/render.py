@@ -4,9 +4,11 @@
     herald render results.xml --format json > report.json
     herald render junit.xml --metric p95=12.5ms --metric build=1m30s
 
-PATHS are files, directories (searched for *.xml and *.trx) and glob patterns, as
-`bot.results.parsers.expand_paths` finds them. A one-line summary goes to stdout, or to stderr
-when the JSON report itself goes to stdout (`--format json` without `--out`).
+PATHS are files, directories (searched for report files by their endings) and glob
+patterns, as `bot.results.parsers.expand_paths` finds them. A zip or gzip file (a downloaded
+CI artifact) is read with the worker's archive limits (`HERALD_ARTIFACT_*`). A one-line
+summary goes to stdout, or to stderr when the JSON report itself goes to stdout
+(`--format json` without `--out`).
 
 Exit status: 1 when a test failed or errored; else 2 when any input was unusable (a path
 that matched nothing, a file that is not a test report or could not be read whole) or the
@@ -155,14 +157,29 @@ def read_reports(run_id: str, files: list[tuple[str, bool]],
                  progress: Progress) -> tuple[TestRun, int]:
     """Parse every file into one run; returns it and how many files were read. A file
     that is not a report is named in the run's errors, like an unreadable one."""
+    from bot.artifacts import ARCHIVE_MAGIC, ArtifactLimits, read_file
     from bot.results.parsers import Collector
+    from bot.settings import ConfigError, Settings
 
     collector = Collector(run_id)
     unopened: list[ParseError] = []
+    limits: ArtifactLimits | None = None
     for path, _named in files:
         try:
             with _CountingReader(path, progress) as stream:
-                collector.add_stream(path, stream)
+                if not stream.peek(4)[:4].startswith(ARCHIVE_MAGIC):
+                    collector.add_stream(path, stream)
+                    continue
+                # A downloaded artifact reads with exactly the worker's limits, so what CI
+                # uploaded renders here as the bot would report it.
+                if limits is None:
+                    try:
+                        limits = ArtifactLimits.from_settings(Settings.from_env())
+                    except ConfigError as exc:
+                        unopened.append(ParseError(path, f"cannot read archives: {exc}"))
+                        continue
+                refused, _sizes = read_file(collector, path, stream, limits)
+                unopened.extend(refused)
         except OSError as exc:
             unopened.append(ParseError(path, f"cannot open: {exc.strerror or exc}"))
     result = collector.result()
