@@ -1,5 +1,12 @@
 """The Markdown report (GitHub and GitLab flavoured) and the escaping every forge reuses.
 
+The report reads top-down as a reviewer scans it: the title; "Status: FAILED — 3 failed,
+1 error of 1,204 tests"; the files that could not be read, by name and reason; the other
+counts (zeros left out); the failures under their CI job (when the run has several) and
+file or suite (`bot.reports.layout`), one list item each with its message shown once;
+flaky tests with what their failing attempt said; skipped tests collapsed; metrics and
+artifacts last.
+
 Everything in a report that came from a test run is untrusted text: a test name can hold
 `|` (splits a table cell), backticks (closes a code span or fence), `<script>`, `@team`
 (notifies people), or a line starting with `/approve` (a GitLab quick action, run with the
