@@ -13,6 +13,7 @@ from bot.reports.html import OPEN_FAILURES
 from bot.reports.templating import environment
 from bot.results.model import (
     Artifact,
+    Attempt,
     Metric,
     Origin,
     ParseError,
@@ -186,10 +187,16 @@ def test_a_budget_below_the_bare_page_is_refused() -> None:
 @given(text=st.text(alphabet=st.sampled_from(list("<>&\"'/ scriptSCRIPT=")) | st.characters(),
                     max_size=80))
 def test_no_generated_text_opens_a_script(text: str) -> None:
-    case = TestCase(name=text, classname=text, suite=text, status=Status.ERROR, message=text,
-                    stack_trace=text, stdout=text)
-    run = TestRun(id=text, suites=[Suite(text, [case, TestCase(name=text)])],
+    origins = [Origin(text, text), Origin(text + "2", "https://ci.example.com/" + text)]
+    cases = [TestCase(name=text, classname=text, suite=text, status=Status.ERROR, message=text,
+                      stack_trace=text, stdout=text, file=text, origin=origin)
+             for origin in origins for _ in range(6)]
+    others = [TestCase(name=text, attempts=[Attempt(Status.FAILED, message=text)]),
+              TestCase(name=text, status=Status.SKIPPED, message=text)]
+    run = TestRun(id=text, suites=[Suite(text, [*cases, *others])],
                   errors=[ParseError(text, text)], metrics=[Metric(text, text, text)])
     page = render_html(run, now=NOW)
     assert "<script" not in page.lower()
     assert page.count("<pre") == page.count("</pre>")
+    assert page.count("<details") == page.count("</details>")
+    assert all(href.startswith("https://") for href in re.findall(r'href="([^"]*)"', page))
