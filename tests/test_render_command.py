@@ -75,8 +75,9 @@ def test_failed_tests_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert out == "herald: 3 tests, 1 failed, 1 skipped in 2m 5.70s (1 file)\n"
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["report.md"]
     markdown = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
-    assert "| tests.test\\_checkout.test\\_total | AssertionError: assert 100 == 107 | 1.25s |" \
-        in markdown
+    assert "Status: FAILED — 1 failed of 3 tests\n" in markdown
+    assert "- **tests.test\\_checkout.test\\_total** — failed: AssertionError (1.25s)\n\n" \
+        "  ```\n  assert 100 == 107\n  ```\n" in markdown
 
 
 @pytest.mark.parametrize(
@@ -99,7 +100,7 @@ def test_unusable_input_exits_2_and_says_why(
     assert f"1 unusable: {reason}" in out
     # The reports are still written, with the reason in them.
     markdown = (tmp_path / "herald-report" / "report.md").read_text(encoding="utf-8")
-    assert "## Input errors" in markdown
+    assert "1 file could not be read: " in markdown
 
 
 def test_one_bad_file_among_good_ones_still_counts_the_good_and_exits_2(

@@ -4,11 +4,14 @@ Forges cap what one report may hold. Cutting the text at the limit would leave h
 or an unclosed code fence, so each renderer instead describes what it shows as a `Plan`, and
 `fit` tries plans from the richest to the barest until the rendered text fits:
 
-1. `Tier.FULL`: every failure in the table plus per-failure details (message, stack trace).
-   When not every detail block fits, as many as fit are kept, in order (at least one).
-2. `Tier.TABLE`: every failure in the table, no details.
+1. `Tier.FULL`: every failure listed with its details (the whole message, the rest of the
+   stack trace), and the skipped and passed tests' listings. When not every failure's
+   details fit, the listings go first, then the details of the last failures (the first
+   ones keep theirs, in listing order, at least one).
+2. `Tier.TABLE`: every failure listed, each on one line (name, message's first line).
 3. `Tier.CAPPED`: the first failures that fit, then "… and K more failures: see <link>";
-   the other lists (metrics, artifacts, input errors) are capped at `LIST_CAP` entries.
+   the other lists (unreadable inputs, flaky tests, metrics, artifacts) are capped at
+   `LIST_CAP` entries.
 4. `Tier.COUNTS`: the counts and a link to the full report, nothing else.
 
 Should even tier 4 not fit (a budget of a few hundred characters and a long link), whole
@@ -46,9 +49,10 @@ class Tier(enum.IntEnum):
 class Plan:
     """What one rendering shows; the renderer lays it out, `fit` picks it.
 
-    `rows` and `details` count failures from the start of the run's failure list; `lists`
-    caps metrics, artifacts and input errors (None: all of them); `others` asks for the
-    listing of the tests that did not fail (the HTML report's collapsed section).
+    `rows` and `details` count failures from the start of the listing order
+    (`bot.reports.layout`); `lists` caps unreadable inputs, flaky tests, metrics and
+    artifacts (None: all of them); `others` asks for the collapsed listings of the tests
+    that did not fail (skipped in Markdown; skipped and passed in HTML).
     """
 
     tier: Tier

@@ -17,6 +17,7 @@ from bot.results.model import (
     Artifact,
     Attempt,
     Metric,
+    Origin,
     ParseError,
     RunStatus,
     Status,
@@ -72,7 +73,12 @@ def _test(case: TestCase, suite_index: int, dropped: frozenset[str]) -> dict[str
         "attempts": [_attempt(a, dropped) for a in case.attempts],
         "flaky": case.flaky,
         "source": case.source,
+        "origin": _origin(case.origin),
     }
+
+
+def _origin(origin: Origin | None) -> dict[str, Any] | None:
+    return None if origin is None else {"name": origin.name, "url": origin.url}
 
 
 def _metric_value(value: float | str) -> float | str:
@@ -92,6 +98,7 @@ def _document(run: TestRun) -> dict[str, Any]:
         "title": title(totals),
         "summary": {
             "total": totals.total,
+            "tests": totals.tests,
             "passed": totals.passed,
             "failed": totals.failed,
             "errors": totals.errors,
@@ -219,6 +226,21 @@ def from_json(text: str) -> TestRun:
         raise SchemaError(f"malformed Herald report: {type(exc).__name__}: {exc}") from exc
 
 
+def _read_origin(value: Any, shared: dict[tuple[str, str | None], Origin]) -> Origin | None:
+    """The test's origin; one object per distinct origin, as the parsers share them.
+    Documents written before `origin` existed have no such field: None."""
+    if value is None:
+        return None
+    name, url = value["name"], value["url"]
+    if not isinstance(name, str) or not (url is None or isinstance(url, str)):
+        raise ValueError(f"an origin is a name and a url or null, not {value!r}")
+    key = (name, url)
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = Origin(name=name, url=url)
+    return found
+
+
 def _run(document: dict[str, Any]) -> TestRun:
     suites = [
         Suite(
@@ -231,6 +253,7 @@ def _run(document: dict[str, Any]) -> TestRun:
         )
         for s in document["suites"]
     ]
+    origins: dict[tuple[str, str | None], Origin] = {}
     for t in document["tests"]:
         index = t["suite_index"]
         # A negative index would pass Python's indexing and file the test in another suite.
@@ -261,6 +284,7 @@ def _run(document: dict[str, Any]) -> TestRun:
                     for a in t["attempts"]
                 ],
                 source=t["source"],
+                origin=_read_origin(t.get("origin"), origins),
             )
         )
     return TestRun(

@@ -1,5 +1,12 @@
 """The Markdown report (GitHub and GitLab flavoured) and the escaping every forge reuses.
 
+The report reads top-down as a reviewer scans it: the title; "Status: FAILED — 3 failed,
+1 error of 1,204 tests"; the files that could not be read, by name and reason; the other
+counts (zeros left out); the failures under their CI job (when the run has several) and
+file or suite (`bot.reports.layout`), one list item each with its message shown once;
+flaky tests with what their failing attempt said; skipped tests collapsed; metrics and
+artifacts last.
+
 Everything in a report that came from a test run is untrusted text: a test name can hold
 `|` (splits a table cell), backticks (closes a code span or fence), `<script>`, `@team`
 (notifies people), or a line starting with `/approve` (a GitLab quick action, run with the
@@ -25,6 +32,7 @@ from urllib.parse import quote
 
 from bot.reports import summary as words
 from bot.reports.budget import Plan, Tier, cap, fit
+from bot.reports.layout import Layout, Listed, arrange
 from bot.reports.templating import environment
 from bot.results.model import (
     Status,
@@ -42,6 +50,8 @@ TITLE_LIMIT = 120
 #: A message or stack trace in a failure's details is cut here; the full text is in the
 #: HTML and JSON reports.
 DETAIL_LIMIT = 8_000
+#: The Markdown report lists at most this many skipped tests (in a collapsed block).
+SKIPPED_LIST_LIMIT = 100
 ELLIPSIS = "…"
 ZERO_WIDTH_JOINER = "\u200d"
 
@@ -158,74 +168,132 @@ def md_link(text: str, url: str | None, limit: int | None = CELL_LIMIT) -> str:
     return f"[{label}]({target})"
 
 
+def _location(case: TestCase) -> str | None:
+    """`file:line`, or None when the line is unknown (the file heads the group already)."""
+    if case.file and case.line is not None:
+        return f"{case.file}:{case.line}"
+    return None
+
+
+def _counted(failed: int, errors: int) -> str:
+    parts = [f"{failed:,} failed"] if failed else []
+    if errors:
+        parts.append(f"{errors:,} error" + ("" if errors == 1 else "s"))
+    return ", ".join(parts)
+
+
+def _indented(block: str, indent: str = "  ") -> str:
+    """A block inside a list item: every non-empty line indented to the item's content."""
+    return "\n".join(indent + line if line else line for line in block.split("\n"))
+
+
 class _Failures:
-    """The failures' table rows and detail blocks, escaped once and only when asked for:
-    a run with 10,000 failures is rendered many times while its budget is fitted."""
+    """Each failure's list item, escaped once and only when asked for, in its brief form
+    (one line: name and the message's first line) or its detailed form (the whole message
+    in a fence, the rest of the stack trace collapsed): a run with 10,000 failures is
+    rendered many times while its budget is fitted. The message is shown once either way."""
 
-    def __init__(self, cases: Sequence[TestCase]) -> None:
-        self.cases = cases
-        self._rows: list[str] = []
-        self._details: list[str] = []
+    def __init__(self, listed: Sequence[Listed]) -> None:
+        self.listed = listed
+        self._items: dict[bool, list[str]] = {True: [], False: []}
 
-    def rows(self, count: int) -> list[str]:
-        self._fill_rows(count)
-        return self._rows[:count]
+    def item(self, index: int, detailed: bool) -> str:
+        items = self._items[detailed]
+        while len(items) <= index:
+            entry = self.listed[len(items)]
+            items.append(self._detailed(entry) if detailed else self._brief(entry))
+        return items[index]
 
-    def details(self, count: int) -> list[str]:
-        self._fill_details(count)
-        return self._details[:count]
+    @staticmethod
+    def _name(entry: Listed) -> str:
+        name = md_text(entry.case.display_name, CELL_LIMIT) or md_text("(unnamed test)")
+        if entry.execution is None:
+            return f"**{name}**"
+        return f"**{name}** {words.execution_label(*entry.execution)}"
 
-    def _fill_rows(self, count: int) -> None:
-        while len(self._rows) < count:
-            case = self.cases[len(self._rows)]
-            error = words.failure_summary(
-                case.message, case.failure_type, error=case.status is Status.ERROR
-            )
-            self._rows.append(
-                f"| {md_cell(case.display_name)} | {md_cell(error)}"
-                f" | {format_duration(case.duration)} |"
-            )
+    @staticmethod
+    def _where(case: TestCase) -> str:
+        location = _location(case)
+        place = f"{md_text(location, CELL_LIMIT)} · " if location else ""
+        return f"{place}{format_duration(case.duration)}"
 
-    def _fill_details(self, count: int) -> None:
-        if len(self._details) >= count:
-            return
-        template = environment(html=False).get_template("failure.md.j2")
-        while len(self._details) < count:
-            case = self.cases[len(self._details)]
-            message = truncate(case.message, DETAIL_LIMIT)
-            trace = truncate(case.stack_trace, DETAIL_LIMIT)
-            location = None
-            if case.file:
-                location = case.file + (f":{case.line}" if case.line is not None else "")
-            self._details.append(
-                template.render(
-                    name=md_html_text(case.display_name, CELL_LIMIT),
-                    status=case.status.value,
-                    failure_type=md_text(case.failure_type, CELL_LIMIT)
-                    if case.failure_type else None,
-                    location=md_text(location, CELL_LIMIT) if location else None,
-                    message=md_code_block(message) if message else None,
-                    trace=md_code_block(trace) if trace and trace != message else None,
-                ).strip("\n")
-            )
+    def _brief(self, entry: Listed) -> str:
+        case = entry.case
+        error = case.status is Status.ERROR
+        said = words.failure_summary(case.message, case.failure_type, error=error)
+        kind = "error: " if error and case.message else ""
+        return (f"- {self._name(entry)} — {kind}{md_text(said, CELL_LIMIT)}"
+                f" ({self._where(case)})")
+
+    def _detailed(self, entry: Listed) -> str:
+        case = entry.case
+        message = case.message if case.message and case.message.strip() else None
+        trace = words.trace_beyond_message(message, case.stack_trace, case.failure_type)
+        if message is None and trace is None:
+            return self._brief(entry)
+        head = f"- {self._name(entry)} — {case.status.value}"
+        if case.failure_type and case.failure_type not in words.first_line(message):
+            head += f": {md_text(case.failure_type, CELL_LIMIT)}"
+        parts = [f"{head} ({self._where(case)})"]
+        if message is not None:
+            parts.append(_indented(md_code_block(truncate(message, DETAIL_LIMIT) or "")))
+        if trace is not None:
+            parts.append(_indented("<details><summary>Stack trace</summary>"))
+            parts.append(_indented(md_code_block(truncate(trace, DETAIL_LIMIT) or "")))
+            parts.append(_indented("</details>"))
+        return "\n\n".join(parts)
 
     def longer_than(self, plan: Plan, budget: int) -> bool:
-        """True when the plan's rows and details alone exceed `budget`, found without
-        escaping more than that many characters' worth of them."""
-        # Item by item, never through rows()/details(), whose copies would make each call
-        # quadratic in the number of failures.
+        """True when the plan's items alone exceed `budget`, found without escaping more
+        than that many characters' worth of them."""
         total = 0
         for index in range(plan.rows):
-            self._fill_rows(index + 1)
-            total += len(self._rows[index]) + 1
-            if total > budget:
-                return True
-        for index in range(plan.details):
-            self._fill_details(index + 1)
-            total += len(self._details[index]) + 1
+            total += len(self.item(index, index < plan.details)) + 1
             if total > budget:
                 return True
         return False
+
+
+def _listing(layout: Layout, failures: _Failures, plan: Plan, levels: tuple[str, str]) -> str:
+    """The first `plan.rows` failures under their job and file headings, as Markdown."""
+    job_level, place_level = levels
+    out: list[str] = []
+    index = 0
+    shown = min(plan.rows, len(layout.ordered))
+    for job in layout.jobs:
+        if index >= shown:
+            break
+        if layout.by_origin:
+            name = md_text(job.origin.name, CELL_LIMIT) if job.origin else "(no CI job)"
+            heading = f"{job_level} {name or '(unnamed job)'}: {_counted(job.failed, job.errors)}"
+            url = words.safe_url(job.origin.url) if job.origin else None
+            if url:
+                heading += f" · {md_link('job log', url)}"
+            out.append(heading)
+        for place in job.places:
+            if index >= shown:
+                break
+            label = md_text(place.label, CELL_LIMIT)
+            if not label:
+                label = "(no file or suite)"
+            elif not place.is_file:
+                label = f"Suite {label}"
+            out.append(f"{place_level} {label} ({len(place.failures):,})")
+            previous_brief = False
+            items: list[str] = []
+            for _entry in place.failures:
+                if index >= shown:
+                    break
+                detailed = index < plan.details
+                item = failures.item(index, detailed)
+                brief = "\n" not in item
+                if items:
+                    items.append("\n" if brief and previous_brief else "\n\n")
+                items.append(item)
+                previous_brief = brief
+                index += 1
+            out.append("".join(items))
+    return "\n\n".join(out)
 
 
 def validate_marker(marker: str) -> str:
@@ -263,23 +331,40 @@ def render_markdown(
     if marker is not None:
         validate_marker(marker)
     totals = run.totals()
-    failing = run.failures()
-    table = _Failures(failing)
+    layout = arrange(run)
+    failing = layout.ordered
+    failures = _Failures(failing)
     link = md_link("full report", details_url, limit=None) if details_url else None
     template = environment(html=False).get_template("report.md.j2")
+    level = [min(6, heading_level + depth) for depth in range(4)]
+    h1, h2, h3, h4 = ("#" * n for n in level)
+    levels = (h3, h4) if layout.by_origin else (h3, h3)
+    only = layout.only_origin
+    job_line = None
+    if only is not None and failing:
+        job_url = words.safe_url(only.url)
+        job_line = "Job: " + (md_text(only.name, CELL_LIMIT) or "(unnamed job)")
+        if job_url:
+            job_line += f" · {md_link('job log', job_url)}"
+    counts = words.count_lines(totals)
+    if run.url:
+        counts.append(f"CI run: {md_link(run.url, run.url)}")
     base = {
         "marker": marker,
-        "h1": "#" * heading_level,
-        "h2": "#" * (heading_level + 1),
-        "h3": "#" * (heading_level + 2),
+        "h1": h1,
+        "h2": h2,
         "run_id": md_text(run.id, TITLE_LIMIT) or md_text("(unnamed run)"),
         "status": words.status_word(run.overall_status()),
-        "title": words.title(totals),
-        "run_link": md_link(run.url, run.url) if run.url else None,
-        "counts": words.count_lines(totals),
+        "headline": words.headline(totals),
+        "counts": counts,
         "failure_count": len(failing),
+        "job_line": job_line,
         "link": link,
         "generated": f"Generated on {words.generated_at(now)} by {words.BRAND}",
+        "unread": words.files_unread(len(run.errors)) if run.errors else None,
+        "error_count": len(run.errors),
+        "flaky_count": len(layout.flaky),
+        "skipped_count": len(layout.skipped),
     }
     metrics = [
         f"| {md_cell(m.name)} | {md_cell(words.metric_value(m.value))} | {md_cell(m.unit)} |"
@@ -288,26 +373,49 @@ def render_markdown(
     artifacts = [
         f"- {md_link(a.name, a.url)} ({format_size(a.size)})" for a in run.artifacts
     ]
-    errors = [f"- {md_text(e.source, CELL_LIMIT)}: {md_text(e.reason, CELL_LIMIT)}"
+    errors = [f"{md_text(e.source, CELL_LIMIT)} ({md_text(e.reason, CELL_LIMIT)})"
               for e in run.errors]
+    flaky = [_flaky_line(case) for case in layout.flaky]
+    skipped = [_skipped_line(case) for case in layout.skipped[:SKIPPED_LIST_LIMIT]]
 
     def render(plan: Plan) -> str | None:
-        if budget is not None and table.longer_than(plan, budget):
+        if budget is not None and failures.longer_than(plan, budget):
             return None
         return template.render(
             **base,
-            tier=int(plan.tier),
             counts_only=plan.tier is Tier.COUNTS,
-            rows=table.rows(plan.rows),
+            listing=_listing(layout, failures, plan, levels) if plan.rows else "",
             more_rows=len(failing) - plan.rows,
-            details=table.details(plan.details),
             # Tier 3 says how many rows are left out; details go unmentioned there.
-            more_details=len(failing) - plan.details if plan.tier <= Tier.TABLE else 0,
+            more_details=len(failing) - min(plan.details, plan.rows)
+            if plan.tier <= Tier.TABLE else 0,
+            detailed=min(plan.details, plan.rows),
             metrics=cap(metrics, plan.lists),
             artifacts=cap(artifacts, plan.lists),
             errors=cap(errors, plan.lists),
-            error_count=len(run.errors),
+            flaky=cap(flaky, plan.lists),
+            skipped=skipped if plan.others else [],
+            more_skipped=len(layout.skipped) - len(skipped),
         )
 
     text, _plan = fit(render, len(failing), budget)
     return text
+
+
+def _flaky_line(case: TestCase) -> str:
+    """A flaky test and what its failing attempt said: the failure it may hide next time."""
+    failed = [a for a in case.attempts if a.status.is_failure]
+    last = failed[-1]
+    said = words.failure_summary(last.message, last.failure_type,
+                                 error=last.status is Status.ERROR)
+    name = md_text(case.display_name, CELL_LIMIT) or md_text("(unnamed test)")
+    location = _location(case) or case.file
+    where = f" ({md_text(location, CELL_LIMIT)})" if location else ""
+    tries = f"{len(failed):,} failed attempt" + ("" if len(failed) == 1 else "s")
+    return f"- **{name}**{where} passed after {tries}: {md_text(said, CELL_LIMIT)}"
+
+
+def _skipped_line(case: TestCase) -> str:
+    name = md_text(case.display_name, CELL_LIMIT) or md_text("(unnamed test)")
+    reason = words.first_line(case.message)
+    return f"- {name}: {md_text(reason, CELL_LIMIT)}" if reason else f"- {name}"

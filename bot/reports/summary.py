@@ -91,17 +91,102 @@ def title(totals: Totals) -> str:
     return ", ".join(parts) + took
 
 
+def scope(totals: Totals) -> str:
+    """What the counts are out of: "1,204 tests", or "1,204 executions of 1,100 tests" when
+    some tests ran more than once (a matrix, a parameterised test); the counts are always
+    executions, so the headline names them as such whenever the two differ."""
+    if totals.tests and totals.tests != totals.total:
+        return (f"{_plural(totals.total, 'execution', 'executions')} of "
+                f"{_plural(totals.tests, 'test', 'tests')}")
+    return _plural(totals.total, "test", "tests")
+
+
+def headline(totals: Totals) -> str:
+    """What a reviewer reads first: what failed, and out of how many.
+
+    "3 failed, 1 error of 1,204 tests"; "All 42 tests passed"; "8 passed, 2 skipped of 10
+    tests"; "No tests found". Zero counts are left out, but a run without failures that did
+    not all pass says "0 passed" rather than reading as a success by omission.
+    """
+    if totals.total == 0:
+        return "No tests found"
+    out_of = scope(totals)
+    if totals.failures:
+        parts = []
+        if totals.failed:
+            parts.append(f"{totals.failed:,} failed")
+        if totals.errors:
+            parts.append(_plural(totals.errors, "error", "errors"))
+        return f"{', '.join(parts)} of {out_of}"
+    if totals.passed == totals.total:
+        return "1 test passed" if out_of == "1 test" else f"All {out_of} passed"
+    return f"{totals.passed:,} passed, {totals.skipped:,} skipped of {out_of}"
+
+
 def count_lines(totals: Totals) -> list[str]:
-    """The summary block: "Total: 42", "Passed: 40 (95.2%)", ..., "Duration: 2m 5.70s"."""
-    return [
-        f"Total: {totals.total:,}",
-        format_count("Passed", totals.passed, totals.total),
-        format_count("Failed", totals.failed, totals.total),
-        format_count("Errors", totals.errors, totals.total),
-        format_count("Skipped", totals.skipped, totals.total),
-        format_count("Flaky", totals.flaky, totals.total),
-        f"Duration: {format_duration(totals.duration)}",
-    ]
+    """The counts under the headline, zeros left out: "Passed: 40 (95.2%), 1 flaky",
+    "Skipped: 2 (4.8%)", "Duration: 2m 5.70s". Failures and errors are the headline's."""
+    lines = []
+    if totals.passed:
+        flaky = f", {totals.flaky:,} flaky" if totals.flaky else ""
+        lines.append(format_count("Passed", totals.passed, totals.total) + flaky)
+    if totals.skipped:
+        lines.append(format_count("Skipped", totals.skipped, totals.total))
+    if totals.total:
+        lines.append(f"Duration: {format_duration(totals.duration)}")
+    return lines
+
+
+def files_unread(count: int) -> str:
+    """ "1 file could not be read", "3 files could not be read". """
+    return f"{_plural(count, 'file', 'files')} could not be read"
+
+
+def execution_label(index: int, count: int) -> str:
+    """ "(execution 2 of 3)": tells apart same-named executions of one test."""
+    return f"(execution {index:,} of {count:,})"
+
+
+def _is_type(prefix: str, failure_type: str | None) -> bool:
+    """Whether what precedes a message on a trace line is nothing but the failure's type."""
+    prefix = prefix.strip().rstrip(":").strip()
+    kind = (failure_type or "").strip()
+    if not prefix:
+        return True
+    return bool(kind) and (
+        prefix == kind or prefix.endswith("." + kind) or kind.endswith("." + prefix)
+    )
+
+
+def trace_beyond_message(
+    message: str | None, trace: str | None, failure_type: str | None
+) -> str | None:
+    """The stack trace without what the message already says, or None when it says nothing
+    more. Java and .NET traces start with "Type: message", Python's end with it; a report
+    showing the message would otherwise print it twice. Only whole lines holding the
+    message (and at most the failure's type before it) are taken off, so nothing else the
+    trace says is lost."""
+    if not trace or not trace.strip():
+        return None
+    if not message or not message.strip():
+        return trace
+    said = message.strip()
+    body = trace.strip("\r\n")
+    if body.strip() == said:
+        return None
+    # At the start: "Type: message" then the frames.
+    at = body.find(said)
+    if 0 <= at and "\n" not in body[:at] and _is_type(body[:at], failure_type):
+        rest = body[at + len(said):]
+        if not rest or rest[0] in "\r\n":
+            return rest.lstrip("\r\n") or None
+    # At the end: the frames, then "Type: message".
+    if body.endswith(said):
+        head = body[: len(body) - len(said)]
+        cut = head.rfind("\n")
+        if cut >= 0 and _is_type(head[cut + 1:], failure_type):
+            return head[:cut].rstrip("\r\n") or None
+    return trace
 
 
 def generated_at(now: datetime | None = None) -> str:
@@ -110,6 +195,11 @@ def generated_at(now: datetime | None = None) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def first_line(text: str | None) -> str:
+    """The first non-blank line of `text`, stripped; empty when there is none."""
+    return next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
 
 
 def failure_summary(message: str | None, failure_type: str | None, *, error: bool) -> str:

@@ -45,3 +45,18 @@ def outside_code_blocks(markdown: str) -> list[str]:
             continue
         kept.append(line)
     return kept
+
+
+def failure_items(markdown: str) -> list[str]:
+    """The first line of each failure's list item (`- **name** — …`), in order."""
+    lines = outside_code_blocks(markdown)
+    start = next((i for i, line in enumerate(lines) if line.endswith(" Failed Tests")), None)
+    if start is None:
+        return []
+    items = []
+    for line in lines[start + 1:]:
+        if line.endswith((" Flaky Tests", " Skipped Tests")) and line.startswith("#"):
+            break
+        if line.startswith("- **"):
+            items.append(line)
+    return items

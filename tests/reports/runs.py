@@ -8,6 +8,7 @@ from bot.results.model import (
     Artifact,
     Attempt,
     Metric,
+    Origin,
     ParseError,
     Status,
     Suite,
@@ -108,3 +109,53 @@ def failing_run(count: int, name_size: int = 0, trace_size: int = 0) -> TestRun:
         for i in range(count)
     ]
     return TestRun(id="big-run", suites=[Suite(name="big", cases=cases)], duration=60.0)
+
+
+def matrix_run() -> TestRun:
+    """Two matrix legs, three failures (two of them executions of one parameterised test),
+    a flaky test, five skipped tests and a file that could not be read."""
+    py311 = Origin("test (3.11)", "https://github.com/o/r/actions/runs/7/job/11")
+    py312 = Origin("test (3.12)", "https://github.com/o/r/actions/runs/7/job/12")
+
+    def param(value: int, status: Status, origin: Origin) -> TestCase:
+        failed = status is Status.FAILED
+        return TestCase(
+            name="test_parse", classname="tests.test_io",
+            suite="pytest", status=status, duration=0.02, file="tests/test_io.py", line=17,
+            message=f"assert parse({value}) == {value}\n +  where None = parse({value})"
+            if failed else None,
+            failure_type="AssertionError" if failed else None, origin=origin,
+        )
+
+    leg1 = [
+        param(1, Status.FAILED, py311),
+        param(2, Status.PASSED, py311),
+        param(3, Status.FAILED, py311),
+        TestCase(name="test_retry", classname="tests.test_net", suite="pytest", duration=1.5,
+                 file="tests/test_net.py", line=8, origin=py311,
+                 attempts=[Attempt(Status.FAILED, 1.0, "TimeoutError: read timed out",
+                                   "TimeoutError")]),
+        *[TestCase(name=f"test_windows_{i}", classname="tests.test_os", suite="pytest",
+                   status=Status.SKIPPED, message="only on Windows", origin=py311)
+          for i in range(5)],
+    ]
+    leg2 = [
+        param(1, Status.PASSED, py312),
+        TestCase(name="test_connect", classname="tests.test_db", suite="pytest",
+                 status=Status.ERROR, duration=0.3, file="tests/test_db.py", line=30,
+                 message="ConnectionRefusedError: [Errno 111] Connection refused",
+                 failure_type="ConnectionRefusedError",
+                 stack_trace="Traceback (most recent call last):\n"
+                             '  File "tests/conftest.py", line 12, in db\n'
+                             "    sock.connect(addr)\n"
+                             "ConnectionRefusedError: [Errno 111] Connection refused",
+                 origin=py312),
+    ]
+    return TestRun(
+        id="CI #7",
+        suites=[Suite("pytest", leg1, source="py311/junit.xml"),
+                Suite("pytest", leg2, source="py312/junit.xml")],
+        duration=83.2,
+        errors=[ParseError("py312/coverage.xml", "not a test report: root element <coverage>")],
+        url="https://github.com/o/r/actions/runs/7",
+    )

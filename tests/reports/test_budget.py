@@ -15,12 +15,11 @@ from bot.reports import (
 )
 from bot.reports.budget import LIST_CAP, Plan, clip_lines, fit
 from bot.results.model import ParseError, Status, Suite, TestCase, TestRun
-from tests.reports.checks import outside_code_blocks, table_lines, unescaped_pipes
+from tests.reports.checks import failure_items
 from tests.reports.runs import NOW, failing_run, seed_run
 
 URL = "https://herald.example/reports/1"
 MARKER = "<!-- herald:report github:org/repo:run:123 -->"
-FAILED_HEADER = "| Test | Error | Duration |"
 
 
 def test_forge_limits() -> None:
@@ -46,18 +45,18 @@ def test_huge_run_fits_every_budget_without_breaking_markdown(
     assert report.startswith(MARKER + "\n# Test Report: big-run\n")
     lines = report.split("\n")
     assert not any(line.startswith("/") for line in lines)
-    assert outside_code_blocks(report) == lines  # no fence left open, none at all here
-    if FAILED_HEADER in lines:
-        table = table_lines(report, FAILED_HEADER)
-        assert all(unescaped_pipes(line) == 4 for line in table)
-        shown = len(table) - 2
-        assert f"… and {10_000 - shown:,} more failures: see the [full report]({URL})" in lines
+    assert report.count("```") % 2 == 0  # every fence closed
+    items = failure_items(report)
+    if items:
+        assert all(item.startswith("- **suite.Class.test\\_") for item in items)
+        assert f"… and {10_000 - len(items):,} more failures: see the [full report]({URL})" \
+            in lines
 
 
 def test_budget_none_and_a_roomy_budget_give_the_full_report() -> None:
     full = render_markdown(seed_run(), now=NOW)
     assert render_markdown(seed_run(), now=NOW, budget=GITLAB_NOTE_LIMIT) == full
-    assert "### Failure details" in full
+    assert full.count("<details><summary>Stack trace</summary>") == 1
 
 
 def test_tier1_keeps_as_many_detail_blocks_as_fit() -> None:
@@ -66,17 +65,23 @@ def test_tier1_keeps_as_many_detail_blocks_as_fit() -> None:
     budget = len(full) - 4_000  # room for every row, but not every stack trace
     report = render_markdown(run, now=NOW, details_url=URL, budget=budget)
     assert len(report) <= budget
-    assert len(table_lines(report, FAILED_HEADER)) == 2 + 5
-    blocks = report.count("<details>")
+    items = failure_items(report)
+    assert len(items) == 5
+    # The first failures keep their message and trace, the rest their message's first line.
+    blocks = report.count("<details><summary>Stack trace</summary>")
     assert 1 <= blocks < 5
+    assert all(item.endswith("AssertionError (0.01s)") for item in items[:blocks])
+    assert all(" — AssertionError: failure " in item for item in items[blocks:])
     assert f"Details of {5 - blocks} more failures: see the [full report]({URL})." in report
 
 
 def test_tier2_drops_the_details_but_keeps_every_row() -> None:
-    # 100 rows take ~24,500 characters; one detail block (a trace cut at 8,000) won't fit.
+    # 100 items take ~25,000 characters; one detail block (a trace cut at 8,000) won't fit.
     run = failing_run(100, name_size=150, trace_size=60_000)
     report = render_markdown(run, now=NOW, details_url=URL, budget=28_000)
-    assert len(table_lines(report, FAILED_HEADER)) == 2 + 100
+    items = failure_items(report)
+    assert len(items) == 100
+    assert all(" — AssertionError: failure " in item for item in items)
     assert "<details>" not in report and "more failures" not in report
     assert f"Details of 100 failures: see the [full report]({URL})." in report
 
@@ -84,31 +89,34 @@ def test_tier2_drops_the_details_but_keeps_every_row() -> None:
 def test_tier3_shows_the_first_failures_in_order_and_counts_the_rest() -> None:
     run = failing_run(1_000)
     report = render_markdown(run, now=NOW, details_url=URL, budget=20_000)
-    rows = table_lines(report, FAILED_HEADER)[2:]
-    assert 10 < len(rows) < 1_000
-    for index, row in enumerate(rows):
-        assert row.startswith(f"| suite.Class.test\\_{index}\\_ |")
-    assert f"… and {1_000 - len(rows):,} more failures: see the [full report]({URL})" in report
-    assert "- Failed: 1,000 (100.0%)" in report
+    items = failure_items(report)
+    assert 10 < len(items) < 1_000
+    for index, item in enumerate(items):
+        assert item.startswith(f"- **suite.Class.test\\_{index}\\_** — ")
+    assert f"… and {1_000 - len(items):,} more failures: see the [full report]({URL})" in report
+    assert "Status: FAILED — 1,000 failed of 1,000 tests" in report
 
 
 def test_tier3_caps_the_secondary_lists() -> None:
     run = failing_run(300)
     run.errors = [ParseError(f"reports/{i}.xml", "not XML") for i in range(500)]
     report = render_markdown(run, now=NOW, details_url=URL, budget=10_000)
-    errors = [line for line in report.split("\n") if line.startswith("- reports/")]
-    assert len(errors) == LIST_CAP
-    assert f"- … and {500 - LIST_CAP} more: see the [full report]({URL})" in report
+    unread = report.split("\n")[4]
+    assert unread.startswith("500 files could not be read: reports/0.xml (not XML), ")
+    assert unread.count("(not XML)") == LIST_CAP
+    assert unread.endswith(f", and {500 - LIST_CAP} more: see the [full report]({URL}).")
 
 
 def test_tier4_keeps_the_counts_and_links_the_full_report() -> None:
     run = failing_run(10, name_size=150)
     run.errors = [ParseError("reports/bad.xml", "empty")]
-    report = render_markdown(run, now=NOW, details_url=URL, budget=600)
-    assert FAILED_HEADER not in report
+    report = render_markdown(run, now=NOW, details_url=URL, budget=450)
+    assert failure_items(report) == []
+    assert report.split("\n")[2:5] == [
+        "Status: FAILED — 10 failed of 10 tests", "",
+        f"1 file could not be read: see the [full report]({URL}).",
+    ]
     assert f"10 failed tests are not listed here: see the [full report]({URL})." in report
-    assert f"1 input files could not be used: see the [full report]({URL})." in report
-    assert "- Failed: 10 (100.0%)" in report
     assert report.endswith("Generated on 2026-11-25 10:00:00 UTC by Herald\n")
 
 
@@ -162,11 +170,11 @@ def test_clip_lines_keeps_whole_lines(text: str, budget: int, clipped: str) -> N
     assert clip_lines(text, budget) == clipped
 
 
-def test_error_status_rows_say_error() -> None:
+def test_error_status_items_say_error() -> None:
     run = TestRun(id="r", suites=[Suite("s", [
         TestCase(name="test_setup", status=Status.ERROR),
         TestCase(name="test_assert", status=Status.FAILED),
     ])])
     report = render_markdown(run, now=NOW)
-    assert "| test\\_setup | error (no message) | 0.00s |" in report
-    assert "| test\\_assert | failed (no message) | 0.00s |" in report
+    assert "- **test\\_setup** — error (no message) (0.00s)" in report
+    assert "- **test\\_assert** — failed (no message) (0.00s)" in report

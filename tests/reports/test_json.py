@@ -16,6 +16,7 @@ from bot.results.model import (
     Artifact,
     Attempt,
     Metric,
+    Origin,
     ParseError,
     RunStatus,
     Status,
@@ -23,7 +24,7 @@ from bot.results.model import (
     TestCase,
     TestRun,
 )
-from tests.reports.runs import failing_run, rich_run, seed_run
+from tests.reports.runs import failing_run, matrix_run, rich_run, seed_run
 
 SCHEMA_DOC = Path(__file__).parents[2] / "bot" / "reports" / "SCHEMA.md"
 
@@ -32,11 +33,11 @@ TOP_LEVEL = {
     "started_at", "finished_at", "duration_seconds", "url", "metadata", "suites", "metrics",
     "artifacts", "errors", "truncated", "tests",
 }
-SUMMARY = {"total", "passed", "failed", "errors", "skipped", "flaky", "duration_seconds"}
+SUMMARY = {"total", "tests", "passed", "failed", "errors", "skipped", "flaky", "duration_seconds"}
 TEST = {
     "suite", "suite_index", "classname", "name", "display_name", "status",
     "duration_seconds", "file", "line", "message", "failure_type", "stack_trace", "stdout",
-    "stderr", "attempts", "flaky", "source",
+    "stderr", "attempts", "flaky", "source", "origin",
 }
 SUITE = {"name", "duration_seconds", "timestamp", "hostname", "properties", "source", "tests"}
 ATTEMPT = {"status", "duration_seconds", "message", "failure_type", "stack_trace"}
@@ -50,7 +51,7 @@ def test_document_fields() -> None:
     assert document["schema_version"] == SCHEMA_VERSION == 1
     assert document["test_run_id"] == "pipeline-1234"
     assert document["status"] == "failed"
-    assert document["summary"] == {"total": 44, "passed": 40, "failed": 2, "errors": 1,
+    assert document["summary"] == {"total": 44, "tests": 44, "passed": 40, "failed": 2, "errors": 1,
                                    "skipped": 1, "flaky": 1, "duration_seconds": 125.7}
     assert document["started_at"] == "2026-11-25T09:58:00+00:00"
     assert document["url"] == "https://ci.example.com/pipelines/1234"
@@ -77,8 +78,41 @@ def test_every_field_is_documented() -> None:
 
 
 def test_round_trip_of_the_examples() -> None:
-    for run in (seed_run(), rich_run(), TestRun(id="empty"), failing_run(3, 50, 50)):
+    for run in (seed_run(), rich_run(), matrix_run(), TestRun(id="empty"),
+                failing_run(3, 50, 50)):
         assert from_json(render_json(run)) == run
+
+
+def test_each_test_says_its_origin_and_the_summary_counts_unique_tests() -> None:
+    document = json.loads(render_json(matrix_run()))
+    assert document["summary"]["total"] == 11
+    assert document["summary"]["tests"] == 8  # test_parse ran three times and once more
+    assert document["tests"][0]["origin"] == {
+        "name": "test (3.11)", "url": "https://github.com/o/r/actions/runs/7/job/11"}
+    assert document["tests"][-1]["origin"]["name"] == "test (3.12)"
+    assert json.loads(render_json(seed_run()))["tests"][0]["origin"] is None
+
+
+def test_one_origin_object_per_job_comes_back() -> None:
+    run = from_json(render_json(matrix_run()))
+    first, second = run.suites[0].cases[:2]
+    assert first.origin is second.origin  # shared, as the parsers share them
+
+
+def test_a_document_from_before_origins_reads_as_no_origin() -> None:
+    document = json.loads(render_json(matrix_run()))
+    for test in document["tests"]:
+        del test["origin"]
+    assert all(case.origin is None for case in from_json(json.dumps(document)).cases())
+
+
+@pytest.mark.parametrize("origin", [{"name": 1, "url": None}, {"name": "a", "url": 2},
+                                    {"name": "a"}, "a"])
+def test_from_json_refuses_a_malformed_origin(origin: object) -> None:
+    document = json.loads(render_json(seed_run()))
+    document["tests"][0]["origin"] = origin
+    with pytest.raises(SchemaError, match="malformed Herald report"):
+        from_json(json.dumps(document))
 
 
 def test_a_reported_status_survives_and_a_derived_one_stays_derived() -> None:
@@ -183,6 +217,7 @@ cases = st.builds(
     message=optional_text, failure_type=optional_text, stack_trace=optional_text,
     stdout=optional_text, stderr=optional_text, attempts=st.lists(attempts, max_size=2),
     source=optional_text,
+    origin=st.none() | st.builds(Origin, name=names, url=optional_text),
 )
 suites = st.builds(
     Suite, name=names, cases=st.lists(cases, max_size=4), duration=st.none() | durations,
