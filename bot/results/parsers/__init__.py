@@ -40,6 +40,8 @@ from ._base import FormatParser, ReportError, StreamFormat
 from ._input import SNIFF_LIMIT, cleaned, filter_mode, read_chunks, sniff
 from .junit import JUnitParser
 from .nunit import NUnitParser
+from .nunit2 import NUnit2Parser
+from .tap import TapFormat
 from .trx import TrxParser
 from .xunit import XunitParser
 
@@ -62,13 +64,14 @@ FORMATS: dict[str, type[FormatParser]] = {
     "testsuites": JUnitParser,
     "testsuite": JUnitParser,
     "test-run": NUnitParser,
+    "test-results": NUnit2Parser,
     "assemblies": XunitParser,
     "assembly": XunitParser,
     "TestRun": TrxParser,
 }
 
 #: Formats that are not XML, tried in this order on a file's first bytes.
-STREAM_FORMATS: tuple[type[StreamFormat], ...] = ()
+STREAM_FORMATS: tuple[type[StreamFormat], ...] = (TapFormat,)
 
 #: Files a directory walk reads. Each one that turns out not to be a report is named with
 #: the reason; files with other endings (Surefire's .txt summaries, logs) are not inputs.
