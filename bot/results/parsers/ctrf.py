@@ -45,8 +45,11 @@ CHUNK_SIZE = 1024 * 1024
 #: read whole, and no real one comes near it.
 MAX_VALUE = 256 * 1024 * 1024
 
+#: The format's marker, or a document that opens with CTRF's own nesting: `results` first,
+#: holding one of CTRF's keys first (Mocha's and Jest's JSON have neither).
 _DETECT = re.compile(
-    rb'"reportFormat"\s*:\s*"CTRF"|\A\s*\{\s*"results"\s*:\s*\{\s*"tool"\s*:\s*\{'
+    rb'"reportFormat"\s*:\s*"CTRF"'
+    rb'|\A\s*\{\s*"results"\s*:\s*\{\s*"(?:tool"\s*:\s*\{|summary"\s*:\s*\{|tests"\s*:\s*\[)'
 )
 _WHITESPACE = b" \t\r\n"
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -109,7 +112,7 @@ class _Reader:
                 raise _Invalid("text after the end of the document")
         except _Truncated:
             raise self._error(f"truncated: the JSON ends inside {self.where}") from None
-        except _Invalid as exc:
+        except (_Invalid, orjson.JSONDecodeError) as exc:
             raise self._error(f"invalid JSON in {self.where}: {exc}") from None
         if not self.seen_tests:
             raise self._error("not CTRF: the document has no results.tests list")
@@ -280,6 +283,8 @@ class _Reader:
         raw = test.get("status")
         status = _STATUSES.get(raw) if isinstance(raw, str) else None
         message = _text(test.get("message"), limit)
+        if message is not None:
+            message = message.rstrip()  # jest ends every message with a newline
         if status is None:
             raw_status = str(test.get("rawStatus") or "")
             if raw == "other":
