@@ -57,6 +57,7 @@ _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|"', re.DOTALL)
 _SCALAR = re.compile(rb"-?[0-9][0-9.eE+-]*|true|false|null")
 _INFINITY = float("inf")
+_NUMBER_TYPES = (int, float)
 _EXCEPTION = re.compile(r"([A-Z][\w.]*(?:Error|Exception))\b:")
 _BROKEN = ("timedout", "timeout", "interrupted", "error", "crash", "broken", "fail")
 _STATUSES = {
@@ -101,6 +102,7 @@ class _Reader:
         self.suites: dict[str, Suite] = {}
         self.summary: dict[str, Any] = {}
         self.seen_tests = False
+        self.strings: dict[str, str] = {}
 
     # -- the document ------------------------------------------------------------------
 
@@ -229,15 +231,17 @@ class _Reader:
         # field like JUnitParser's, at about a third of the cost of `_case`; everything
         # else goes through `_case`. `_CASE_FIELDS` in junit.py guards the field list.
         suites, source, new = self.suites, self.source, object.__new__
+        strings: dict[str, str] = self.strings
         last_name: object = None
         cases: list[TestCase] = []
         suite = Suite(name="")
-        passed = Status.PASSED
+        passed, numbers, index = Status.PASSED, _NUMBER_TYPES, self.index
         for test in tests:
             if type(test) is not dict:
-                self.where = f"results.tests[{self.index}]"
+                self.index = index
+                self.where = f"results.tests[{index}]"
                 raise _Invalid("a test is not an object")
-            self.index += 1
+            index += 1
             get = test.get
             suite_name = get("suite", "")
             if suite_name != last_name:
@@ -247,16 +251,22 @@ class _Reader:
                 if found is None:
                     found = suites[key] = Suite(name=key, source=source)
                 suite, cases = found, found.cases
-            name, duration, file = get("name"), get("duration"), get("filePath")
             if (
                 get("status") != "passed"
                 or get("retries")
                 or get("retryAttempts")
-                or type(name) is not str
-                or not (type(duration) is int or type(duration) is float)
-                or not 0 <= duration < _INFINITY
-                or not (file is None or type(file) is str)
                 or "line" in test
+            ):
+                cases.append(self._case(test))
+                continue
+            name: Any = get("name")
+            duration: Any = get("duration")
+            file: Any = get("filePath")
+            if (
+                type(name) is not str
+                or type(duration) not in numbers
+                or not 0 <= duration < _INFINITY
+                or (file is not None and type(file) is not str)
             ):
                 cases.append(self._case(test))
                 continue
@@ -266,7 +276,8 @@ class _Reader:
             case.suite = suite.name
             case.status = passed
             case.duration = duration / 1000
-            case.file = file or None
+            # One string object per test file, not one per test.
+            case.file = strings.setdefault(file, file) if file else None
             case.line = None
             case.message = None
             case.failure_type = None
@@ -277,6 +288,7 @@ class _Reader:
             case.source = source
             case.origin = None
             cases.append(case)
+        self.index = index
 
     def _case(self, test: dict[str, Any]) -> TestCase:
         limit = self.text_limit
@@ -304,7 +316,7 @@ class _Reader:
             suite=suite,
             status=status,
             duration=_milliseconds(test.get("duration")) or 0.0,
-            file=file if isinstance(file, str) and file else None,
+            file=self.strings.setdefault(file, file) if isinstance(file, str) and file else None,
             line=line if isinstance(line, int) and line >= 0 else None,
             message=message,
             source=self.source,
