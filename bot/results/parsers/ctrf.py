@@ -103,6 +103,8 @@ class _Reader:
         self.summary: dict[str, Any] = {}
         self.seen_tests = False
         self.strings: dict[str, str] = {}
+        #: Below this buffer position, tests are read one at a time (see `_batch`).
+        self.one_by_one_until = 0
 
     # -- the document ------------------------------------------------------------------
 
@@ -212,6 +214,8 @@ class _Reader:
         if len(buf) - start < CHUNK_SIZE // 2 and not self.eof:
             self._fill()
             buf, start = self.buf, self.pos
+        if start < self.one_by_one_until:
+            return [orjson.loads(self._value())]
         search_end = len(buf)
         for _ in range(3):  # a cut inside the last test: try the cut before it
             cut = buf.rfind(b"},", start, search_end)
@@ -224,6 +228,9 @@ class _Reader:
                 continue
             self.pos = cut + 1
             return tests  # type: ignore[no-any-return]
+        # No cut worked: the tests up to the first one tried are read one by one, so a
+        # region is never tried as a batch twice (which would make the reading quadratic).
+        self.one_by_one_until = len(buf)
         return [orjson.loads(self._value())]
 
     def _add_batch(self, tests: list[Any]) -> None:
@@ -344,6 +351,7 @@ class _Reader:
         data = self.stream.read(max(at_least, len(buf)))
         if not data:
             self.eof = True
+        self.one_by_one_until = max(0, self.one_by_one_until - self.pos)
         self.buf, self.pos = buf + data, 0
         return bool(data)
 

@@ -16,7 +16,9 @@ Spec: https://testanything.org/tap-version-14-specification.html. Outcomes:
   exit after the last inner test): then the parent is an error case of its own.
 - Nothing may go missing unseen: a plan that promised more tests than ran (or fewer), a
   `Bail out!`, or a stream that ends with no plan (cut off) each add one error case to
-  that level saying how many tests are unaccounted for. A ReportError would not do: its
+  that level saying how many tests are unaccounted for. When the output stopped early (too
+  few tests, no plan, inside a YAML block) a ReportError ("truncated: ...") is raised too,
+  its partial run holding that error case: a ReportError alone would not do, since its
   kept passing cases would make the run look green.
 
 Node's closing `# duration_ms N` comment is taken as the run's duration. Lines that are not
@@ -71,6 +73,7 @@ class _Point:
     parent_of: _Block | None  # the subtest block that ended just before this point
     yaml: list[str] = field(default_factory=list)
     yaml_indent: str | None = None  # the `---` line's indent while inside a YAML block
+    yaml_chars: int = 0
     comments: list[str] = field(default_factory=list)
     comment_chars: int = 0
 
@@ -133,8 +136,9 @@ class _Reader:
             if line.strip() == "..." and line.startswith(point.yaml_indent):
                 point.yaml_indent = None
                 self._finish_point()
-            elif sum(map(len, point.yaml)) < self.text_limit:
+            elif point.yaml_chars < self.text_limit:
                 point.yaml.append(line)
+                point.yaml_chars += len(line) + 1
             return
         stripped = line.lstrip(" ")
         indent = len(line) - len(stripped)
