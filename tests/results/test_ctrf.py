@@ -209,3 +209,12 @@ def test_broken_documents_are_report_errors(data: bytes, reason: str) -> None:
 def test_detection(first: bytes, expected: bool) -> None:
     assert CtrfFormat.detect(first) is expected
     assert looks_like_report(first) is expected
+
+
+def test_names_suites_and_paths_are_cleaned_and_cut() -> None:
+    (case,) = parse([{"name": "\x1b[31mred\x1b[0m " + "x" * 5000, "status": "passed",
+                      "duration": 1, "suite": ["\x1b[1mbold\x1b[0m"], "filePath": "p" * 5000}]
+                    ).cases()
+    assert case.name.startswith("red xxx") and len(case.name) < 1200
+    assert case.suite == "bold"
+    assert case.file is not None and len(case.file) < 1200

@@ -56,6 +56,8 @@ _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 #: Strings (skipped whole), brackets, and a lone quote: a string cut by the buffer's end.
 _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|"', re.DOTALL)
 _SCALAR = re.compile(rb"-?[0-9][0-9.eE+-]*|true|false|null")
+#: Names, suites and paths longer than this are cut (and cleaned of ANSI escapes).
+_NAME_LIMIT = 1024
 _INFINITY = float("inf")
 _NUMBER_TYPES = (int, float)
 _EXCEPTION = re.compile(r"([A-Z][\w.]*(?:Error|Exception))\b:")
@@ -271,9 +273,11 @@ class _Reader:
             file: Any = get("filePath")
             if (
                 type(name) is not str
+                or len(name) > _NAME_LIMIT
+                or "\x1b" in name
                 or type(duration) not in numbers
                 or not 0 <= duration < _INFINITY
-                or (file is not None and type(file) is not str)
+                or (file is not None and (type(file) is not str or len(file) > _NAME_LIMIT))
             ):
                 cases.append(self._case(test))
                 continue
@@ -318,8 +322,11 @@ class _Reader:
         line = test.get("line")
         name = test.get("name")
         failing = status.is_failure
+        name = name if isinstance(name, str) else str(name or "")
+        if isinstance(file, str):
+            file = _values.clean(file, _NAME_LIMIT)
         case = TestCase(
-            name=name if isinstance(name, str) else str(name or ""),
+            name=_values.clean(name, _NAME_LIMIT) or name[:_NAME_LIMIT],
             suite=suite,
             status=status,
             duration=_milliseconds(test.get("duration")) or 0.0,
@@ -423,11 +430,13 @@ def _value_end(buf: bytes, pos: int) -> int:
 
 def _suite_key(suite: object) -> str:
     """The suite's name: CTRF writes a string ("cart.test.js > cart") or a list."""
-    if isinstance(suite, str):
-        return suite
     if isinstance(suite, list):
-        return " > ".join(str(part) for part in suite)
-    return ""
+        suite = " > ".join(str(part) for part in suite[:64])
+    if not isinstance(suite, str):
+        return ""
+    if len(suite) <= _NAME_LIMIT and "\x1b" not in suite:
+        return suite
+    return _values.clean(suite, _NAME_LIMIT) or ""
 
 
 def _number(value: object) -> bool:
