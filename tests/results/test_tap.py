@@ -187,3 +187,9 @@ def test_detection(first: bytes, expected: bool) -> None:
     if first.startswith(b"<"):
         return
     assert looks_like_report(first) is (expected or first.startswith(b"{"))
+
+
+def test_a_subtest_without_its_parent_point_does_not_swallow_the_next_test() -> None:
+    run = tap("TAP version 14\n    1..1\n    ok 1 - inner\n1..1\nnot ok 1 - outer\n")
+    assert sorted(c.name for c in run.cases()) == ["inner", "outer"]
+    assert run.totals().failed == 1

@@ -161,6 +161,7 @@ class _Reader:
             if plan is not None:
                 self._finish_point()
                 self._enter(depth)
+                self.closed = None  # a subtest with no parent point: the next is no parent
                 block = self.blocks[-1]
                 block.plan = int(plan.group(1))
                 if depth == 0 and block.count:
