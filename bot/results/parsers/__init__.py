@@ -38,8 +38,11 @@ from bot.results.model import DEFAULT_TEXT_LIMIT, Origin, ParseError, TestRun
 
 from ._base import FormatParser, ReportError, StreamFormat
 from ._input import SNIFF_LIMIT, cleaned, filter_mode, read_chunks, sniff
+from .ctrf import CtrfFormat
 from .junit import JUnitParser
 from .nunit import NUnitParser
+from .nunit2 import NUnit2Parser
+from .tap import TapFormat
 from .trx import TrxParser
 from .xunit import XunitParser
 
@@ -62,13 +65,14 @@ FORMATS: dict[str, type[FormatParser]] = {
     "testsuites": JUnitParser,
     "testsuite": JUnitParser,
     "test-run": NUnitParser,
+    "test-results": NUnit2Parser,
     "assemblies": XunitParser,
     "assembly": XunitParser,
     "TestRun": TrxParser,
 }
 
 #: Formats that are not XML, tried in this order on a file's first bytes.
-STREAM_FORMATS: tuple[type[StreamFormat], ...] = ()
+STREAM_FORMATS: tuple[type[StreamFormat], ...] = (CtrfFormat, TapFormat)
 
 #: Files a directory walk reads. Each one that turns out not to be a report is named with
 #: the reason; files with other endings (Surefire's .txt summaries, logs) are not inputs.
@@ -140,9 +144,10 @@ def parse_stream(
                 raise ReportError(source, _not_xml(first))
             if start is not None:
                 stream.seek(start)
+            else:
+                stream = io.BufferedReader(_Replay(first, stream))
+            with _cyclic_gc_paused():
                 return stream_format.parse(source, stream, text_limit)
-            replay = io.BufferedReader(_Replay(first, stream))
-            return stream_format.parse(source, replay, text_limit)
         if prolog.declares_entities:
             raise ReportError(
                 source,

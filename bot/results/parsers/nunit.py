@@ -61,21 +61,7 @@ class NUnitParser(FormatParser):
         status = _RESULTS.get(result, Status.ERROR)
         if status is Status.FAILED and get("label") in _ERROR_LABELS:
             status = Status.ERROR
-        message = stack_trace = stdout = None
-        for child in element:
-            tag = child.tag
-            if tag == "failure":
-                for part in child:
-                    if part.tag == "message":
-                        message = self.text(part)
-                    elif part.tag == "stack-trace":
-                        stack_trace = self.text(part)
-            elif tag == "reason":
-                for part in child:
-                    if part.tag == "message":
-                        message = self.text(part)
-            elif tag == "output" and (KEEP_OUTPUT_FOR_PASSED or status.is_failure):
-                stdout = self.text(child)
+        message, stack_trace, stdout = details(self, element, status)
         if status is Status.ERROR and result not in _RESULTS:
             message = message or f"unknown NUnit result {result!r}"
         file, line = _values.dotnet_location(stack_trace)
@@ -97,3 +83,27 @@ class NUnitParser(FormatParser):
             )
         )
         discard(element)
+
+
+def details(
+    parser: FormatParser, element: etree._Element, status: Status
+) -> tuple[str | None, str | None, str | None]:
+    """Message, stack trace and output of an NUnit 2 or 3 `<test-case>` (or `<test-suite>`):
+    `<failure><message/><stack-trace/></failure>`, `<reason><message/></reason>` for tests
+    that did not run, and (NUnit 3) `<output>`, kept only for failures."""
+    message = stack_trace = stdout = None
+    for child in element:
+        tag = child.tag
+        if tag == "failure":
+            for part in child:
+                if part.tag == "message":
+                    message = parser.text(part)
+                elif part.tag == "stack-trace":
+                    stack_trace = parser.text(part)
+        elif tag == "reason":
+            for part in child:
+                if part.tag == "message":
+                    message = parser.text(part)
+        elif tag == "output" and (KEEP_OUTPUT_FOR_PASSED or status.is_failure):
+            stdout = parser.text(child)
+    return message, stack_trace, stdout
