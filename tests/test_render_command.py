@@ -115,7 +115,8 @@ def test_one_bad_file_among_good_ones_still_counts_the_good_and_exits_2(
     assert out.startswith("herald: 2 tests, 0 failed in 1.00s (2 files, 1 unusable: "
                           "reports/bad.xml: ")
     markdown = (tmp_path / "herald-report" / "report.md").read_text(encoding="utf-8")
-    assert "- reports/bad.xml: " in markdown
+    assert "Status: INCOMPLETE — All 2 tests passed" in markdown
+    assert "1 file could not be read: reports/bad.xml (truncated" in markdown
 
 
 def test_json_alone_goes_to_stdout_and_nothing_else_does(

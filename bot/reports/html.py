@@ -175,7 +175,7 @@ def render_html(run: TestRun, *, budget: int | None = None, now: datetime | None
     template = environment(html=True).get_template("report.html.j2")
     base = {
         "run_id": run.id or "(unnamed run)",
-        "status": words.status_word(status),
+        "status": words.run_status_word(run),
         "status_class": status.value,
         "headline": words.headline(totals),
         "title": words.title(totals),

@@ -354,7 +354,7 @@ def render_markdown(
         "h1": h1,
         "h2": h2,
         "run_id": md_text(run.id, TITLE_LIMIT) or md_text("(unnamed run)"),
-        "status": words.status_word(run.overall_status()),
+        "status": words.run_status_word(run),
         "headline": words.headline(totals),
         "counts": counts,
         "failure_count": len(failing),

@@ -33,6 +33,15 @@ def status_word(status: RunStatus) -> str:
     return STATUS_WORDS[status]
 
 
+def run_status_word(run: TestRun) -> str:
+    """The report's status word. Passing tests beside an input that could not be read are
+    INCOMPLETE, never PASSED: the unread file may have held the failure."""
+    status = run.overall_status()
+    if status in (RunStatus.PASSED, RunStatus.NO_TESTS) and run.errors:
+        return "INCOMPLETE"
+    return status_word(status)
+
+
 def short_duration(seconds: float) -> str:
     """`2m 5s`, `1h 2m`, `42s`, `5.7s`: the rounded duration a title needs."""
     seconds = float(seconds) if math.isfinite(seconds) else 0.0
