@@ -41,6 +41,7 @@ from ._input import SNIFF_LIMIT, cleaned, filter_mode, read_chunks, sniff
 from .gotest import GoTestJson
 from .junit import JUnitParser
 from .nunit import NUnitParser
+from .rspec import RSpecJson
 from .trx import TrxParser
 from .xunit import XunitParser
 
@@ -69,7 +70,7 @@ FORMATS: dict[str, type[FormatParser]] = {
 }
 
 #: Formats that are not XML, tried in this order on a file's first bytes.
-STREAM_FORMATS: tuple[type[StreamFormat], ...] = (GoTestJson,)
+STREAM_FORMATS: tuple[type[StreamFormat], ...] = (GoTestJson, RSpecJson)
 
 #: Files a directory walk reads. Each one that turns out not to be a report is named with
 #: the reason; files with other endings (Surefire's .txt summaries, logs) are not inputs.
