@@ -38,6 +38,7 @@ from bot.results.model import DEFAULT_TEXT_LIMIT, Origin, ParseError, TestRun
 
 from ._base import FormatParser, ReportError, StreamFormat
 from ._input import SNIFF_LIMIT, cleaned, filter_mode, read_chunks, sniff
+from .dart import DartJson
 from .gotest import GoTestJson
 from .junit import JUnitParser
 from .nunit import NUnitParser
@@ -70,7 +71,7 @@ FORMATS: dict[str, type[FormatParser]] = {
 }
 
 #: Formats that are not XML, tried in this order on a file's first bytes.
-STREAM_FORMATS: tuple[type[StreamFormat], ...] = (GoTestJson, RSpecJson)
+STREAM_FORMATS: tuple[type[StreamFormat], ...] = (GoTestJson, DartJson, RSpecJson)
 
 #: Files a directory walk reads. Each one that turns out not to be a report is named with
 #: the reason; files with other endings (Surefire's .txt summaries, logs) are not inputs.
