@@ -141,11 +141,12 @@ def parse_stream(
             stream_format = _stream_format(first)
             if stream_format is None:
                 raise ReportError(source, _not_xml(first))
-            if start is not None:
-                stream.seek(start)
-                return stream_format.parse(source, stream, text_limit)
-            replay = io.BufferedReader(_Replay(first, stream))
-            return stream_format.parse(source, replay, text_limit)
+            with _cyclic_gc_paused():  # as for XML: every case lives as long as the run
+                if start is not None:
+                    stream.seek(start)
+                    return stream_format.parse(source, stream, text_limit)
+                replay = io.BufferedReader(_Replay(first, stream))
+                return stream_format.parse(source, replay, text_limit)
         if prolog.declares_entities:
             raise ReportError(
                 source,

@@ -57,8 +57,14 @@ _ACTIONS = frozenset(
     {"start", "run", "pause", "cont", "pass", "fail", "skip", "output", "bench",
      "build-output", "build-fail"}
 )
-_FRAMING = ("=== RUN", "=== PAUSE", "=== CONT", "=== NAME", "--- PASS", "--- FAIL",
-            "--- SKIP", "--- BENCH")
+CHUNK = 1024 * 1024
+_FRAMING = (b"=== RUN", b"=== PAUSE", b"=== CONT", b"=== NAME", b"--- PASS", b"--- FAIL",
+            b"--- SKIP", b"--- BENCH")
+#: go's own event layout (Time, Action, Package, Test, Elapsed, Output, in that order), which
+#: lets a test's output line be filed without decoding it; other layouts are decoded.
+_OUTPUT_EVENT = b',"Action":"output",'
+_OUTPUT_FIELD = b',"Output":"'
+_RUN_EVENT = b',"Action":"run",'
 _ASSERTION = re.compile(r"^\s*([\w.+-]+\.go):(\d+): ?(.*)$", re.MULTILINE)
 #: Go <1.21 writes these as plain text lines in the middle of the JSON stream.
 _PACKAGE_FAILED = re.compile(rb"^FAIL\s+(\S+)\s+\[(build failed|setup failed)\]")
@@ -95,14 +101,39 @@ class _Buffer:
 
 
 class _Test:
-    """A test between its `run` and its end; `out` holds only its own (non-framing) lines."""
+    """A test between its `run` and its end, with its own output (go's framing lines left
+    out) as the JSON-escaped bytes of its events, decoded only if the test fails."""
 
-    __slots__ = ("failed_subtests", "gen", "out")
+    __slots__ = ("dropped", "failed_subtests", "gen", "key", "parts", "size")
 
-    def __init__(self, gen: int) -> None:
-        self.out: _Buffer | None = None
+    def __init__(self, gen: int, key: bytes | None = None) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.dropped = 0
         self.gen = gen
+        self.key = key
         self.failed_subtests: list[str] = []
+
+    def add(self, escaped: bytes, limit: int) -> None:
+        if self.size >= limit:
+            self.dropped += len(escaped)
+            return
+        self.parts.append(escaped)
+        self.size += len(escaped)
+
+    def output(self) -> _Buffer | None:
+        if not self.parts:
+            return None
+        raw = b"".join(self.parts)
+        try:
+            text = orjson.loads(b'"' + raw + b'"')
+        except orjson.JSONDecodeError:
+            text = raw.decode("utf-8", "replace")
+        buffer = _Buffer()
+        buffer.lines.append(text)
+        buffer.size = len(text)
+        buffer.dropped = self.dropped  # escaped bytes: about as many characters
+        return buffer
 
 
 class GoTestJson:
@@ -139,6 +170,8 @@ class _Reader:
         self.limit = text_limit
         self.suites: dict[str, Suite] = {}
         self.running: dict[tuple[str, str], _Test] = {}
+        #: The same tests by the raw bytes `"Package":"p","Test":"t"` of their `run` event.
+        self.raw_running: dict[bytes, _Test] = {}
         #: Per package: how many of its runs have ended (gotestsum reruns start a new one).
         self.gen: dict[str, int] = {}
         #: Per package: failing cases in its current run (no ERROR case for the package then).
@@ -155,42 +188,83 @@ class _Reader:
     # -- the stream ---------------------------------------------------------------------
 
     def read(self, stream: BinaryIO) -> TestRun:
-        loads = orjson.loads
-        handle = self.handle
         number = 0
-        readline = stream.readline
+        carry = b""
+        skipping = False  # inside a line over MAX_LINE, dropped up to its newline
         try:
             while True:
-                line = readline(MAX_LINE)
-                if not line:
+                chunk = stream.read(CHUNK)
+                if not chunk:
+                    if carry and not skipping:
+                        self.lines([carry], number + 1, complete=False)
                     break
-                number += 1
-                if len(line) >= MAX_LINE and not line.endswith(b"\n"):
-                    self.problems.append(f"line {number} is longer than {MAX_LINE:,} bytes")
-                    while (rest := readline(MAX_LINE)) and not rest.endswith(b"\n"):
-                        pass
-                    continue
-                if line[:1] == b"{":
-                    try:
-                        event = loads(line)
-                    except orjson.JSONDecodeError:
-                        self.bad_line(number, line)
+                data = carry + chunk if carry else chunk
+                lines = data.split(b"\n")
+                carry = lines.pop()
+                if skipping:
+                    if not lines:
+                        carry = b""
                         continue
-                    if type(event) is dict:
-                        self.header = None
-                        try:
-                            handle(event)
-                        except (TypeError, AttributeError, ValueError) as exc:
-                            # JSON of another shape, or odd field types (a number as Test).
-                            self.problems.append(f"line {number} is not a test2json event ({exc})")
-                        continue
-                self.text_line(line)
+                    del lines[0]
+                    number += 1
+                    skipping = False
+                if len(carry) > MAX_LINE:
+                    self.problems.append(
+                        f"line {number + len(lines) + 1} is longer than {MAX_LINE:,} bytes"
+                    )
+                    carry, skipping = b"", True
+                self.lines(lines, number + 1)
+                number += len(lines)
         except (OSError, EOFError) as exc:
             self.problems.append(f"cannot read past line {number}: {exc}")
         return self.finish()
 
-    def bad_line(self, number: int, line: bytes) -> None:
-        if line.endswith(b"\n"):
+    def lines(self, lines: list[bytes], first: int, complete: bool = True) -> None:
+        """The hot loop. A test's output line in go's own layout is filed by the bytes that
+        name its package and test, without decoding: most lines of a stream are those."""
+        loads = orjson.loads
+        handle = self.handle
+        raw_running = self.raw_running
+        limit = self.limit
+        for number, line in enumerate(lines, first):
+            if line[:1] != b"{":
+                if line.strip():
+                    self.text_line(line + b"\n")
+                continue
+            if complete:
+                at = line.find(_OUTPUT_EVENT, 0, 200)
+                if at != -1 and line.endswith(b'"}'):
+                    end = line.find(_OUTPUT_FIELD, at)
+                    if end != -1:
+                        running = raw_running.get(line[at + 19 : end])
+                        if running is not None:
+                            value = line[end + 11 : -2]
+                            if not value.lstrip(b" ").startswith(_FRAMING):
+                                running.add(value, limit)
+                            continue
+            try:
+                event = loads(line)
+            except orjson.JSONDecodeError:
+                self.bad_line(number, line, complete)
+                continue
+            if type(event) is not dict:
+                self.text_line(line + b"\n")
+                continue
+            self.header = None
+            try:
+                running = handle(event)
+            except (TypeError, AttributeError, ValueError) as exc:
+                # JSON of another shape, or odd field types (a number as Test).
+                self.problems.append(f"line {number} is not a test2json event ({exc})")
+                continue
+            if running is not None:  # a `run`: file its output lines by their raw bytes
+                at = line.find(_RUN_EVENT, 0, 200)
+                if at != -1 and line.endswith(b"}"):
+                    running.key = line[at + 16 : -1]
+                    raw_running[running.key] = running
+
+    def bad_line(self, number: int, line: bytes, complete: bool) -> None:
+        if complete:
             self.problems.append(f"line {number} is not valid JSON")
         else:
             self.problems.append(f"truncated: the stream ends inside line {number}")
@@ -217,10 +291,16 @@ class _Reader:
             else:
                 self.build_output.setdefault(self.header, _Buffer()).add(text, self.limit)
 
-    def handle(self, event: dict[str, Any]) -> None:
+    def handle(self, event: dict[str, Any]) -> _Test | None:
+        """Take one decoded event; returns the test a `run` event started."""
         action = event.get("Action")
         package: Any = event.get("Package")
         test: Any = event.get("Test")
+        if test is not None and type(test) is str and action in _ENDS:
+            if type(package) is not str:
+                raise ValueError(f"a {action!r} event without a Package")
+            self.test_end(package, test, action, event)
+            return None
         if action == "output":
             if test is None:
                 if package is not None:
@@ -228,29 +308,27 @@ class _Reader:
                     if buffer is None:
                         buffer = self.package_output[package] = _Buffer()
                     buffer.add(event.get("Output") or "", self.limit)
-                return
+                return None
             running = self.running.get((package, test))
             if running is None:
-                return
+                return None
             output = event.get("Output") or ""
-            if output.lstrip(" ").startswith(_FRAMING):
-                return
-            buffer = running.out
-            if buffer is None:
-                buffer = running.out = _Buffer()
-            buffer.add(output, self.limit)
-            return
+            escaped = orjson.dumps(output)[1:-1]
+            if not escaped.lstrip(b" ").startswith(_FRAMING):
+                running.add(escaped, self.limit)
+            return None
         if action in ("run", "pass", "fail", "skip") and type(package) is not str:
             raise ValueError(f"a {action!r} event without a Package")
         if action == "run":
-            self.running[(package, test)] = _Test(self.gen.get(package, 0))
-            return
-        if action in ("pass", "fail", "skip"):
-            if test is None:
-                self.package_end(package, action, event)
-                return
-            self.test_end(package, test, action, event)
-            return
+            if type(test) is not str:
+                raise ValueError("a 'run' event without a Test")
+            running = self.running[(package, test)] = _Test(self.gen.get(package, 0))
+            return running
+        if action in _ENDS:
+            if test is not None:
+                raise ValueError(f"a {action!r} event whose Test is not a string")
+            self.package_end(package, action, event)
+            return None
         if action == "build-output":
             key = event.get("ImportPath") or ""
             buffer = self.build_output.get(key)
@@ -258,6 +336,7 @@ class _Reader:
                 buffer = self.build_output[key] = _Buffer()
             buffer.add(event.get("Output") or "", self.limit)
         # start, pause, cont, bench, build-fail: nothing to record.
+        return None
 
     # -- cases --------------------------------------------------------------------------
 
@@ -268,13 +347,22 @@ class _Reader:
         return suite
 
     def test_end(self, package: str, test: str, action: str, event: dict[str, Any]) -> None:
-        running = self.running.pop((package, test), None)
+        key = (package, test)
+        running = self.running.pop(key, None)
         if running is None:
             running = _Test(self.gen.get(package, 0))  # an end with no `run`: still counts
-        suite = self.suite(package)
-        case = TestCase(name=test, classname=suite.name, suite=suite.name,
-                        duration=_elapsed(event.get("Elapsed")), source=self.source)
-        out = running.out
+        elif running.key is not None:
+            del self.raw_running[running.key]
+        suite = self.suites.get(package) or self.suite(package)
+        elapsed = event.get("Elapsed")
+        if type(elapsed) is not float or not 0.0 <= elapsed < _INF:
+            elapsed = _elapsed(elapsed)
+        name = suite.name
+        case = TestCase(test, name, name, Status.PASSED, elapsed, source=self.source)
+        if action == "pass" and key not in self.last_failed:
+            suite.cases.append(case)  # the common case: nothing kept but the case itself
+            return
+        out = running.output() if action != "pass" else None
         if action == "skip":
             case.status = Status.SKIPPED
             if out is not None:
@@ -359,11 +447,11 @@ class _Reader:
     def unfinished(self, key: tuple[str, str], package_output: _Buffer | None) -> None:
         package, test = key
         running = self.running.pop(key)
+        if running.key is not None:
+            self.raw_running.pop(running.key, None)
         suite = self.suite(package)
         case = TestCase(name=test, classname=suite.name, suite=suite.name, source=self.source)
-        out = running.out
-        if out is None or not out.lines:
-            out = package_output
+        out = running.output() or package_output
         self.fail(case, out, unfinished=True)
         self.record(package, test, case, running.gen)
 
@@ -405,6 +493,10 @@ class _Reader:
                 reason += f"; kept the {cases:,} test case{'' if cases == 1 else 's'} read"
             raise ReportError(self.source, reason, run if cases else None)
         return run
+
+
+_ENDS = frozenset({"pass", "fail", "skip"})
+_INF = float("inf")
 
 
 def _elapsed(raw: object) -> float:
