@@ -14,7 +14,11 @@ from bot.results.parsers.dart import DartJson
 from bot.results.parsers.gotest import GoTestJson
 from bot.results.parsers.rspec import RSpecJson
 
-from .conftest import FIXTURES, OneWayStream
+from .conftest import FIXTURES as REPORTS
+from .conftest import OneWayStream
+
+#: Non-XML fixtures live apart from the XML ones, which other tests list as flat files.
+FIXTURES = REPORTS.parent / "streams"
 
 RSPEC = FIXTURES / "rspec"
 
