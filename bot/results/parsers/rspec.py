@@ -56,6 +56,7 @@ _ASSERTIONS = frozenset({
     "RSpec::Core::Pending::PendingExampleFixedError",
     "Minitest::Assertion",
 })
+_INF = float("inf")
 _LOCATION = re.compile(r"# (\./)?([^\s:]+\.rb):(\d+)")
 
 
@@ -99,6 +100,8 @@ class _Reader:
         self.source = source
         self.limit = text_limit
         self.suites: dict[str, Suite] = {}
+        self.files: dict[object, tuple[Suite, str | None]] = {}
+        self.groups: dict[str, str] = {}
         self.count = 0
         self.messages: list[str] = []
         self.summary: dict[str, Any] | None = None
@@ -212,38 +215,50 @@ class _Reader:
 
     def add(self, example: dict[str, Any]) -> None:
         self.count += 1
-        full = _text(example.get("full_description")) or _text(example.get("description"))
-        description = _text(example.get("description")) or ""
-        name = full or _text(example.get("id")) or f"example {self.count}"
+        get = example.get
+        name = get("full_description")
+        description = get("description")
+        if type(name) is not str or not name:
+            name = description if type(description) is str and description else None
+            name = name or _text(get("id")) or f"example {self.count}"
         group = ""
-        if description and name.endswith(description):
+        if type(description) is str and description and name.endswith(description):
             group = name[: -len(description)].rstrip()
-        path = _text(example.get("file_path")) or ""
-        if path.startswith("./"):
-            path = path[2:]
-        suite = self.suites.get(path)
-        if suite is None:
-            suite = self.suites[path] = Suite(name=path or "rspec", source=self.source)
-        line = example.get("line_number")
-        case = TestCase(
-            name=name,
-            classname=group,
-            suite=suite.name,
-            duration=_values.seconds(str(example.get("run_time") or 0)),
-            file=path or None,
-            line=line if type(line) is int and line >= 0 else None,
-            source=self.source,
-        )
-        status = example.get("status")
+            group = self.groups.setdefault(group, group)  # one string per example group
+        where = self.files.get(get("file_path"))
+        if where is None:
+            where = self.file(get("file_path"))
+        suite, path = where
+        run_time = get("run_time")
+        if type(run_time) is not float or not 0.0 <= run_time < _INF:
+            run_time = _values.seconds(str(run_time or 0))
+        line = get("line_number")
+        if type(line) is not int or line < 0:
+            line = None
+        case = TestCase(name, group, suite.name, Status.PASSED, run_time, path, line,
+                        source=self.source)
+        status = get("status")
         if status == "passed":
             pass
         elif status == "pending":
             case.status = Status.SKIPPED
-            case.message = _values.clean(_text(example.get("pending_message")), self.limit)
+            case.message = _values.clean(_text(get("pending_message")), self.limit)
         else:
             # "failed", and anything RSpec may add later: shown, never taken as a pass.
-            self.failure(case, example.get("exception"), status)
+            self.failure(case, get("exception"), status)
         suite.cases.append(case)
+
+    def file(self, raw: object) -> tuple[Suite, str | None]:
+        """The suite of a spec file (`./spec/a_spec.rb` -> `spec/a_spec.rb`)."""
+        path = raw if type(raw) is str else ""
+        path = path.removeprefix("./")
+        suite = self.suites.get(path)
+        if suite is None:
+            suite = self.suites[path] = Suite(name=path or "rspec", source=self.source)
+        where = (suite, path or None)
+        if isinstance(raw, str):
+            self.files[raw] = where
+        return where
 
     def failure(self, case: TestCase, exception: object, status: object) -> None:
         case.status = Status.FAILED
