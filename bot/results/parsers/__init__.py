@@ -39,9 +39,12 @@ from bot.results.model import DEFAULT_TEXT_LIMIT, Origin, ParseError, TestRun
 from ._base import FormatParser, ReportError, StreamFormat
 from ._input import SNIFF_LIMIT, cleaned, filter_mode, read_chunks, sniff
 from .ctrf import CtrfFormat
+from .dart import DartJson
+from .gotest import GoTestJson
 from .junit import JUnitParser
 from .nunit import NUnitParser
 from .nunit2 import NUnit2Parser
+from .rspec import RSpecJson
 from .tap import TapFormat
 from .trx import TrxParser
 from .xunit import XunitParser
@@ -72,7 +75,9 @@ FORMATS: dict[str, type[FormatParser]] = {
 }
 
 #: Formats that are not XML, tried in this order on a file's first bytes.
-STREAM_FORMATS: tuple[type[StreamFormat], ...] = (CtrfFormat, TapFormat)
+STREAM_FORMATS: tuple[type[StreamFormat], ...] = (
+    GoTestJson, DartJson, RSpecJson, CtrfFormat, TapFormat
+)
 
 #: Files a directory walk reads. Each one that turns out not to be a report is named with
 #: the reason; files with other endings (Surefire's .txt summaries, logs) are not inputs.
