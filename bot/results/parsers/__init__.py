@@ -38,7 +38,9 @@ from bot.results.model import DEFAULT_TEXT_LIMIT, Origin, ParseError, TestRun
 
 from ._base import FormatParser, ReportError, StreamFormat
 from ._input import SNIFF_LIMIT, cleaned, filter_mode, read_chunks, sniff
+from .jest import JestJson
 from .junit import JUnitParser
+from .mocha import MochaJson
 from .nunit import NUnitParser
 from .trx import TrxParser
 from .xunit import XunitParser
@@ -68,7 +70,7 @@ FORMATS: dict[str, type[FormatParser]] = {
 }
 
 #: Formats that are not XML, tried in this order on a file's first bytes.
-STREAM_FORMATS: tuple[type[StreamFormat], ...] = ()
+STREAM_FORMATS: tuple[type[StreamFormat], ...] = (JestJson, MochaJson)
 
 #: Files a directory walk reads. Each one that turns out not to be a report is named with
 #: the reason; files with other endings (Surefire's .txt summaries, logs) are not inputs.
