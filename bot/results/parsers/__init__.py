@@ -142,9 +142,10 @@ def parse_stream(
                 raise ReportError(source, _not_xml(first))
             if start is not None:
                 stream.seek(start)
+            else:
+                stream = io.BufferedReader(_Replay(first, stream))
+            with _cyclic_gc_paused():
                 return stream_format.parse(source, stream, text_limit)
-            replay = io.BufferedReader(_Replay(first, stream))
-            return stream_format.parse(source, replay, text_limit)
         if prolog.declares_entities:
             raise ReportError(
                 source,

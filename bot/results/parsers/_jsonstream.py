@@ -19,6 +19,11 @@ from typing import Any, BinaryIO
 
 import ijson  # type: ignore[import-untyped]  # ships no type information
 
+try:
+    from ijson.backends import yajl2_c as _yajl  # type: ignore[import-untyped]
+except ImportError:  # no C extension for this platform: ijson's slower backends still work
+    _yajl = None
+
 CHUNK_SIZE = 256 * 1024
 MAX_DEPTH = 256
 _BOM = b"\xef\xbb\xbf"
@@ -57,9 +62,7 @@ def read(stream: BinaryIO, wanted: Sequence[Wanted]) -> None:
     """Feed the whole of `stream` through one ijson pipeline per wanted prefix; raises
     `Broken` for bytes that are not one complete JSON document."""
     pipelines = [
-        (ijson.items_coro(sink, want.prefix, use_float=True), sink, want)
-        for want in wanted
-        for sink in [_Sink()]
+        (_pipeline(sink, want.prefix), sink, want) for want in wanted for sink in [_Sink()]
     ]
     depth = _DepthGuard()
     first = True
@@ -102,6 +105,29 @@ def read(stream: BinaryIO, wanted: Sequence[Wanted]) -> None:
         raise Broken(_first_line(str(exc))) from None
 
 
+class _Target:
+    """Hands a C coroutine to the next stage as the object whose `send` it calls."""
+
+    __slots__ = ("send",)
+
+    def __init__(self, coroutine: Any) -> None:
+        self.send = coroutine
+
+
+def _pipeline(sink: _Sink, prefix: str) -> Any:
+    """yajl -> prefixes -> items at `prefix` -> `sink`, as one push coroutine.
+
+    `ijson.items_coro` links its stages through their bound `send` methods, a Python call
+    per JSON event; linked as the C objects themselves, the stages call each other
+    directly, which reads these reports ~3x faster (as fast as `ijson.items` on a file).
+    """
+    if _yajl is None:
+        return ijson.items_coro(sink, prefix, use_float=True)
+    items = _yajl.items_basecoro(sink, prefix, None)
+    events = _yajl.parse_basecoro(_Target(items))
+    return _yajl.basic_parse_basecoro(_Target(events), use_float=True)
+
+
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "invalid JSON"
 
@@ -121,19 +147,22 @@ class _DepthGuard:
         # A backslash at the end escapes the next chunk's first byte: keep them together.
         stripped = data.rstrip(b"\\")
         self.carry = data[len(stripped) :]
-        data = stripped.replace(b"\\\\", b"").replace(b'\\"', b"")
-        skeleton = data.translate(None, _NOT_STRUCTURE)
+        if b"\\" in stripped:
+            stripped = stripped.replace(b"\\\\", b"").replace(b'\\"', b"")
+        skeleton = stripped.translate(None, _NOT_STRUCTURE)
         if self.in_string:
-            close = skeleton.find(b'"')
-            if close < 0:
-                return
-            skeleton = skeleton[close + 1 :]
-            self.in_string = False
-        skeleton = _STRING.sub(b"", skeleton)
-        open_quote = skeleton.find(b'"')
-        if open_quote >= 0:
-            skeleton = skeleton[:open_quote]
-            self.in_string = True
+            skeleton = b'"' + skeleton
+        # Quotes alternate open and close: dropping any two adjacent ones keeps the parity
+        # of every other byte's position, so what is left still tells strings from
+        # structure, and it is short: only strings holding brackets keep their quotes.
+        skeleton = skeleton.replace(b'""', b"")
+        self.in_string = False
+        if b'"' in skeleton:
+            skeleton = _STRING.sub(b"", skeleton)
+            open_quote = skeleton.find(b'"')
+            if open_quote >= 0:
+                skeleton = skeleton[:open_quote]
+                self.in_string = True
         if not skeleton:
             return
         parens = skeleton.translate(_TO_PARENS)
