@@ -75,21 +75,23 @@ def generate_jest(path: Path, tests: int, seed: int = 2026) -> None:
                 ancestors = [_title(rng, 2), _title(rng, 3)]
                 title = _title(rng, 5)
                 messages = [_stack(rng, name)] if status == "failed" else []
-                results.append({
-                    "ancestorTitles": ancestors,
-                    "duration": None if status == "pending" else rng.randrange(0, 40),
-                    "failing": False,
-                    "failureDetails": [{}] if messages else [],
-                    "failureMessages": messages,
-                    "fullName": " ".join([*ancestors, title]),
-                    "invocations": 1,
-                    "location": {"column": 3, "line": rng.randrange(1, 400)},
-                    "numPassingAsserts": 1,
-                    "retryReasons": [],
-                    "status": status,
-                    "title": title,
-                    "startAt": clock,
-                })
+                results.append(
+                    {
+                        "ancestorTitles": ancestors,
+                        "duration": None if status == "pending" else rng.randrange(0, 40),
+                        "failing": False,
+                        "failureDetails": [{}] if messages else [],
+                        "failureMessages": messages,
+                        "fullName": " ".join([*ancestors, title]),
+                        "invocations": 1,
+                        "location": {"column": 3, "line": rng.randrange(1, 400)},
+                        "numPassingAsserts": 1,
+                        "retryReasons": [],
+                        "status": status,
+                        "title": title,
+                        "startAt": clock,
+                    }
+                )
             end = clock + rng.randrange(50, 500)
             entry = {
                 "assertionResults": results,
