@@ -41,7 +41,9 @@ from ._input import SNIFF_LIMIT, cleaned, filter_mode, read_chunks, sniff
 from .ctrf import CtrfFormat
 from .dart import DartJson
 from .gotest import GoTestJson
+from .jest import JestJson
 from .junit import JUnitParser
+from .mocha import MochaJson
 from .nunit import NUnitParser
 from .nunit2 import NUnit2Parser
 from .rspec import RSpecJson
@@ -76,7 +78,7 @@ FORMATS: dict[str, type[FormatParser]] = {
 
 #: Formats that are not XML, tried in this order on a file's first bytes.
 STREAM_FORMATS: tuple[type[StreamFormat], ...] = (
-    GoTestJson, DartJson, RSpecJson, CtrfFormat, TapFormat
+    JestJson, MochaJson, GoTestJson, DartJson, RSpecJson, CtrfFormat, TapFormat
 )
 
 #: Files a directory walk reads. Each one that turns out not to be a report is named with
