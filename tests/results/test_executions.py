@@ -21,6 +21,7 @@ from bot.results.parsers import Collector, collect
 from .conftest import FIXTURES
 
 EXECUTIONS = FIXTURES / "executions"
+PARAMETERISED = FIXTURES / "parameterised"
 MATRIX = EXECUTIONS / "pytest" / "matrix"
 LEGS = {"py3.11": MATRIX / "py3.11" / "junit.xml", "py3.12": MATRIX / "py3.12" / "junit.xml"}
 
@@ -209,3 +210,26 @@ def test_render_of_the_matrix_folders_exits_1(tmp_path: Path,
         code = main(["render", *(str(MATRIX / leg) for leg in order), "--out", str(out)])
         assert code == 1, capsys.readouterr().out
         assert (out / "report.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # jest-junit's root says tests=16 failures=5; the file holds 19 executions, and the
+        # four `parity is even` rows (one failing) are four.
+        ("jest-junit.xml", (19, 11, 7, 0, 1, 0)),
+        # mocha-junit-reporter's root says tests=17 failures=6 skipped=3 but writes 14 cases
+        # (hooks among them, no pending tests): Herald counts what is there.
+        ("mocha-junit-reporter.xml", (14, 8, 6, 0, 0, 0)),
+    ],
+)
+def test_js_reporters_parameterised_rows_are_each_an_execution(
+    name: str, expected: tuple[int, ...]
+) -> None:
+    run = collect([str(PARAMETERISED / name)], "r")
+    totals = run.totals()
+    assert (totals.total, totals.passed, totals.failed, totals.errors, totals.skipped,
+            totals.flaky) == expected
+    parity = [c for c in run.cases() if c.name.endswith("parity is even")]
+    assert len(parity) == 4
+    assert sum(c.status.is_failure for c in parity) == 1
