@@ -6,8 +6,9 @@ one httpx client, the queue and its spool drainer). Run it alone with
 serve`.
 
 Ingress settings read here from the settings' environment snapshot:
-`HERALD_MAX_BODY_BYTES` (via `Settings`), `HERALD_BODY_TIMEOUT_SECONDS` (10: senders give
-up after 10 s anyway), `HERALD_RETRY_AFTER_SECONDS` (30), `HERALD_SECRETS_CACHE_SECONDS` (5:
+`HERALD_MAX_BODY_BYTES` and `HERALD_MAX_BUFFERED_BYTES` (via `Settings`: one delivery's
+cap, and what all requests of the process may hold at once), `HERALD_BODY_TIMEOUT_SECONDS`
+(10: senders give up after 10 s anyway), `HERALD_RETRY_AFTER_SECONDS` (30), `HERALD_SECRETS_CACHE_SECONDS` (5:
 secrets read from files or provider APIs are re-read that often, so rotation needs no
 restart).
 """
@@ -33,9 +34,9 @@ import providers
 from bot import logging as herald_logging
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.queue import RedisQueue
-from bot.settings import ConfigError, Settings
+from bot.settings import DEFAULT_MAX_BUFFERED_BYTES, ConfigError, Settings
 from bot.spool import Spool, SpoolingQueue
-from bot.webhooks import BodyDeadlines, WebhookEndpoint, handle, provider_from_path
+from bot.webhooks import BodyBudget, BodyDeadlines, WebhookEndpoint, handle, provider_from_path
 from providers.base import NotConfigured
 
 log = herald_logging.get_logger("herald.app")
@@ -46,6 +47,7 @@ REFRESH_INTERVAL_SECONDS = 60.0
 @dataclass(frozen=True)
 class AppConfig:
     max_body_bytes: int
+    max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
     body_timeout_seconds: float = 10.0
     retry_after_seconds: int = 30
     secrets_cache_seconds: float = 5.0
@@ -56,6 +58,7 @@ class AppConfig:
         try:
             return cls(
                 max_body_bytes=settings.max_body_bytes,
+                max_buffered_bytes=settings.max_buffered_bytes(),
                 body_timeout_seconds=float(env.get("HERALD_BODY_TIMEOUT_SECONDS") or 10.0),
                 retry_after_seconds=int(env.get("HERALD_RETRY_AFTER_SECONDS") or 30),
                 secrets_cache_seconds=float(env.get("HERALD_SECRETS_CACHE_SECONDS") or 5.0),
@@ -83,6 +86,7 @@ class Runtime:
     http: httpx.AsyncClient
     queue: SpoolingQueue
     body_deadlines: BodyDeadlines
+    body_budget: BodyBudget
     _secrets: dict[str, tuple[float, list[bytes]]] = field(default_factory=dict)
     _refreshed: dict[str, float] = field(default_factory=dict)
 
@@ -102,7 +106,8 @@ class Runtime:
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
         config = AppConfig.from_settings(settings)
         return cls(settings, config, metrics, redis, http, queue,
-                   BodyDeadlines(config.body_timeout_seconds))
+                   BodyDeadlines(config.body_timeout_seconds),
+                   BodyBudget(config.max_buffered_bytes))
 
     async def aclose(self) -> None:
         self.body_deadlines.close()
@@ -186,7 +191,8 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
         if isinstance(app, HeraldApp):
             app.runtime = runtime
         log.info("web app ready", queue=settings.queue_name,
-                 max_body_bytes=runtime.config.max_body_bytes)
+                 max_body_bytes=runtime.config.max_body_bytes,
+                 max_buffered_bytes=runtime.config.max_buffered_bytes)
         try:
             yield
         finally:

@@ -14,6 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024
+#: Request bodies one web process holds at once: ten deliveries at the full body cap.
+DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024
+#: How long a connection may take to send a request's line and headers.
+DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
+MAX_HEADER_TIMEOUT_SECONDS = 300.0
 DEFAULT_JOB_MAX_TRIES = 5
 DEFAULT_JOB_TIMEOUT_SECONDS = 300.0
 
@@ -134,6 +139,37 @@ class Settings:
             raise ConfigError(f"{variable} must be a whole number, not {raw!r}") from exc
         if value < minimum:
             raise ConfigError(f"{variable} must be at least {minimum}")
+        return value
+
+    def max_buffered_bytes(self) -> int:
+        """`HERALD_MAX_BUFFERED_BYTES`: request-body bytes one web process holds at once,
+        across all connections; a delivery that would overrun it is answered 503. At least
+        `HERALD_MAX_BODY_BYTES`, or a delivery at the cap could never be taken."""
+        value = self.whole_number("max_buffered_bytes", DEFAULT_MAX_BUFFERED_BYTES)
+        if value < self.max_body_bytes:
+            raise ConfigError(
+                f"HERALD_MAX_BUFFERED_BYTES ({value}) must be at least HERALD_MAX_BODY_BYTES "
+                f"({self.max_body_bytes}): a delivery at the body cap could never be taken"
+            )
+        return value
+
+    def header_timeout_seconds(self) -> float:
+        """`HERALD_HEADER_TIMEOUT_SECONDS`: how long a connection may take to send a request
+        line and headers before it is closed (`bot.connections`)."""
+        raw = self.environ.get("HERALD_HEADER_TIMEOUT_SECONDS")
+        if raw in (None, ""):
+            return DEFAULT_HEADER_TIMEOUT_SECONDS
+        try:
+            value = float(str(raw))
+        except ValueError as exc:
+            raise ConfigError(
+                f"HERALD_HEADER_TIMEOUT_SECONDS must be a number, not {raw!r}"
+            ) from exc
+        if not 0 < value <= MAX_HEADER_TIMEOUT_SECONDS:
+            raise ConfigError(
+                "HERALD_HEADER_TIMEOUT_SECONDS must be more than 0 and at most "
+                f"{MAX_HEADER_TIMEOUT_SECONDS:g} seconds"
+            )
         return value
 
     def job_max_tries(self) -> int:

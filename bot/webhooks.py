@@ -5,7 +5,10 @@ Steps (see DESIGN.md, "The flow"), each with the one status a sender can act on:
 1. unknown provider → 404; a Content-Length over the cap → 413 before reading anything
 2. body read in chunks against the byte cap (413 at cap + 1, the rest is never read) and a
    deadline on the whole receive (408), so neither a huge nor a trickling body holds memory
-   or a worker for long
+   or a worker for long; and against the process's budget of body bytes held at once
+   across all connections (`BodyBudget`, `HERALD_MAX_BUFFERED_BYTES`): 503 with
+   Retry-After when the delivery would overrun it, so many big uploads at once cannot
+   exhaust memory
 3. content type not one the provider sends → 400
 4. `provider.parse(headers, body, secrets)`: NotConfigured / InvalidSignature → 401,
    BadPayload → 400, Ignored → 202 `ignored` with the reason (never a 4xx: GitLab disables
@@ -145,11 +148,12 @@ async def handle(runtime: Runtime, name: str, scope: Scope, receive: Receive,
     provider_label = "unknown"  # the metric's label until the name is known to be ours
     response_headers: Mapping[str, str] = _NO_HEADERS
     content: dict[str, Any]
+    claim = runtime.body_budget.claim(runtime.config.retry_after_seconds)
     try:
         provider = _provider(name)
         provider_label = name
         body = await _read_body(headers, receive, runtime.config.max_body_bytes,
-                                runtime.body_deadlines)
+                                runtime.body_deadlines, claim)
         _check_content_type(provider, headers.get("content-type"))
         try:
             result = await _parse(runtime, provider, name, headers, body)
@@ -181,6 +185,9 @@ async def handle(runtime: Runtime, name: str, scope: Scope, receive: Receive,
         log.exception("webhook failed", provider=name, delivery=delivery)
         status, outcome = 500, "error"
         content = {"status": "error", "reason": "internal error; the delivery was not queued"}
+    finally:
+        # the body is not needed past this point: the job holds its own encoding
+        claim.release()
     if status == 499:
         # nobody is listening; answer anyway so the server can close the exchange
         await _send(send, 400, b"", [(b"content-length", b"0")])
@@ -307,16 +314,74 @@ class BodyDeadlines:
             self._timer = None
 
 
+class BodyBudget:
+    """Bytes of request bodies this process holds at once, across all its connections.
+
+    Each request claims its declared Content-Length before reading (or, streamed without
+    one, each chunk as it arrives) and gives it back when its answer is decided. One event
+    loop runs every request of a process, so a plain counter is exact.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def claim(self, retry_after: int) -> BodyClaim:
+        return BodyClaim(self, retry_after)
+
+
+class BodyClaim:
+    """One request's share of the `BodyBudget`."""
+
+    __slots__ = ("_budget", "_retry_after", "held")
+
+    def __init__(self, budget: BodyBudget, retry_after: int) -> None:
+        self._budget = budget
+        self._retry_after = retry_after
+        self.held = 0
+
+    def grow_to(self, size: int) -> None:
+        """Hold `size` bytes in all, or refuse with 503 if the budget has no room."""
+        more = size - self.held
+        if more <= 0:
+            return
+        budget = self._budget
+        if budget.held + more > budget.limit:
+            raise _Refused(
+                503, "unavailable",
+                f"the server already holds its {budget.limit}-byte limit of request bodies; "
+                "retry later",
+                {"retry-after": str(self._retry_after), **CLOSE},
+            )
+        budget.held += more
+        self.held = size
+
+    def release(self) -> None:
+        self._budget.held -= self.held
+        self.held = 0
+
+
+#: Content-Length is at most this many digits: counted before int(), which refuses more
+#: than 4300 (and a body that long is over any cap anyway).
+_MAX_LENGTH_DIGITS: Final = 19
+
+
+def _declared_length(declared: str, cap: int) -> int:
+    text = declared.strip()
+    if not text or not (text.isascii() and text.isdecimal()):
+        raise _Refused(400, "bad_payload", "malformed Content-Length", CLOSE)
+    if len(text.lstrip("0")) > _MAX_LENGTH_DIGITS or int(text) > cap:
+        raise _Refused(413, "too_large", f"body over the {cap}-byte limit", CLOSE)
+    return int(text)
+
+
 async def _read_body(headers: Headers, receive: Receive, cap: int,
-                     deadlines: BodyDeadlines) -> bytes:
+                     deadlines: BodyDeadlines, claim: BodyClaim | None = None) -> bytes:
     declared = headers.get("content-length")
     if declared is not None:
-        try:
-            length = int(declared)
-        except ValueError:
-            raise _Refused(400, "bad_payload", "malformed Content-Length", CLOSE) from None
-        if length > cap:
-            raise _Refused(413, "too_large", f"body over the {cap}-byte limit", CLOSE)
+        length = _declared_length(declared, cap)
+        if claim is not None:
+            claim.grow_to(length)
     chunks: list[bytes] = []
     size = 0
     reading = deadlines.start()
@@ -331,6 +396,8 @@ async def _read_body(headers: Headers, receive: Receive, cap: int,
                 if size > cap:
                     # Connection: close, so the server drops the rest instead of reading it
                     raise _Refused(413, "too_large", f"body over the {cap}-byte limit", CLOSE)
+                if claim is not None:
+                    claim.grow_to(size)
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 break

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Final
@@ -24,6 +25,7 @@ from providers.base import BadPayload, Headers, InvalidSignature, NotConfigured
 #: The header Herald reads a shared secret from when the sender cannot sign (Azure DevOps
 #: service hooks, Jenkins `httpRequest`, TeamCity): one name for all, see docs/webhooks.md.
 TOKEN_HEADER: Final = "X-Herald-Token"  # noqa: S105 - a header name, not a secret
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def header(headers: Headers, name: str) -> str | None:
@@ -116,6 +118,11 @@ def load_json_object(body: bytes | str) -> dict[str, Any]:
     UTF-16/32 or a BOM, invalid input) goes to `json.loads`, so what is accepted, the
     values produced and the error messages are the standard library's. Nesting deeper
     than orjson's limit exhausts the standard library's recursion: invalid JSON as well.
+    Integers over the standard library's 4300-digit limit are invalid JSON too.
+
+    Only the standard library lets a lone UTF-16 surrogate (`"\\ud800"`) through, and
+    no UTF-8 text (a URL, an API's JSON body) can carry one: on that path every string
+    holding one is mended (`_mend`), so nothing downstream ever sees one.
     """
     try:
         data = orjson.loads(body)
@@ -123,12 +130,73 @@ def load_json_object(body: bytes | str) -> dict[str, Any]:
         try:
             data = json.loads(body)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise BadPayload(f"invalid JSON: {exc}") from exc
+            raise BadPayload(f"invalid JSON: {_short(str(exc))}") from exc
+        data = _mend(data)
     else:
         if isinstance(data, dict):
             _last_parsed.set((data, body))
     if not isinstance(data, dict):
         raise BadPayload(f"invalid JSON: expected an object, got {type(data).__name__}")
+    return data
+
+
+def _short(message: str, limit: int = 200) -> str:
+    return message if len(message) <= limit else message[:limit] + "…"
+
+
+class Mended(str):
+    """Text that held lone UTF-16 surrogates, each replaced by U+FFFD.
+
+    Free text (`as_text`) reads it as plain text; a field Herald addresses things by
+    (`as_str`, `as_int`) refuses it: a repository or branch with a character replaced
+    names something else.
+    """
+
+    __slots__ = ()
+
+
+def _has_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _mended(text: str) -> str:
+    if not _has_surrogate(text):
+        return text
+    # json.loads has joined every valid pair already: what is left is alone
+    return Mended(_LONE_SURROGATE.sub("\ufffd", text))
+
+
+def _mend(data: Any) -> Any:
+    """`data` with every string (keys too) free of lone surrogates; iterative, since the
+    nesting can be as deep as the standard library's recursion allowed."""
+    if isinstance(data, str):
+        return _mended(data)
+    stack: list[Any] = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in list(node):
+                value = node[key]
+                new_key = _mended(key)
+                if new_key is not key:
+                    del node[key]
+                    node[str(new_key)] = value
+                if isinstance(value, str):
+                    node[str(new_key)] = _mended(value)
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                if isinstance(value, str):
+                    node[index] = _mended(value)
+                elif isinstance(value, dict | list):
+                    stack.append(value)
     return data
 
 
@@ -192,22 +260,96 @@ def check_shared_secret(headers: Headers, secrets: Sequence[bytes], provider: st
     raise InvalidSignature("HTTP Basic credentials do not match any configured secret")
 
 
+#: The largest id Herald reads: no CI system or forge has larger ones (they are 64-bit).
+MAX_ID: Final = 2**63 - 1
+_MAX_ID_DIGITS: Final = len(str(MAX_ID))
+#: Unix times Herald reads lie before 10^11 s (the year 5138); later is no clock's.
+_MAX_UNIX_DIGITS: Final = 11
+_OUT_OF_RANGE: Final = "a number where an id belongs is out of range 0..2^63-1"
+_SURROGATE: Final = (
+    "a field Herald addresses things by (repository, id, sha, branch, URL, event type) "
+    "holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff): it is no text, and no "
+    "URL or API could carry it"
+)
+
+
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdecimal()
+
+
+def _bounded(value: int) -> int:
+    if not 0 <= value <= MAX_ID:
+        raise BadPayload(_OUT_OF_RANGE)
+    return value
+
+
 def as_int(value: Any) -> int | None:
-    """An id or number from a payload, or None when it is absent or not a whole number."""
+    """An id or count from a payload or a header: None when it is absent or not a whole
+    number, `BadPayload` when it is one outside 0..2^63-1.
+
+    Digits are counted before `int()` runs: Python refuses more than 4300 (ValueError),
+    and a number that big is no id anyway. Only ASCII digits are digits here: `isdecimal`
+    also accepts Arabic-Indic and other digits no sender writes.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    # isdecimal, not isdigit: int() refuses superscripts and circled digits isdigit accepts.
-    if isinstance(value, str) and value.strip().isdecimal():
-        return int(value.strip())
+        return _bounded(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not _ascii_digits(text):
+            return None
+        significant = text.lstrip("0")
+        if len(significant) > _MAX_ID_DIGITS:
+            raise BadPayload(_OUT_OF_RANGE)
+        return _bounded(int(significant or "0"))
     return None
 
 
+def as_unix_time(text: str) -> int | None:
+    """Whole seconds since the epoch from a header, or None unless 1 to 11 ASCII digits
+    (before the year 5138): bounded, so neither `int()` nor a float can overflow."""
+    text = text.strip()
+    if not text or not _ascii_digits(text) or len(text.lstrip("0")) > _MAX_UNIX_DIGITS:
+        return None
+    return int(text.lstrip("0") or "0")
+
+
 def as_str(value: Any) -> str | None:
+    """An identifier (repository, id, sha, branch, URL, state) as text, or None when it is
+    absent or not a scalar. A number must be an id within 0..2^63-1; text that held a
+    lone surrogate is refused (`BadPayload`), not guessed at."""
     if value is None or isinstance(value, dict | list):
         return None
+    if isinstance(value, Mended):
+        raise BadPayload(_SURROGATE)
+    if isinstance(value, int) and not isinstance(value, bool):
+        _bounded(value)
+    if isinstance(value, str):
+        return value or None
     text = str(value)
+    return text or None
+
+
+def as_id(value: Any) -> str | None:
+    """An object's id as text (`as_str`): a numeric one, sent as a number or as digits,
+    must lie within 0..2^63-1, since the clients turn it back into an int."""
+    text = as_str(value)
+    if text is not None and _ascii_digits(text):
+        as_int(text)
+    return text
+
+
+def as_text(value: Any) -> str | None:
+    """Free text (a name, a title, a comment, a message) for people to read: like
+    `as_str`, but lone surrogates arrive as U+FFFD rather than being refused, and
+    numbers are not bounded (they are shown, never used)."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    try:
+        text = str(value)
+    except ValueError:  # an int beyond Python's 4300-digit str() limit
+        return None
     return text or None
 
 

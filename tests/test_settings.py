@@ -107,3 +107,43 @@ def test_the_worker_and_the_handlers_read_max_tries_alike() -> None:
     settings = Settings.from_env({"HERALD_JOB_MAX_TRIES": "7"})
     assert WorkerConfig.from_settings(settings).max_tries == settings.job_max_tries() == 7
     assert Settings.from_env({}).job_max_tries() == 5
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, 256 * 1024 * 1024),
+        ({"HERALD_MAX_BUFFERED_BYTES": "1_073_741_824"}, 1024**3),
+        ({"HERALD_MAX_BODY_BYTES": "100", "HERALD_MAX_BUFFERED_BYTES": "100"}, 100),
+    ],
+)
+def test_the_buffered_bytes_budget_is_read(environ: dict[str, str], expected: int) -> None:
+    assert Settings.from_env(environ).max_buffered_bytes() == expected
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"HERALD_MAX_BUFFERED_BYTES": "plenty"}, "HERALD_MAX_BUFFERED_BYTES must be a whole"),
+        ({"HERALD_MAX_BUFFERED_BYTES": "0"}, "HERALD_MAX_BUFFERED_BYTES must be at least 1"),
+        ({"HERALD_MAX_BUFFERED_BYTES": "1000"},
+         r"HERALD_MAX_BUFFERED_BYTES \(1000\) must be at least HERALD_MAX_BODY_BYTES"),
+    ],
+)
+def test_a_wrong_buffered_bytes_budget_names_its_variable(
+    environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(environ).max_buffered_bytes()
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, 10.0), ("2.5", 2.5), ("300", 300.0)])
+def test_the_header_timeout_is_read(raw: str | None, expected: float) -> None:
+    environ = {} if raw is None else {"HERALD_HEADER_TIMEOUT_SECONDS": raw}
+    assert Settings.from_env(environ).header_timeout_seconds() == expected
+
+
+@pytest.mark.parametrize("raw", ["slow", "0", "-1", "301", "inf", "nan"])
+def test_a_wrong_header_timeout_names_its_variable(raw: str) -> None:
+    with pytest.raises(ConfigError, match="HERALD_HEADER_TIMEOUT_SECONDS"):
+        Settings.from_env({"HERALD_HEADER_TIMEOUT_SECONDS": raw}).header_timeout_seconds()

@@ -19,8 +19,10 @@ from urllib.parse import urlparse
 from bot.events import BUILD_COMPLETED, COMMENT_CREATED, Comment, Event, Ignored, RunRef
 from providers.base import BadPayload, Headers, Provider
 from providers.signatures import (
+    as_id,
     as_int,
     as_str,
+    as_text,
     body_digest,
     check_shared_secret,
     dig,
@@ -66,7 +68,7 @@ def _org_project(*urls: str | None) -> tuple[str | None, str | None]:
 
 def _change_from_ref(ref: str | None) -> int | None:
     match = _PULL_REF.match(ref or "")
-    return int(match.group(1)) if match else None
+    return as_int(match.group(1)) if match else None
 
 
 class AzureDevOpsProvider(Provider):
@@ -90,7 +92,7 @@ class AzureDevOpsProvider(Provider):
 
     def _build(self, payload: dict[str, Any], native: str, delivery: str) -> Event | Ignored:
         resource = payload.get("resource")
-        build_id = as_str(dig(resource, "id"))
+        build_id = as_id(dig(resource, "id"))
         if not isinstance(resource, dict) or build_id is None:
             raise BadPayload("build.complete lacks resource.id")
         web = as_str(dig(resource, "_links", "web", "href"))
@@ -122,7 +124,7 @@ class AzureDevOpsProvider(Provider):
                 "project": project,
                 "project_id": as_str(dig(resource, "project", "id")),
                 "definition_id": as_int(dig(resource, "definition", "id")),
-                "definition_name": as_str(dig(resource, "definition", "name")),
+                "definition_name": as_text(dig(resource, "definition", "name")),
                 "build_number": as_str(resource.get("buildNumber")),
                 "reason": as_str(resource.get("reason")),
                 "repository_id": as_str(dig(resource, "repository", "id")),
@@ -137,7 +139,7 @@ class AzureDevOpsProvider(Provider):
         state = as_str(dig(run_data, "state"))
         if state != "completed":
             return Ignored(NAME, native, f"pipeline run state {state!r} is not final")
-        run_id = as_str(dig(run_data, "id"))
+        run_id = as_id(dig(run_data, "id"))
         if not isinstance(run_data, dict) or run_id is None:
             raise BadPayload(f"{native} lacks resource.run.id")
         web = as_str(dig(run_data, "_links", "web", "href"))
@@ -167,8 +169,8 @@ class AzureDevOpsProvider(Provider):
                 "project": project,
                 "project_id": as_str(dig(payload, "resourceContainers", "project", "id")),
                 "pipeline_id": as_int(dig(pipeline, "id")),
-                "pipeline_name": as_str(dig(pipeline, "name")),
-                "run_name": as_str(run_data.get("name")),
+                "pipeline_name": as_text(dig(pipeline, "name")),
+                "run_name": as_text(run_data.get("name")),
             },
         )
         return Event(NAME, BUILD_COMPLETED, native, delivery, repo=repo, run=run, payload=payload)
@@ -183,7 +185,7 @@ class AzureDevOpsProvider(Provider):
         # The same event type is sent for edits; an edit has a later content date.
         if published and updated and updated != published:
             return Ignored(NAME, native, "pull request comment edited: only new comments are read")
-        comment_id = as_str(dig(comment, "id"))
+        comment_id = as_id(dig(comment, "id"))
         pull_id = as_int(dig(pull, "pullRequestId"))
         if not isinstance(comment, dict) or comment_id is None or pull_id is None:
             raise BadPayload(f"{native} lacks resource.comment.id or pullRequest.pullRequestId")
@@ -203,7 +205,7 @@ class AzureDevOpsProvider(Provider):
         thread = _THREAD.search(as_str(dig(comment, "_links", "threads", "href")) or "")
         parsed = Comment(
             id=comment_id,
-            body=as_str(comment.get("content")) or "",
+            body=as_text(comment.get("content")) or "",
             author=unique_name or as_str(dig(author, "displayName")) or "",
             change=pull_id,
             # Service identities (build service, apps) have svc./s2s. descriptors.
@@ -214,8 +216,8 @@ class AzureDevOpsProvider(Provider):
                 "organization": org,
                 "project": project,
                 "author_id": as_str(dig(author, "id")),
-                "author_display_name": as_str(dig(author, "displayName")),
-                "thread_id": int(thread.group(1)) if thread else None,
+                "author_display_name": as_text(dig(author, "displayName")),
+                "thread_id": as_int(thread.group(1)) if thread else None,
                 "parent_comment_id": as_int(comment.get("parentCommentId")),
                 "repository_id": as_str(dig(pull, "repository", "id")),
                 "repository_name": as_str(dig(pull, "repository", "name")),

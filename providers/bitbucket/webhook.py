@@ -17,8 +17,10 @@ from typing import Any, ClassVar, Final
 from bot.events import BUILD_COMPLETED, COMMENT_CREATED, PING, Comment, Event, Ignored, RunRef
 from providers.base import BadPayload, Headers, Provider
 from providers.signatures import (
+    as_id,
     as_int,
     as_str,
+    as_text,
     check_sha256_signature,
     delivery_id,
     dig,
@@ -71,7 +73,7 @@ class BitbucketProvider(Provider):
         # Pipelines statuses link to the pipeline result page, whose number is the run id
         # the Pipelines API and `BITBUCKET_BUILD_NUMBER` use; other CIs are keyed by `key`.
         match = _PIPELINE_RESULT.search(url or "")
-        build_number = int(match.group(1)) if match else None
+        build_number = as_int(match.group(1)) if match else None
         run_id = str(build_number) if build_number is not None else key
         if run_id is None:
             raise BadPayload(f"{native} has neither a pipeline result url nor a status key")
@@ -87,7 +89,7 @@ class BitbucketProvider(Provider):
             status=state,
             extra={
                 "status_key": key,
-                "status_name": as_str(status.get("name")),
+                "status_name": as_text(status.get("name")),
                 "status_type": as_str(status.get("type")),
                 "pipeline_build_number": build_number,
                 "repository_uuid": as_str(dig(payload, "repository", "uuid")),
@@ -99,7 +101,7 @@ class BitbucketProvider(Provider):
         comment = payload.get("comment")
         repo = as_str(dig(payload, "repository", "full_name"))
         pull_id = as_int(dig(payload, "pullrequest", "id"))
-        comment_id = as_str(dig(comment, "id"))
+        comment_id = as_id(dig(comment, "id"))
         if not isinstance(comment, dict) or repo is None or pull_id is None or comment_id is None:
             raise BadPayload(f"{native} lacks comment.id, pullrequest.id or repository")
         user = comment.get("user") if isinstance(comment.get("user"), dict) else None
@@ -107,7 +109,7 @@ class BitbucketProvider(Provider):
             user = payload["actor"]
         parsed = Comment(
             id=comment_id,
-            body=as_str(dig(comment, "content", "raw")) or "",
+            body=as_text(dig(comment, "content", "raw")) or "",
             author=as_str(dig(user, "nickname")) or as_str(dig(user, "display_name")) or "",
             change=pull_id,
             # Access tokens and apps comment as `app_user`.

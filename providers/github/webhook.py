@@ -22,8 +22,10 @@ from bot.events import (
 )
 from providers.base import BadPayload, Headers, InvalidSignature, Provider
 from providers.signatures import (
+    as_id,
     as_int,
     as_str,
+    as_text,
     check_sha256_signature,
     delivery_id,
     dig,
@@ -110,7 +112,7 @@ class GitHubProvider(Provider):
             return Ignored(NAME, native, "workflow_run is reported only once it is completed")
         run = payload.get("workflow_run")
         repo = as_str(dig(payload, "repository", "full_name"))
-        run_id = as_str(dig(run, "id"))
+        run_id = as_id(dig(run, "id"))
         if not isinstance(run, dict) or repo is None or run_id is None:
             raise BadPayload("workflow_run payload lacks workflow_run.id or repository.full_name")
         ref = RunRef(
@@ -127,7 +129,7 @@ class GitHubProvider(Provider):
                 "run_attempt": as_int(run.get("run_attempt")),
                 "run_number": as_int(run.get("run_number")),
                 "workflow_id": as_int(run.get("workflow_id")),
-                "workflow_name": as_str(run.get("name")),
+                "workflow_name": as_text(run.get("name")),
                 "event": as_str(run.get("event")),
                 # For a PR from a fork `pull_requests` is empty; the handler resolves the
                 # PR from the head repository and sha.
@@ -143,7 +145,7 @@ class GitHubProvider(Provider):
         action = payload.get("action")
         suite = payload.get("check_suite")
         repo = as_str(dig(payload, "repository", "full_name"))
-        suite_id = as_str(dig(suite, "id"))
+        suite_id = as_id(dig(suite, "id"))
         if action not in ("completed", "rerequested"):
             return Ignored(NAME, native, f"check_suite {action!r} is not used by Herald")
         if not isinstance(suite, dict) or repo is None or suite_id is None:
@@ -207,7 +209,7 @@ class GitHubProvider(Provider):
             return Ignored(NAME, native, f"check_run {action!r} is not used by Herald")
         check = payload.get("check_run")
         repo = as_str(dig(payload, "repository", "full_name"))
-        check_id = as_str(dig(check, "id"))
+        check_id = as_id(dig(check, "id"))
         if not isinstance(check, dict) or repo is None or check_id is None:
             raise BadPayload("check_run payload lacks check_run.id or repository.full_name")
         external_id = as_str(check.get("external_id"))
@@ -226,7 +228,7 @@ class GitHubProvider(Provider):
                 "action": action,
                 "check_run_id": as_int(check_id),
                 "external_id": external_id,
-                "check_name": as_str(check.get("name")),
+                "check_name": as_text(check.get("name")),
                 "check_suite_id": as_int(dig(check, "check_suite", "id")),
                 "requested_action": as_str(dig(payload, "requested_action", "identifier")),
             },
@@ -245,13 +247,13 @@ class GitHubProvider(Provider):
         comment = payload.get("comment")
         repo = as_str(dig(payload, "repository", "full_name"))
         number = as_int(issue.get("number"))
-        comment_id = as_str(dig(comment, "id"))
+        comment_id = as_id(dig(comment, "id"))
         if not isinstance(comment, dict) or repo is None or number is None or comment_id is None:
             raise BadPayload("issue_comment payload lacks comment.id, issue.number or repository")
         user = comment.get("user") if isinstance(comment.get("user"), dict) else None
         parsed = Comment(
             id=comment_id,
-            body=as_str(comment.get("body")) or "",
+            body=as_text(comment.get("body")) or "",
             author=as_str(dig(user, "login")) or "",
             change=number,
             author_is_bot=_is_bot(user),

@@ -22,8 +22,11 @@ from typing import Any, ClassVar, Final
 from bot.events import BUILD_COMPLETED, COMMENT_CREATED, Comment, Event, Ignored, RunRef
 from providers.base import BadPayload, Headers, InvalidSignature, Provider
 from providers.signatures import (
+    as_id,
     as_int,
     as_str,
+    as_text,
+    as_unix_time,
     delivery_id,
     dig,
     event_header,
@@ -102,7 +105,7 @@ class GitLabProvider(Provider):
         timestamp = (header(headers, "webhook-timestamp") or "").strip()
         if not message_id or not timestamp:
             raise InvalidSignature("signed delivery lacks webhook-id or webhook-timestamp header")
-        seconds = as_int(timestamp)
+        seconds = as_unix_time(timestamp)
         if seconds is None:
             raise InvalidSignature("webhook-timestamp is not a Unix time in seconds")
         skew = abs(self._clock() - seconds)
@@ -129,7 +132,7 @@ class GitLabProvider(Provider):
         if status not in FINAL_PIPELINE_STATUSES:
             return Ignored(NAME, native, f"pipeline status {status!r} is not final")
         repo = as_str(dig(payload, "project", "path_with_namespace"))
-        pipeline_id = as_str(dig(attributes, "id"))
+        pipeline_id = as_id(dig(attributes, "id"))
         if not isinstance(attributes, dict) or repo is None or pipeline_id is None:
             raise BadPayload("Pipeline Hook lacks object_attributes.id or project")
         change = as_int(dig(payload, "merge_request", "iid"))
@@ -137,7 +140,7 @@ class GitLabProvider(Provider):
         if change is None and ref_name:
             # Merged-results pipelines run on refs/merge-requests/<iid>/merge.
             match = _PULL_REF.match(ref_name)
-            change = int(match.group(1)) if match else None
+            change = as_int(match.group(1)) if match else None
         source_pipeline = payload.get("source_pipeline")
         parent = None
         if isinstance(source_pipeline, dict):
@@ -180,14 +183,14 @@ class GitLabProvider(Provider):
             return Ignored(NAME, native, f"note {action!r}: only new comments are read")
         repo = as_str(dig(payload, "project", "path_with_namespace"))
         iid = as_int(dig(payload, "merge_request", "iid"))
-        note_id = as_str(dig(attributes, "id"))
+        note_id = as_id(dig(attributes, "id"))
         if not isinstance(attributes, dict) or repo is None or iid is None or note_id is None:
             raise BadPayload("Note Hook lacks object_attributes.id, merge_request.iid or project")
         user = payload.get("user") if isinstance(payload.get("user"), dict) else None
         username = as_str(dig(user, "username")) or ""
         comment = Comment(
             id=note_id,
-            body=as_str(attributes.get("note")) or "",
+            body=as_text(attributes.get("note")) or "",
             author=username,
             change=iid,
             # GitLab marks bots (project/group access tokens, service accounts) on the user

@@ -22,8 +22,10 @@ from urllib.parse import unquote, urlparse
 from bot.events import BUILD_COMPLETED, Event, Ignored, RunRef
 from providers.base import BadPayload, Headers, Provider
 from providers.signatures import (
+    as_id,
     as_int,
     as_str,
+    as_text,
     body_digest,
     check_shared_secret,
     dig,
@@ -70,13 +72,13 @@ class JenkinsProvider(Provider):
             return Ignored(NAME, native, f"phase {phase} is not {FINAL_PHASE}: not reported yet")
         repo = job_path(as_str(payload.get("url"))) or job_path(full_url)
         repo = repo or as_str(payload.get("name"))
-        number = as_str(build.get("number"))
+        number = as_id(build.get("number"))
         if repo is None or number is None:
             raise BadPayload("Jenkins notification lacks the job url/name or build.number")
         parameters = build.get("parameters") if isinstance(build.get("parameters"), dict) else {}
         leaf = repo.rsplit("/", 1)[-1]
         pull = _PULL_JOB.match(leaf)
-        change = as_int(dig(parameters, "CHANGE_ID")) or (int(pull.group(1)) if pull else None)
+        change = as_int(dig(parameters, "CHANGE_ID")) or (as_int(pull.group(1)) if pull else None)
         scm = build.get("scm") if isinstance(build.get("scm"), dict) else {}
         run = RunRef(
             provider=NAME,
@@ -90,7 +92,7 @@ class JenkinsProvider(Provider):
             extra={
                 "job_name": as_str(payload.get("name")),
                 "job_url": as_str(payload.get("url")),
-                "display_name": as_str(build.get("displayName")),
+                "display_name": as_text(build.get("displayName")),
                 "queue_id": as_int(build.get("queue_id")),
                 "scm_url": as_str(dig(scm, "url")),
                 "phase": phase,

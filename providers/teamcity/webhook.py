@@ -21,8 +21,10 @@ from typing import Any, ClassVar, Final
 from bot.events import BUILD_COMPLETED, Event, Ignored, RunRef
 from providers.base import BadPayload, Headers, Provider
 from providers.signatures import (
+    as_id,
     as_int,
     as_str,
+    as_text,
     body_digest,
     check_shared_secret,
     dig,
@@ -40,7 +42,7 @@ _MAX_PROPERTIES_BYTES: Final = 1024 * 1024
 
 def change_from_branch(branch: str | None) -> int | None:
     match = _PULL_BRANCH.search(branch or "")
-    return int(match.group(1)) if match else None
+    return as_int(match.group(1)) if match else None
 
 
 def _first_revision(build: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -83,7 +85,7 @@ class TeamCityProvider(Provider):
         if not event_type or not isinstance(build, dict):
             raise BadPayload("not a TeamCity webhook: expected {eventType, payload}")
         web_url = as_str(build.get("webUrl"))
-        build_id = as_str(build.get("id"))
+        build_id = as_id(build.get("id"))
         delivery = body_digest(web_url or build_id or body, event_type)
         if event_type not in FINAL_EVENTS:
             reason = f"teamcity event {event_type!r} is not a finished build"
@@ -107,10 +109,10 @@ class TeamCityProvider(Provider):
                 "interrupted": event_type == "BUILD_INTERRUPTED",
                 "number": as_str(build.get("number")),
                 "state": as_str(build.get("state")),
-                "status_text": as_str(build.get("statusText")),
-                "build_type_name": as_str(dig(build, "buildType", "name")),
+                "status_text": as_text(build.get("statusText")),
+                "build_type_name": as_text(dig(build, "buildType", "name")),
                 "project_id": as_str(dig(build, "buildType", "projectId")),
-                "project_name": as_str(dig(build, "buildType", "projectName")),
+                "project_name": as_text(dig(build, "buildType", "projectName")),
                 "default_branch": build.get("defaultBranch") is True,
                 "vcs_root_id": as_str(dig(revision, "vcs-root-instance", "vcs-root-id")),
             },

@@ -40,7 +40,16 @@ from providers.base import (
     Provider,
     TransientError,
 )
-from providers.signatures import as_int, as_str, body_digest, dig, header, load_json_object
+from providers.signatures import (
+    as_id,
+    as_int,
+    as_str,
+    as_text,
+    body_digest,
+    dig,
+    header,
+    load_json_object,
+)
 
 NAME: Final = "travis"
 DEFAULT_API_URL: Final = "https://api.travis-ci.com"
@@ -193,7 +202,7 @@ class TravisProvider(Provider):
         owner = as_str(dig(payload, "repository", "owner_name"))
         name = as_str(dig(payload, "repository", "name"))
         repo = f"{owner}/{name}" if owner and name else None
-        build_id = as_str(payload.get("id"))
+        build_id = as_id(payload.get("id"))
         if repo is None or build_id is None:
             raise BadPayload("Travis CI payload lacks id or repository.owner_name/name")
         event_type = as_str(payload.get("type"))
@@ -213,7 +222,7 @@ class TravisProvider(Provider):
             extra={
                 "number": as_str(payload.get("number")),
                 "type": event_type,
-                "status_message": as_str(payload.get("status_message")),
+                "status_message": as_text(payload.get("status_message")),
                 "commit": as_str(payload.get("commit")),
                 "base_commit": as_str(payload.get("base_commit")),
                 "head_commit": as_str(payload.get("head_commit")),
