@@ -93,9 +93,10 @@ def generate_dense(path: Path, cases: int, seed: int = 9) -> dict[str, int]:
                     )
                 elif roll < FAILURE_RATE + SKIP_RATE:
                     skipped += 1
+                    reason = f"needs {_words(rng, 2, ' ')}"
                     out.write(
                         f"    <testcase {attrs}>\n"
-                        f'      <skipped type="pytest.skip" message="needs {_words(rng, 2, " ")}"/>\n'
+                        f'      <skipped type="pytest.skip" message="{reason}"/>\n'
                         "    </testcase>\n"
                     )
                 else:
