@@ -9,8 +9,8 @@ Ingress settings read here from the settings' environment snapshot:
 `HERALD_MAX_BODY_BYTES` and `HERALD_MAX_BUFFERED_BYTES` (via `Settings`: one delivery's
 cap, and what all requests of the process may hold at once), `HERALD_BODY_TIMEOUT_SECONDS`
 (10: senders give up after 10 s anyway), `HERALD_RETRY_AFTER_SECONDS` (30),
-`HERALD_SECRETS_CACHE_SECONDS` (5: secrets read from files or provider APIs are re-read that
-often, so rotation needs no restart).
+`HERALD_SECRETS_CACHE_SECONDS` (5: secrets read from files or provider APIs are re-read
+that often, so rotation needs no restart).
 """
 
 from __future__ import annotations

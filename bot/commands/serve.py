@@ -25,6 +25,7 @@ import uvicorn
 
 from bot import logging as herald_logging
 from bot.app import create_app
+from bot.connections import protocol_class
 from bot.embedded_redis import EmbeddedRedis
 from bot.settings import ConfigError, Settings
 from bot.worker import close_worker, create_worker
@@ -129,6 +130,7 @@ async def serve(settings: Settings, host: str, port: int) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_REQUEST_SECONDS,
+        http=protocol_class(settings.header_timeout_seconds()),
     )
     server = _Server(config, lambda: loop.call_soon_threadsafe(stop_worker))
 

@@ -11,6 +11,7 @@ import argparse
 import uvicorn
 
 from bot.commands.serve import GRACEFUL_REQUEST_SECONDS
+from bot.connections import protocol_class
 from bot.settings import ConfigError, Settings
 
 
@@ -23,6 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
+        settings.header_timeout_seconds()  # refused here, not in every worker process
     except ConfigError as exc:
         print(f"herald web: {exc}")
         return 2
@@ -38,5 +40,7 @@ def run(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_REQUEST_SECONDS,
+        # worker processes import it by name and read HERALD_HEADER_TIMEOUT_SECONDS
+        http=protocol_class(),
     )
     return 0
