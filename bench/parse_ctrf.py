@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.parse import _peak_rss_mb
+
 DATA_DIR = Path("/tmp/herald-bench")
 DEFAULT_TESTS = 200_000
 FAILURE_RATE = 0.03
@@ -112,15 +114,6 @@ PARSERS: dict[str, Callable[[Path], int]] = {
     "Herald": measure_herald,
 }
 _MODULES = {"bare orjson": ("orjson",), "Herald": ("orjson", "bot.results.parsers")}
-
-
-def _peak_rss_mb() -> float:
-    """This process's high-water RSS (VmHWM), in MB."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def _child(parser: str, path: Path) -> None:
