@@ -23,11 +23,12 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from bot.reports import render_html, render_json, render_markdown
+from bot.reports import iter_html, iter_json, render_markdown
 from bot.results.model import Metric, ParseError, TestRun, format_duration
 
 FORMATS = {"md": "report.md", "html": "report.html", "json": "report.json"}
@@ -53,6 +54,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              f"(default: {DEFAULT_OUT}/; with --format json alone, stdout)")
     parser.add_argument("--run-id", metavar="ID",
                         help="the run's name in the reports (default: local-<UTC time>)")
+    parser.add_argument("--passed-detail", action="store_true",
+                        help="write passed tests in full in report.json (location, output); "
+                             "by default only their identity, status and duration")
     parser.add_argument("--metric", action="append", type=metric, default=[],
                         metavar="NAME=VALUE[UNIT]",
                         help="a performance figure for the metrics table; repeatable")
@@ -101,22 +105,34 @@ def run(args: argparse.Namespace) -> int:
     result.metrics.extend(args.metric)
 
     if to_stdout:
-        sys.stdout.write(_encodable(render_json(result)) + "\n")
+        for piece in iter_json(result, passed_detail=args.passed_detail):
+            sys.stdout.write(_encodable(piece))
+        sys.stdout.write("\n")
     else:
         out = Path(args.out or DEFAULT_OUT)
         try:
             out.mkdir(parents=True, exist_ok=True)
             for name in args.format:
-                text = _encodable(
-                    {"md": render_markdown, "html": render_html, "json": render_json}[name](result)
-                )
-                (out / FORMATS[name]).write_text(text + ("\n" if name == "json" else ""),
-                                                  encoding="utf-8")
+                # Written piece by piece: a million-test report is never one string.
+                # `replace` writes what UTF-8 cannot hold (lone surrogates from a file
+                # name, PEP 383) as `?`, as `_encodable` does.
+                with open(out / FORMATS[name], "w", encoding="utf-8", errors="replace") as fp:
+                    fp.writelines(_pieces(name, result, args.passed_detail))
         except OSError as exc:
             print(f"herald: cannot write the reports to {out}: {exc}", file=sys.stderr)
             return 2
     print(_encodable(summary_line(result, read)), file=summary_stream)
     return exit_status(result)
+
+
+def _pieces(name: str, result: TestRun, passed_detail: bool) -> Iterator[str]:
+    if name == "json":
+        yield from iter_json(result, passed_detail=passed_detail)
+        yield "\n"
+    elif name == "html":
+        yield from iter_html(result)
+    else:
+        yield render_markdown(result)  # a comment's size: one string is fine
 
 
 def exit_status(result: TestRun) -> int:

@@ -1,8 +1,8 @@
 """Reports: a `TestRun` as Markdown, HTML or JSON, each fitted to a size budget.
 
     render_markdown(run, budget=GITHUB_CHECK_SUMMARY_LIMIT, details_url=..., marker=...)
-    render_html(run)
-    render_json(run); from_json(text) -> TestRun
+    render_html(run); iter_html(run)  # the page in pieces, for a file
+    render_json(run); iter_json(run); from_json(text) -> TestRun
     title(run.totals())  # "3 failed, 1,204 passed in 2m 5s"
     run_title(run)  # the same, plus "; 2 inputs could not be read" when some could not
 
@@ -16,8 +16,8 @@ from bot.reports.budget import (
     Plan,
     Tier,
 )
-from bot.reports.html import render_html
-from bot.reports.json import SCHEMA_VERSION, from_json, render_json
+from bot.reports.html import iter_html, render_html
+from bot.reports.json import SCHEMA_VERSION, from_json, iter_json, render_json
 from bot.reports.markdown import render_markdown
 from bot.reports.summary import run_title, status_word, title
 
@@ -29,6 +29,8 @@ __all__ = [
     "Plan",
     "Tier",
     "from_json",
+    "iter_html",
+    "iter_json",
     "render_html",
     "render_json",
     "render_markdown",

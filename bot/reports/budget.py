@@ -62,6 +62,11 @@ class Plan:
     others: bool
 
 
+def everything(failures: int) -> Plan:
+    """The plan without a budget: every failure in full, every list whole."""
+    return Plan(Tier.FULL, rows=failures, details=failures, lists=None, others=True)
+
+
 def fit(
     render: Callable[[Plan], str | None],
     failures: int,
@@ -75,7 +80,7 @@ def fit(
     plans are rejected that way. `last_resort(text, budget)` shrinks the tier-4 text when
     even that is too long; by default whole lines are dropped from its end (`clip_lines`).
     """
-    full = Plan(Tier.FULL, rows=failures, details=failures, lists=None, others=True)
+    full = everything(failures)
     if budget is None:
         text = render(full)
         if text is None:

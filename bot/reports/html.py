@@ -6,14 +6,15 @@ made only for http(s) URLs, since escaping alone does not stop a `javascript:` h
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from markupsafe import Markup
 
 from bot.reports import summary as words
-from bot.reports.budget import Plan, Tier, cap, fit
+from bot.reports.budget import Plan, Tier, cap, everything, fit
 from bot.reports.layout import Layout, Listed, arrange
 from bot.reports.templating import environment
 from bot.results.model import (
@@ -135,6 +136,23 @@ def _flaky(case: TestCase) -> tuple[TestCase, int, str]:
     return case, len(failed), said
 
 
+class _Passed:
+    """The passed tests as the template lists them, read lazily: a million-test page is
+    written while the cases are read, never held (truthy when there is any)."""
+
+    def __init__(self, run: TestRun, count: int) -> None:
+        self._run, self._count = run, count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def __iter__(self) -> Iterator[tuple[TestCase, str, bool]]:
+        passed = Status.PASSED
+        for case in self._run.cases():
+            if case.status is passed:
+                yield case, format_duration(case.duration), case.flaky
+
+
 def render_html(run: TestRun, *, budget: int | None = None, now: datetime | None = None,
                 details_url: str | None = None) -> str:
     """The report as one HTML page of at most `budget` characters.
@@ -144,6 +162,19 @@ def render_html(run: TestRun, *, budget: int | None = None, now: datetime | None
     ValueError for a budget too small for even the counts-only page (its stylesheet alone
     is ~3,000 characters): an HTML page cannot be cut like text.
     """
+    if budget is None:
+        return "".join(iter_html(run, now=now, details_url=details_url))
+    return _render(run, budget, now, details_url, stream=False)[0]
+
+
+def iter_html(run: TestRun, *, now: datetime | None = None,
+              details_url: str | None = None) -> Iterator[str]:
+    """The whole page (no budget) in pieces, the passed tests read as they are written."""
+    return _render(run, None, now, details_url, stream=True)[1]
+
+
+def _render(run: TestRun, budget: int | None, now: datetime | None, details_url: str | None,
+            *, stream: bool) -> tuple[str, Iterator[str]]:
     totals = run.totals()
     layout = arrange(run)
     failing = layout.ordered
@@ -199,10 +230,8 @@ def render_html(run: TestRun, *, budget: int | None = None, now: datetime | None
     errors = [(e.source, e.reason) for e in run.errors]
     flaky = [_flaky(case) for case in layout.flaky]
 
-    def render(plan: Plan) -> str | None:
-        if budget is not None and failures.longer_than(plan, budget):
-            return None
-        return template.render(
+    def context(plan: Plan) -> dict[str, Any]:
+        return dict(
             **base,
             counts_only=plan.tier is Tier.COUNTS,
             jobs=_grouped(layout, failures, plan),
@@ -212,18 +241,23 @@ def render_html(run: TestRun, *, budget: int | None = None, now: datetime | None
             others=plan.others,
             skipped=[(case, format_duration(case.duration)) for case in layout.skipped]
             if plan.others else [],
-            passed=[(case, format_duration(case.duration), case.flaky)
-                    for case in run.cases() if case.status is Status.PASSED]
-            if plan.others else [],
+            passed=_Passed(run, totals.passed) if plan.others else [],
             metrics=cap(metrics, plan.lists),
             artifacts=cap(artifacts, plan.lists),
             errors=cap(errors, plan.lists),
             flaky=cap(flaky, plan.lists),
         )
 
+    def render(plan: Plan) -> str | None:
+        if budget is not None and failures.longer_than(plan, budget):
+            return None
+        return template.render(**context(plan))
+
     def too_small(text: str, limit: int) -> str:
         raise ValueError(f"an HTML report needs at least {len(text):,} characters, "
                          f"not {limit:,}")
 
+    if stream:
+        return "", template.generate(**context(everything(len(failing))))
     text, _plan = fit(render, len(failing), budget, last_resort=too_small)
-    return text
+    return text, iter(())

@@ -1,14 +1,21 @@
-"""The JSON report: a versioned document that round-trips the result model exactly.
+"""The JSON report: a versioned document that round-trips the result model.
 
-The schema is documented in `bot/reports/SCHEMA.md`; `from_json(render_json(run)) == run`
-for every run whose numbers are finite. Counts in `summary` (and `title`, `flaky`,
-`display_name`) are derived for readers and ignored on the way back in.
+The schema is documented in `bot/reports/SCHEMA.md`. A test that passed is written briefly
+by default (its identity, status, duration and origin: what a reader of a million-test run
+needs), so the document stays smaller than the report files it came from; with
+`passed_detail=True` every test is written in full and `from_json(render_json(run,
+passed_detail=True)) == run` for every run whose numbers are finite. Counts in `summary`
+(and `title`, `flaky`, `display_name`) are derived for readers and ignored on the way back.
+
+`iter_json` yields the document in pieces, one test at a time, so that writing it costs
+memory for one test, not for the document (`herald render` writes it so).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +33,10 @@ from bot.results.model import (
     TestRun,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions `from_json` reads: 1 wrote each test's origin as an object, 2 as an index into
+#: `origins`, and may write passed tests briefly.
+READABLE_VERSIONS = (1, 2)
 
 #: Fields a budget drops first, in this order, before it drops whole tests.
 OUTPUT_FIELDS = ("stdout", "stderr")
@@ -54,7 +64,26 @@ def _attempt(attempt: Attempt, dropped: frozenset[str]) -> dict[str, Any]:
     }
 
 
-def _test(case: TestCase, suite_index: int, dropped: frozenset[str]) -> dict[str, Any]:
+class _Origins:
+    """The document's `origins` table: each distinct origin once, tests refer by index."""
+
+    def __init__(self) -> None:
+        self.index: dict[Origin, int] = {}
+
+    def __call__(self, origin: Origin | None) -> int | None:
+        if origin is None:
+            return None
+        found = self.index.get(origin)
+        if found is None:
+            found = self.index[origin] = len(self.index)
+        return found
+
+    def table(self) -> list[dict[str, Any]]:
+        return [{"name": o.name, "url": o.url} for o in self.index]
+
+
+def _test(case: TestCase, suite_index: int, dropped: frozenset[str],
+          origins: _Origins) -> dict[str, Any]:
     return {
         "suite": case.suite,
         "suite_index": suite_index,
@@ -73,12 +102,27 @@ def _test(case: TestCase, suite_index: int, dropped: frozenset[str]) -> dict[str
         "attempts": [_attempt(a, dropped) for a in case.attempts],
         "flaky": case.flaky,
         "source": case.source,
-        "origin": _origin(case.origin),
+        "origin": origins(case.origin),
     }
 
 
-def _origin(origin: Origin | None) -> dict[str, Any] | None:
-    return None if origin is None else {"name": origin.name, "url": origin.url}
+def _brief(case: TestCase, suite_index: int, suite_name: str,
+           origins: _Origins) -> dict[str, Any]:
+    """A passed test without attempts: identity, status, duration and origin. `origin` only
+    when there is one, `suite` only when it is not its suite's own name (a reader takes
+    that name otherwise)."""
+    entry: dict[str, Any] = {
+        "suite_index": suite_index,
+        "classname": case.classname,
+        "name": case.name,
+        "status": case.status.value,
+        "duration_seconds": _number(case.duration),
+    }
+    if case.origin is not None:
+        entry["origin"] = origins(case.origin)
+    if case.suite != suite_name:
+        entry["suite"] = case.suite
+    return entry
 
 
 def _metric_value(value: float | str) -> float | str:
@@ -88,7 +132,7 @@ def _metric_value(value: float | str) -> float | str:
 
 
 def _document(run: TestRun) -> dict[str, Any]:
-    """Everything but the tests, which `render_json` adds (and may thin out)."""
+    """Everything but the origins and the tests, which `iter_json` adds (and may thin out)."""
     totals = run.totals()
     return {
         "schema_version": SCHEMA_VERSION,
@@ -132,14 +176,45 @@ def _document(run: TestRun) -> dict[str, Any]:
         ],
         "errors": [{"source": e.source, "reason": e.reason} for e in run.errors],
         "truncated": None,
-    }  # "tests" is appended last by render_json
+    }  # "origins" and "tests" are appended last by iter_json
 
 
-def _dump(document: dict[str, Any]) -> str:
+def _dump(document: Any) -> str:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def render_json(run: TestRun, *, budget: int | None = None) -> str:
+def _origins_of(run: TestRun) -> _Origins:
+    """Every origin of the run, each once, known before any test is written."""
+    origins = _Origins()
+    for suite in run.suites:
+        for origin in suite.cases.origins():
+            origins(origin)
+    return origins
+
+
+def iter_json(run: TestRun, *, passed_detail: bool = False) -> Iterator[str]:
+    """The whole document (no budget) in pieces: the head, then one test at a time."""
+    document = _document(run)
+    origins = _origins_of(run)
+    document["origins"] = origins.table()
+    head = _dump(document)
+    yield head[:-1] + ',"tests":['
+    separator = ""
+    nothing: frozenset[str] = frozenset()
+    for index, suite in enumerate(run.suites):
+        name = suite.name
+        for case in suite.cases:
+            if not passed_detail and case.status is Status.PASSED and not case.attempts:
+                entry = _brief(case, index, name, origins)
+            else:
+                entry = _test(case, index, nothing, origins)
+            yield separator + _dump(entry)
+            separator = ","
+    yield "]}"
+
+
+def render_json(run: TestRun, *, budget: int | None = None,
+                passed_detail: bool = False) -> str:
     """The run as one compact JSON document of at most `budget` characters.
 
     Over budget, the document sheds, in order: every test's stdout and stderr; stack
@@ -147,8 +222,14 @@ def render_json(run: TestRun, *, budget: int | None = None) -> str:
     `truncated` then says what went (see SCHEMA.md). Raises ValueError when not even the
     document without tests fits: a JSON document cannot be cut.
     """
+    if budget is None:
+        return "".join(iter_json(run, passed_detail=passed_detail))
+    if budget < 0:
+        raise ValueError(f"a report budget cannot be negative: {budget}")
     document = _document(run)
-    indexed = [(index, case) for index, suite in enumerate(run.suites) for case in suite.cases]
+    origins = _origins_of(run)
+    document["origins"] = origins.table()
+    total = sum(len(suite.cases) for suite in run.suites)
 
     def assemble(entries: list[str], dropped: frozenset[str], tier: int) -> str:
         # `tests` goes last and is joined from entries serialised once each, so trying
@@ -156,36 +237,36 @@ def render_json(run: TestRun, *, budget: int | None = None) -> str:
         document["truncated"] = None if tier == 1 else {
             "tier": tier,
             "dropped_fields": sorted(dropped),
-            "omitted_tests": len(indexed) - len(entries),
+            "omitted_tests": total - len(entries),
         }
         head = _dump(document)
         return head[:-1] + ',"tests":[' + ",".join(entries) + "]}"
 
     def entries(dropped: frozenset[str], only_failures: bool = False,
                 room: int | None = None) -> list[str]:
-        """Serialised tests; with `room`, only as many as fit in that many characters
-        (a run with 10,000 failures would otherwise be serialised whole for each try)."""
+        """Serialised tests, only as many as fit in `room` characters (a run with 10,000
+        failures would otherwise be serialised whole for each try)."""
         chosen: list[str] = []
         used = 0
-        for index, case in indexed:
-            if only_failures and not case.status.is_failure:
-                continue
-            entry = _dump(_test(case, index, dropped))
-            used += len(entry) + (1 if chosen else 0)
-            if room is not None and used > room:
-                break
-            chosen.append(entry)
+        for index, suite in enumerate(run.suites):
+            cases = (c for c in suite.cases.objects() if c.status.is_failure) \
+                if only_failures else iter(suite.cases)
+            for case in cases:
+                if not passed_detail and case.status is Status.PASSED and not case.attempts:
+                    entry = _dump(_brief(case, index, suite.name, origins))
+                else:
+                    entry = _dump(_test(case, index, dropped, origins))
+                used += len(entry) + (1 if chosen else 0)
+                if room is not None and used > room:
+                    return chosen
+                chosen.append(entry)
         return chosen
 
-    if budget is None:
-        return assemble(entries(frozenset()), frozenset(), 1)
-    if budget < 0:
-        raise ValueError(f"a report budget cannot be negative: {budget}")
     for tier, dropped in ((1, frozenset()), (2, frozenset(OUTPUT_FIELDS)),
                           (2, frozenset(OUTPUT_FIELDS + TRACE_FIELDS))):
         room = budget - len(assemble([], dropped, tier))
         kept = entries(dropped, room=room)
-        if len(kept) == len(indexed):
+        if len(kept) == total:
             return assemble(kept, dropped, tier)
     bare = frozenset(OUTPUT_FIELDS + TRACE_FIELDS)
     # The `truncated` object's own length depends on the count it reports; measure with
@@ -196,6 +277,7 @@ def render_json(run: TestRun, *, budget: int | None = None) -> str:
     if len(text) > budget:
         raise ValueError(f"a JSON report of run {run.id!r} needs more than {budget:,} characters")
     return text
+
 
 class SchemaError(ValueError):
     """The text is not a Herald JSON report this version can read."""
@@ -218,8 +300,9 @@ def from_json(text: str) -> TestRun:
     if not isinstance(document, dict):
         raise SchemaError("not a Herald report: the document is not an object")
     version = document.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise SchemaError(f"unsupported schema_version {version!r} (this Herald reads 1)")
+    if version not in READABLE_VERSIONS:
+        raise SchemaError(f"unsupported schema_version {version!r} "
+                          f"(this Herald reads {', '.join(map(str, READABLE_VERSIONS))})")
     try:
         return _run(document)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -227,8 +310,9 @@ def from_json(text: str) -> TestRun:
 
 
 def _read_origin(value: Any, shared: dict[tuple[str, str | None], Origin]) -> Origin | None:
-    """The test's origin; one object per distinct origin, as the parsers share them.
-    Documents written before `origin` existed have no such field: None."""
+    """An origin object (`origins[]`, or a version 1 test's own); one object per distinct
+    origin, as the parsers share them. Version 1 documents written before `origin` existed
+    have no such field: None."""
     if value is None:
         return None
     name, url = value["name"], value["url"]
@@ -239,6 +323,23 @@ def _read_origin(value: Any, shared: dict[tuple[str, str | None], Origin]) -> Or
     if found is None:
         found = shared[key] = Origin(name=name, url=url)
     return found
+
+
+def _origin_reader(document: dict[str, Any]) -> Callable[[Any], Origin | None]:
+    shared: dict[tuple[str, str | None], Origin] = {}
+    if document["schema_version"] == 1:
+        return lambda value: _read_origin(value, shared)
+    table = [_read_origin(entry, shared) for entry in document["origins"]]
+
+    def by_index(value: Any) -> Origin | None:
+        if value is None:
+            return None
+        # A bool is an int to Python; `true` must not read as origin 1.
+        if type(value) is not int or not 0 <= value < len(table):
+            raise ValueError(f"origin must be an index into origins or null, not {value!r}")
+        return table[value]
+
+    return by_index
 
 
 def _run(document: dict[str, Any]) -> TestRun:
@@ -253,26 +354,29 @@ def _run(document: dict[str, Any]) -> TestRun:
         )
         for s in document["suites"]
     ]
-    origins: dict[tuple[str, str | None], Origin] = {}
+    origin = _origin_reader(document)
     for t in document["tests"]:
         index = t["suite_index"]
         # A negative index would pass Python's indexing and file the test in another suite.
         if type(index) is not int or index < 0:
             raise ValueError(f"suite_index must be a non-negative integer, not {index!r}")
-        suites[index].cases.append(
+        suite = suites[index]
+        get = t.get
+        # A brief entry (a passed test) has no location, texts or attempts: they are null.
+        suite.cases.append(
             TestCase(
                 name=t["name"],
                 classname=t["classname"],
-                suite=t["suite"],
+                suite=get("suite", suite.name),
                 status=Status(t["status"]),
                 duration=_duration(t["duration_seconds"]),
-                file=t["file"],
-                line=t["line"],
-                message=t["message"],
-                failure_type=t["failure_type"],
-                stack_trace=t["stack_trace"],
-                stdout=t["stdout"],
-                stderr=t["stderr"],
+                file=get("file"),
+                line=get("line"),
+                message=get("message"),
+                failure_type=get("failure_type"),
+                stack_trace=get("stack_trace"),
+                stdout=get("stdout"),
+                stderr=get("stderr"),
                 attempts=[
                     Attempt(
                         status=Status(a["status"]),
@@ -281,10 +385,10 @@ def _run(document: dict[str, Any]) -> TestRun:
                         failure_type=a["failure_type"],
                         stack_trace=a["stack_trace"],
                     )
-                    for a in t["attempts"]
+                    for a in get("attempts", ())
                 ],
-                source=t["source"],
-                origin=_read_origin(t.get("origin"), origins),
+                source=get("source", suite.source),
+                origin=origin(get("origin")),
             )
         )
     return TestRun(

@@ -18,6 +18,8 @@ over all cases that numbers executions only looks closer at cases bearing those 
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bot.results.model import Origin, Status, TestCase, TestRun
@@ -73,15 +75,17 @@ def arrange(run: TestRun) -> Layout:
     flaky: list[TestCase] = []
     skipped: list[TestCase] = []
     origins: dict[str | None, Origin | None] = {}
-    last: Origin | None = None
     for suite in run.suites:
-        for case in suite.cases:
-            # Cases of one origin share one object and mostly come in runs: the identity
-            # test spares a dict lookup per case on a million-case run.
-            origin = case.origin
-            if origin is not last or not origins:
-                last = origin
-                origins.setdefault(origin.name if origin is not None else None, origin)
+        cases = suite.cases
+        for origin in cases.origins():
+            origins.setdefault(origin.name if origin is not None else None, origin)
+        # Failures and cases with attempts are never packed; only skipped ones may be, and
+        # only then is every case read (a million passed ones are not unpacked for this).
+        if cases.packed_summary()[1]:
+            found: Iterable[TestCase] = cases
+        else:
+            found = itertools.chain(cases.objects(), cases.promoted())
+        for case in found:
             status = case.status
             if status is Status.PASSED:
                 if case.attempts and case.flaky:

@@ -17,9 +17,15 @@ from __future__ import annotations
 
 import enum
 import math
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from bot.results.compact import CaseList
+
+T = TypeVar("T")
 
 #: Captured output, messages and stack traces longer than this are cut with a marker.
 #: Real files carry 60 MB of stdout per case; a report never needs more than this.
@@ -134,7 +140,9 @@ class TestCase:
 @dataclass(slots=True)
 class Suite:
     name: str
-    cases: list[TestCase] = field(default_factory=list)
+    #: Kept compactly (`bot.results.compact`); a list given here or assigned later is
+    #: taken over into one.
+    cases: CaseList = field(default_factory=CaseList)
     duration: float | None = None  # as the file said; None when it said nothing usable
     timestamp: datetime | None = None
     hostname: str | None = None
@@ -142,6 +150,11 @@ class Suite:
     source: str | None = None
 
     __test__ = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "cases" and not isinstance(value, CaseList):
+            value = CaseList(value)
+        object.__setattr__(self, name, value)
 
 
 @dataclass(slots=True)
@@ -218,18 +231,30 @@ class TestRun:
         counts = dict.fromkeys(Status, 0)
         flaky = 0
         case_time = 0.0
-        # Hashes rather than the identities themselves: a million cases cost ~40 MB less,
-        # and two identities sharing a 64-bit hash would merely count as one test.
-        identities: set[int] = set()
-        add = identities.add
-        for case in self.cases():
-            counts[case.status] += 1
-            if case.attempts:
+        # Identity hashes rather than the identities: two sharing a 64-bit hash would merely
+        # count as one test. Packed cases bring theirs along (`CaseList.packed_summary`).
+        packed: list[array[int]] = []
+        live: list[int] = []
+        add = live.append
+        for suite in self.suites:
+            cases = suite.cases
+            passed, skipped, time, hashes = cases.packed_summary()
+            counts[Status.PASSED] += passed
+            counts[Status.SKIPPED] += skipped
+            case_time += time
+            packed.append(hashes)
+            for case in cases.objects():
+                counts[case.status] += 1
+                if case.attempts:
+                    flaky += case.flaky
+                case_time += case.duration
+                add(hash((case.suite, case.classname, case.name)))
+            for case in cases.promoted():
+                counts[case.status] += 1
                 flaky += case.flaky
-            case_time += case.duration
-            add(hash((case.suite, case.classname, case.name)))
+                case_time += case.duration
         return Totals(
-            tests=len(identities),
+            tests=_distinct(packed, live),
             total=sum(counts.values()),
             passed=counts[Status.PASSED],
             failed=counts[Status.FAILED],
@@ -249,7 +274,7 @@ class TestRun:
                 start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
             return max(0.0, (end - start).total_seconds())
         if case_time is None:
-            case_time = sum(c.duration for c in self.cases())
+            return self.totals().duration
         return case_time
 
     def overall_status(self) -> RunStatus:
@@ -263,7 +288,10 @@ class TestRun:
         return RunStatus.PASSED
 
     def failures(self) -> list[TestCase]:
-        return [c for c in self.cases() if c.status.is_failure]
+        # Failures are never packed: the live objects hold every one, in order.
+        found = [c for s in self.suites for c in s.cases.objects() if c.status.is_failure]
+        found += [c for s in self.suites for c in s.cases.promoted() if c.status.is_failure]
+        return found
 
     def merge(self, others: Iterable[TestRun]) -> TestRun:
         """Add other files' (or CI systems') results to this run. Nothing folds: every case
@@ -283,8 +311,7 @@ class TestRun:
     def set_origin(self, origin: Origin | None) -> None:
         """Say where every case of this run came from (one shared `Origin`)."""
         for suite in self.suites:
-            for case in suite.cases:
-                case.origin = origin
+            suite.cases.set_origin(origin)
 
     def absorb_retry(self, earlier: TestRun) -> int:
         """This run is a later attempt of the CI job(s) that produced `earlier`: each case of
@@ -297,36 +324,80 @@ class TestRun:
         other. A failure with no counterpart here (the test vanished) is not added: it says
         nothing about a case that still exists.
         """
-        later: dict[tuple[str, str, int], TestCase] = {}
-        seen: dict[tuple[str, str], int] = {}
-        for case in self.cases():
-            key = (case.origin.name if case.origin else "", case.identity)
-            index = seen.get(key, 0)
-            seen[key] = index + 1
-            later[(*key, index)] = case
+        # Only identities that failed earlier can match, so only those are counted and
+        # kept: memory stays in the number of failures, not of cases.
+        failures = earlier.failures()
+        failing = {(case.origin.name if case.origin else "", case.identity) for case in failures}
+        if not failing:
+            return 0
+        names = {case.name for case in failures}
+
+        def occurrences(
+            cases: Iterable[tuple[T, TestCase]],
+        ) -> Iterator[tuple[T, TestCase, tuple[str, str, int]]]:
+            """(where, case, (origin, identity, n)) for the n-th execution, over the whole
+            run, of each identity that failed earlier; other cases are skipped by name."""
+            seen: dict[tuple[str, str], int] = {}
+            for where, case in cases:
+                if case.name not in names:
+                    continue
+                key = (case.origin.name if case.origin else "", case.identity)
+                if key not in failing:
+                    continue
+                index = seen.get(key, 0)
+                seen[key] = index + 1
+                yield where, case, (*key, index)
+
+        wanted = {
+            key: case for _where, case, key in occurrences((None, c) for c in earlier.cases())
+            if case.status.is_failure
+        }
         added = 0
-        seen.clear()
-        for case in earlier.cases():
-            key = (case.origin.name if case.origin else "", case.identity)
-            index = seen.get(key, 0)
-            seen[key] = index + 1
-            if not case.status.is_failure:
+        positions = (
+            ((suite.cases, position), case)
+            for suite in self.suites for position, case in enumerate(suite.cases)
+        )
+        for (cases, position), case, key in occurrences(positions):
+            before = wanted.get(key)
+            if before is None:
                 continue
-            match = later.get((*key, index))
-            if match is None:
-                continue
+            match = cases.live(position, case)
             match.attempts[:0] = [
-                *case.attempts,
+                *before.attempts,
                 Attempt(
-                    status=case.status,
-                    duration=case.duration,
-                    message=case.message,
-                    failure_type=case.failure_type,
-                    stack_trace=case.stack_trace,
+                    status=before.status,
+                    duration=before.duration,
+                    message=before.message,
+                    failure_type=before.failure_type,
+                    stack_trace=before.stack_trace,
                 ),
             ]
             added += 1
         return added
+
+
+def _distinct(packed: list[array[int]], live: list[int]) -> int:
+    """How many distinct values the hash arrays hold together. Counted a sixteenth at a
+    time past a few hundred thousand, so a million-case run never holds a million-entry set
+    (about 60 MB) at once."""
+    size = len(live) + sum(len(hashes) for hashes in packed)
+    if size <= _SET_AT_ONCE:
+        values: set[int] = set(live)
+        for hashes in packed:
+            values.update(hashes)
+        return len(values)
+    buckets = [array("q") for _ in range(16)]
+    sources: list[Iterable[int]] = [*packed, live]
+    for source in sources:
+        for value in source:
+            buckets[value & 15].append(value)
+    count = 0
+    while buckets:
+        count += len(set(buckets.pop()))
+    return count
+
+
+_SET_AT_ONCE = 200_000
 
 
 def format_duration(seconds: float) -> str:

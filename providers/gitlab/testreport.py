@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from bot.results.compact import CaseList
 from bot.results.model import Origin, ParseError, Status, Suite, TestCase, TestRun, truncate
 
 STATUSES: Final[dict[str, Status]] = {
@@ -100,9 +101,11 @@ def to_test_run(
         origin = Origin(name, url=(job_urls or {}).get(job))
         suite = Suite(
             name=name,
-            cases=[case_from(c, name, source, origin) for c in cases if isinstance(c, dict)]
+            cases=CaseList(
+                case_from(c, name, source, origin) for c in cases if isinstance(c, dict)
+            )
             if isinstance(cases, list)
-            else [],
+            else CaseList(),
             duration=_seconds(entry["total_time"]) if entry.get("total_time") is not None else None,
             source=source,
         )

@@ -1,4 +1,5 @@
-"""The JSON report: schema version 1, documented in bot/reports/SCHEMA.md, round-trips."""
+"""The JSON report: schema version 2, documented in bot/reports/SCHEMA.md, round-trips in
+full on request, and writes passed tests briefly by default."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.reports import SCHEMA_VERSION, from_json, render_json
+from bot.reports import SCHEMA_VERSION, from_json, iter_json, render_json
 from bot.reports.json import SchemaError
 from bot.results.model import (
     Artifact,
@@ -31,7 +32,7 @@ SCHEMA_DOC = Path(__file__).parents[2] / "bot" / "reports" / "SCHEMA.md"
 TOP_LEVEL = {
     "schema_version", "test_run_id", "status", "status_reported", "title", "summary",
     "started_at", "finished_at", "duration_seconds", "url", "metadata", "suites", "metrics",
-    "artifacts", "errors", "truncated", "tests",
+    "artifacts", "errors", "truncated", "origins", "tests",
 }
 SUMMARY = {"total", "tests", "passed", "failed", "errors", "skipped", "flaky", "duration_seconds"}
 TEST = {
@@ -39,6 +40,9 @@ TEST = {
     "duration_seconds", "file", "line", "message", "failure_type", "stack_trace", "stdout",
     "stderr", "attempts", "flaky", "source", "origin",
 }
+#: A passed test without attempts, by default: identity, status, duration (and origin and
+#: suite when there are ones to say).
+BRIEF = {"suite_index", "classname", "name", "status", "duration_seconds"}
 SUITE = {"name", "duration_seconds", "timestamp", "hostname", "properties", "source", "tests"}
 ATTEMPT = {"status", "duration_seconds", "message", "failure_type", "stack_trace"}
 
@@ -46,9 +50,9 @@ ATTEMPT = {"status", "duration_seconds", "message", "failure_type", "stack_trace
 def test_document_fields() -> None:
     run = rich_run()
     run.started_at = datetime(2026, 11, 25, 9, 58, 0, tzinfo=UTC)
-    document = json.loads(render_json(run))
+    document = json.loads(render_json(run, passed_detail=True))
     assert set(document) == TOP_LEVEL
-    assert document["schema_version"] == SCHEMA_VERSION == 1
+    assert document["schema_version"] == SCHEMA_VERSION == 2
     assert document["test_run_id"] == "pipeline-1234"
     assert document["status"] == "failed"
     assert document["summary"] == {"total": 44, "tests": 44, "passed": 40, "failed": 2, "errors": 1,
@@ -80,17 +84,62 @@ def test_every_field_is_documented() -> None:
 def test_round_trip_of_the_examples() -> None:
     for run in (seed_run(), rich_run(), matrix_run(), TestRun(id="empty"),
                 failing_run(3, 50, 50)):
-        assert from_json(render_json(run)) == run
+        assert from_json(render_json(run, passed_detail=True)) == run
+        assert from_json(render_json(run)) == briefly(run)
+
+
+def briefly(run: TestRun) -> TestRun:
+    """`run` as the default JSON report keeps it: passed tests without attempts lose their
+    location, texts and source (the suite's is assumed)."""
+    copy = from_json(render_json(run, passed_detail=True))
+    for suite in copy.suites:
+        kept = []
+        for case in suite.cases:
+            if case.status is Status.PASSED and not case.attempts:
+                case.file = case.line = case.message = case.failure_type = None
+                case.stack_trace = case.stdout = case.stderr = None
+                case.source = suite.source
+            kept.append(case)
+        suite.cases = kept
+    return copy
+
+
+def test_a_passed_test_costs_its_identity_status_duration_and_origin_only() -> None:
+    run = TestRun(id="r", suites=[Suite("unit", [
+        TestCase(name="test_ok", classname="tests.test_a", suite="unit", duration=0.5,
+                 file="tests/test_a.py", line=3, stdout="noise " * 100),
+        TestCase(name="test_ok", classname="tests.test_a", suite="other", duration=0.25,
+                 origin=Origin("test (3.12)")),
+        TestCase(name="test_bad", classname="tests.test_a", suite="unit",
+                 status=Status.FAILED, message="boom", stdout="kept"),
+    ])])
+    document = json.loads(render_json(run))
+    first, second, failed = document["tests"]
+    assert first == {"suite_index": 0, "classname": "tests.test_a", "name": "test_ok",
+                     "status": "passed", "duration_seconds": 0.5}
+    assert set(second) == BRIEF | {"suite", "origin"}
+    assert document["origins"][second["origin"]] == {"name": "test (3.12)", "url": None}
+    assert set(failed) == TEST and failed["stdout"] == "kept"
+
+
+def test_iter_json_writes_the_same_document_piece_by_piece() -> None:
+    run = matrix_run()
+    pieces = list(iter_json(run))
+    assert len(pieces) > len(run.suites[0].cases)
+    assert "".join(pieces) == render_json(run)
 
 
 def test_each_test_says_its_origin_and_the_summary_counts_unique_tests() -> None:
     document = json.loads(render_json(matrix_run()))
     assert document["summary"]["total"] == 11
     assert document["summary"]["tests"] == 8  # test_parse ran three times and once more
-    assert document["tests"][0]["origin"] == {
+    origins = document["origins"]
+    assert origins[document["tests"][0]["origin"]] == {
         "name": "test (3.11)", "url": "https://github.com/o/r/actions/runs/7/job/11"}
-    assert document["tests"][-1]["origin"]["name"] == "test (3.12)"
-    assert json.loads(render_json(seed_run()))["tests"][0]["origin"] is None
+    assert origins[document["tests"][-1]["origin"]]["name"] == "test (3.12)"
+    assert len(origins) == 2  # each job once, however many tests it ran
+    seed = json.loads(render_json(seed_run(), passed_detail=True))
+    assert seed["tests"][0]["origin"] is None and seed["origins"] == []
 
 
 def test_one_origin_object_per_job_comes_back() -> None:
@@ -99,17 +148,40 @@ def test_one_origin_object_per_job_comes_back() -> None:
     assert first.origin is second.origin  # shared, as the parsers share them
 
 
-def test_a_document_from_before_origins_reads_as_no_origin() -> None:
-    document = json.loads(render_json(matrix_run()))
+def version_1(run: TestRun) -> dict[str, object]:
+    """`run` as Herald wrote it before version 2: every test in full, its origin inline."""
+    document = json.loads(render_json(run, passed_detail=True))
+    table = document.pop("origins")
+    document["schema_version"] = 1
     for test in document["tests"]:
+        test["origin"] = None if test["origin"] is None else table[test["origin"]]
+    return document
+
+
+def test_a_version_1_document_still_reads() -> None:
+    run = matrix_run()
+    assert from_json(json.dumps(version_1(run))) == run
+
+
+def test_a_version_1_document_from_before_origins_reads_as_no_origin() -> None:
+    document = version_1(matrix_run())
+    for test in document["tests"]:  # type: ignore[attr-defined]
         del test["origin"]
     assert all(case.origin is None for case in from_json(json.dumps(document)).cases())
 
 
 @pytest.mark.parametrize("origin", [{"name": 1, "url": None}, {"name": "a", "url": 2},
                                     {"name": "a"}, "a"])
-def test_from_json_refuses_a_malformed_origin(origin: object) -> None:
-    document = json.loads(render_json(seed_run()))
+def test_from_json_refuses_a_malformed_version_1_origin(origin: object) -> None:
+    document = version_1(seed_run())
+    document["tests"][0]["origin"] = origin  # type: ignore[index]
+    with pytest.raises(SchemaError, match="malformed Herald report"):
+        from_json(json.dumps(document))
+
+
+@pytest.mark.parametrize("origin", [-1, 2, True, 0.0, "0", {"name": "a", "url": None}])
+def test_from_json_refuses_an_origin_that_names_no_entry_of_origins(origin: object) -> None:
+    document = json.loads(render_json(matrix_run()))
     document["tests"][0]["origin"] = origin
     with pytest.raises(SchemaError, match="malformed Herald report"):
         from_json(json.dumps(document))
@@ -153,7 +225,7 @@ def test_budget_tiers(budget: int | None, tier: int | None, dropped: list[str] |
     ]
     run = TestRun(id="r", suites=[Suite("s", cases)],
                   errors=[ParseError("e.xml", "r" * 1_500)])
-    text = render_json(run, budget=budget)
+    text = render_json(run, budget=budget, passed_detail=True)
     document = json.loads(text)
     assert budget is None or len(text) <= budget
     assert document["summary"]["total"] == 5  # always the whole run's counts
@@ -180,7 +252,7 @@ def test_a_budget_below_the_bare_document_is_refused() -> None:
     [
         ("not json", "not JSON"),
         ("[]", "not an object"),
-        ('{"schema_version": 2}', "unsupported schema_version 2"),
+        ('{"schema_version": 3}', "unsupported schema_version 3"),
         ('{"schema_version": 1}', "malformed Herald report: KeyError"),
     ],
 )
@@ -242,4 +314,5 @@ runs = st.builds(
 @settings(max_examples=200, deadline=None)
 @given(runs)
 def test_from_json_inverts_render_json(run: TestRun) -> None:
-    assert from_json(render_json(run)) == run
+    assert from_json(render_json(run, passed_detail=True)) == run
+    assert from_json(render_json(run)) == briefly(run)

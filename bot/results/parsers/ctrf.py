@@ -35,6 +35,7 @@ from typing import Any, BinaryIO, ClassVar
 
 import orjson
 
+from bot.results.compact import CaseList
 from bot.results.model import Attempt, Status, Suite, TestCase, TestRun
 
 from . import _values
@@ -242,7 +243,7 @@ class _Reader:
         suites, source, new = self.suites, self.source, object.__new__
         strings: dict[str, str] = self.strings
         last_name: object = None
-        cases: list[TestCase] = []
+        cases = CaseList()
         suite = Suite(name="")
         passed, numbers, index = Status.PASSED, _NUMBER_TYPES, self.index
         for test in tests:

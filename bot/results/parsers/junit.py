@@ -25,6 +25,7 @@ from collections.abc import Iterator
 
 from lxml import etree
 
+from bot.results.compact import CaseList
 from bot.results.model import Attempt, Status, Suite, TestCase
 
 from . import _values
@@ -110,7 +111,7 @@ class JUnitParser(FormatParser):
         pending = self._pending
         strings, source = self._strings, self.source
         # The current suite's list and name, so a case costs no attribute lookups on it.
-        cases: list[TestCase] = suite.cases if suite is not None else []
+        cases = suite.cases if suite is not None else CaseList()
         suite_name = suite.name if suite is not None else ""
         last_class = ""
         new, infinity, purge_every = object.__new__, _INFINITY, _PURGE_EVERY
@@ -316,24 +317,34 @@ def _fold_pytest_reruns(suite: Suite) -> None:
     data providers, JUnit 5 invocations) are never folded; they are not in a pytest suite.
     """
     cases = suite.cases
-    # Hashes rather than the keys: memory stays small however many cases; a shared hash is
-    # told apart by comparing the cases themselves.
+    # Hashes rather than the keys: memory stays small however many cases. The list is read
+    # front to back a few times, never by index (a packed `CaseList` is walked to index).
     last: dict[int, int] = {}
+    repeated: set[int] = set()
     for index, case in enumerate(cases):
-        last[hash((case.classname, case.name, case.file, case.line))] = index
-    if len(last) == len(cases):
+        key_hash = hash((case.classname, case.name, case.file, case.line))
+        if key_hash in last:
+            repeated.add(key_hash)
+        last[key_hash] = index
+    if not repeated:
         return  # every test once: nothing was rerun
-    kept: list[TestCase] = []
+    # The final case of each repeated test, to tell a shared hash from a shared test.
+    finals = {last[key_hash] for key_hash in repeated}
+    final_keys: dict[int, tuple[str, str, str | None, int | None]] = {
+        index: (case.classname, case.name, case.file, case.line)
+        for index, case in enumerate(cases) if index in finals
+    }
+    kept = CaseList()
     reruns: dict[tuple[str, str, str | None, int | None], list[TestCase]] = {}
     for index, case in enumerate(cases):
         key = (case.classname, case.name, case.file, case.line)
-        final = cases[last[hash(key)]]
+        final_at = last[hash(key)]
         if (
-            index != last[hash(key)]
+            index != final_at
             and case.status is PASSED
             and case.message is None
             and not case.attempts
-            and (final.classname, final.name, final.file, final.line) == key
+            and final_keys.get(final_at) == key
         ):
             reruns.setdefault(key, []).append(case)
             continue
