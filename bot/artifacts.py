@@ -44,6 +44,7 @@ its parsers keep (docs/limits.md).
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import io
 import stat
@@ -75,6 +76,8 @@ _MAX_COMMENT = 0xFFFF
 #: A central directory record is 46 bytes plus its name and extras; names and extras
 #: beyond this average mean the directory is padded to exhaust memory.
 _MAX_DIRECTORY_BYTES_PER_ENTRY = 1024
+#: A member refused after inflating this much has its parser's memory freed at once.
+_COLLECT_AFTER_BYTES = 8 * 1024 * 1024
 
 
 class Readable(Protocol):
@@ -145,9 +148,9 @@ class _MemberRefused(BaseException):
     those its own way, some keeping the cases read so far. This unwinds the parser
     whatever its format, dropping its partial state, and the walker names the member."""
 
-    def __init__(self, refusal: Refused) -> None:
-        super().__init__(str(refusal))
-        self.refusal = refusal
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,11 +193,13 @@ class _Budget:
         self.used = 0
         self.exhausted = remaining <= 0
 
-    def take(self, count: int) -> None:
+    def take(self, count: int) -> str | None:
+        """Why `count` more bytes are refused, or None."""
         self.used += count
         if self.used > self.remaining:
             self.exhausted = True
-            raise Refused(over_budget(self.job_limit))
+            return over_budget(self.job_limit)
+        return None
 
 
 def over_budget(job_limit: int) -> str:
@@ -228,7 +233,11 @@ class _CountingReader(io.RawIOBase):
         self._compressed = compressed
         self._limits = limits
         self.count = 0
-        self.refusal: Refused | None = None
+        # Why this stream was refused. A reason, not the exception raised: an exception
+        # kept here would hold, through its traceback, the frames of the parser that read
+        # it, and in a cycle with this reader that only a full collection frees. That is
+        # how refused members once stayed in memory.
+        self.refusal: str | None = None
         self.unwinding = False
 
     def push_back(self, data: bytes) -> None:
@@ -247,11 +256,15 @@ class _CountingReader(io.RawIOBase):
         if self._prefix:
             data, self._prefix = self._prefix[:want], self._prefix[want:]
         else:
+            below: str | None = None
             try:
                 data = self._inner.read(want)
             except Refused as refusal:  # the layer below a gzip passed the budget
-                self.refusal = refusal
-                raise self._raised(refusal) from None
+                below = str(refusal)
+            if below is not None:
+                # Raised outside the handler, so that it carries no chain to that refusal.
+                self.refusal = below
+                raise self._raised(below)
         if not data:
             return 0
         self._account(len(data))
@@ -260,19 +273,20 @@ class _CountingReader(io.RawIOBase):
 
     def _account(self, count: int) -> None:
         self.count += count
-        try:
-            limits = self._limits
-            if self._compressed is not None and self.count > limits.ratio_grace_bytes:
-                if self.count > self._compressed() * limits.max_ratio:
-                    raise Refused(f"inflates more than {limits.max_ratio}:1 (a zip bomb?)")
-            self._budget.take(count)
-        except Refused as refusal:
+        limits = self._limits
+        reason: str | None = None
+        if self._compressed is not None and self.count > limits.ratio_grace_bytes:
+            if self.count > self._compressed() * limits.max_ratio:
+                reason = f"inflates more than {limits.max_ratio}:1 (a zip bomb?)"
+        reason = self._budget.take(count) if reason is None else reason
+        if reason is not None:
             # Remember it: a layer above (gzip, a parser) may swallow it, the walker must not.
-            self.refusal = refusal
-            raise self._raised(refusal) from None
+            self.refusal = reason
+            raise self._raised(reason)
 
-    def _raised(self, refusal: Refused) -> BaseException:
-        return _MemberRefused(refusal) if self.unwinding else refusal
+    def _raised(self, reason: str) -> BaseException:
+        # A fresh exception each time: one raised twice would chain its tracebacks.
+        return _MemberRefused(reason) if self.unwinding else Refused(reason)
 
 
 class _ArchiveFile:
@@ -428,13 +442,18 @@ class _Walker:
 
     def _report(self, source: str, reader: _CountingReader) -> None:
         reader.unwinding = True
+        unwound = False
         try:
             self.sink.add_stream(source, _buffered(reader))  # type: ignore[arg-type]
         except _MemberRefused as stop:
-            self.refuse(source, str(stop.refusal))
+            self.refuse(source, stop.reason)
+            unwound = True
         except Refused as refusal:  # a sink that reads without a parser's care
             self.refuse(source, str(refusal))
         self.reports += 1
+        # Out of the handler: the exception's traceback still holds the parser's frames.
+        if unwound and reader.count >= _COLLECT_AFTER_BYTES:
+            _free_unwound_parser()
 
     def _gzip(self, source: str, reader: _CountingReader, *, depth: int) -> None:
         if depth > self.limits.max_depth:
@@ -539,6 +558,18 @@ class _Walker:
             self.stream(
                 name, member, depth=depth + 1, compressed=lambda: counted.count - start
             )
+
+
+def _free_unwound_parser() -> None:
+    """Free what the parser of a refused member held, now rather than some day.
+
+    An lxml parser stopped mid-document is a reference cycle (parser, context, document),
+    and the parsers move what a parse allocated to the oldest generation, which Python
+    collects rarely: each refused member's text (up to the ratio grace, 16 MiB, or the
+    rest of the budget) stayed in memory, and a nested bomb's twelve added up. A full
+    collection costs ~0.2 s per million live objects; it runs only after a member that
+    inflated `_COLLECT_AFTER_BYTES`, so at most budget / that many times in one job."""
+    gc.collect()
 
 
 def _read_at_most(stream: Readable, size: int) -> bytes:
