@@ -8,8 +8,12 @@ format by its first bytes, and feeds each report it finds to a `ReportSink` (the
 
 Nothing in an archive is trusted:
 
-- sizes are counted while inflating, never read from headers; a member stops the moment
-  it passes the artifact's total budget or its own compression-ratio cap;
+- sizes are counted while inflating, never read from headers. One budget of inflated
+  bytes spans every member, every nesting level and every artifact of one report job
+  (`ArchiveBudget`); a member's compression ratio is its bytes inflated so far over the
+  compressed bytes actually read from its archive for it so far, so a central directory
+  that overstates a member's compressed size buys it nothing. A member stops the moment it
+  passes either;
 - the zip's entry count and central directory size are read from the end record before
   `zipfile` builds its member list, so a million-entry archive costs nothing;
 - overlapping entries (several central-directory records pointing into the same
@@ -20,14 +24,27 @@ Nothing in an archive is trusted:
 - zips inside zips (and gzip inside either) are opened up to a small depth.
 
 Members that are not reports are skipped cheaply: only their first few KiB are inflated
-for `looks_like_report`. Each refused member becomes a `ParseError` naming it and why; the
-other members still count. Refusals are returned, not raised: one bad member never hides
-the good ones.
+for `looks_like_report`. Each refused member becomes a `ParseError` naming it and why
+(`refused: ...`); the other members still count. Refusals are returned, not raised: one bad
+member never hides the good ones.
+
+A member refused while a parser reads it is dropped whole: the parser is unwound (its
+partial state, an lxml tree or half a JSON document, is freed at once) and none of the
+cases it read before the cap count. What that could hide: failures in the part read
+before the cap are not listed, only the refusal naming the member is. Keeping them would
+hide more: the counts of a cut member look like those of a whole file, with nothing read
+after the cut, and whether a cut keeps anything would differ by format (each parser
+handles a read error its own way). A refusal is never a plain success either way.
+
+Inflated bytes are streamed, never held here: a nested zip is spooled to a temporary file,
+a report goes to its parser through a 64 KiB buffer. What a job holds in memory is what
+its parsers keep (docs/limits.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import io
 import stat
@@ -59,6 +76,8 @@ _MAX_COMMENT = 0xFFFF
 #: A central directory record is 46 bytes plus its name and extras; names and extras
 #: beyond this average mean the directory is padded to exhaust memory.
 _MAX_DIRECTORY_BYTES_PER_ENTRY = 1024
+#: A member refused after inflating this much has its parser's memory freed at once.
+_COLLECT_AFTER_BYTES = 8 * 1024 * 1024
 
 
 class Readable(Protocol):
@@ -77,8 +96,12 @@ class ArtifactLimits:
 
     #: Bytes downloaded (the compressed artifact as the CI serves it).
     max_download_bytes: int = 512 * 1024 * 1024
-    #: Bytes inflated across all members and nested archives of one artifact.
-    max_total_bytes: int = 2 * 1024 * 1024 * 1024
+    #: Bytes inflated across all members, nested archives and artifacts of one report job
+    #: (and of one archive `herald render` reads). Real test-report artifacts inflate to
+    #: tens of MB; 512 MiB leaves room for a large monorepo's while bounding the disk a
+    #: nested zip is spooled to and the text a parser could be made to hold
+    #: (docs/limits.md has the sum over a worker's concurrent jobs).
+    max_total_bytes: int = 512 * 1024 * 1024
     #: Members of one archive, directories included.
     max_entries: int = 10_000
     #: Archive levels: 1 = the artifact itself, 2 = zips inside it, and so on.
@@ -118,33 +141,79 @@ class ArtifactTooLarge(Refused):
     pass
 
 
+class _MemberRefused(BaseException):
+    """Raised into a parser reading a member that passed a cap, and caught by the walker.
+
+    A `BaseException`, so that no parser takes it for a read error: each parser records
+    those its own way, some keeping the cases read so far. This unwinds the parser
+    whatever its format, dropping its partial state, and the walker names the member."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class Sizes:
-    """What one `read_artifact` call measured (logged by the report handler)."""
+    """What one `read_artifact` or `read_file` call measured (logged by the report
+    handler). `inflated` is what it took from the job's budget: the caller subtracts it."""
 
     downloaded: int
     inflated: int
     reports: int
 
 
-class _Budget:
-    """Inflated bytes left for the whole artifact, shared by every member and level."""
+class ArchiveBudget:
+    """Inflated bytes one report job may still read, across all its artifacts.
+
+    Made once per job (`handlers.report.collect`) and handed to each `read_artifact`,
+    which passes `read_file` the remaining count as a plain number and subtracts the
+    `Sizes.inflated` it reports back: nothing mutable crosses that call, so `read_file`
+    can run in another process."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
-        self.exhausted = False
 
-    def take(self, count: int) -> None:
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.used, 0)
+
+    def spend(self, sizes: Sizes) -> None:
+        self.used += sizes.inflated
+
+
+class _Budget:
+    """What is left of the job's budget inside one `read_file` call, shared by every
+    member and level of that artifact."""
+
+    def __init__(self, remaining: int, job_limit: int) -> None:
+        self.remaining = remaining
+        self.job_limit = job_limit
+        self.used = 0
+        self.exhausted = remaining <= 0
+
+    def take(self, count: int) -> str | None:
+        """Why `count` more bytes are refused, or None."""
         self.used += count
-        if self.used > self.limit:
+        if self.used > self.remaining:
             self.exhausted = True
-            raise Refused(f"artifact inflates to more than {self.limit:,} bytes")
+            return over_budget(self.job_limit)
+        return None
+
+
+def over_budget(job_limit: int) -> str:
+    return f"over the budget of {job_limit:,} inflated bytes (HERALD_ARTIFACT_MAX_TOTAL_BYTES)"
+
+
+def budget_spent(job_limit: int) -> str:
+    return f"not read: the budget of {job_limit:,} inflated bytes is spent"
 
 
 class _CountingReader(io.RawIOBase):
     """A read-only stream over `inner` that counts the bytes it yields and raises
-    `Refused` as soon as the artifact budget or this member's ratio cap is passed."""
+    `Refused` as soon as the job's budget or this member's ratio cap is passed (a
+    `_MemberRefused` once a parser reads it: see `unwinding`)."""
 
     def __init__(
         self,
@@ -158,12 +227,18 @@ class _CountingReader(io.RawIOBase):
         self._inner = inner
         self._budget = budget
         self._prefix = b""
-        # The compressed bytes behind what this reader yields, as counted so far: a zip
-        # member's stored size, or the live count of the layer below a gzip.
+        # The compressed bytes behind what this reader yields, as counted so far: the
+        # bytes read from the archive file for this zip member, or the live count of the
+        # layer below a gzip. Never a size a header states.
         self._compressed = compressed
         self._limits = limits
         self.count = 0
-        self.refusal: Refused | None = None
+        # Why this stream was refused. A reason, not the exception raised: an exception
+        # kept here would hold, through its traceback, the frames of the parser that read
+        # it, and in a cycle with this reader that only a full collection frees. That is
+        # how refused members once stayed in memory.
+        self.refusal: str | None = None
+        self.unwinding = False
 
     def push_back(self, data: bytes) -> None:
         """Serve `data` (just read, for sniffing) again, without counting it twice."""
@@ -176,12 +251,20 @@ class _CountingReader(io.RawIOBase):
 
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
         if self.refusal is not None:
-            raise self.refusal
+            raise self._raised(self.refusal)
         want = len(buffer)
         if self._prefix:
             data, self._prefix = self._prefix[:want], self._prefix[want:]
         else:
-            data = self._inner.read(want)
+            below: str | None = None
+            try:
+                data = self._inner.read(want)
+            except Refused as refusal:  # the layer below a gzip passed the budget
+                below = str(refusal)
+            if below is not None:
+                # Raised outside the handler, so that it carries no chain to that refusal.
+                self.refusal = below
+                raise self._raised(below)
         if not data:
             return 0
         self._account(len(data))
@@ -190,16 +273,49 @@ class _CountingReader(io.RawIOBase):
 
     def _account(self, count: int) -> None:
         self.count += count
-        try:
-            limits = self._limits
-            if self._compressed is not None and self.count > limits.ratio_grace_bytes:
-                if self.count > self._compressed() * limits.max_ratio:
-                    raise Refused(f"inflates more than {limits.max_ratio}:1 (a zip bomb?)")
-            self._budget.take(count)
-        except Refused as refusal:
-            # Remember it: a parser may swallow the exception, the caller must not.
-            self.refusal = refusal
-            raise
+        limits = self._limits
+        reason: str | None = None
+        if self._compressed is not None and self.count > limits.ratio_grace_bytes:
+            if self.count > self._compressed() * limits.max_ratio:
+                reason = f"inflates more than {limits.max_ratio}:1 (a zip bomb?)"
+        reason = self._budget.take(count) if reason is None else reason
+        if reason is not None:
+            # Remember it: a layer above (gzip, a parser) may swallow it, the walker must not.
+            self.refusal = reason
+            raise self._raised(reason)
+
+    def _raised(self, reason: str) -> BaseException:
+        # A fresh exception each time: one raised twice would chain its tracebacks.
+        return _MemberRefused(reason) if self.unwinding else Refused(reason)
+
+
+class _ArchiveFile:
+    """The seekable file a zip is read from, as `zipfile` sees it, counting every byte
+    `zipfile` reads: the count's growth while one member is read is the compressed bytes
+    that member actually consumed, whatever its headers say.
+
+    Counting what `zipfile` reads rather than inflating members here keeps its handling
+    of zip64 extras, data descriptors, CRCs and methods. `zipfile` reads at most one
+    request (64 KiB) ahead of what it has inflated, so the count errs by that much, on
+    the generous side, and only within `ratio_grace_bytes`' reach of a member's start."""
+
+    def __init__(self, fp: IO[bytes]) -> None:
+        self._fp = fp
+        self.count = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._fp.read(size)
+        self.count += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        return self._fp.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fp.tell()
+
+    def seekable(self) -> bool:
+        return True
 
 
 def _buffered(raw: _CountingReader) -> io.BufferedReader:
@@ -279,11 +395,12 @@ class _Walker:
         sink: ReportSink,
         limits: ArtifactLimits,
         is_report: Callable[[bytes], bool],
+        remaining: int,
     ) -> None:
         self.sink = sink
         self.limits = limits
         self.is_report = is_report
-        self.budget = _Budget(limits.max_total_bytes)
+        self.budget = _Budget(remaining, limits.max_total_bytes)
         self.errors: list[ParseError] = []
         self.reports = 0
 
@@ -324,13 +441,19 @@ class _Walker:
             self.refuse(source, "not a zip archive, a gzip file or a test report")
 
     def _report(self, source: str, reader: _CountingReader) -> None:
+        reader.unwinding = True
+        unwound = False
         try:
             self.sink.add_stream(source, _buffered(reader))  # type: ignore[arg-type]
-        except Refused as refusal:
-            # The sink let it through; a sink that records read errors itself has already
-            # named this member and the reason, and must not get it twice.
+        except _MemberRefused as stop:
+            self.refuse(source, stop.reason)
+            unwound = True
+        except Refused as refusal:  # a sink that reads without a parser's care
             self.refuse(source, str(refusal))
         self.reports += 1
+        # Out of the handler: the exception's traceback still holds the parser's frames.
+        if unwound and reader.count >= _COLLECT_AFTER_BYTES:
+            _free_unwound_parser()
 
     def _gzip(self, source: str, reader: _CountingReader, *, depth: int) -> None:
         if depth > self.limits.max_depth:
@@ -369,7 +492,8 @@ class _Walker:
             if directory_size > limits.max_entries * _MAX_DIRECTORY_BYTES_PER_ENTRY:
                 raise Refused(f"central directory of {directory_size:,} bytes is too large")
             fp.seek(0)
-            archive = zipfile.ZipFile(fp)
+            counted = _ArchiveFile(fp)
+            archive = zipfile.ZipFile(counted)  # type: ignore[arg-type]
         except Refused as refusal:
             self.refuse(source, str(refusal))
             return
@@ -385,13 +509,32 @@ class _Walker:
             except Refused as refusal:
                 self.refuse(source, str(refusal))
                 return
-            for info in infos:
+            for at, info in enumerate(infos):
                 if self.budget.exhausted:
+                    self._not_read(source, infos[at:])
                     return
-                self._member(source, archive, info, depth=depth)
+                self._member(source, archive, counted, info, depth=depth)
+
+    def _not_read(self, source: str, infos: list[zipfile.ZipInfo]) -> None:
+        """One error for the members left when the budget ran out, so none is skipped
+        without a word, and a million of them cost one line."""
+        files = [info for info in infos if not info.is_dir()]
+        if files:
+            first = files[0].filename
+            more = f" and {len(files) - 1:,} more" if len(files) > 1 else ""
+            self.refuse(
+                source,
+                f"{first!r}{more} {budget_spent(self.budget.job_limit)}",
+            )
 
     def _member(
-        self, source: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, depth: int
+        self,
+        source: str,
+        archive: zipfile.ZipFile,
+        counted: _ArchiveFile,
+        info: zipfile.ZipInfo,
+        *,
+        depth: int,
     ) -> None:
         name = f"{source}/{info.filename}"
         if info.is_dir():
@@ -410,8 +553,23 @@ class _Walker:
             self.refuse(name, f"unreadable ({exc})")
             return
         with member:
-            stored = info.compress_size
-            self.stream(name, member, depth=depth + 1, compressed=lambda: stored)
+            # Opening read the local header; what is read from here on is the member's.
+            start = counted.count
+            self.stream(
+                name, member, depth=depth + 1, compressed=lambda: counted.count - start
+            )
+
+
+def _free_unwound_parser() -> None:
+    """Free what the parser of a refused member held, now rather than some day.
+
+    An lxml parser stopped mid-document is a reference cycle (parser, context, document),
+    and the parsers move what a parse allocated to the oldest generation, which Python
+    collects rarely: each refused member's text (up to the ratio grace, 16 MiB, or the
+    rest of the budget) stayed in memory, and a nested bomb's twelve added up. A full
+    collection costs ~0.2 s per million live objects; it runs only after a member that
+    inflated `_COLLECT_AFTER_BYTES`, so at most budget / that many times in one job."""
+    gc.collect()
 
 
 def _read_at_most(stream: Readable, size: int) -> bytes:
@@ -459,13 +617,19 @@ def read_file(
     limits: ArtifactLimits | None = None,
     *,
     is_report: Callable[[bytes], bool] | None = None,
+    remaining: int | None = None,
 ) -> tuple[list[ParseError], Sizes]:
     """Feed the reports in the seekable file `fp` (artifact `name`) to `sink`.
 
-    Synchronous and CPU-bound; `read_artifact` runs it in a thread.
+    `remaining` is what the job has left of its inflated-byte budget (a plain number, so
+    this can run in another process); None is the whole `limits.max_total_bytes`.
+    `Sizes.inflated` says how much of it this call used. Synchronous and CPU-bound;
+    `read_artifact` runs it in a thread.
     """
     limits = limits or ArtifactLimits()
-    walker = _Walker(sink, limits, is_report or _default_is_report())
+    if remaining is None:
+        remaining = limits.max_total_bytes
+    walker = _Walker(sink, limits, is_report or _default_is_report(), remaining)
     fp.seek(0, io.SEEK_END)
     downloaded = fp.tell()
     fp.seek(0)
@@ -486,20 +650,36 @@ async def read_artifact(
     limits: ArtifactLimits | None = None,
     *,
     is_report: Callable[[bytes], bool] | None = None,
+    budget: ArchiveBudget | None = None,
 ) -> tuple[list[ParseError], Sizes]:
     """Download `chunks` (size-capped) and feed the reports inside to `sink`.
 
-    Returns the refusals as `ParseError`s (the sink records its own parse errors) and the
-    sizes measured. Transport errors from `chunks` (the provider's `TransientError`...)
-    propagate: only the content is judged here.
+    `budget` is the job's, shared by all its artifacts and charged with what this one
+    inflated; None gives this artifact a budget of its own. Returns the refusals as
+    `ParseError`s (the sink records its own parse errors) and the sizes measured.
+    Transport errors from `chunks` (the provider's `TransientError`...) propagate: only
+    the content is judged here.
     """
     limits = limits or ArtifactLimits()
+    if budget is None:
+        budget = ArchiveBudget(limits.max_total_bytes)
+    if budget.remaining <= 0:
+        # Not even downloaded: nothing of it could be read.
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+        reason = f"refused: {budget_spent(budget.limit)}"
+        return [ParseError(source=name, reason=reason)], Sizes(0, 0, 0)
     try:
         fp = await spool(chunks, limits.max_download_bytes)
     except ArtifactTooLarge as refusal:
         return [ParseError(source=name, reason=f"refused: {refusal}")], Sizes(0, 0, 0)
     with fp:
-        return await asyncio.to_thread(read_file, sink, name, fp, limits, is_report=is_report)
+        errors, sizes = await asyncio.to_thread(
+            read_file, sink, name, fp, limits, is_report=is_report, remaining=budget.remaining
+        )
+    budget.spend(sizes)
+    return errors, sizes
 
 
 def _named_like_a_report(source: str) -> bool:

@@ -23,7 +23,7 @@ import fnmatch
 from collections.abc import Sequence
 from typing import BinaryIO, Final
 
-from bot.artifacts import ArtifactLimits, read_artifact
+from bot.artifacts import ArchiveBudget, ArtifactLimits, read_artifact
 from bot.context import Context
 from bot.events import BUILD_COMPLETED, RunRef
 from bot.results.model import Artifact, Origin, ParseError, TestRun
@@ -179,8 +179,12 @@ async def collect(
     the newest is the result, and an earlier attempt's failures become retries of the
     matching executions, so a test that failed and then passed on a re-run reads as flaky.
     Different names never stand in for each other.
+
+    One budget of inflated bytes spans all of them: a job that lists many artifacts
+    gets no more than one that lists one, and what the budget refuses is named.
     """
     limits = ArtifactLimits.from_settings(ctx.settings)
+    budget = ArchiveBudget(limits.max_total_bytes)
     attempts: dict[str, list[RemoteArtifact]] = {}
     for artifact in artifacts:
         attempts.setdefault(artifact.name, []).append(artifact)
@@ -188,7 +192,7 @@ async def collect(
     for name, tries in attempts.items():
         latest: TestRun | None = None
         for artifact in tries:
-            this = await _read_one(ctx, ref, ci, artifact, limits)
+            this = await _read_one(ctx, ref, ci, artifact, limits, budget)
             if latest is not None:
                 this.absorb_retry(latest)
                 if latest.errors:
@@ -202,7 +206,12 @@ async def collect(
 
 
 async def _read_one(
-    ctx: Context, ref: RunRef, ci: CIClient, artifact: RemoteArtifact, limits: ArtifactLimits
+    ctx: Context,
+    ref: RunRef,
+    ci: CIClient,
+    artifact: RemoteArtifact,
+    limits: ArtifactLimits,
+    budget: ArchiveBudget,
 ) -> TestRun:
     collector = Collector(ref.run_id)
     # Each artifact is its own origin (CI templates name them per job or matrix leg), so
@@ -210,7 +219,7 @@ async def _read_one(
     sink = _OriginSink(collector, Origin(artifact.name, url=artifact.url))
     try:
         errors, sizes = await read_artifact(
-            sink, artifact.name, ci.open_artifact(ref, artifact), limits
+            sink, artifact.name, ci.open_artifact(ref, artifact), limits, budget=budget
         )
     except PermanentError as exc:
         # One expired or missing artifact must not hide the others.
@@ -221,6 +230,7 @@ async def _read_one(
             artifact=artifact.name,
             downloaded=sizes.downloaded,
             inflated=sizes.inflated,
+            budget_left=budget.remaining,
             reports=sizes.reports,
         )
     run = collector.result()

@@ -283,5 +283,5 @@ def test_a_downloaded_artifact_renders_with_the_worker_s_archive_limits(
     monkeypatch.setenv("HERALD_ARTIFACT_MAX_TOTAL_BYTES", "100000")
     assert main(["render", "test-results.zip", "--format", "md"]) == 1
     out, _ = capsys.readouterr()
-    assert ("test-results.zip/reports/huge.xml: cannot read: artifact inflates to more than "
-            "100,000 bytes") in out
+    assert ("test-results.zip/reports/huge.xml: refused: over the budget of 100,000 inflated "
+            "bytes") in out

@@ -314,3 +314,22 @@ async def test_cases_keep_the_artifact_they_came_from(redis) -> None:
         (Origin("results-a", url="https://ci.example/a/0"), Status.FAILED),
         (Origin("results-b", url="https://ci.example/a/1"), Status.PASSED),
     ]
+
+
+async def test_the_artifacts_of_one_run_share_one_inflated_byte_budget(redis) -> None:
+    padded = JUNIT.replace(b"</testsuite>", b" " * 60_000 + b"</testsuite>")
+    big = zipped({"TEST-big.xml": padded})
+    ci = FakeCI(artifacts={"unit-results": big, "e2e-results": big, "junit": JUNIT})
+    forge = FakeForge()
+    # Each artifact alone fits in 100 kB; the second one passes what the first left.
+    environ = {"HERALD_ARTIFACT_MAX_TOTAL_BYTES": "100000"}
+    await report(context(EVENT, redis, ci=ci, forge=forge, environ=environ))
+    run = forge.published[0]
+    assert run.totals().total == 2
+    assert [(e.source, e.reason) for e in run.errors] == [
+        ("e2e-results/TEST-big.xml", "refused: over the budget of 100,000 inflated bytes "
+                                     "(HERALD_ARTIFACT_MAX_TOTAL_BYTES)"),
+        ("junit", "refused: not read: the budget of 100,000 inflated bytes is spent"),
+    ]
+    # The spent budget is known before the third download, which is never started.
+    assert ("open_artifact", "junit") not in ci.calls
