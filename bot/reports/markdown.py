@@ -119,11 +119,14 @@ _HTML_TEXT: dict[int, str] = {
 # `*iteration:` and `[vulnerability:`. The joiner goes right after what matched.
 _REFERENCE = re.compile(
     r"""
-      [@#!~%$&](?=[\w"<{\[])          # @user ~label #1 !1 %milestone $1 &1 ~"a b" @<guid>
-    | \b(?:[Gg][Hh]|[A-Z][A-Z0-9_]+)-(?=\d)   # GH-1, and Jira or custom keys: ABC-1
-    | (?<=[A-Za-z]):(?=//)              # https://
-    | \b[Ww]{3}(?=\.)                   # www.
-    | \*(?=iteration:) | \[(?=vulnerability:)
+    (?=[@#!~%$&:*\[A-ZgWw])               # a cheap first look: most positions fail here
+    (?:
+        [@#!~%$&](?=[\w"<{\[])            # @user ~label #1 !1 %milestone $1 &1 ~"a b" @<guid>
+      | (?<!\w)(?:[Gg][Hh]|[A-Z][A-Z0-9_]+)-(?=\d)    # GH-1, and Jira or custom keys: ABC-1
+      | (?<=[A-Za-z]):(?=//)                # https://
+      | (?<!\w)[Ww]{3}(?=\.)                # www.
+      | \*(?=iteration:) | \[(?=vulnerability:)
+    )
     """,
     re.VERBOSE,
 )
@@ -132,7 +135,10 @@ _REFERENCE = re.compile(
 def defuse(text: str) -> str:
     """`text` with a word joiner wherever a forge would link or mention from it; the same
     text to read. Idempotent, and undone by removing every `WORD_JOINER`."""
-    return _REFERENCE.sub(lambda match: match.group(0) + WORD_JOINER, text)
+    return _REFERENCE.sub(_JOINED, text)
+
+
+_JOINED = "\\g<0>" + WORD_JOINER
 
 
 # At the start of a line these begin a heading, list, setext underline or a quick action.
