@@ -38,20 +38,20 @@ Every one of these starts at a sigil (`@ # ! ~ % $ &`) followed by a name charac
 quote or a bracket, at `PREFIX-` followed by a digit, or at `://` and `www.`. Inline text
 gets a WORD JOINER (U+2060) right after each such sigil, hyphen, scheme colon and `www`,
 so no forge's pattern matches, while the text reads and wraps exactly as before. Why this
-character: it is invisible and zero-width on all four forges (it is a Unicode "default
-ignorable" character, drawn by no font); unlike a zero-width space (U+200B, Renovate's
-choice for the same job) it gives the browser no place to wrap `#` away from `123`; unlike
-a zero-width joiner (U+200D) it has no meaning in emoji sequences (`#` is an emoji base);
-and written as the character, not `&#8288;`, it costs one character of a budget and shows
-right in plain-text fields too. The cost: copying such text from a rendered comment
-copies the joiners. That is why code spans and fenced blocks (`md_code_block`, where a
-failure's full message and stack trace are shown to be copied) get none: GitHub and
-GitLab never link inside code (GitLab's reference filters skip `pre` and `code`); for
-Bitbucket and Azure DevOps, whose publishers are not built yet, check the same before
-their reports put untrusted text in code. Commit SHAs are left alone: a forge links one
-only when it names a commit of that very repository, which neither notifies anyone nor
-marks another page, while breaking every 7-to-40-digit hexadecimal word would spoil the
-hashes and numbers in messages.
+character: it is invisible and zero-width on all four forges (a Unicode "default
+ignorable" character, which browsers do not draw); unlike a zero-width space (U+200B,
+Renovate's choice for the same job) it gives the browser no place to wrap `#` away from
+`123`; unlike a zero-width joiner (U+200D) it has no meaning in emoji sequences (`#` is an
+emoji base); and written as the character, not `&#8288;`, it costs one character of a
+budget and means the same wherever the text ends up, entities decoded or not. The cost:
+copying such text from a rendered comment copies the joiners. That is why code spans and
+fenced blocks (`md_code_block`, where a failure's full message and stack trace are shown
+to be copied) get none: GitHub and GitLab never link inside code (GitLab's reference
+filters skip `pre`, `code` and `a`); for Bitbucket and Azure DevOps, whose publishers are
+not built yet, check the same before their reports put untrusted text in code. Commit SHAs
+are left alone: a forge links one only when it names a commit of that very repository,
+which neither notifies anyone nor marks another page, while breaking every 7-to-40-digit
+hexadecimal word would spoil the hashes and numbers in messages.
 
 Invariants the tests hold these to (`tests/reports/test_inert.py`): no output line starts
 with `/`; every sigil before a name character, every `PREFIX-` before a digit, every `://`
@@ -132,13 +132,13 @@ _REFERENCE = re.compile(
 )
 
 
+_JOINED = "\\g<0>" + WORD_JOINER
+
+
 def defuse(text: str) -> str:
     """`text` with a word joiner wherever a forge would link or mention from it; the same
     text to read. Idempotent, and undone by removing every `WORD_JOINER`."""
     return _REFERENCE.sub(_JOINED, text)
-
-
-_JOINED = "\\g<0>" + WORD_JOINER
 
 
 # At the start of a line these begin a heading, list, setext underline or a quick action.
