@@ -7,6 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from bot.console import printable
+
 #: subcommand -> (module, one-line help). Each module has `configure(parser)` and
 #: `run(args) -> int`. Every module is imported to build the parser; running a command
 #: whose module is missing from this build says so.
@@ -45,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         if exc.name != args._module:
             raise
-        print(f"herald: '{args.command}' is not available in this build", file=sys.stderr)
+        print(printable(f"herald: '{args.command}' is not available in this build"),
+              file=sys.stderr)
         return 2
     code: int = module.run(args)
     return code

@@ -285,3 +285,32 @@ def test_a_downloaded_artifact_renders_with_the_worker_s_archive_limits(
     out, _ = capsys.readouterr()
     assert ("test-results.zip/reports/huge.xml: refused: over the budget of 100,000 inflated "
             "bytes") in out
+
+
+def test_file_names_holding_terminal_escapes_print_escaped_and_still_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Printed raw, the first would retitle the user's terminal and the second recolour it.
+    retitle = write(tmp_path / "title-\x1b]0;pwned\x07-\x1b[31m.xml", "no XML here")
+    recolour = write(tmp_path / "red-\x1b[31m-\u202egpj.xml", FAILING)
+    assert main(["render", retitle.name, recolour.name, "--out", "out"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ("herald: 3 tests, 1 failed, 1 skipped in 2m 5.70s (2 files, 1 unusable: "
+                   "title-\\x1b]0;pwned\\x07-\\x1b[31m.xml: not a test report: "
+                   "starts with 'no XML here')\n")
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    # The reports still name the file (escaped for their own format, not for a terminal).
+    document = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert document["errors"][0]["source"] == retitle.name
+    assert {suite["source"] for suite in document["suites"]} == {recolour.name}
+
+
+def test_a_report_that_cannot_be_written_is_named_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path / "junit.xml", PASSING)
+    blocker = write(tmp_path / "out-\x1b[2J", "a file where the directory should be")
+    assert main(["render", "junit.xml", "--out", str(blocker / "sub")]) == 2
+    _, err = capsys.readouterr()
+    assert err.startswith("herald: cannot write the reports to ")
+    assert "out-\\x1b[2J/sub" in err and "\x1b" not in err

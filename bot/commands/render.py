@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from bot.console import printable
 from bot.reports import iter_html, iter_json, render_markdown
 from bot.results.model import Metric, ParseError, TestRun, format_duration
 
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 with open(out / FORMATS[name], "w", encoding="utf-8", errors="replace") as fp:
                     fp.writelines(_pieces(name, result, args.passed_detail))
         except OSError as exc:
-            print(f"herald: cannot write the reports to {out}: {exc}", file=sys.stderr)
+            print(printable(f"herald: cannot write the reports to {out}: {exc}"), file=sys.stderr)
             return 2
     print(_encodable(summary_line(result, read)), file=summary_stream)
     return exit_status(result)
@@ -151,7 +152,9 @@ def _encodable(text: str) -> str:
 
 
 def summary_line(result: TestRun, files: int) -> str:
-    """`herald: 1,204 tests, 3 failed, 2 skipped in 2m 5.70s (2 files, 1 unusable: ...)`."""
+    """`herald: 1,204 tests, 3 failed, 2 skipped in 2m 5.70s (2 files, 1 unusable: ...)`,
+    for a terminal: a file name or reason holding escape sequences shows them escaped
+    (`bot.console`) instead of acting on the terminal."""
     totals = result.totals()
     counts = [f"{totals.total:,} {'test' if totals.total == 1 else 'tests'}",
               f"{totals.failed:,} failed"]
@@ -166,7 +169,8 @@ def summary_line(result: TestRun, files: int) -> str:
             else first.reason[: REASON_LIMIT - 1] + "…"
         more = f"; and {len(result.errors) - 1:,} more" if len(result.errors) > 1 else ""
         inputs += f", {len(result.errors):,} unusable: {first.source}: {reason}{more}"
-    return f"herald: {', '.join(counts)} in {format_duration(totals.duration)} ({inputs})"
+    took = format_duration(totals.duration)
+    return printable(f"herald: {', '.join(counts)} in {took} ({inputs})")
 
 
 def read_reports(run_id: str, files: list[tuple[str, bool]],

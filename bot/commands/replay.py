@@ -39,6 +39,7 @@ from typing import Any, Final
 import httpx
 
 import providers
+from bot.console import printable
 from bot.settings import ConfigError, Settings, env_name
 from providers.signatures import TOKEN_HEADER
 
@@ -177,21 +178,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         body = args.file.read_bytes()
     except OSError as exc:
-        print(f"herald replay: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        print(printable(f"herald replay: cannot read {args.file}: {exc.strerror}"), file=sys.stderr)
         return 2
     try:
         settings = Settings.from_env()
         headers = build_request(args.provider, body, settings,
                                 event=args.event, delivery=args.delivery)
     except (ReplayError, ConfigError, providers.UnknownProvider) as exc:
-        print(f"herald replay: {exc}", file=sys.stderr)
+        print(printable(f"herald replay: {exc}"), file=sys.stderr)
         return 2
     url = args.url or DEFAULT_URL.format(provider=args.provider)
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=args.timeout)
     except httpx.HTTPError as exc:
-        print(f"herald replay: {url}: {exc}", file=sys.stderr)
+        print(printable(f"herald replay: {url}: {exc}"), file=sys.stderr)
         return 1
-    print(f"{response.status_code} {response.reason_phrase}")
-    print(response.text)
+    print(printable(f"{response.status_code} {response.reason_phrase}"))
+    print(printable(response.text, multiline=True))
     return 0 if response.is_success else 1

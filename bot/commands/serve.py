@@ -26,6 +26,7 @@ import uvicorn
 from bot import logging as herald_logging
 from bot.app import create_app
 from bot.connections import protocol_class
+from bot.console import printable
 from bot.embedded_redis import EmbeddedRedis
 from bot.settings import ConfigError, Settings
 from bot.worker import close_worker, create_worker
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        print(f"herald serve: {exc}")
+        print(printable(f"herald serve: {exc}"))
         return 2
     herald_logging.configure(settings)
     embedded: EmbeddedRedis | None = None

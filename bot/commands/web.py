@@ -12,6 +12,7 @@ import uvicorn
 
 from bot.commands.serve import GRACEFUL_REQUEST_SECONDS
 from bot.connections import protocol_class
+from bot.console import printable
 from bot.settings import ConfigError, Settings
 
 
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         settings.header_timeout_seconds()  # refused here, not in every worker process
     except ConfigError as exc:
-        print(f"herald web: {exc}")
+        print(printable(f"herald web: {exc}"))
         return 2
     if not settings.redis_url:
         print("herald web: HERALD_REDIS_URL (or REDIS_URL) is required")

@@ -13,6 +13,7 @@ import dataclasses
 
 from bot import logging as herald_logging
 from bot.commands.serve import run_async
+from bot.console import printable
 from bot.settings import ConfigError, Settings
 from bot.worker import close_worker, create_worker
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                 "with an embedded Redis for trying Herald out"
             )
     except ConfigError as exc:
-        print(f"herald worker: {exc}")
+        print(printable(f"herald worker: {exc}"))
         return 2
     herald_logging.configure(settings)
     return run_async(_work(settings, burst=args.burst))

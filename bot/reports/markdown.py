@@ -9,8 +9,9 @@ artifacts last.
 
 Everything in a report that came from a test run is untrusted text: a test name can hold
 `|` (splits a table cell), backticks (closes a code span or fence), `<script>`, `@team`
-(notifies people), or a line starting with `/approve` (a GitLab quick action, run with the
-bot's permissions). The functions here turn such text into Markdown that shows it literally:
+(notifies people), `fixes #123` (links issue 123 and puts "mentioned this" on its timeline),
+or a line starting with `/approve` (a GitLab quick action, run with the bot's permissions).
+The functions here turn such text into Markdown that shows it literally and links nothing:
 
 - `md_text`: inline text on one line (paragraphs, list items, headings);
 - `md_cell`: a table cell, capped at `CELL_LIMIT` characters with an ellipsis;
@@ -18,9 +19,44 @@ bot's permissions). The functions here turn such text into Markdown that shows i
 - `md_code_block`: a fenced block whose fence is longer than any backtick run inside;
 - `md_link`: a link, only for http(s) URLs.
 
-Invariants the tests hold these to: no output line starts with `/`; `@` is always followed
-by a zero-width joiner (U+200D), so nobody is notified; a table row has exactly as many
-unescaped `|` as its header.
+References and mentions. Each forge links its own forms in the text of a comment, after
+Markdown is rendered (so a backslash or an HTML entity does not stop them: the forge reads
+the decoded text):
+
+- GitHub: `#123`, `GH-123`, `owner/repo#123`, `@user`, `@org/team`, commit SHAs and
+  `user@sha`, bare URLs, and per-repository custom autolinks such as `JIRA-123`
+  (https://docs.github.com/en/get-started/writing-on-github/working-with-advanced-formatting/autolinked-references-and-urls);
+- GitLab: `@user`, `#123`, `!123` (merge requests), `~label`, `%milestone`, `$snippet`,
+  `&epic`, `*iteration:1`, `[vulnerability:1]`, each also in `~"two words"` and
+  `group/project!1` forms, and commit SHAs (https://docs.gitlab.com/user/markdown/#gitlab-specific-references);
+- Bitbucket: `@user`, `#123` in `issue #123` and `PR #12` / `pull request #12`, Jira keys
+  `ABC-123`, commit SHAs;
+- Azure DevOps: `#123` (work items), `!123` (pull requests), `@user` and `@<guid>`; and
+  `AB#123`, which the Azure Boards app links from GitHub.
+
+Every one of these starts at a sigil (`@ # ! ~ % $ &`) followed by a name character, a
+quote or a bracket, at `PREFIX-` followed by a digit, or at `://` and `www.`. Inline text
+gets a WORD JOINER (U+2060) right after each such sigil, hyphen, scheme colon and `www`,
+so no forge's pattern matches, while the text reads and wraps exactly as before. Why this
+character: it is invisible and zero-width on all four forges (a Unicode "default
+ignorable" character, which browsers do not draw); unlike a zero-width space (U+200B,
+Renovate's choice for the same job) it gives the browser no place to wrap `#` away from
+`123`; unlike a zero-width joiner (U+200D) it has no meaning in emoji sequences (`#` is an
+emoji base); and written as the character, not `&#8288;`, it costs one character of a
+budget and means the same wherever the text ends up, entities decoded or not. The cost:
+copying such text from a rendered comment copies the joiners. That is why code spans and
+fenced blocks (`md_code_block`, where a failure's full message and stack trace are shown
+to be copied) get none: GitHub and GitLab never link inside code (GitLab's reference
+filters skip `pre`, `code` and `a`); for Bitbucket and Azure DevOps, whose publishers are
+not built yet, check the same before their reports put untrusted text in code. Commit SHAs
+are left alone: a forge links one only when it names a commit of that very repository,
+which neither notifies anyone nor marks another page, while breaking every 7-to-40-digit
+hexadecimal word would spoil the hashes and numbers in messages.
+
+Invariants the tests hold these to (`tests/reports/test_inert.py`): no output line starts
+with `/`; every sigil before a name character, every `PREFIX-` before a digit, every `://`
+and `www.` is broken by a word joiner outside code; removing the joiners gives back the
+text as it was; a table row has exactly as many unescaped `|` as its header.
 """
 
 from __future__ import annotations
@@ -53,7 +89,8 @@ DETAIL_LIMIT = 8_000
 #: The Markdown report lists at most this many skipped tests (in a collapsed block).
 SKIPPED_LIST_LIMIT = 100
 ELLIPSIS = "…"
-ZERO_WIDTH_JOINER = "\u200d"
+#: Invisible and zero-width; put where a forge would otherwise start a link or mention.
+WORD_JOINER = "\u2060"
 
 # Backslash-escaping works for any ASCII punctuation in CommonMark; these are the ones that
 # start emphasis, code, links, tables, strikethrough or (GitHub) math. `<`, `>` and `&`
@@ -61,7 +98,6 @@ ZERO_WIDTH_JOINER = "\u200d"
 _BACKSLASHED = "\\`*_[]|~$"
 _INLINE: dict[int, str] = {ord(c): "\\" + c for c in _BACKSLASHED}
 _INLINE.update({ord("<"): "&lt;", ord(">"): "&gt;", ord("&"): "&amp;"})
-_INLINE[ord("@")] = "@" + ZERO_WIDTH_JOINER
 # Control characters and Unicode line separators would start a new line somewhere (a
 # forge's quick-action scanner, a terminal); inline text is one line, so they become spaces
 # (before trimming, so a name of only control characters trims to nothing, as it shows).
@@ -75,8 +111,35 @@ _HTML_TEXT: dict[int, str] = {
     ord("&"): "&amp;",
     ord('"'): "&quot;",
     ord("'"): "&#x27;",
-    ord("@"): "@" + ZERO_WIDTH_JOINER,
 }
+
+# Where a forge's reference, mention or autolink would start (see the module docstring):
+# a sigil before a name character, a quote or a bracket (`~"a label"`, Azure's `@<guid>`);
+# `GH-` or a Jira-style key before its number; a URL's `://` and a bare `www.`; GitLab's
+# `*iteration:` and `[vulnerability:`. The joiner goes right after what matched.
+_REFERENCE = re.compile(
+    r"""
+    (?=[@#!~%$&:*\[A-ZgWw])               # a cheap first look: most positions fail here
+    (?:
+        [@#!~%$&](?=[\w"<{\[])            # @user ~label #1 !1 %milestone $1 &1 ~"a b" @<guid>
+      | (?<!\w)(?:[Gg][Hh]|[A-Z][A-Z0-9_]+)-(?=\d)    # GH-1, and Jira or custom keys: ABC-1
+      | (?<=[A-Za-z]):(?=//)                # https://
+      | (?<!\w)[Ww]{3}(?=\.)                # www.
+      | \*(?=iteration:) | \[(?=vulnerability:)
+    )
+    """,
+    re.VERBOSE,
+)
+
+
+_JOINED = "\\g<0>" + WORD_JOINER
+
+
+def defuse(text: str) -> str:
+    """`text` with a word joiner wherever a forge would link or mention from it; the same
+    text to read. Idempotent, and undone by removing every `WORD_JOINER`."""
+    return _REFERENCE.sub(_JOINED, text)
+
 
 # At the start of a line these begin a heading, list, setext underline or a quick action.
 _LINE_START = "#-+=/"
@@ -100,7 +163,7 @@ def _lead(text: str) -> tuple[str, str]:
 
 def _escape(text: str, table: dict[int, str], limit: int | None, *, block: bool = True) -> str:
     spaces = _SPACES_BUT_NEWLINE if table is _CELL_BREAKS else _SPACES
-    text = text.replace("\r\n", "\n").translate(spaces).strip()
+    text = defuse(text.replace("\r\n", "\n").translate(spaces).strip())
     head = text if limit is None else text[:limit]
     lead, rest = _lead(head) if block else ("", head)
     escaped = lead + rest.translate(table)

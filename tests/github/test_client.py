@@ -11,6 +11,7 @@ import httpx
 import jwt as pyjwt
 import pytest
 
+from bot.reports.markdown import WORD_JOINER
 from bot.results.model import Status, Suite, TestCase, TestRun
 from bot.settings import ConfigError, ProviderSettings, Secret
 from providers.base import CIClient, Forge, NotConfigured, PermanentError, TransientError
@@ -328,7 +329,7 @@ async def test_publish_creates_one_named_check_run_and_one_sticky_comment(fake, 
     ]
     [posted] = fake.repo(REPO).comments[PR]
     assert posted["body"].startswith(f"<!-- herald:report:CI run={ref.run_id}.2 -->")
-    assert "CI #1873" in posted["body"]
+    assert f"CI #{WORD_JOINER}1873" in posted["body"]  # the run's number, not issue 1873
     assert published.check_run_id == str(check["id"])
     assert published.comment_id == str(posted["id"])
     assert published.created

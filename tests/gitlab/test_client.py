@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from bot.events import Comment
+from bot.reports.markdown import WORD_JOINER
 from bot.results.model import Artifact, Status, Suite, TestCase, TestRun
 from bot.settings import ConfigError, ProviderSettings
 from providers.base import CIClient, Forge, NotConfigured, PermanentError, TransientError
@@ -283,7 +284,7 @@ async def test_publish_sets_one_status_and_one_sticky_note(
     assert published.status_id == str(status["id"])
     body = note["body"]
     assert "test\\_refunds" in body or "test_refunds" in body
-    assert f"[Pipeline #{ROOT}]({WEB}/-/pipelines/{ROOT})" in body
+    assert f"[Pipeline #{WORD_JOINER}{ROOT}]({WEB}/-/pipelines/{ROOT})" in body
     assert f"({WEB}/-/jobs/{world.e2e['id']})" in body  # a failed job of the child pipeline
     # Every job archive is linked, parsed or not (expired ones are gone).
     for job in (world.unit, world.integration, world.build, world.e2e):
@@ -377,7 +378,9 @@ async def test_quick_actions_and_mentions_in_test_names_do_nothing(
     assert gitlab.quick_actions == []
     assert gitlab.mentions == []
     assert all(not line.lstrip().startswith("/") for line in note["body"].splitlines())
-    shown = note["body"].replace(notes.ZERO_WIDTH_JOINER, "").replace(notes.ZERO_WIDTH_SPACE, "")
+    shown = note["body"]
+    for invisible in (notes.ZERO_WIDTH_JOINER, notes.ZERO_WIDTH_SPACE, WORD_JOINER):
+        shown = shown.replace(invisible, "")
     for name in SNEAKY_NAMES:
         assert name.lstrip("/@") in shown
 

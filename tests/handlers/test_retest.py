@@ -174,7 +174,7 @@ async def test_names_from_the_repository_cannot_forge_links_or_mention_anyone(re
     assert forge.calls[-1] == (
         "reply",
         "@alice re-running the failed jobs of "
-        "[CI\\](https://evil.example) @\u200dall \\[](https://github.com/octo/app/actions/runs/1)."
+        "[CI\\](https:\u2060//evil.example) @\u2060all \\[](https://github.com/octo/app/actions/runs/1)."
         "\n\nCould not rerun Lint: workflow \\`&lt;b&gt;\\` is disabled.",
     )
 

@@ -2,6 +2,37 @@
 
 from __future__ import annotations
 
+import re
+
+#: What GitHub, GitLab, Bitbucket and Azure DevOps link, mention or reference from the text
+#: of a comment, written as their documentation gives the forms (sources in the docstring of
+#: `bot.reports.markdown`). Matched against text as a reader sees it: entities decoded,
+#: backslash escapes gone.
+FORGE_REFERENCE = re.compile(
+    r"""
+      @[\w"<{\[]                    # @user, @org/team, GitLab @"name", Azure @<guid> / @{...}
+    | \#\w                           # #123, owner/repo#1, AB#123, PR #12, issue #12
+    | ![\w"]                         # GitLab and Azure merge/pull requests: !123
+    | [~%][\w"]                      # GitLab labels and milestones: ~bug ~"a b" %v1
+    | [$&]\w                         # GitLab snippets and epics: $1 &7
+    | \*iteration: | \[vulnerability:   # GitLab iterations and vulnerabilities
+    | \b(?:[Gg][Hh]|[A-Z][A-Z0-9_]+)-\d  # GitHub GH-1; Jira keys and custom autolinks
+    | \b[A-Za-z][A-Za-z0-9+.-]*://   # bare URLs (GFM autolinks)
+    | \b[Ww]{3}\.                     # www.example.com (GFM autolinks)
+    """,
+    re.VERBOSE,
+)
+
+
+def live_references(seen: str) -> list[str]:
+    """Every reference, mention or autolink a forge would make from `seen`, a text as
+    shown (entities decoded); empty when the text is inert."""
+    return [seen[match.start():match.end() + len(_NAME.match(seen, match.end())[0])]
+            for match in FORGE_REFERENCE.finditer(seen)]
+
+
+_NAME = re.compile(r"[\w./-]*")
+
 
 def unescaped_pipes(line: str) -> int:
     """How many `|` in a table line separate cells: those not preceded by an odd number

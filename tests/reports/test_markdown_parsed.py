@@ -11,7 +11,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from bot.reports import render_markdown
-from bot.reports.markdown import ZERO_WIDTH_JOINER
+from bot.reports.markdown import defuse
 from bot.results.model import (
     Artifact,
     Origin,
@@ -68,11 +68,11 @@ def seen_text(inline: Token) -> str:
 
 
 def as_shown(text: str) -> str:
-    """The run's text as a cell shows it: one line, trimmed, mentions defused."""
+    """The run's text as a cell shows it: one line, trimmed, references defused."""
     line = text.replace("\r\n", "\n")
     for separator in [*map(chr, range(0x20)), "\x7f", "\x85", "\u2028", "\u2029"]:
         line = line.replace(separator, " ")
-    return line.strip().replace("@", "@" + ZERO_WIDTH_JOINER)
+    return defuse(line.strip())
 
 
 names = st.text(
@@ -137,7 +137,7 @@ def test_unread_files_and_artifacts_show_exactly_their_text(
     paragraphs = [seen_inline(t) for t in tokens if t.type == "inline"]
     # Right under the headline: which file, and why.
     assert paragraphs[2] == f"1 file could not be read: {as_shown(source)} ({as_shown(reason)})."
-    label = as_shown(artifact) or "https://ci.example.com/a"
+    label = as_shown(artifact) or defuse("https://ci.example.com/a")
     assert f"{label} (10 B)" in paragraphs
 
 
