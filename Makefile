@@ -25,6 +25,7 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python -m bench.parse
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.hostile_xml
 
 clean:
 	rm -rf $(VENV) build *.egg-info

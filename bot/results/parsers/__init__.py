@@ -10,6 +10,8 @@ parsed), no DTD or network access, and libxml2's default limits all stay on (hug
 never set): 256 levels of nesting, 50,000 bytes per name, 10 MB per attribute value or text
 node. Text and CDATA longer than that are not refused but cut by the byte filter
 (`_input.text_runs_cut`, 1 MiB per run), so memory stays bounded whatever one text holds.
+The one exception: UTF-16/32 files, which that filter cannot scan by bytes, have only
+libxml2's limits, and its push parser buffers a CDATA section whole before refusing it.
 
 Dirty input is repaired rather than refused: characters XML 1.0 forbids (ANSI colour codes,
 NUL) are removed, invalid UTF-8 becomes U+FFFD, odd attribute values ("2,120.532", "NaN",
@@ -288,8 +290,8 @@ def _parse(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
-        # libxml2's limits stay on: a text node over 10 MB is an error on the first attempt
-        # and cut by the filter on the second, never built whole.
+        # libxml2's limits stay on; the cut above keeps texts far below them, so none is
+        # ever built whole.
         huge_tree=False,
         remove_comments=True,
         remove_pis=True,
