@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.parse
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.archive
+	$(BIN)/python -m bench.hostile_xml
 
 clean:
 	rm -rf $(VENV) build *.egg-info

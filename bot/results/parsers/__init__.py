@@ -6,14 +6,24 @@ its end tag and its element freed at once; captured output is kept only for fail
 and every kept text is cut to `text_limit` characters.
 
 Safety: entities are never expanded (a document that declares any is refused before it is
-parsed), no DTD or network access, and libxml2's depth and amplification limits stay on.
-Its 10 MB limit on one text node is lifted (huge_tree) only for a file that needs it.
+parsed), no DTD or network access, and libxml2's default limits all stay on (huge_tree is
+never set): 256 levels of nesting, 50,000 bytes per name, 10 MB per attribute value or text
+node. Text and CDATA longer than that are not refused but cut by the byte filter
+(`_input.text_runs_cut`, 1 MiB per run), so memory stays bounded whatever one text holds.
+The one exception: UTF-16/32 files, which that filter cannot scan by bytes, have only
+libxml2's limits, and its push parser buffers a CDATA section whole before refusing it.
 
 Dirty input is repaired rather than refused: characters XML 1.0 forbids (ANSI colour codes,
 NUL) are removed, invalid UTF-8 becomes U+FFFD, odd attribute values ("2,120.532", "NaN",
 "") become usable numbers. Clean files, nearly all of them, go to libxml2 untouched; a file
-it rejects is read again through the byte filter (seekable streams; a one-way stream is
-filtered from the start), so the common case pays nothing for the repair.
+it rejects, for any reason, is read again through the byte filter (seekable streams; a
+one-way stream is filtered from the start), so the common case pays nothing for the repair.
+
+What the repairs and caps could hide, never a status: a cut text hides the rest of that
+output or trace (the report says how much was cut); a dropped control character or a
+U+FFFD hides that character; a comment or processing instruction is never read. A file
+past libxml2's limits (a 10 MB attribute value, a 50,000-byte name, 257 levels) is
+refused by name and reason, with the cases read before the problem kept.
 
 A broken file (truncated, corrupt half way) raises `ReportError`; the cases read before the
 break ride along on `ReportError.partial`, and `Collector` keeps them *and* records the
@@ -37,7 +47,16 @@ from lxml import etree
 from bot.results.model import DEFAULT_TEXT_LIMIT, Origin, ParseError, TestRun
 
 from ._base import FormatParser, ReportError, StreamFormat
-from ._input import SNIFF_LIMIT, cleaned, filter_mode, read_chunks, sniff
+from ._input import (
+    SNIFF_LIMIT,
+    TEXT_RUN_LIMIT,
+    TooManyAttributes,
+    cleaned,
+    filter_mode,
+    read_chunks,
+    sniff,
+    text_runs_cut,
+)
 from .ctrf import CtrfFormat
 from .dart import DartJson
 from .gotest import GoTestJson
@@ -88,19 +107,11 @@ REPORT_SUFFIXES = (".xml", ".trx", ".json", ".jsonl", ".ndjson", ".tap")
 
 
 class _ReadAgain(Exception):
-    """The first, fast attempt cannot read this file as it is; the next one can."""
-
-    def __init__(self, *, dirty: bool = False, huge: bool = False) -> None:
-        super().__init__()
-        self.dirty = dirty  # a character XML forbids or a bad byte: filter the bytes
-        self.huge = huge  # a text node over libxml2's 10 MB default: lift that limit
+    """The first, fast attempt could not read this file as it is; the filter may."""
 
 
-#: libxml2 messages that mean "a forbidden character or byte", which the filter repairs.
-_DIRTY_MARKERS = ("char", "encoding", "unregistered error")
-#: libxml2 messages for its default size limits ("Text node too long", "CData section too
-#: big"), which huge_tree lifts.
-_SIZE_MARKERS = ("too long", "too big")
+#: libxml2 messages for what no filter repairs: reading again would only repeat them.
+_FINAL_MARKERS = ("amplification", "Excessive depth")
 
 
 def looks_like_report(first_bytes: bytes) -> bool:
@@ -175,23 +186,18 @@ def parse_stream(
             )
         mode = filter_mode(prolog.encoding)
         if start is None:
-            # Cannot read it twice: clean every byte on the way in, accept any text size.
+            # Cannot read it twice: clean every byte on the way in.
             chunks = read_chunks(stream, first)
-            return _parse(source, parser_class, chunks, text_limit, mode, huge=True)
-        # Most files are clean and small-texted: libxml2 reads the bytes as they are, with
-        # its default limits. Only a file it stumbles on is read again, through the filter
-        # for forbidden characters and/or with the text size limit lifted.
-        clean_mode: str | None = None
-        huge = False
-        chunks = read_chunks(stream, first)
-        while True:
-            try:
-                return _parse(source, parser_class, chunks, text_limit, clean_mode, huge=huge)
-            except _ReadAgain as again:
-                clean_mode = mode if again.dirty else clean_mode
-                huge = huge or again.huge
-                stream.seek(start)
-                chunks = read_chunks(stream, b"")
+            return _parse(source, parser_class, chunks, text_limit, mode, repair=True)
+        # Most files are clean: libxml2 reads the bytes as they are (long texts cut). Only a
+        # file it stumbles on is read again, through the filter for forbidden characters.
+        try:
+            chunks = read_chunks(stream, first)
+            return _parse(source, parser_class, chunks, text_limit, mode, repair=False)
+        except _ReadAgain:
+            stream.seek(start)
+            chunks = read_chunks(stream, b"")
+            return _parse(source, parser_class, chunks, text_limit, mode, repair=True)
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise ReportError(source, f"cannot read: {exc}") from exc
 
@@ -263,15 +269,20 @@ def _parse(
     parser_class: type[FormatParser],
     chunks: Iterator[bytes],
     text_limit: int,
-    clean_mode: str | None = None,
+    mode: str,
     *,
-    huge: bool = False,
+    repair: bool,
 ) -> TestRun:
-    """Stream `chunks` through libxml2 into `parser_class`; `clean_mode` (see
-    `_input.filter_mode`) filters the bytes first, None passes them untouched; `huge`
-    accepts text nodes over 10 MB."""
-    if clean_mode is not None:
-        chunks = cleaned(chunks, clean_mode, char_refs=True)
+    """Stream `chunks` through libxml2 into `parser_class`, with long texts cut (see
+    `_input.text_runs_cut`; `mode` is `_input.filter_mode`'s). `repair` filters forbidden
+    characters and bytes too; without it, an error raises `_ReadAgain` where it may help.
+
+    The cut runs on every attempt, because libxml2's push parser holds a whole CDATA
+    section, comment or PI in its input buffer until it sees the end: its 10 MB limit
+    comes only after 200 MB have been buffered."""
+    if repair:
+        chunks = cleaned(chunks, mode, char_refs=True)
+    chunks = text_runs_cut(chunks, mode, max(TEXT_RUN_LIMIT, 4 * text_limit))
     handler = parser_class(source, text_limit)
     parser = etree.XMLPullParser(
         events=parser_class.EVENTS,
@@ -279,9 +290,9 @@ def _parse(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
-        # Lifts libxml2's 10 MB cap on one text node (a 60 MB <system-out> is real), and with
-        # it the depth cap from 256 to 2048 levels; entity amplification stays checked.
-        huge_tree=huge,
+        # libxml2's limits stay on; the cut above keeps texts far below them, so none is
+        # ever built whole.
+        huge_tree=False,
         remove_comments=True,
         remove_pis=True,
         # Whitespace between elements would become one text node per indent; nothing reads
@@ -289,7 +300,7 @@ def _parse(
         remove_blank_text=True,
     )
     with _cyclic_gc_paused():
-        return _feed(source, parser, handler, chunks, clean_mode, huge)
+        return _feed(source, parser, handler, chunks, repair)
 
 
 @contextlib.contextmanager
@@ -333,8 +344,7 @@ def _feed(
     parser: etree.XMLPullParser,
     handler: FormatParser,
     chunks: Iterator[bytes],
-    clean_mode: str | None,
-    huge: bool,
+    repair: bool,
 ) -> TestRun:
     handle_events = handler.handle_events
     at_end = False
@@ -345,12 +355,20 @@ def _feed(
         at_end = True
         parser.close()
         handle_events(parser.read_events())
+    except TooManyAttributes as exc:
+        handler.finish()
+        partial = handler.run() if handler.cases_read else None
+        reason = f"refused: {exc}"
+        if handler.cases_read:
+            reason += _kept(handler.cases_read)
+        raise ReportError(source, reason, partial) from None
     except etree.XMLSyntaxError as exc:
-        message = str(exc.msg).lower()
-        if clean_mode is None and any(marker in message for marker in _DIRTY_MARKERS):
-            raise _ReadAgain(dirty=True) from exc
-        if not huge and any(marker in message for marker in _SIZE_MARKERS):
-            raise _ReadAgain(huge=True) from exc
+        # Any error may come from a forbidden character (libxml2 names them in many ways:
+        # "CData section not finished" for an ESC in CDATA) or from a long text: the
+        # filter's attempt tells. Only entity expansion and nesting are final at once.
+        message = str(exc.msg)
+        if not repair and not any(marker in message for marker in _FINAL_MARKERS):
+            raise _ReadAgain from exc
         # Events parsed before the error are still queued: keep those cases too.
         try:
             handle_events(parser.read_events())
@@ -378,6 +396,14 @@ def _syntax_reason(exc: etree.XMLSyntaxError, at_end: bool, cases: int) -> str:
     if "Excessive depth" in message:
         limit = message.partition(":")[2].split(",")[0].strip()
         reason = f"elements nested deeper than {limit} levels ({where})"
+    elif "limit exceeded" in message or "too long" in message or "too big" in message:
+        # libxml2's own limits: a name over 50,000 bytes, a value or tag over 10 MB. Its
+        # advice to set XML_PARSE_HUGE is not one for a user to follow.
+        message = message.partition(", try XML_PARSE_HUGE")[0]
+        reason = (
+            f"refused: a name, tag or attribute value over libxml2's size limit "
+            f"({where}: {message})"
+        )
     elif "amplification" in message:
         reason = f"refused: entity expansion ({where}: {message})"
     elif "encoding" in message.lower() or "labelled" in message:
@@ -389,8 +415,12 @@ def _syntax_reason(exc: etree.XMLSyntaxError, at_end: bool, cases: int) -> str:
     else:
         reason = f"invalid XML ({where}: {message})"
     if cases:
-        reason += f"; kept the {cases:,} test case{'' if cases == 1 else 's'} read before it"
+        reason += _kept(cases)
     return reason
+
+
+def _kept(cases: int) -> str:
+    return f"; kept the {cases:,} test case{'' if cases == 1 else 's'} read before it"
 
 
 class Collector:

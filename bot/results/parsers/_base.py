@@ -111,8 +111,24 @@ class FormatParser:
             return None
         value = element.text
         if len(element):
-            value = "".join(element.itertext())
+            value = self._joined(element)
         return _values.clean(value, self.text_limit)
+
+    def _joined(self, element: etree._Element) -> str:
+        """The texts of `element` and its children, joined only as far as the text limit
+        needs: a thousand children of 1 MiB each must not become one 1 GB string. What
+        is not joined is still counted, for the truncation marker."""
+        parts: list[str] = []
+        kept = unread = 0
+        for piece in element.itertext():
+            if kept <= self.text_limit:
+                parts.append(piece)
+                kept += len(piece)
+            else:
+                unread += len(piece)
+        if unread:
+            parts.append(_values.CUT_MARKER.format(dropped=unread))
+        return "".join(parts)
 
     def attribute(self, value: str | None) -> str | None:
         return _values.clean(value, self.text_limit)

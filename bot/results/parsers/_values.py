@@ -10,13 +10,18 @@ import math
 import re
 from datetime import datetime
 
-from bot.results.model import truncate
+from bot.results.model import TRUNCATION_MARKER, truncate
 
 #: ANSI/VT100 escape sequences (CSI, OSC, two-byte). The input filter turns ESC (0x1b), which
 #: XML 1.0 forbids, into DEL (0x7f), which it allows, so both introduce a sequence here.
 _ANSI = re.compile(
     r"[\x1b\x7f](?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\x7f]*(?:\x07|[\x1b\x7f]\\)?|[@-Z\\-_])?"
 )
+#: Put at the end of a text that was cut before it reached `clean` (by the byte filter, in
+#: bytes; or when joining many children's texts, in characters). ASCII only, so it reads
+#: the same in every 8-bit charset. `clean` folds it into the model's one marker.
+CUT_MARKER = "\n... [truncated by Herald: {dropped:,} more bytes]"
+_CUT = re.compile(r"\n\.\.\. \[truncated by Herald: ([\d,]+) more bytes\]\Z")
 _NUMBER_PREFIX = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)")
 #: .NET stack frames name their source: "in /src/CalcTests.cs:line 21" (Linux, Windows
@@ -117,6 +122,14 @@ def clean(text: str | None, limit: int) -> str | None:
     if text is None:
         return None
     cut = truncate(text, limit)
+    if cut is not text:
+        # The byte filter cut this text before the parser saw it (it keeps far more than
+        # `limit`), so the model's one marker counts what it left out too.
+        filtered = _CUT.search(text, max(0, len(text) - 80))
+        if filtered is not None:
+            unread = int(filtered.group(1).replace(",", ""))
+            dropped = filtered.start() - limit + unread
+            cut = text[:limit] + TRUNCATION_MARKER.format(dropped=dropped)
     # isspace() stops at the first visible character; strip() would copy the whole text.
     if not cut or cut.isspace():
         return None

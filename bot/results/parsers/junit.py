@@ -49,6 +49,11 @@ _PROPERTY_VALUE_LIMIT = 2048
 _PYTEST_SUITE, _PYTEST_ROOT = "pytest", "pytest tests"
 RERUN_MESSAGE = "rerun by pytest-rerunfailures; the report keeps no details of this attempt"
 _PURGE_EVERY = 256
+#: lxml's items() looks each value up by name from the first attribute, so it costs the
+#: square of the count: 383 s for one <testcase> with 200,000 attributes. Above this many
+#: (writers put 3 to 8), the six attributes a case needs are read one by one instead, each
+#: lookup linear. Nothing is refused or lost: the other attributes are never read anyway.
+_MAX_ITEMS = 64
 
 #: The fields the hot loop sets one by one instead of calling TestCase's __init__. A field
 #: added to the model without being set there would leave cases missing an attribute, so
@@ -82,6 +87,15 @@ def _attributes(
         elif key == "status":
             status = value
     return name, classname, raw_time, file, raw_line, status
+
+
+def _attributes_by_name(
+    element: etree._Element,
+) -> tuple[str | None, str | None, str | None, str | None, str | None, str | None]:
+    """What `_attributes` reads, for an element with too many attributes for items()."""
+    get = element.get
+    return (get("name"), get("classname") or get("class"), get("time"), get("file"),
+            get("line"), get("status"))
 
 
 class JUnitParser(FormatParser):
@@ -133,10 +147,12 @@ class JUnitParser(FormatParser):
                 parent_seen, pending = parent, 0
                 cases, suite_name = suite.cases, suite.name
             # One items() call beats a get() per attribute (each get re-encodes its key and
-            # searches the attributes again), and also finds the absent ones for free.
-            items = element.items()
+            # searches the attributes again), and also finds the absent ones for free; but
+            # it costs the square of their count, hence _MAX_ITEMS.
             file = raw_line = status = None
-            if len(items) == 3:
+            if len(element.attrib) > _MAX_ITEMS:
+                name, classname, raw_time, file, raw_line, status = _attributes_by_name(element)
+            elif len(items := element.items()) == 3:
                 # Surefire, Gradle and most writers put exactly name, classname and time
                 # (pytest and jest-junit: classname first); unpacking those beats the loop.
                 (key, name), (key2, classname), (key3, raw_time) = items
