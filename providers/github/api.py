@@ -206,12 +206,12 @@ class GitHubAPI(gidgethub.httpx.GitHubAPI):
                 )
             except UNSENT_FAULTS as exc:
                 if not last:
-                    await asyncio.sleep(backoff(attempt))
+                    await asyncio.sleep(_backoff(attempt))
                     continue
                 raise TransientError(f"GitHub did not answer {what}: {type(exc).__name__}") from exc
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 if idempotent and not last:
-                    await asyncio.sleep(backoff(attempt))
+                    await asyncio.sleep(_backoff(attempt))
                     continue
                 raise lost(f"GitHub did not answer {what}: {type(exc).__name__}") from exc
             wait = self.throttle.observe(
@@ -223,13 +223,13 @@ class GitHubAPI(gidgethub.httpx.GitHubAPI):
                 )
             if response.status_code >= 500:
                 if idempotent and not last:
-                    await asyncio.sleep(backoff(attempt))
+                    await asyncio.sleep(_backoff(attempt))
                     continue
                 raise lost(f"GitHub answered {response.status_code} to {what}")
             return response.status_code, response.headers, response.content
         raise AssertionError("unreachable")
 
 
-def backoff(attempt: int) -> float:
+def _backoff(attempt: int) -> float:
     """Full jitter: anywhere up to 0.5 s, then up to 1 s."""
     return random.uniform(0, BACKOFF_SECONDS * 2**attempt)

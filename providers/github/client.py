@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -58,14 +58,13 @@ from providers.base import (
 from providers.github import publish as checks
 from providers.github.api import (
     DEFAULT_TIMEOUT,
-    QUICK_RETRIES,
     GitHubAPI,
     Throttle,
-    backoff,
     origin,
     retry_policy,
 )
 from providers.github.auth import AppCredentials, AppJWT, InstallationToken, InstallationTokens
+from providers.writes import RESENDS, append_once, pause
 
 DEFAULT_API_URL: Final = "https://api.github.com"
 API_VERSION: Final = "2022-11-28"
@@ -274,30 +273,6 @@ class GitHubClient:
                 raise PermanentError(_describe(exc, method, path)) from exc
             except gidgethub.HTTPException as exc:
                 raise PermanentError(_describe(exc, method, path)) from exc
-        raise AssertionError("unreachable")
-
-    async def _append(
-        self,
-        write: Callable[[], Awaitable[Any]],
-        landed: Callable[[], Awaitable[Any]],
-    ) -> Any:
-        """Send a write that adds something (a comment, a check run, a rerun), at most once.
-
-        When its answer is lost (`OutcomeUnknown`), `landed` reads back what GitHub holds
-        and returns the thing the write would have made, or None if it is not there; only
-        then is the write sent again, a bounded number of times.
-        """
-        for resend in range(QUICK_RETRIES + 1):
-            try:
-                return await write()
-            except OutcomeUnknown:
-                if resend == QUICK_RETRIES:
-                    raise
-                # A moment for a request still in GitHub's hands to land before we look.
-                await asyncio.sleep(backoff(resend))
-                found = await landed()
-                if found is not None:
-                    return found
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -524,7 +499,7 @@ class GitHubClient:
         self, installation: str, coordinates: Mapping[str, Any], suffix: str
     ) -> None:
         """Ask for a rerun; after a lost answer, only if the run has not started again."""
-        await self._append(
+        await append_once(
             lambda: self._write(
                 installation, "POST", f"{RUN}/{suffix}", coordinates, {}, idempotent=False
             ),
@@ -662,7 +637,7 @@ class GitHubClient:
 
         # A lost answer to the POST: look for the check run by its external id (and name
         # and head sha) before creating it again.
-        check = await self._append(create, lambda: self._find_check_run(installation, repo, fields))
+        check = await append_once(create, lambda: self._find_check_run(installation, repo, fields))
         sent = len(first) if posted else checks.annotations_count(check)
         await self._update_check_run(
             installation, coordinates, check, fields, annotations, sent, fields_sent=True
@@ -701,9 +676,9 @@ class GitHubClient:
                     installation, "PATCH", CHECK_RUN, url_vars, body, idempotent=not batch
                 )
             except OutcomeUnknown:
-                if resends == QUICK_RETRIES:
+                if resends == RESENDS:
                     raise
-                await asyncio.sleep(backoff(resends))
+                await asyncio.sleep(pause(resends))
                 resends += 1
                 held = checks.annotations_count(await self._read(installation, CHECK_RUN, url_vars))
                 # GitHub applies a request whole: annotations of it there, fields too.
@@ -740,7 +715,7 @@ class GitHubClient:
     ) -> dict[str, Any]:
         """POST a comment that starts with `marker`; after a lost answer, the comment is
         looked for by that marker before it is posted again."""
-        created: dict[str, Any] = await self._append(
+        created: dict[str, Any] = await append_once(
             lambda: self._write(
                 installation,
                 "POST",

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 
+from bot.embedded_redis import free_port
+from bot.events import RunRef
 from bot.results.model import TestRun
-from providers.base import Build, OutcomeUnknown
+from providers.base import Build, OutcomeUnknown, TransientError
+from providers.github.api import GitHubAPI, Throttle
 from providers.github.client import GitHubClient
 from tests.fakes.github import FakeGitHub
 from tests.github.conftest import REPO
@@ -38,7 +42,7 @@ def client(make_client) -> GitHubClient:
 
 
 async def publishing(fake: FakeGitHub, client: GitHubClient, run: TestRun
-                     ) -> tuple[object, TestRun, Build]:
+                     ) -> tuple[RunRef, TestRun, Build]:
     ref = ref_for(fake, seed_run(fake))
     return ref, run, await client.get_build(ref)
 
@@ -202,3 +206,16 @@ async def test_answers_lost_again_and_again_give_up_with_nothing_doubled(fake, c
     await client.publish(ref, run, build)
     assert check_run_calls(fake, since) == [("GET", None, None), ("PATCH", 0, None)]
     assert lines_annotated(fake) == list(range(1, 201))
+
+
+async def test_a_write_that_never_reached_github_is_not_an_unknown_outcome() -> None:
+    # Nothing listens on the port: the connection is refused, so the POST surely did not
+    # happen and is retried inline; in the end it is an ordinary transient failure.
+    api_url = f"http://127.0.0.1:{free_port()}"
+    async with httpx.AsyncClient() as http:
+        api = GitHubAPI(http, scope="test", throttle=Throttle(), base_url=api_url)
+        with pytest.raises(TransientError) as caught:
+            await api.send("POST", f"{api_url}/repos/o/r/issues/1/comments", {}, b"{}",
+                           idempotent=False)
+    assert not isinstance(caught.value, OutcomeUnknown)
+    assert "ConnectError" in str(caught.value)
