@@ -37,7 +37,7 @@ LOST = pytest.mark.parametrize("how", ["timeout", "reset"])
 @pytest.fixture
 def client(make_client) -> GitHubClient:
     # Short, so that a held answer gives up quickly.
-    client: GitHubClient = make_client(HERALD_GITHUB_REQUEST_TIMEOUT="0.3")
+    client: GitHubClient = make_client(HERALD_GITHUB_REQUEST_TIMEOUT="0.5")
     return client
 
 

@@ -42,7 +42,7 @@ LOST = pytest.mark.parametrize("how", ["timeout", "reset"])
 @pytest.fixture
 def client(make_client: ClientFactory, world: Jobs) -> GitLabClient:
     # Short, so that a held answer gives up quickly.
-    return make_client(gitlab_timeout="0.3")
+    return make_client(gitlab_timeout="0.5")
 
 
 def requests_to(gitlab: FakeGitLab, pattern: str) -> list[tuple[str, str | None]]:
