@@ -45,6 +45,17 @@ class TransientError(ProviderError):
         self.retry_after = retry_after
 
 
+class OutcomeUnknown(TransientError):
+    """A write that may or may not have happened: it reached the server, then the answer
+    was lost (a timeout, a reset connection, a 5xx from a proxy).
+
+    Raised only for writes that append (a comment, an annotation batch, a rerun), which
+    must never be sent again blindly: the client reads back what the server holds and sends
+    only what is missing. A job that gets it retries like any `TransientError`, and the
+    retry goes through the same read-back.
+    """
+
+
 class PermanentError(ProviderError):
     """Retrying will not help: 4xx other than rate limits, missing objects."""
 

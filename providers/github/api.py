@@ -6,9 +6,14 @@ to its caller:
 
 - only the configured API origin is ever contacted (pagination links included);
 - every request has its own timeout, well inside ARQ's job timeout;
-- 5xx answers and timeouts are retried twice with jittered back-off when the method is
-  idempotent, then become `TransientError` (the job retries later; a POST is never
-  repeated in-request because GitHub may have acted on it);
+- a request that surely never reached GitHub (no connection, no pooled slot) is retried
+  twice with jittered back-off, whatever it is;
+- 5xx answers, timeouts and dropped connections are retried the same way only when the
+  caller declared the request idempotent (`retry_policy(idempotent=True)`; without one,
+  only GET and HEAD are), then become `TransientError`. A write that appends (a comment,
+  a check run, an annotation batch, a rerun) is never sent again here, because GitHub may
+  have acted on it: it fails with `OutcomeUnknown`, and the client reads back what GitHub
+  holds before sending what is missing (`providers.github.client`);
 - rate limits (docs: rest/using-the-rest-api/rate-limits-for-the-rest-api): a 429, or a
   403 with `x-ratelimit-remaining: 0` or a secondary-limit message, blocks the
   installation until `retry-after`, else `x-ratelimit-reset`, else one minute; while it is
@@ -26,23 +31,47 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Final
 from urllib.parse import urlsplit
 
 import gidgethub.httpx
 import httpx
 
-from providers.base import PermanentError, TransientError
+from providers.base import OutcomeUnknown, PermanentError, TransientError
 
 WRITE_METHODS: Final = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PATCH", "PUT", "DELETE"})
+#: Methods resent after a fault when the caller declared nothing: reads only. A PATCH is
+#: not among them, because a check run PATCH carrying annotations appends them.
+SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
+#: Faults that happen before a request leaves this process: GitHub cannot have acted.
+UNSENT_FAULTS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 QUICK_RETRIES: Final = 2
 BACKOFF_SECONDS: Final = 0.5
 #: When GitHub signals a secondary limit without saying for how long.
 SECONDARY_LIMIT_SECONDS: Final = 60.0
 MAX_BLOCK_SECONDS: Final = 3600.0
 DEFAULT_TIMEOUT: Final = httpx.Timeout(15.0, connect=5.0)
+
+
+_IDEMPOTENT: ContextVar[bool | None] = ContextVar("herald_github_idempotent", default=None)
+
+
+@contextmanager
+def retry_policy(*, idempotent: bool) -> Iterator[None]:
+    """Declare whether the requests sent inside may be resent after an ambiguous fault.
+
+    gidgethub's `post`/`patch`/`getitem` reach `GitHubAPI._request` with no room for
+    options of ours, so the declaration travels in a context variable (task-local, so
+    concurrent jobs never see each other's).
+    """
+    token = _IDEMPOTENT.set(idempotent)
+    try:
+        yield
+    finally:
+        _IDEMPOTENT.reset(token)
 
 
 def origin(url: str) -> tuple[str, str]:
@@ -133,28 +162,39 @@ class GitHubAPI(gidgethub.httpx.GitHubAPI):
     async def _request(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
     ) -> tuple[int, Mapping[str, str], bytes]:
-        return await self.send(method, url, headers, body)
+        return await self.send(method, url, headers, body, idempotent=_IDEMPOTENT.get())
 
     async def send(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        *,
+        idempotent: bool | None,
     ) -> tuple[int, Mapping[str, str], bytes]:
         """One request to the API host, with the rules in the module docstring. Redirects
-        are returned, not followed (the artifact download follows its own)."""
+        are returned, not followed (the artifact download follows its own). `idempotent`
+        None means: only if the method is a read."""
+        if idempotent is None:
+            idempotent = method.upper() in SAFE_METHODS
         if origin(url) != self._origin:
             raise PermanentError(f"refusing to send a GitHub request outside {self.base_url}")
         self.throttle.check(self.scope)
         if method.upper() in WRITE_METHODS:
             async with self.throttle.write_lock(self.scope):
                 self.throttle.check(self.scope)
-                return await self._send(method, url, headers, body)
-        return await self._send(method, url, headers, body)
+                return await self._send(method, url, headers, body, idempotent)
+        return await self._send(method, url, headers, body, idempotent)
 
     async def _send(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes, idempotent: bool
     ) -> tuple[int, Mapping[str, str], bytes]:
         what = f"{method} {urlsplit(url).path}"
-        retries = QUICK_RETRIES if method.upper() in IDEMPOTENT_METHODS else 0
-        for attempt in range(retries + 1):
+        # What an ambiguous fault becomes when the request may not be sent again.
+        lost = TransientError if idempotent else OutcomeUnknown
+        for attempt in range(QUICK_RETRIES + 1):
+            last = attempt == QUICK_RETRIES
             try:
                 response = await self._client.request(
                     method,
@@ -164,11 +204,16 @@ class GitHubAPI(gidgethub.httpx.GitHubAPI):
                     timeout=self.timeout,
                     follow_redirects=False,
                 )
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                if attempt < retries:
+            except UNSENT_FAULTS as exc:
+                if not last:
                     await asyncio.sleep(_backoff(attempt))
                     continue
                 raise TransientError(f"GitHub did not answer {what}: {type(exc).__name__}") from exc
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if idempotent and not last:
+                    await asyncio.sleep(_backoff(attempt))
+                    continue
+                raise lost(f"GitHub did not answer {what}: {type(exc).__name__}") from exc
             wait = self.throttle.observe(
                 self.scope, response.status_code, response.headers, response.content
             )
@@ -177,10 +222,10 @@ class GitHubAPI(gidgethub.httpx.GitHubAPI):
                     f"GitHub rate limit on {what}: retrying in {wait:.0f} s", retry_after=wait
                 )
             if response.status_code >= 500:
-                if attempt < retries:
+                if idempotent and not last:
                     await asyncio.sleep(_backoff(attempt))
                     continue
-                raise TransientError(f"GitHub answered {response.status_code} to {what}")
+                raise lost(f"GitHub answered {response.status_code} to {what}")
             return response.status_code, response.headers, response.content
         raise AssertionError("unreachable")
 

@@ -21,6 +21,7 @@ Settings (`HERALD_GITHUB_*`): `APP_ID`, `CLIENT_ID` (optional JWT issuer), `PRIV
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -47,6 +48,7 @@ from providers.base import (
     Build,
     Job,
     NotConfigured,
+    OutcomeUnknown,
     PermanentError,
     Published,
     RemoteArtifact,
@@ -54,8 +56,15 @@ from providers.base import (
     TransientError,
 )
 from providers.github import publish as checks
-from providers.github.api import DEFAULT_TIMEOUT, GitHubAPI, Throttle, origin
+from providers.github.api import (
+    DEFAULT_TIMEOUT,
+    GitHubAPI,
+    Throttle,
+    origin,
+    retry_policy,
+)
 from providers.github.auth import AppCredentials, AppJWT, InstallationToken, InstallationTokens
+from providers.writes import RESENDS, append_once, pause
 
 DEFAULT_API_URL: Final = "https://api.github.com"
 API_VERSION: Final = "2022-11-28"
@@ -73,6 +82,9 @@ RETEST_POLICY: Final = (
     "Only people with write access to this repository can ask for a retest; "
     "a maintainer can comment `/retest` for you."
 )
+
+RUN: Final = "/repos/{owner}/{repo}/actions/runs/{run_id}"
+CHECK_RUN: Final = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?$")
@@ -150,9 +162,11 @@ class GitHubClient:
         api = self._api("app")
         path = "/app/installations/{installation_id}/access_tokens"
         try:
-            data = await api.post(
-                path, {"installation_id": installation_id}, data=b"", jwt=self.jwt.token()
-            )
+            # Minting a token twice only leaves one unused to expire: safe to resend.
+            with retry_policy(idempotent=True):
+                data = await api.post(
+                    path, {"installation_id": installation_id}, data=b"", jwt=self.jwt.token()
+                )
         except gidgethub.HTTPException as exc:
             raise PermanentError(
                 f"no access token for installation {installation_id}: "
@@ -169,13 +183,52 @@ class GitHubClient:
             return cached
         path = "/repos/{owner}/{repo}/installation"
         try:
-            data = await self._api("app").getitem(path, split_repo(repo), jwt=self.jwt.token())
+            with retry_policy(idempotent=True):
+                data = await self._api("app").getitem(path, split_repo(repo), jwt=self.jwt.token())
         except gidgethub.HTTPException as exc:
             raise PermanentError(
                 f"Herald's GitHub App is not installed on {repo}: {_describe(exc, 'GET', path)}"
             ) from exc
         self._installations[repo] = str(data["id"])
         return self._installations[repo]
+
+    async def _read(
+        self,
+        installation: str,
+        path: str,
+        url_vars: Mapping[str, Any],
+        *,
+        iterable_key: str | None = None,
+        limit: int = MAX_ITEMS,
+    ) -> Any:
+        """A GET as the installation: one object, or the items of a paginated list up to
+        `limit`. Reads are resent after a fault (see `providers.github.api`)."""
+        return await self._call(
+            installation,
+            "GET",
+            path,
+            url_vars,
+            iterable_key=iterable_key,
+            limit=limit,
+            idempotent=True,
+        )
+
+    async def _write(
+        self,
+        installation: str,
+        method: str,
+        path: str,
+        url_vars: Mapping[str, Any],
+        data: Any,
+        *,
+        idempotent: bool,
+    ) -> Any:
+        """A POST or PATCH as the installation. `idempotent` is the caller's promise that
+        sending it twice leaves GitHub as sending it once does (a PATCH that sets whole
+        fields); without it a lost answer raises `OutcomeUnknown` instead of a resend."""
+        return await self._call(
+            installation, method, path, url_vars, data=data, idempotent=idempotent
+        )
 
     async def _call(
         self,
@@ -184,31 +237,34 @@ class GitHubClient:
         path: str,
         url_vars: Mapping[str, Any],
         *,
+        idempotent: bool,
         data: Any = None,
         iterable_key: str | None = None,
         limit: int = MAX_ITEMS,
     ) -> Any:
-        """One API call as the installation; a 401 refreshes the token once."""
+        """One API call as the installation; a 401 refreshes the token once (GitHub
+        refused it, so nothing was done and the call may be sent again)."""
         api = self._api(installation)
         for attempt in (1, 2):
             token = await self.tokens.get(installation)
             secret = token.reveal()
             try:
-                if method == "GET" and iterable_key is None:
-                    return await api.getitem(path, url_vars, oauth_token=secret)
-                if method == "GET":
-                    items: list[Any] = []
-                    async for item in api.getiter(
-                        path, url_vars, oauth_token=secret, iterable_key=iterable_key
-                    ):
-                        items.append(item)
-                        if len(items) >= limit:
-                            break
-                    return items
-                if method == "POST":
-                    return await api.post(path, url_vars, data=data, oauth_token=secret)
-                if method == "PATCH":
-                    return await api.patch(path, url_vars, data=data, oauth_token=secret)
+                with retry_policy(idempotent=idempotent):
+                    if method == "GET" and iterable_key is None:
+                        return await api.getitem(path, url_vars, oauth_token=secret)
+                    if method == "GET":
+                        items: list[Any] = []
+                        async for item in api.getiter(
+                            path, url_vars, oauth_token=secret, iterable_key=iterable_key
+                        ):
+                            items.append(item)
+                            if len(items) >= limit:
+                                break
+                        return items
+                    if method == "POST":
+                        return await api.post(path, url_vars, data=data, oauth_token=secret)
+                    if method == "PATCH":
+                        return await api.patch(path, url_vars, data=data, oauth_token=secret)
                 raise ValueError(f"unsupported method {method}")
             except gidgethub.BadRequest as exc:
                 if exc.status_code == 401 and attempt == 1:
@@ -250,12 +306,9 @@ class GitHubClient:
         installation = await self._installation(ref.repo, ref.extra)
         run_id, attempt = self._run_id(ref)
         coordinates = {**split_repo(ref.repo), "run_id": run_id}
-        run = await self._call(
-            installation, "GET", "/repos/{owner}/{repo}/actions/runs/{run_id}", coordinates
-        )
-        jobs = await self._call(
+        run = await self._read(installation, RUN, coordinates)
+        jobs = await self._read(
             installation,
-            "GET",
             "/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt}/jobs{?per_page}",
             {**coordinates, "attempt": attempt, "per_page": 100},
             iterable_key="jobs",
@@ -301,8 +354,8 @@ class GitHubClient:
 
     async def _pulls_for_sha(self, installation: str, repo: str, sha: str) -> list[int]:
         coordinates = {**split_repo(repo), "sha": sha}
-        listed = await self._call(
-            installation, "GET", "/repos/{owner}/{repo}/commits/{sha}/pulls", coordinates
+        listed = await self._read(
+            installation, "/repos/{owner}/{repo}/commits/{sha}/pulls", coordinates
         )
         numbers = [
             int(p["number"])
@@ -312,9 +365,8 @@ class GitHubClient:
         if numbers:
             return numbers
         # Fork commits are often not listed there; the open PRs' heads always are.
-        open_pulls = await self._call(
+        open_pulls = await self._read(
             installation,
-            "GET",
             "/repos/{owner}/{repo}/pulls{?state,per_page}",
             {**split_repo(repo), "state": "open", "per_page": 100},
             iterable_key="items",
@@ -327,9 +379,8 @@ class GitHubClient:
             return []  # artifacts belong to Actions runs only
         installation = await self._installation(ref.repo, ref.extra)
         run_id, _ = self._run_id(ref)
-        listed = await self._call(
+        listed = await self._read(
             installation,
-            "GET",
             "/repos/{owner}/{repo}/actions/runs/{run_id}/artifacts{?per_page}",
             {**split_repo(ref.repo), "run_id": run_id, "per_page": 100},
             iterable_key="artifacts",
@@ -378,7 +429,7 @@ class GitHubClient:
                 "herald", accept=sansio.accept_format(), oauth_token=token.reveal()
             )
             headers["x-github-api-version"] = API_VERSION
-            status, response_headers, _ = await api.send("GET", url, headers)
+            status, response_headers, _ = await api.send("GET", url, headers, idempotent=True)
             if status == 401 and attempt == 1:
                 self.tokens.invalidate(installation, token)
                 continue
@@ -441,14 +492,27 @@ class GitHubClient:
         run_ids = await self._runs_to_rerun(installation, ref)
         suffix = "rerun-failed-jobs" if failed_only else "rerun"
         for run_id in run_ids:
-            await self._call(
-                installation,
-                "POST",
-                "/repos/{owner}/{repo}/actions/runs/{run_id}/" + suffix,
-                {**split_repo(ref.repo), "run_id": run_id},
-                data={},
-            )
+            await self._rerun_once(installation, {**split_repo(ref.repo), "run_id": run_id}, suffix)
         return Rerun(runs=[str(r) for r in run_ids])
+
+    async def _rerun_once(
+        self, installation: str, coordinates: Mapping[str, Any], suffix: str
+    ) -> None:
+        """Ask for a rerun; after a lost answer, only if the run has not started again."""
+        await append_once(
+            lambda: self._write(
+                installation, "POST", f"{RUN}/{suffix}", coordinates, {}, idempotent=False
+            ),
+            lambda: self._rerun_started(installation, coordinates),
+        )
+
+    async def _rerun_started(
+        self, installation: str, coordinates: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """The run, if it is queued or running again: GitHub queues a rerun at once, so a
+        run still `completed` did not get the request that was lost."""
+        run: dict[str, Any] = await self._read(installation, RUN, coordinates)
+        return run if run.get("status") != "completed" else None
 
     async def _runs_to_rerun(self, installation: str, ref: RunRef) -> list[int]:
         extra = ref.extra
@@ -457,9 +521,8 @@ class GitHubClient:
         suite = extra.get("check_suite_id")
         if extra.get("action") == "rerequested" and suite and "check_run_id" not in extra:
             # The whole Herald suite was re-requested: rerun every run it reported.
-            in_suite = await self._call(
+            in_suite = await self._read(
                 installation,
-                "GET",
                 "/repos/{owner}/{repo}/check-suites/{suite}/check-runs{?per_page}",
                 {**split_repo(ref.repo), "suite": int(suite), "per_page": 100},
                 iterable_key="check_runs",
@@ -522,9 +585,8 @@ class GitHubClient:
     async def _find_check_run(
         self, installation: str, repo: str, fields: checks.CheckRunFields
     ) -> dict[str, Any] | None:
-        listed = await self._call(
+        listed = await self._read(
             installation,
-            "GET",
             "/repos/{owner}/{repo}/commits/{sha}/check-runs{?check_name,filter,per_page}",
             {
                 **split_repo(repo),
@@ -551,44 +613,133 @@ class GitHubClient:
         """Create or update our check run; send only the annotations it lacks."""
         existing = await self._find_check_run(installation, repo, fields)
         coordinates = split_repo(repo)
-        if existing is None:
-            pending = checks.batches(annotations, 0)
-            first = pending[0] if pending else None
-            check: dict[str, Any] = await self._call(
+        if existing is not None:
+            sent = checks.annotations_count(existing)
+            await self._update_check_run(
+                installation, coordinates, existing, fields, annotations, sent, fields_sent=False
+            )
+            return existing, False
+        first = annotations[: checks.ANNOTATIONS_PER_REQUEST]
+        posted = False
+
+        async def create() -> dict[str, Any]:
+            nonlocal posted
+            check: dict[str, Any] = await self._write(
                 installation,
                 "POST",
                 "/repos/{owner}/{repo}/check-runs",
                 coordinates,
-                data=fields.body(first, create=True),
+                fields.body(first or None, create=True),
+                idempotent=False,
             )
-            created = True
-        else:
-            already = int((existing.get("output") or {}).get("annotations_count") or 0)
-            pending = checks.batches(annotations, already)
-            first = pending[0] if pending else None
-            check = await self._call(
-                installation,
-                "PATCH",
-                "/repos/{owner}/{repo}/check-runs/{check_run_id}",
-                {**coordinates, "check_run_id": existing["id"]},
-                data=fields.body(first, create=False),
+            posted = True
+            return check
+
+        # A lost answer to the POST: look for the check run by its external id (and name
+        # and head sha) before creating it again.
+        check = await append_once(create, lambda: self._find_check_run(installation, repo, fields))
+        sent = len(first) if posted else checks.annotations_count(check)
+        await self._update_check_run(
+            installation, coordinates, check, fields, annotations, sent, fields_sent=True
+        )
+        return check, True
+
+    async def _update_check_run(
+        self,
+        installation: str,
+        coordinates: Mapping[str, Any],
+        check: Mapping[str, Any],
+        fields: checks.CheckRunFields,
+        annotations: list[dict[str, Any]],
+        sent: int,
+        *,
+        fields_sent: bool,
+    ) -> None:
+        """PATCH the fields (unless sent already) and the annotations from `sent` on.
+
+        A PATCH that sets fields only may be resent freely. One that carries annotations
+        appends them, so after a lost answer the check run is read back and its
+        `output.annotations_count` says where to go on: the list is the same every time,
+        so the count is exactly how much of it GitHub holds.
+        """
+        url_vars = {**coordinates, "check_run_id": check["id"]}
+        resends = 0
+        while not fields_sent or sent < len(annotations):
+            batch = annotations[sent : sent + checks.ANNOTATIONS_PER_REQUEST]
+            body = (
+                fields.annotations_only(batch)
+                if fields_sent
+                else fields.body(batch or None, create=False)
             )
-            created = False
-        for batch in pending[1:]:
-            await self._call(
-                installation,
-                "PATCH",
-                "/repos/{owner}/{repo}/check-runs/{check_run_id}",
-                {**coordinates, "check_run_id": check["id"]},
-                data=fields.annotations_only(batch),
-            )
-        return check, created
+            try:
+                await self._write(
+                    installation, "PATCH", CHECK_RUN, url_vars, body, idempotent=not batch
+                )
+            except OutcomeUnknown:
+                if resends == RESENDS:
+                    raise
+                await asyncio.sleep(pause(resends))
+                resends += 1
+                held = checks.annotations_count(await self._read(installation, CHECK_RUN, url_vars))
+                # GitHub applies a request whole: annotations of it there, fields too.
+                fields_sent = fields_sent or held > sent
+                sent = held
+                continue
+            fields_sent = True
+            sent += len(batch)
 
     def _is_ours(self, comment: Mapping[str, Any]) -> bool:
         app = comment.get("performed_via_github_app") or {}
         if app.get("id") is not None:
             return str(app["id"]) == self.credentials.app_id
         return (comment.get("user") or {}).get("type") == "Bot"
+
+    async def _find_comment(
+        self, installation: str, coordinates: Mapping[str, Any], marker: str
+    ) -> dict[str, Any] | None:
+        """Our first comment on the pull request whose body starts with `marker`."""
+        comments = await self._read(
+            installation,
+            "/repos/{owner}/{repo}/issues/{number}/comments{?per_page}",
+            {**coordinates, "per_page": 100},
+            iterable_key="items",
+        )
+        for comment in comments:
+            if str(comment.get("body", "")).startswith(marker) and self._is_ours(comment):
+                found: dict[str, Any] = comment
+                return found
+        return None
+
+    async def _create_comment(
+        self, installation: str, coordinates: Mapping[str, Any], body: str, marker: str
+    ) -> dict[str, Any]:
+        """POST a comment that starts with `marker`; after a lost answer, the comment is
+        looked for by that marker before it is posted again."""
+        created: dict[str, Any] = await append_once(
+            lambda: self._write(
+                installation,
+                "POST",
+                "/repos/{owner}/{repo}/issues/{number}/comments",
+                coordinates,
+                {"body": body},
+                idempotent=False,
+            ),
+            lambda: self._find_comment(installation, coordinates, marker),
+        )
+        return created
+
+    async def _edit_comment(
+        self, installation: str, coordinates: Mapping[str, Any], comment_id: Any, body: str
+    ) -> None:
+        # Setting the whole body: sending it twice leaves the same comment.
+        await self._write(
+            installation,
+            "PATCH",
+            "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+            {**coordinates, "comment_id": comment_id},
+            {"body": body},
+            idempotent=True,
+        )
 
     async def _upsert_comment(
         self,
@@ -602,17 +753,7 @@ class GitHubClient:
     ) -> str | None:
         coordinates = {**split_repo(ref.repo), "number": change}
         prefix = checks.marker_prefix(ref)
-        comments = await self._call(
-            installation,
-            "GET",
-            "/repos/{owner}/{repo}/issues/{number}/comments{?per_page}",
-            {**coordinates, "per_page": 100},
-            iterable_key="items",
-        )
-        existing = next(
-            (c for c in comments if str(c.get("body", "")).startswith(prefix) and self._is_ours(c)),
-            None,
-        )
+        existing = await self._find_comment(installation, coordinates, prefix)
         if existing is not None:
             shown = checks.marked_run(str(existing.get("body", "")))
             if shown is not None and shown > (run_id, attempt):
@@ -628,23 +769,13 @@ class GitHubClient:
             marker=checks.marker(ref, run_id),
             heading_level=2,
         )
-        if existing is not None:
-            await self._call(
-                installation,
-                "PATCH",
-                "/repos/{owner}/{repo}/issues/comments/{comment_id}",
-                {**coordinates, "comment_id": existing["id"]},
-                data={"body": body},
-            )
-            return str(existing["id"])
-        created = await self._call(
-            installation,
-            "POST",
-            "/repos/{owner}/{repo}/issues/{number}/comments",
-            coordinates,
-            data={"body": body},
-        )
-        return str(created["id"])
+        if existing is None:
+            existing = await self._create_comment(installation, coordinates, body, prefix)
+            shown = checks.marked_run(str(existing.get("body", "")))
+            if existing.get("body") == body or (shown is not None and shown > (run_id, attempt)):
+                return str(existing["id"])  # ours as sent, or a newer run's that raced it
+        await self._edit_comment(installation, coordinates, existing["id"], body)
+        return str(existing["id"])
 
     # ---- Forge: /retest -----------------------------------------------------------------
 
@@ -656,9 +787,8 @@ class GitHubClient:
             return False
         installation = await self._installation(repo, comment.extra)
         try:
-            data = await self._call(
+            data = await self._read(
                 installation,
-                "GET",
                 "/repos/{owner}/{repo}/collaborators/{username}/permission",
                 {**split_repo(repo), "username": login},
             )
@@ -673,18 +803,16 @@ class GitHubClient:
     async def failed_runs(self, repo: str, comment: Comment) -> list[RunRef]:
         installation = await self._installation(repo, comment.extra)
         coordinates = split_repo(repo)
-        pull = await self._call(
+        pull = await self._read(
             installation,
-            "GET",
             "/repos/{owner}/{repo}/pulls/{number}",
             {**coordinates, "number": comment.change},
         )
         sha = str((pull.get("head") or {}).get("sha") or "")
         if not sha:
             return []
-        runs = await self._call(
+        runs = await self._read(
             installation,
-            "GET",
             "/repos/{owner}/{repo}/actions/runs{?head_sha,per_page}",
             {**coordinates, "head_sha": sha, "per_page": 100},
             iterable_key="workflow_runs",
@@ -717,22 +845,27 @@ class GitHubClient:
 
     async def acknowledge(self, repo: str, comment: Comment) -> None:
         installation = await self._installation(repo, comment.extra)
-        await self._call(
+        # GitHub keeps one reaction of a kind per user: a repeat answers 200 with the one
+        # already there (rest/reactions/reactions#create-reaction-for-an-issue-comment).
+        await self._write(
             installation,
             "POST",
             "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions",
             {**split_repo(repo), "comment_id": int(comment.id)},
-            data={"content": "eyes"},
+            {"content": "eyes"},
+            idempotent=True,
         )
 
     async def reply(self, repo: str, comment: Comment, body: str) -> None:
+        """Answer `comment` once: the reply carries a hidden marker naming the comment it
+        answers, by which it is found again if the answer to the POST is lost."""
         installation = await self._installation(repo, comment.extra)
-        await self._call(
+        marker = checks.reply_marker(comment.id)
+        await self._create_comment(
             installation,
-            "POST",
-            "/repos/{owner}/{repo}/issues/{number}/comments",
             {**split_repo(repo), "number": comment.change},
-            data={"body": body},
+            f"{marker}\n{body}",
+            marker,
         )
 
     async def aclose(self) -> None:

@@ -11,6 +11,10 @@ Pure functions of the run and its coordinates; `providers.github.client` sends t
 - Annotations are one deterministic list per run; GitHub's `annotations_count` on the
   existing check run says how many were sent already, so a retried or repeated publish
   sends exactly the rest (possibly none), 50 per request.
+- Each request that appends (creating a check run or a comment, an annotation batch) is
+  found again after a lost answer before it is resent: the check run by `external_id`,
+  name and head sha, annotations by `annotations_count`, comments by their marker. A
+  `/retest` reply's marker names the comment it answers.
 - One sticky PR comment per workflow (not per run, not one for all workflows): a new push
   updates the same comment instead of piling up new ones, and two workflows never race to
   rewrite one shared comment. Its hidden marker names the workflow and the run, so a late
@@ -20,6 +24,7 @@ Pure functions of the run and its coordinates; `providers.github.client` sends t
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
@@ -102,6 +107,20 @@ def marker(ref: RunRef, run_id: int) -> str:
     return f"{marker_prefix(ref)}run={run_id}.{attempt_of(ref)} -->"
 
 
+def reply_marker(comment_id: str) -> str:
+    """The hidden first line of our answer to comment `comment_id`."""
+    return f"<!-- herald:reply:{quote(comment_id, safe='')} -->"
+
+
+def annotations_count(check: Mapping[str, Any]) -> int:
+    """How many annotations GitHub holds for a check run, as it reports them."""
+    output = check.get("output") or {}
+    try:
+        return max(0, int(output.get("annotations_count") or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 def marked_run(body: str) -> tuple[int, int] | None:
     """(run id, attempt) from a comment's marker, to keep a newer report in place."""
     match = _MARKER.search(body[:500])
@@ -168,13 +187,6 @@ def annotations_for(run: TestRun, repo: str) -> list[dict[str, Any]]:
             if len(found) == MAX_ANNOTATIONS:
                 break
     return found
-
-
-def batches(items: list[dict[str, Any]], start: int) -> list[list[dict[str, Any]]]:
-    rest = items[start:]
-    return [
-        rest[i : i + ANNOTATIONS_PER_REQUEST] for i in range(0, len(rest), ANNOTATIONS_PER_REQUEST)
-    ]
 
 
 @dataclass(frozen=True, slots=True)

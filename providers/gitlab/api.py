@@ -11,7 +11,11 @@ What this layer adds on top of python-gitlab:
   `RateLimit-Remaining: 0` pauses further calls until the reset instead of spending them
   (https://docs.gitlab.com/security/rate_limits/);
 - faults: 5xx, timeouts and dropped connections get a couple of quick retries with jitter,
-  then `TransientError`; python-gitlab's own sleeping retry loop is switched off;
+  then `TransientError`; python-gitlab's own sleeping retry loop is switched off. Each
+  call says whether it is idempotent (`call(..., idempotent=...)`): a write that appends
+  (a note, a status, an award, a pipeline retry) is repeated only when it surely never
+  reached GitLab; otherwise it fails with `OutcomeUnknown` and the client reads back what
+  GitLab holds before sending it again (`providers.gitlab.client`);
 - tokens: `PRIVATE-TOKEN` never follows a redirect to another origin (artifact downloads
   redirect to object storage; `requests` itself only strips `Authorization`);
 - errors: GitLab's `{"message": ...}` / `{"error": ...}` bodies become provider errors that
@@ -37,8 +41,9 @@ import gitlab
 import gitlab.exceptions
 import requests
 import requests.adapters
+import urllib3.exceptions
 
-from providers.base import PermanentError, TransientError
+from providers.base import OutcomeUnknown, PermanentError, TransientError
 
 T = TypeVar("T")
 
@@ -81,6 +86,16 @@ class _Retryable(Exception):
     def __init__(self, message: str, *, unsent: bool) -> None:
         super().__init__(message)
         self.unsent = unsent
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """Whether a transport fault came before the request left: no connection was made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError) and exc.args:
+        reason = getattr(exc.args[0], "reason", None)  # urllib3's MaxRetryError
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return False
 
 
 def encode_id(project: int | str) -> str:
@@ -229,16 +244,22 @@ class GitLabAPI:
 
     # ---- calls --------------------------------------------------------------------------
 
-    async def call(self, what: str, fn: Callable[[gitlab.Gitlab], T], *,
-                   idempotent: bool = True) -> T:
-        """Run `fn(gl)` on the pool; `what` names the action for error messages."""
+    async def call(self, what: str, fn: Callable[[gitlab.Gitlab], T], *, idempotent: bool) -> T:
+        """Run `fn(gl)` on the pool; `what` names the action for error messages.
+
+        `idempotent` is the caller's promise that doing `fn` twice leaves GitLab as doing
+        it once does; only then is it repeated after a fault that may have come after
+        GitLab acted.
+        """
         loop = asyncio.get_running_loop()
         for attempt in range(self.retries + 1):
             await self._respect_pause(what)
             try:
                 return await loop.run_in_executor(self._executor, self._run, what, fn)
             except _Retryable as exc:
-                if attempt >= self.retries or not (idempotent or exc.unsent):
+                if not (idempotent or exc.unsent):
+                    raise OutcomeUnknown(f"{what}: {exc}") from exc
+                if attempt >= self.retries:
                     raise TransientError(f"{what}: {exc}") from exc
                 # Full jitter: retries of many jobs spread out instead of arriving together.
                 await asyncio.sleep(random.uniform(0, RETRY_BASE_DELAY * 2**attempt))
@@ -265,8 +286,7 @@ class GitLabAPI:
             requests.ConnectionError,
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
-            raise _Retryable(type(exc).__name__,
-                             unsent=isinstance(exc, requests.ConnectTimeout)) from exc
+            raise _Retryable(type(exc).__name__, unsent=_never_sent(exc)) from exc
         except gitlab.exceptions.GitlabError as exc:
             if exc.response_code is not None:
                 raise self._translate(
@@ -318,7 +338,7 @@ class GitLabAPI:
         def run(gl: gitlab.Gitlab) -> Any:
             return gl.http_get(path, query_data=query or {}, **self._opts())
 
-        return await self.call(what, run)
+        return await self.call(what, run, idempotent=True)
 
     async def get_json_capped(
         self, what: str, path: str, query: dict[str, Any] | None = None
@@ -342,25 +362,33 @@ class GitLabAPI:
             except ValueError as exc:
                 raise PermanentError(f"{what}: GitLab sent malformed JSON") from exc
 
-        return await self.call(what, run)
+        return await self.call(what, run, idempotent=True)
 
-    async def post(self, what: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    async def post(
+        self, what: str, path: str, body: dict[str, Any] | None = None, *, idempotent: bool
+    ) -> Any:
+        """A POST; most create something, so the caller says whether a repeat is harmless."""
+
         def run(gl: gitlab.Gitlab) -> Any:
             return gl.http_post(path, post_data=body or {}, **self._opts())
 
-        return await self.call(what, run, idempotent=False)
+        return await self.call(what, run, idempotent=idempotent)
 
     async def put(self, what: str, path: str, body: dict[str, Any]) -> Any:
+        """A PUT sets the whole of what it names: repeating it changes nothing more."""
+
         def run(gl: gitlab.Gitlab) -> Any:
             return gl.http_put(path, post_data=body, **self._opts())
 
-        return await self.call(what, run)
+        return await self.call(what, run, idempotent=True)
 
     async def delete(self, what: str, path: str) -> None:
+        """A DELETE: a repeat finds the object gone (404, which callers expect)."""
+
         def run(gl: gitlab.Gitlab) -> None:
             gl.http_delete(path, **self._opts())
 
-        await self.call(what, run)
+        await self.call(what, run, idempotent=True)
 
     async def list(
         self, what: str, path: str, query: dict[str, Any] | None = None, *, limit: int = 2000
@@ -370,7 +398,7 @@ class GitLabAPI:
         def run(gl: gitlab.Gitlab) -> list[dict[str, Any]]:
             return list(self._iterate(gl, path, query, limit))
 
-        return await self.call(what, run)
+        return await self.call(what, run, idempotent=True)
 
     async def find(
         self,
@@ -389,7 +417,7 @@ class GitLabAPI:
                     return item
             return None
 
-        return await self.call(what, run)
+        return await self.call(what, run, idempotent=True)
 
     def _iterate(
         self, gl: gitlab.Gitlab, path: str, query: dict[str, Any] | None, limit: int
@@ -420,7 +448,7 @@ class GitLabAPI:
                 )
             return response
 
-        response = await self.call(what, start)
+        response = await self.call(what, start, idempotent=True)
         chunks = response.iter_content(CHUNK_BYTES)
         received = 0
         try:

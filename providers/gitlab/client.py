@@ -62,6 +62,7 @@ from providers.gitlab.api import (
     encode_id,
 )
 from providers.gitlab.testreport import to_test_run
+from providers.writes import append_once
 
 log = structlog.get_logger(__name__)
 
@@ -478,28 +479,49 @@ class GitLabClient:
             targets = [node for node in tree.nodes[1:] if any(retryable(j) for j in node.jobs)]
         runs = []
         for node in targets:
-            await self.api.post(
-                f"retry pipeline {node.id}",
-                f"/projects/{encode_id(node.project)}/pipelines/{node.id}/retry",
-            )
+            await self._retry_once(node)
             runs.append(str(node.id))
         self._trees.pop((str(root.project), root.id), None)
         jobs = [node.job_name(job) for node, job in tree.failed_jobs()]
         return Rerun(runs=runs, jobs=list(dict.fromkeys(jobs)))
 
+    async def _retry_once(self, node: PipelineNode) -> None:
+        """Retry a pipeline; after a lost answer, only if it has not started again."""
+        path = f"/projects/{encode_id(node.project)}/pipelines/{node.id}"
+
+        async def restarted() -> dict[str, Any] | None:
+            pipeline = await self.api.get(f"read pipeline {node.id}", path)
+            # GitLab moves a retried pipeline to pending or running at once.
+            started = isinstance(pipeline, dict) and pipeline.get("status") not in (
+                "failed",
+                "canceled",
+            )
+            return pipeline if started else None
+
+        await append_once(
+            lambda: self.api.post(f"retry pipeline {node.id}", f"{path}/retry", idempotent=False),
+            restarted,
+        )
+
     async def _new_pipeline(self, root: PipelineNode, ref: RunRef) -> Rerun:
+        # Not resent after a lost answer: a new pipeline cannot be told apart from one
+        # somebody else started on the same ref.
         base = f"/projects/{encode_id(root.project)}"
         if root.pipeline.get("source") == "merge_request_event" and ref.change is not None:
             created = await self.api.post(
                 f"start a pipeline for merge request !{ref.change}",
                 f"{base}/merge_requests/{ref.change}/pipelines",
+                idempotent=False,
             )
         else:
             branch = root.pipeline.get("ref") or ref.branch
             if not branch:
                 raise PermanentError(f"pipeline {root.id} names no ref to run again")
             created = await self.api.post(
-                f"start a pipeline on {branch}", f"{base}/pipeline", {"ref": branch}
+                f"start a pipeline on {branch}",
+                f"{base}/pipeline",
+                {"ref": branch},
+                idempotent=False,
             )
         return Rerun(runs=[str(created.get("id"))] if isinstance(created, dict) else [])
 
@@ -544,7 +566,8 @@ class GitLabClient:
         self, project: int | str, target: RunRef, state: str, description: str, url: str | None
     ) -> str | None:
         """Post the `herald` status unless the latest one already says exactly this:
-        a redelivery must not stack up identical statuses."""
+        a redelivery must not stack up identical statuses, nor a POST whose answer was
+        lost (it is looked for the same way before it is sent again)."""
         sha = target.sha
         if not sha:
             raise PermanentError(f"pipeline {target.run_id} has no commit to set a status on")
@@ -561,18 +584,28 @@ class GitLabClient:
                 pipeline_id,
             )
 
-        latest = await self.api.find(
-            f"read the statuses of commit {sha[:12]}",
-            f"{base}/repository/commits/{sha}/statuses",
-            query,
-            ours,
-        )
-        if latest is not None and (
-            latest.get("status"),
-            latest.get("description"),
-            latest.get("target_url"),
-        ) == (state, description, url):
-            return str(latest.get("id"))
+        async def latest() -> dict[str, Any] | None:
+            return await self.api.find(
+                f"read the statuses of commit {sha[:12]}",
+                f"{base}/repository/commits/{sha}/statuses",
+                query,
+                ours,
+            )
+
+        def says_this(status: dict[str, Any] | None) -> bool:
+            return status is not None and (
+                status.get("status"),
+                status.get("description"),
+                status.get("target_url"),
+            ) == (state, description, url)
+
+        async def posted_already() -> dict[str, Any] | None:
+            status = await latest()
+            return status if says_this(status) else None
+
+        current = await latest()
+        if current is not None and says_this(current):
+            return str(current.get("id"))
         body: dict[str, Any] = {
             "state": state,
             "name": STATUS_NAME,
@@ -584,14 +617,20 @@ class GitLabClient:
         if target.branch:
             body["ref"] = target.branch
         try:
-            posted = await self.api.post(
-                f"set the {STATUS_NAME} status on {sha[:12]}", f"{base}/statuses/{sha}", body
+            posted = await append_once(
+                lambda: self.api.post(
+                    f"set the {STATUS_NAME} status on {sha[:12]}",
+                    f"{base}/statuses/{sha}",
+                    body,
+                    idempotent=False,
+                ),
+                posted_already,
             )
         except PermanentError as exc:
             # GitLab answers 400 "Cannot transition status via :run from :running" when
             # the status is already in that state: the goal is met.
             if "Cannot transition status" in str(exc):
-                return str(latest.get("id")) if latest else None
+                return str(current.get("id")) if current else None
             raise
         return str(posted.get("id")) if isinstance(posted, dict) else None
 
@@ -664,22 +703,31 @@ class GitLabClient:
                         f"update note {note_id} on !{iid}", f"{path}/{note_id}", {"body": body}
                     )
                 return note_id, False
-            created = await self.api.post(f"comment on merge request !{iid}", path, {"body": body})
+
+            async def landed() -> dict[str, Any] | None:
+                found = await self._report_notes(path, me, first_only=True)
+                return found[0] if found else None
+
+            # After a lost answer, the note is looked for by its marker before posting.
+            created = await append_once(
+                lambda: self.api.post(
+                    f"comment on merge request !{iid}", path, {"body": body}, idempotent=False
+                ),
+                landed,
+            )
             if not isinstance(created, dict) or "id" not in created:
                 raise PermanentError(f"comment on merge request !{iid}: GitLab sent no note")
             mine = await self._report_notes(path, me, first_only=False)
-            if len(mine) > 1:
-                keep, twins = mine[0], mine[1:]
-                for twin in twins:
-                    await self._delete_note(path, iid, twin)
-                if keep.get("body") != body:
-                    await self.api.put(
-                        f"update note {keep['id']} on !{iid}",
-                        f"{path}/{keep['id']}",
-                        {"body": body},
-                    )
-                return str(keep["id"]), str(keep["id"]) == str(created["id"])
-            return str(created["id"]), True
+            keep = mine[0] if mine else created
+            for twin in mine[1:]:
+                await self._delete_note(path, iid, twin)
+            if keep.get("body") != body:
+                await self.api.put(
+                    f"update note {keep['id']} on !{iid}",
+                    f"{path}/{keep['id']}",
+                    {"body": body},
+                )
+            return str(keep["id"]), str(keep["id"]) == str(created["id"])
 
     async def _report_notes(self, path: str, me: int, *, first_only: bool) -> list[dict[str, Any]]:
         def ours(note: dict[str, Any]) -> bool:
@@ -779,19 +827,41 @@ class GitLabClient:
             f"/notes/{comment.id}/award_emoji"
         )
         try:
-            await self.api.post(f"react to note {comment.id}", path, {"name": ACK_EMOJI})
+            # GitLab keeps one award of a name per user and refuses a second, so sending
+            # it again after a lost answer cannot add another.
+            await self.api.post(
+                f"react to note {comment.id}", path, {"name": ACK_EMOJI}, idempotent=True
+            )
         except PermanentError as exc:
             # A redelivered comment: the reaction is there already, which is the point.
             if "already been taken" not in str(exc):
                 raise
 
     async def reply(self, repo: str, comment: Comment, body: str) -> None:
+        """Answer `comment` once: the reply's hidden first line names the note it answers,
+        by which it is found again if the answer to the POST is lost."""
         project = self._comment_project(repo, comment)
         path = f"/projects/{encode_id(project)}/merge_requests/{comment.change}/notes"
-        text = notes.neutralise(body, allow=(comment.author,))
+        marker = notes.reply_marker(comment.id)
+        text = notes.neutralise(f"{marker}\n{body}", allow=(comment.author,))
         if len(text) > notes.NOTE_LIMIT:
             text = text[: notes.NOTE_LIMIT - len(notes.TRUNCATED)] + notes.TRUNCATED
-        await self.api.post(f"reply on merge request !{comment.change}", path, {"body": text})
+        me = await self._whoami()
+
+        def answers(note: dict[str, Any]) -> bool:
+            author = note.get("author")
+            return (
+                isinstance(author, dict)
+                and author.get("id") == me
+                and str(note.get("body") or "").startswith(marker)
+            )
+
+        await append_once(
+            lambda: self.api.post(
+                f"reply on merge request !{comment.change}", path, {"body": text}, idempotent=False
+            ),
+            lambda: self.api.find("look for Herald's reply", path, {"sort": "asc"}, answers),
+        )
 
 
 # ---- construction -------------------------------------------------------------------------

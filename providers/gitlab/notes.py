@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from typing import Final
+from urllib.parse import quote
 
 #: GitLab rejects a note body longer than this many characters.
 NOTE_LIMIT: Final = 1_000_000
@@ -57,6 +58,11 @@ def neutralise(text: str, allow: Iterable[str] = ()) -> str:
         return f"@{ZERO_WIDTH_JOINER}"
 
     return _LINK_OR_MENTION.sub(fix, text)
+
+
+def reply_marker(note_id: str) -> str:
+    """The hidden first line of our answer to note `note_id` (a `/retest`)."""
+    return f"<!-- herald:reply:{quote(note_id, safe='')} -->"
 
 
 def pipeline_marker(pipeline_id: int) -> str:

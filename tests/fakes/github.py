@@ -16,7 +16,10 @@ What it checks like GitHub does:
 
 Every request is recorded as a `Call(method, path, query, json)` for assertions. Faults can
 be scheduled: `fake.fail("POST", "/repos/o/r/check-runs", status=429, headers={...})` for
-the next N matching requests, or `hang=` seconds.
+the next N matching requests, or `hang=` seconds; these answer without doing anything.
+`fake.lose_answer("PATCH", ..., how="timeout" | "reset")` is the other kind: the request is
+done, then its answer never arrives (held until the client gives up, or the connection
+reset), as when GitHub acts on a write and the network loses the reply.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import json
 import re
 import secrets
 import socket
+import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -55,7 +59,9 @@ class Call:
     path: str
     query: dict[str, str] = field(default_factory=dict)
     json: Any = None
-    fault: int | str | None = None  # the status (or "hang") a scheduled fault answered
+    #: The status (or "hang") a scheduled fault answered, or how the answer of a request
+    #: that was done got lost ("timeout", "reset").
+    fault: int | str | None = None
 
 
 @dataclass
@@ -67,6 +73,18 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
     hang: float | None = None
+
+
+@dataclass
+class LostAnswer:
+    method: str
+    path: re.Pattern[str]
+    times: int
+    how: str  # "timeout": never answered, until the client gives up; "reset": RST
+
+
+#: How long a lost answer is held at most, waiting for the client to give up.
+LOST_ANSWER_HOLD_SECONDS = 30.0
 
 
 @dataclass
@@ -116,6 +134,7 @@ class FakeGitHub:
         self.repos: dict[str, Repo] = {}
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
+        self.lost_answers: list[LostAnswer] = []
         self.blobs: dict[str, bytes] = {}
         self.blob_requests: list[dict[str, str]] = []
         self.base_url = ""  # set once served
@@ -168,6 +187,15 @@ class FakeGitHub:
         self.faults.append(Fault(method, re.compile(path), times, status, headers or {},
                                  body, hang))
 
+    def lose_answer(self, method: str, path: str, *, how: str = "timeout",
+                    times: int = 1) -> None:
+        """Do the next `times` requests matching `method` and `path` (a regex), then lose
+        their answers: `how="timeout"` sends nothing until the client hangs up, `"reset"`
+        resets the connection at once."""
+        if how not in ("timeout", "reset"):
+            raise ValueError(f"a lost answer times out or resets, not {how!r}")
+        self.lost_answers.append(LostAnswer(method, re.compile(path), times, how))
+
     def calls_to(self, method: str, pattern: str) -> list[Call]:
         regex = re.compile(pattern)
         return [c for c in self.calls if c.method == method and regex.fullmatch(c.path)]
@@ -200,7 +228,7 @@ class FakeGitHub:
             Route(r + "/check-suites/{suite_id:int}/check-runs", self._suite_checks,
                   methods=["GET"]),
             Route(r + "/check-runs", self._create_check, methods=["POST"]),
-            Route(r + "/check-runs/{check_id:int}", self._update_check, methods=["PATCH"]),
+            Route(r + "/check-runs/{check_id:int}", self._check, methods=["GET", "PATCH"]),
             Route(r + "/issues/{number:int}/comments", self._comments, methods=["GET", "POST"]),
             Route(r + "/issues/comments/{comment_id:int}", self._update_comment,
                   methods=["PATCH"]),
@@ -230,10 +258,47 @@ class FakeGitHub:
             for delayed_method, pattern, seconds in self.delays:
                 if delayed_method == method and pattern.fullmatch(path):
                     await asyncio.sleep(seconds)
-            await self.app(scope, receive, send)
+            lost = self._lost_answer(method, path)
+            if lost is None:
+                await self.app(scope, receive, send)
+            else:
+                await self._do_then_lose_answer(lost, scope, receive, send)
         finally:
             if write:
                 self.writes_in_flight -= 1
+
+    def _lost_answer(self, method: str, path: str) -> LostAnswer | None:
+        for lost in self.lost_answers:
+            if lost.times > 0 and lost.method == method and lost.path.fullmatch(path):
+                lost.times -= 1
+                return lost
+        return None
+
+    async def _do_then_lose_answer(self, lost: LostAnswer, scope: Any, receive: Any,
+                                   send: Any) -> None:
+        async def nowhere(message: Any) -> None:
+            pass
+
+        await self.app({**scope, "herald.lost": lost.how}, receive, nowhere)
+        # ASGI has no word for "drop the connection": reach the transport through the
+        # bound `send` of uvicorn's request cycle.
+        cycle = send.__self__
+        transport = cycle.transport
+        if lost.how == "timeout":
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LOST_ANSWER_HOLD_SECONDS):
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+        else:
+            # Linger 0: close() sends RST instead of FIN, a reset as the client sees it.
+            transport.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        # Let uvicorn see the connection gone, or it answers 500 for the silent app.
+        for _ in range(200):
+            if cycle.disconnected:
+                break
+            await asyncio.sleep(0.005)
 
     async def _record(self, request: Request) -> tuple[Call, Response | None]:
         body = await request.body()
@@ -254,7 +319,8 @@ class FakeGitHub:
                     fault.body if fault.body is not None else {"message": "fault injected"},
                     status_code=fault.status, headers=fault.headers,
                 )
-        call = Call(request.method, path, dict(request.query_params), payload)
+        call = Call(request.method, path, dict(request.query_params), payload,
+                    request.scope.get("herald.lost"))
         self.calls.append(call)
         return call, None
 
@@ -393,6 +459,10 @@ class FakeGitHub:
         if run_id not in repo.runs:
             return _error(404, "Not Found")
         repo.reruns.append((run_id, call.path.rsplit("/", 1)[1]))
+        # GitHub queues the new attempt at once.
+        run = repo.runs[run_id].data
+        run.update(status="queued", conclusion=None,
+                   run_attempt=int(run.get("run_attempt") or 1) + 1)
         return JSONResponse({}, status_code=201)
 
     async def _list_checks(self, request: Request) -> Response:
@@ -444,7 +514,7 @@ class FakeGitHub:
         repo.check_runs.append(check)
         return JSONResponse(_public_check(check), status_code=201)
 
-    async def _update_check(self, request: Request) -> Response:
+    async def _check(self, request: Request) -> Response:
         call, repo = await self._guard(request)
         if isinstance(repo, Response):
             return repo
@@ -452,6 +522,8 @@ class FakeGitHub:
                      None)
         if check is None:
             return _error(404, "Not Found")
+        if request.method == "GET":
+            return JSONResponse(_public_check(check))
         body = call.json if isinstance(call.json, dict) else {}
         problem = _check_output(body.get("output"))
         if problem is not None:

@@ -18,15 +18,20 @@ manners where they matter to a client:
 
 Every request is recorded as a `Call` (`"POST /projects/7/statuses/abc"`); `fail_next`
 makes the next N requests to a path answer 429 (with `Retry-After` and `RateLimit-*`),
-a 5xx, or hang until the client gives up.
+a 5xx, or hang until the client gives up, without doing them. `lose_answer` does the next
+N requests and then loses their answers (held until the client gives up, or the
+connection reset), as when GitLab acts on a write and the network loses the reply.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -63,6 +68,7 @@ class Call:
     query: dict[str, str]
     body: Any
     token: str | None
+    lost: str | None = None  # how the answer of a request that was done got lost
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -75,6 +81,17 @@ class Fault:
     status: int = 429
     hang: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LostAnswer:
+    pattern: re.Pattern[str]
+    times: int
+    how: str  # "timeout": never answered, until the client gives up; "reset": RST
+
+
+#: How long a lost answer is held at most, waiting for the client to give up.
+LOST_ANSWER_HOLD_SECONDS = 30.0
 
 
 class HttpError(Exception):
@@ -100,6 +117,7 @@ class FakeGitLab:
         self.url = ""  # set when served
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
+        self.lost_answers: list[LostAnswer] = []
         self.quick_actions: list[str] = []
         self.mentions: list[str] = []
         self.me = {"id": 900, "username": "project_7_bot_herald", "name": "Herald",
@@ -318,6 +336,14 @@ class FakeGitLab:
                        "RateLimit-Reset": str(int(time.time()) + 7)}
         self.faults.append(Fault(re.compile(pattern), times, status, hang, headers or {}))
 
+    def lose_answer(self, pattern: str, *, how: str = "timeout", times: int = 1) -> None:
+        """Do the next `times` requests whose `"METHOD /path"` matches `pattern`, then lose
+        their answers: `how="timeout"` sends nothing until the client hangs up, `"reset"`
+        resets the connection at once."""
+        if how not in ("timeout", "reset"):
+            raise ValueError(f"a lost answer times out or resets, not {how!r}")
+        self.lost_answers.append(LostAnswer(re.compile(pattern), times, how))
+
     def release(self) -> None:
         """Let every hanging request finish (at teardown)."""
         self._released.set()
@@ -338,7 +364,32 @@ class FakeGitLab:
             return
         request = Request(scope, receive)
         response = await self._handle(request)
-        await response(scope, receive, send)
+        lost = scope.get("herald.lost")
+        if lost is None:
+            await response(scope, receive, send)
+        else:
+            await self._lose(lost, receive, send)
+
+    async def _lose(self, how: str, receive: Receive, send: Send) -> None:
+        """Drop the answer of a request that was done. ASGI has no word for dropping a
+        connection: reach the transport through the bound `send` of uvicorn's cycle."""
+        cycle = send.__self__
+        transport = cycle.transport
+        if how == "timeout":
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LOST_ANSWER_HOLD_SECONDS):
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+        else:
+            # Linger 0: close() sends RST instead of FIN, a reset as the client sees it.
+            transport.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        # Let uvicorn see the connection gone, or it answers 500 for the silent app.
+        for _ in range(200):
+            if cycle.disconnected:
+                break
+            await asyncio.sleep(0.005)
 
     async def _handle(self, request: Request) -> Response:
         raw = request.scope.get("raw_path") or request.url.path.encode()
@@ -359,8 +410,11 @@ class FakeGitLab:
                                      else "body is not valid JSON"}, status_code=400)
         query = {k: v[-1] for k, v in parse_qs(request.url.query).items()}
         token = request.headers.get("private-token")
-        self.calls.append(Call(method, path, query, body, token))
         fault = self._fault(f"{method} {path}")
+        lost = self._lost(f"{method} {path}") if fault is None else None
+        if lost is not None:
+            request.scope["herald.lost"] = lost
+        self.calls.append(Call(method, path, query, body, token, lost))
         if fault is not None:
             if fault.hang:
                 while not self._released.is_set():
@@ -387,6 +441,14 @@ class FakeGitLab:
                 status = 201 if method == "POST" else 200
                 return JSONResponse(result, status_code=status, headers=self.rate_limit)
         return JSONResponse({"error": "404 Not Found"}, status_code=404)
+
+    def _lost(self, target: str) -> str | None:
+        with self._lock:
+            for lost in self.lost_answers:
+                if lost.times > 0 and lost.pattern.search(target):
+                    lost.times -= 1
+                    return lost.how
+        return None
 
     def _fault(self, target: str) -> Fault | None:
         with self._lock:

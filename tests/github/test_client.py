@@ -210,14 +210,6 @@ async def test_5xx_that_persists_becomes_transient(fake, client) -> None:
         await client.get_build(ref_for(fake, run))
 
 
-async def test_a_post_is_never_repeated_within_a_request(fake, client) -> None:
-    seed_run(fake)
-    fake.fail("POST", COMMENTS, status=502)
-    with pytest.raises(TransientError):
-        await client.reply(REPO, comment(fake), "hello")
-    assert len(fake.calls_to("POST", COMMENTS)) == 1
-
-
 async def test_a_hanging_github_times_out_per_request(fake, make_client) -> None:
     client = make_client(HERALD_GITHUB_REQUEST_TIMEOUT="0.3")
     run = seed_run(fake)
@@ -494,7 +486,9 @@ async def test_acknowledge_reply_and_rerun(fake, client) -> None:
     await client.reply(REPO, comment(fake), "@octo-dev re-running")
     rerun = await client.rerun(ref_for(fake, run))
     assert fake.repo(REPO).reactions == [{"comment_id": 5551234, "content": "eyes"}]
-    assert fake.repo(REPO).comments[PR][-1]["body"] == "@octo-dev re-running"
+    assert fake.repo(REPO).comments[PR][-1]["body"] == (
+        "<!-- herald:reply:5551234 -->\n@octo-dev re-running"
+    )
     assert fake.repo(REPO).reruns == [(run["id"], "rerun-failed-jobs")]
     assert rerun.runs == [str(run["id"])]
 

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from providers.github.client import RETEST_POLICY
+from providers.github.publish import reply_marker
 from tests.fakes import herald as harness
 from tests.fakes import zipped
 from tests.fakes.github import FakeGitHub
@@ -169,6 +170,7 @@ async def test_retest_from_a_trusted_user_reruns_the_failed_jobs(fake, herald) -
     assert repo.reactions == [{"comment_id": 2498765432, "content": "eyes"}]
     assert repo.reruns == [(5001, "rerun-failed-jobs")]
     assert repo.comments[PR][-1]["body"] == (
+        f"{reply_marker('2498765432')}\n"
         f"@octo-dev re-running the failed jobs of [CI]({failed['html_url']})."
     )
     # The 👀 reaction went out before the rerun was asked for.
@@ -186,6 +188,7 @@ async def test_retest_from_an_untrusted_user_is_politely_refused(fake, herald) -
     assert repo.reruns == []
     assert repo.reactions == []
     assert repo.comments[PR][-1]["body"] == (
+        f"{reply_marker('2498765432')}\n"
         f"@drive-by sorry, I can't retest on your request. {RETEST_POLICY}"
     )
 

@@ -171,7 +171,9 @@ async def test_retest_by_a_developer_retries_the_failed_jobs(herald: Herald,
     note_id = hook["object_attributes"]["id"]
     assert [a["name"] for a in gitlab.awards[note_id]] == ["eyes"]
     [reply] = gitlab.our_notes(PROJECT, MR)
-    assert reply["body"].startswith(f"@{DEVELOPER_NAME} re-running the failed jobs of")
+    assert reply["body"].startswith(
+        f"{notes.reply_marker(str(note_id))}\n@{DEVELOPER_NAME} re-running the failed jobs of"
+    )
     assert f"({WEB}/-/pipelines/{ROOT})" in reply["body"]
     assert gitlab.mentions == [DEVELOPER_NAME]
 
@@ -187,7 +189,8 @@ async def test_retest_by_a_guest_is_politely_refused(herald: Herald,
     assert gitlab.awards == {}
     [reply] = gitlab.our_notes(PROJECT, MR)
     assert RETEST_POLICY in reply["body"]
-    assert reply["body"].startswith(f"@{GUEST_NAME} sorry")
+    marker = notes.reply_marker(str(hook["object_attributes"]["id"]))
+    assert reply["body"].startswith(f"{marker}\n@{GUEST_NAME} sorry")
 
 
 async def test_a_wrong_hook_secret_makes_no_job(herald: Herald, gitlab: FakeGitLab) -> None:
