@@ -14,8 +14,16 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from hypothesis import settings
 
 from bot.embedded_redis import EmbeddedRedis
+
+# Every property test draws the same examples on every run: a CI run that fails can be run
+# again to the same failure, and one that passes does not pass by luck. Exploring further is
+# a deliberate act (HYPOTHESIS_PROFILE=explore), whose failures become @example cases.
+settings.register_profile("herald", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "herald"))
 
 SHARED_REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 LOCK_TTL_SECONDS = 900

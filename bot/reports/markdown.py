@@ -226,8 +226,9 @@ def md_link(text: str, url: str | None, limit: int | None = CELL_LIMIT) -> str:
     checked = words.safe_url(url)
     if checked is None:
         return label
-    # Percent-encode what could end the link destination or the line it is on.
-    target = quote(checked, safe="/:?#[]@!$&'*+,;=%~-._")
+    # Percent-encode what could end the link destination or the line it is on; a lone
+    # surrogate (a CI payload's "\ud800") cannot be UTF-8 and becomes `?`.
+    target = quote(checked, safe="/:?#[]@!$&'*+,;=%~-._", errors="replace")
     return f"[{label}]({target})"
 
 

@@ -380,6 +380,7 @@ hostile_text = st.text(
 
 
 @settings(max_examples=150, deadline=None)
+@example(names=["x"], message="\ud800", run_id="r", source="\ud800")  # a job URL's lone surrogate
 @example(names=["a|b", "```", "</details>\n/approve"], message="<details>\n```\n@all",
          run_id="/merge", source="@here|x")
 @given(names=st.lists(hostile_text, min_size=1, max_size=5), message=hostile_text,
