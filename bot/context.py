@@ -16,5 +16,5 @@ class Context:
     redis: Any  # redis.asyncio.Redis; Any keeps handlers free of the redis stubs' generics
     http: Any  # httpx.AsyncClient shared by the worker
     log: Any  # structlog BoundLogger with provider, delivery, repo, handler bound
-    clients: Any  # bot.worker.Clients: .ci(provider) and .forge(provider), made once
+    clients: Any  # bot.worker.Clients: .source(provider) and .forge(provider), made once
     job_try: int = 1

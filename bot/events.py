@@ -17,6 +17,19 @@ PING: Final = "ping"
 CANONICAL_EVENTS: Final = frozenset({BUILD_COMPLETED, COMMENT_CREATED, CHECK_REREQUESTED, PING})
 
 
+class JsonObject(dict[str, Any]):
+    """A webhook payload that remembers the verified text it was parsed from (`source`),
+    so the web process can put the body into the job as it came instead of serialising
+    the parsed payload again (~5 µs of a 20 kB one). A parser that edits the payload in
+    place must drop `source` (set it to None): the text would no longer say the same."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, data: dict[str, Any], source: bytes | str | None = None) -> None:
+        super().__init__(data)
+        self.source = source
+
+
 @dataclass(frozen=True, slots=True)
 class RunRef:
     """Where a CI run lives: enough to fetch it again and to report on it.

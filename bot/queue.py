@@ -52,8 +52,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
-from bot.events import Comment, Event, RunRef
-from providers.signatures import raw_json
+from bot.events import Comment, Event, JsonObject, RunRef
 
 EnqueueOutcome = Literal["queued", "duplicate", "spooled"]
 
@@ -177,7 +176,8 @@ def encode_job(event_arg: dict[str, Any], enqueue_ms: int) -> bytes:
 
 
 def _encode_event(event: Event, enqueue_ms: int) -> bytes:
-    raw = raw_json(event.payload)
+    payload = event.payload
+    raw = payload.source if isinstance(payload, JsonObject) else None
     if raw is not None:
         try:
             return orjson.dumps({"t": None, "f": JOB_FUNCTION, "k": {}, "et": enqueue_ms,

@@ -12,6 +12,10 @@ Key layout (every key under `herald:`, every key with a TTL):
 - `herald:done:retest:{provider}:{repo}:{comment_id}`: a hash whose fields are what was
   done for that comment (`run:{provider}:{run_id}`, `replied`), TTL 24 h. The retest
   handler: what a retried job must not do twice.
+- `herald:reported:{forge}:{repo}:{sha}`: a hash whose fields are `{ci}:{run_id}` of each
+  CI run Herald reported on that commit, the value its `RunRef` as JSON, TTL
+  `REPORTED_TTL_SECONDS` (14 days) from the last report. The retest handler: which CI
+  systems ran for a head commit, so `/retest` reruns the failed work of every one of them.
 
 Locks are `SET NX PX` with a random token and released by a compare-and-delete script,
 so a holder whose lock expired never deletes a later holder's lock. A worker that dies
@@ -22,18 +26,25 @@ than ARQ's job timeout so a live holder never loses its lock mid-job.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
+from bot.events import RunRef
+from bot.ports import Change
 from bot.settings import Settings
 
 PREFIX: Final = "herald"
 LOCK_TTL_SECONDS: Final = 360.0
 PERMISSION_TTL_SECONDS: Final = 60
 DONE_TTL_SECONDS: Final = 24 * 3600
+#: How long Herald remembers which CI runs it reported on a commit: a pull request left
+#: for two weeks can still be retested in every CI system that ran for it.
+REPORTED_TTL_SECONDS: Final = 14 * 24 * 3600
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -111,3 +122,27 @@ class Store:
             pipe.hset(done_key, item, "1")
             pipe.expire(done_key, ttl)
             await pipe.execute()
+
+    async def record_report(
+        self, change: Change, run: RunRef, ttl: int = REPORTED_TTL_SECONDS
+    ) -> None:
+        """Remember that `run` was reported on the change's commit."""
+        reported = key("reported", change.forge, change.repo, change.sha)
+        value = json.dumps(dataclasses.asdict(run), separators=(",", ":"), default=str)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(reported, f"{run.provider}:{run.run_id}", value)
+            pipe.expire(reported, ttl)
+            await pipe.execute()
+
+    async def reported_runs(self, change: Change) -> list[RunRef]:
+        """The CI runs reported on the change's commit, in no particular order. A record
+        that no longer reads (written by another version) is skipped: it only widens which
+        CI systems are asked, never what runs."""
+        found = await self.redis.hgetall(key("reported", change.forge, change.repo, change.sha))
+        runs: list[RunRef] = []
+        for raw in found.values():
+            try:
+                runs.append(RunRef(**json.loads(raw)))
+            except (TypeError, ValueError):
+                continue
+        return runs

@@ -45,10 +45,17 @@ import providers
 from bot.context import Context
 from bot.events import Event
 from bot.logging import get_logger
+from bot.ports import (
+    CISource,
+    ForgeTarget,
+    NotConfigured,
+    ProviderError,
+    TransientError,
+    Unsupported,
+)
 from bot.queue import HANDLED_PREFIX, JOB_FUNCTION, dumps_job, loads_job
 from bot.routing import Handler, Router
 from bot.settings import ConfigError, Settings
-from providers.base import Forge, NotConfigured, ProviderError, TransientError, Unsupported
 
 log = get_logger("herald.worker")
 
@@ -89,9 +96,10 @@ class WorkerConfig:
 class Clients:
     """Provider API clients, made on first use, once per process, closed on shutdown.
 
-    `ci(name)` and `forge(name)` return the same object (a client implements `CIClient`
-    and, for forges, `Forge`). A provider without credentials raises `NotConfigured` on
-    every call, without trying again: configuration does not change under a process.
+    `source(name)` and `forge(name)` return the same object: a provider's client plays
+    the CI source role (`bot.ports.CISource`) and, for forges, the forge target role
+    (`ForgeTarget`). A provider without credentials raises `NotConfigured` on every call,
+    without trying again: configuration does not change under a process.
     """
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
@@ -100,12 +108,15 @@ class Clients:
         self._clients: dict[str, Any] = {}
         self._failures: dict[str, Exception] = {}
 
-    def ci(self, provider: str) -> Any:
-        return self._get(provider)
+    def source(self, provider: str) -> Any:
+        client = self._get(provider)
+        if not isinstance(client, CISource):
+            raise Unsupported(f"{provider} is no CI system Herald can read")
+        return client
 
     def forge(self, provider: str) -> Any:
         client = self._get(provider)
-        if not isinstance(client, Forge):
+        if not isinstance(client, ForgeTarget):
             raise Unsupported(f"{provider} is not a forge: Herald cannot publish there")
         return client
 

@@ -1,10 +1,13 @@
 """Report a finished CI run where the change is reviewed: results, failures, artifacts.
 
-Provider-neutral: it uses only `providers.base.CIClient` and `Forge`. On `build.completed`
-it takes a Redis lock for the run (redeliveries and retries of one run never race), fetches
-the build, streams the artifacts whose names match the provider's patterns through
-`bot.artifacts` into the parsers' `Collector`, merges results the CI parsed itself, and
-publishes once (the forge upserts: check run, sticky comment).
+Provider-neutral: it uses only the roles of `bot.ports`. On `build.completed` it takes a
+Redis lock for the run (redeliveries and retries of one run never race), then reads
+source → results → forge: the event's CI source gives the build, the artifacts (streamed
+through `bot.artifacts` into the parsers' `Collector`), the results the CI parsed itself,
+the run's `Change` and its `ReportOrigin`; the forge target holding the change publishes
+once (it upserts: check run, status, sticky comment), named after the origin so several CI
+systems on one commit never overwrite each other. What was reported on which commit is
+recorded (`Store.record_report`) for `/retest`.
 
 A run with nothing to report (no matching artifact, no native results) publishes nothing:
 a lint workflow should not grow an empty test report on every commit.
@@ -21,24 +24,26 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import BinaryIO, Final
 
 from bot.artifacts import ArchiveBudget, ArtifactLimits, read_artifact
 from bot.context import Context
 from bot.events import BUILD_COMPLETED, RunRef
-from bot.results.model import Artifact, Origin, ParseError, TestRun
-from bot.results.parsers import Collector
-from bot.routing import Router
-from bot.settings import Settings
-from bot.store import LockBusy, Store, lock_ttl
-from providers.base import (
-    CIClient,
-    Forge,
+from bot.ports import (
+    Build,
+    CISource,
+    ForgeTarget,
     PermanentError,
     ProviderError,
     RemoteArtifact,
     TransientError,
 )
+from bot.results.model import Artifact, Origin, ParseError, TestRun
+from bot.results.parsers import Collector
+from bot.routing import Router
+from bot.settings import Settings
+from bot.store import LockBusy, Store, lock_ttl
 
 router = Router()
 
@@ -92,8 +97,7 @@ async def report(ctx: Context) -> None:
     if ref is None:
         ctx.log.warning("build.completed without a run reference")
         return
-    ci: CIClient = ctx.clients.ci(ref.provider)
-    forge: Forge = ctx.clients.forge(ctx.event.provider)
+    source: CISource = ctx.clients.source(ref.provider)
     # The budget counts from here: waiting for the lock spends the job's time too.
     started = asyncio.get_running_loop().time()
     try:
@@ -102,39 +106,48 @@ async def report(ctx: Context) -> None:
         ):
             # Giving up happens under the lock too: an answer and another delivery's report
             # must not both find no check run (or note) and both create one.
-            await _report_or_give_up(ctx, ref, ci, forge, started)
+            await _report_or_give_up(ctx, ref, source, started)
     except LockBusy as busy:
         # Another worker is reporting this very run; come back when it is surely done.
         raise TransientError(str(busy), retry_after=busy.retry_after) from None
 
 
+@dataclass(slots=True)
+class _Progress:
+    """What one report has learned so far, for the give-up answer to use."""
+
+    build: Build | None = None
+
+
 async def _report_or_give_up(
-    ctx: Context, ref: RunRef, ci: CIClient, forge: Forge, started: float
+    ctx: Context, ref: RunRef, source: CISource, started: float
 ) -> None:
     max_tries = ctx.settings.job_max_tries()
+    progress = _Progress()
     try:
-        await _report_in_time(ctx, ref, ci, forge, started)
+        await _report_in_time(ctx, ref, source, progress, started)
     except PermanentError as exc:
-        await _give_up(ctx, forge, ref, exc)
+        await _give_up(ctx, source, ref, progress, exc)
     except TransientError as exc:
         if ctx.job_try < max_tries:
             raise
-        await _give_up(ctx, forge, ref, exc)
+        await _give_up(ctx, source, ref, progress, exc)
     except Exception as exc:
         # A bug of ours, or a provider error no retry can mend: the worker logs it with its
         # traceback, the reviewer still gets an answer (without our internals in it).
-        await _give_up(ctx, forge, ref, exc if isinstance(exc, ProviderError) else UNEXPECTED)
+        await _give_up(ctx, source, ref, progress,
+                       exc if isinstance(exc, ProviderError) else UNEXPECTED)
         raise
 
 
 async def _report_in_time(
-    ctx: Context, ref: RunRef, ci: CIClient, forge: Forge, started: float
+    ctx: Context, ref: RunRef, source: CISource, progress: _Progress, started: float
 ) -> None:
     """`_report`, stopped with a `PermanentError` once the budget since `started` is spent."""
     budget = report_budget(ctx.settings)
     try:
         async with asyncio.timeout_at(started + budget) as deadline:
-            await _report(ctx, ref, ci, forge)
+            await _report(ctx, ref, source, progress)
     except TimeoutError:
         if not deadline.expired():
             raise
@@ -142,24 +155,32 @@ async def _report_in_time(
         raise PermanentError(f"reading the run took longer than {budget:g} s") from None
 
 
-async def _report(ctx: Context, ref: RunRef, ci: CIClient, forge: Forge) -> None:
-    build = await ci.get_build(ref)
-    listed = await ci.list_artifacts(ref)
+async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progress) -> None:
+    """Source, then results, then the forge: the CI system says what ran and where the
+    change lives; the forge that holds the change gets the report."""
+    build = progress.build = await source.get_build(ref)
+    listed = await source.list_artifacts(ref)
     chosen = wanted(listed, artifact_patterns(ctx.settings, ref.provider))
-    native = await ci.native_results(ref)
+    native = await source.native_results(ref)
     if not chosen and native is None:
         ctx.log.info("nothing to report", artifacts=len(listed), reported=False)
         return
-    run = await collect(ctx, ref, ci, chosen)
+    run = await collect(ctx, ref, source, chosen)
     if native is not None:
         run.merge([native])
     run.artifacts = [Artifact(name=a.name, size=a.size, url=a.url) for a in chosen]
     run.url = build.url or ref.url
-    published = await forge.publish(ref, run, build)
+    change = await source.change_of(ref, build)
+    origin = source.origin_of(ref, build)
+    forge: ForgeTarget = ctx.clients.forge(change.forge)
+    published = await forge.publish(change, origin, run)
+    # `/retest` on this commit asks every CI system recorded here what failed.
+    await Store(ctx.redis).record_report(change, origin.run)
     totals = run.totals()
     ctx.log.info(
         "reported",
         reported=True,
+        forge=change.forge,
         artifacts=len(chosen),
         tests=totals.total,
         failures=totals.failures,
@@ -171,11 +192,11 @@ async def _report(ctx: Context, ref: RunRef, ci: CIClient, forge: Forge) -> None
 
 
 async def collect(
-    ctx: Context, ref: RunRef, ci: CIClient, artifacts: Sequence[RemoteArtifact]
+    ctx: Context, ref: RunRef, ci: CISource, artifacts: Sequence[RemoteArtifact]
 ) -> TestRun:
     """Every chosen artifact streamed into the parsers; refusals become ParseErrors.
 
-    Artifacts of one name are attempts of one job, oldest first (`CIClient.list_artifacts`):
+    Artifacts of one name are attempts of one job, oldest first (`CISource.list_artifacts`):
     the newest is the result, and an earlier attempt's failures become retries of the
     matching executions, so a test that failed and then passed on a re-run reads as flaky.
     Different names never stand in for each other.
@@ -208,7 +229,7 @@ async def collect(
 async def _read_one(
     ctx: Context,
     ref: RunRef,
-    ci: CIClient,
+    ci: CISource,
     artifact: RemoteArtifact,
     limits: ArtifactLimits,
     budget: ArchiveBudget,
@@ -249,10 +270,18 @@ class _OriginSink:
         self._collector.add_stream(source, stream, self._origin)
 
 
-async def _give_up(ctx: Context, forge: Forge, ref: RunRef, error: Exception) -> None:
+async def _give_up(
+    ctx: Context, source: CISource, ref: RunRef, progress: _Progress, error: Exception
+) -> None:
     ctx.log.error("giving up on this run", error=str(error), job_try=ctx.job_try)
     try:
-        await forge.publish_error(ref, GAVE_UP.format(error=str(error).rstrip(".")))
-    except (TransientError, PermanentError) as exc:
+        change = await source.change_of(ref, progress.build)
+        forge: ForgeTarget = ctx.clients.forge(change.forge)
+        await forge.publish_error(
+            change, source.origin_of(ref, progress.build),
+            GAVE_UP.format(error=str(error).rstrip(".")),
+        )
+    except ProviderError as exc:
+        # No change to tell (the run's commit is unknown), no forge configured for it, or
+        # the forge failing too: the log is all there is.
         ctx.log.error("could not tell the reviewer either", error=str(exc))
-

@@ -1,10 +1,13 @@
 """`/retest`: rerun what failed for a change, on a trusted reviewer's request.
 
-Provider-neutral. On `comment.created`: ignore bots, find a `/retest` command outside code
-and quotes (`parse_command`, a pure function), check the author may ask (`forge.can_retest`,
-cached for a minute), react at once, rerun the failed jobs of the latest failed runs for
-the change's head commit, and reply with what was rerun. Untrusted authors get one short,
-polite reply naming who may retest.
+Provider-neutral: it uses only the roles of `bot.ports`. On `comment.created`: ignore bots,
+find a `/retest` command outside code and quotes (`parse_command`, a pure function), check
+the author may ask (`forge.can_retest`, cached for a minute), react at once, then find the
+change's head commit (`forge.head_change`) and rerun the failed work of every CI system
+that ran for it: the forge's own CI, and every CI source Herald recorded reporting on that
+commit (`Store.reported_runs`: a CircleCI or Jenkins run on a GitHub pull request). Each
+source names its latest failed runs (`CISource.latest_failed_runs`); the reply says what
+was rerun. Untrusted authors get one short, polite reply naming who may retest.
 
 On `check.rerequested` (someone pressed "Re-run" or "Re-run failed" on Herald's own check)
 the run behind that check is rerun the same way; the forge only shows those buttons to
@@ -22,10 +25,18 @@ from typing import Final
 
 from bot.context import Context
 from bot.events import CHECK_REREQUESTED, COMMENT_CREATED, Comment, RunRef
+from bot.ports import (
+    Change,
+    CISource,
+    ForgeTarget,
+    NotConfigured,
+    PermanentError,
+    TransientError,
+    Unsupported,
+)
 from bot.reports.markdown import md_link, md_text
 from bot.routing import Router
 from bot.store import PERMISSION_TTL_SECONDS, LockBusy, Store, lock_ttl
-from providers.base import CIClient, Forge, PermanentError, TransientError, Unsupported
 
 router = Router()
 
@@ -93,7 +104,7 @@ async def retest(ctx: Context) -> None:
         return
     if parse_command(comment.body) is None:
         return
-    forge: Forge = ctx.clients.forge(provider)
+    forge: ForgeTarget = ctx.clients.forge(provider)
     store = Store(ctx.redis)
     done = done_name(provider, repo, comment)
     # Two deliveries of one comment (a project hook and a group hook, a resend) may run at
@@ -106,7 +117,7 @@ async def retest(ctx: Context) -> None:
 
 
 async def _retest(
-    ctx: Context, forge: Forge, store: Store, done: str, provider: str, repo: str,
+    ctx: Context, forge: ForgeTarget, store: Store, done: str, provider: str, repo: str,
     comment: Comment,
 ) -> None:
     if await store.done(done, "replied"):
@@ -119,13 +130,14 @@ async def _retest(
         await store.mark_done(done, "replied")
         return
     await forge.acknowledge(repo, comment)
-    failed = await forge.failed_runs(repo, comment)
-    rerun: list[RunRef] = []
+    change = await forge.head_change(repo, comment)
     problems: list[str] = []
+    failed = await _failed_runs(ctx, store, provider, change, problems) if change else []
+    rerun: list[RunRef] = []
     for ref in failed:
         item = f"run:{ref.provider}:{ref.run_id}"
         if not await store.done(done, item):
-            ci: CIClient = ctx.clients.ci(ref.provider)
+            ci: CISource = ctx.clients.source(ref.provider)
             try:
                 await ci.rerun(ref, failed_only=True)
             except (PermanentError, Unsupported) as exc:
@@ -141,6 +153,30 @@ async def _retest(
                  problems=len(problems))
 
 
+async def _failed_runs(
+    ctx: Context, store: Store, forge_name: str, change: Change, problems: list[str]
+) -> list[RunRef]:
+    """The latest failed runs for `change` in every CI system that ran for it: the forge's
+    own CI first, then each one recorded reporting on the commit."""
+    recorded = await store.reported_runs(change)
+    names = dict.fromkeys([forge_name, *sorted(r.provider for r in recorded)])
+    found: list[RunRef] = []
+    for name in names:
+        try:
+            source = ctx.clients.source(name)
+        except (NotConfigured, Unsupported) as exc:
+            if name != forge_name:  # a forge without a CI of its own is no problem
+                problems.append(f"Could not ask {md_text(name)}: {md_text(str(exc))}.")
+            continue
+        if not isinstance(source, CISource):
+            continue
+        try:
+            found.extend(await source.latest_failed_runs(change))
+        except PermanentError as exc:
+            problems.append(f"Could not ask {md_text(name)}: {md_text(str(exc))}.")
+    return found
+
+
 def reply_text(author: str, rerun: list[RunRef], problems: list[str]) -> str:
     if rerun:
         lines = [RERUNNING.format(author=author, runs=", ".join(run_label(r) for r in rerun))]
@@ -151,7 +187,9 @@ def reply_text(author: str, rerun: list[RunRef], problems: list[str]) -> str:
     return "\n\n".join([*lines, *problems])
 
 
-async def _trusted(store: Store, forge: Forge, provider: str, repo: str, comment: Comment) -> bool:
+async def _trusted(
+    store: Store, forge: ForgeTarget, provider: str, repo: str, comment: Comment
+) -> bool:
     name = f"permission:{provider}:{repo}:{comment.author.lower()}"
     cached = await store.cached_flag(name)
     if cached is not None:
@@ -166,6 +204,6 @@ async def rerequested(ctx: Context) -> None:
     ref = ctx.event.run
     if ref is None:
         return
-    ci: CIClient = ctx.clients.ci(ref.provider)
+    ci: CISource = ctx.clients.source(ref.provider)
     rerun = await ci.rerun(ref, failed_only=True)
     ctx.log.info("rerun requested on our check", runs=rerun.runs, jobs=rerun.jobs)

@@ -35,6 +35,7 @@ from gidgethub import sansio
 
 from bot.artifacts import ArtifactLimits
 from bot.events import Comment, RunRef
+from bot.forges import latest_per_key
 from bot.reports import (
     GITHUB_CHECK_SUMMARY_LIMIT,
     GITHUB_COMMENT_LIMIT,
@@ -46,12 +47,14 @@ from bot.results.model import TestRun
 from bot.settings import ConfigError, ProviderSettings, Secret, Settings
 from providers.base import (
     Build,
+    Change,
     Job,
     NotConfigured,
     OutcomeUnknown,
     PermanentError,
     Published,
     RemoteArtifact,
+    ReportOrigin,
     Rerun,
     TransientError,
 )
@@ -66,6 +69,7 @@ from providers.github.api import (
 from providers.github.auth import AppCredentials, AppJWT, InstallationToken, InstallationTokens
 from providers.writes import RESENDS, append_once, pause
 
+NAME: Final = "github"
 DEFAULT_API_URL: Final = "https://api.github.com"
 API_VERSION: Final = "2022-11-28"
 FAILED_CONCLUSIONS: Final = frozenset({"failure", "timed_out", "startup_failure"})
@@ -302,6 +306,7 @@ class GitHubClient:
                 url=ref.url,
                 name=ref.extra.get("app_slug"),
                 changes=[ref.change] if ref.change else [],
+                sha=ref.sha,
             )
         installation = await self._installation(ref.repo, ref.extra)
         run_id, attempt = self._run_id(ref)
@@ -338,6 +343,7 @@ class GitHubClient:
                 for job in jobs
             ],
             changes=changes,
+            sha=sha or None,
         )
 
     @staticmethod
@@ -533,54 +539,79 @@ class GitHubClient:
 
     # ---- Forge: publishing ---------------------------------------------------------------
 
-    async def publish(self, ref: RunRef, run: TestRun, build: Build) -> Published:
-        installation = await self._installation(ref.repo, ref.extra)
-        run_id, attempt = self._run_id(ref)
-        sha = ref.sha or build.ref.sha
+    # ---- the change and the origin of a run ---------------------------------------------
+
+    async def change_of(self, ref: RunRef, build: Build | None) -> Change:
+        sha = (build.sha if build is not None else None) or ref.sha
         if not sha:
             raise PermanentError(f"run {ref.run_id} in {ref.repo} has no head commit")
-        workflow = checks.workflow_name(ref) or build.name
+        numbers = build.changes if build is not None else []
+        if not numbers and ref.change:
+            numbers = [ref.change]
+        extra = {"installation_id": ref.extra["installation_id"]} \
+            if ref.extra.get("installation_id") else {}
+        return Change(forge=NAME, repo=ref.repo, sha=sha,
+                      numbers=tuple(dict.fromkeys(numbers)), extra=extra)
+
+    def origin_of(self, ref: RunRef, build: Build | None) -> ReportOrigin:
+        parsed = checks.parse_run_id(ref.run_id)
+        run_id, attempt = parsed if parsed is not None else (0, None)
         number = ref.extra.get("run_number")
+        return ReportOrigin(
+            run=ref,
+            name=checks.workflow_name(ref) or (build.name if build is not None else None),
+            attempt=attempt or checks.attempt_of(ref),
+            sequence=run_id,
+            number=str(number) if number else None,
+            url=(build.url if build is not None else None) or ref.url,
+            failed=build.failed if build is not None else False,
+        )
+
+    # ---- ForgeTarget: reports ------------------------------------------------------------
+
+    async def publish(self, change: Change, origin: ReportOrigin, run: TestRun) -> Published:
+        installation = await self._installation(change.repo, change.extra)
         display = dataclasses.replace(
-            run, id=f"{workflow} #{number}" if workflow and number else workflow or run.id
+            run,
+            id=f"{origin.name} #{origin.number}" if origin.name and origin.number
+            else origin.name or run.id,
         )
         fields = checks.CheckRunFields(
-            name=checks.check_name(ref),
-            head_sha=sha,
-            external_id=checks.external_id(run_id, attempt),
+            name=checks.check_name(origin),
+            head_sha=change.sha,
+            external_id=checks.external_id(origin),
             conclusion=checks.conclusion(run),
             title=run_title(run),
             summary=render_markdown(display, budget=GITHUB_CHECK_SUMMARY_LIMIT, heading_level=2),
-            details_url=build.url or ref.url,
-            rerun_action=build.failed,
+            details_url=origin.url,
+            # GitHub's button reruns through our `check_run.requested_action` webhook, which
+            # knows how to rerun Actions runs only.
+            rerun_action=origin.failed and origin.ci == checks.ACTIONS,
         )
         check, created = await self._upsert_check_run(
-            installation, ref.repo, fields, checks.annotations_for(run, ref.repo)
+            installation, change.repo, fields, checks.annotations_for(run, change.repo)
         )
-        changes = build.changes or ([ref.change] if ref.change else [])
         comment_id = None
-        for change in changes:
+        for number in change.numbers:
             comment_id = await self._upsert_comment(
-                installation, ref, run_id, attempt, change, display, check.get("html_url")
+                installation, change.repo, origin, number, display, check.get("html_url")
             )
         return Published(check_run_id=str(check["id"]), comment_id=comment_id, created=created)
 
-    async def publish_error(self, ref: RunRef, message: str) -> None:
-        installation = await self._installation(ref.repo, ref.extra)
-        run_id, attempt = self._run_id(ref)
-        if not ref.sha:
-            raise PermanentError(f"run {ref.run_id} in {ref.repo} has no head commit")
+    async def publish_error(self, change: Change, origin: ReportOrigin, message: str) -> None:
+        installation = await self._installation(change.repo, change.extra)
+        url = origin.url
         fields = checks.CheckRunFields(
-            name=checks.check_name(ref),
-            head_sha=ref.sha,
-            external_id=checks.external_id(run_id, attempt),
+            name=checks.check_name(origin),
+            head_sha=change.sha,
+            external_id=checks.external_id(origin),
             conclusion="neutral",
             title=checks.ERROR_TITLE,
             summary=md_text(message),
-            details_url=ref.url if ref.url and ref.url.startswith("https://") else None,
+            details_url=url if url and url.startswith("https://") else None,
             rerun_action=False,
         )
-        await self._upsert_check_run(installation, ref.repo, fields, [])
+        await self._upsert_check_run(installation, change.repo, fields, [])
 
     async def _find_check_run(
         self, installation: str, repo: str, fields: checks.CheckRunFields
@@ -744,19 +775,19 @@ class GitHubClient:
     async def _upsert_comment(
         self,
         installation: str,
-        ref: RunRef,
-        run_id: int,
-        attempt: int,
+        repo: str,
+        origin: ReportOrigin,
         change: int,
         display: TestRun,
         check_url: str | None,
     ) -> str | None:
-        coordinates = {**split_repo(ref.repo), "number": change}
-        prefix = checks.marker_prefix(ref)
+        coordinates = {**split_repo(repo), "number": change}
+        prefix = checks.marker_prefix(origin)
+        order = (origin.sequence, origin.attempt)
         existing = await self._find_comment(installation, coordinates, prefix)
         if existing is not None:
             shown = checks.marked_run(str(existing.get("body", "")))
-            if shown is not None and shown > (run_id, attempt):
+            if shown is not None and shown > order:
                 return str(existing["id"])  # a newer run's report is already there
         else:
             totals = display.totals()
@@ -766,13 +797,13 @@ class GitHubClient:
             display,
             budget=GITHUB_COMMENT_LIMIT,
             details_url=check_url,
-            marker=checks.marker(ref, run_id),
+            marker=checks.marker(origin),
             heading_level=2,
         )
         if existing is None:
             existing = await self._create_comment(installation, coordinates, body, prefix)
             shown = checks.marked_run(str(existing.get("body", "")))
-            if existing.get("body") == body or (shown is not None and shown > (run_id, attempt)):
+            if existing.get("body") == body or (shown is not None and shown > order):
                 return str(existing["id"])  # ours as sent, or a newer run's that raced it
         await self._edit_comment(installation, coordinates, existing["id"], body)
         return str(existing["id"])
@@ -800,36 +831,41 @@ class GitHubClient:
         role = str(data.get("role_name") or "")
         return permission in WRITE_PERMISSIONS or role in WRITE_PERMISSIONS
 
-    async def failed_runs(self, repo: str, comment: Comment) -> list[RunRef]:
+    async def head_change(self, repo: str, comment: Comment) -> Change | None:
         installation = await self._installation(repo, comment.extra)
-        coordinates = split_repo(repo)
         pull = await self._read(
             installation,
             "/repos/{owner}/{repo}/pulls/{number}",
-            {**coordinates, "number": comment.change},
+            {**split_repo(repo), "number": comment.change},
         )
         sha = str((pull.get("head") or {}).get("sha") or "")
         if not sha:
-            return []
+            return None
+        return Change(forge=NAME, repo=repo, sha=sha, numbers=(comment.change,),
+                      extra={"installation_id": int(installation)})
+
+    # ---- CISource: what /retest reruns ---------------------------------------------------
+
+    async def latest_failed_runs(self, change: Change) -> list[RunRef]:
+        if change.forge != NAME:
+            return []  # Actions runs only build code on GitHub
+        installation = await self._installation(change.repo, change.extra)
         runs = await self._read(
             installation,
             "/repos/{owner}/{repo}/actions/runs{?head_sha,per_page}",
-            {**coordinates, "head_sha": sha, "per_page": 100},
+            {**split_repo(change.repo), "head_sha": change.sha, "per_page": 100},
             iterable_key="workflow_runs",
         )
-        latest: dict[Any, dict[str, Any]] = {}
-        for run in runs:
-            key = run.get("workflow_id") or run.get("name")
-            if key not in latest or int(run["id"]) > int(latest[key]["id"]):
-                latest[key] = run
+        latest = latest_per_key(runs, key=lambda run: run.get("workflow_id") or run.get("name"),
+                                order=lambda run: int(run["id"]))
         return [
             RunRef(
-                provider="github",
-                repo=repo,
+                provider=NAME,
+                repo=change.repo,
                 run_id=str(run["id"]),
-                sha=sha,
+                sha=change.sha,
                 branch=run.get("head_branch"),
-                change=comment.change,
+                change=change.numbers[0] if change.numbers else None,
                 url=run.get("html_url"),
                 status=run.get("conclusion"),
                 extra={
@@ -839,7 +875,7 @@ class GitHubClient:
                     "run_attempt": run.get("run_attempt"),
                 },
             )
-            for run in sorted(latest.values(), key=lambda r: int(r["id"]))
+            for run in latest
             if run.get("status") == "completed" and run.get("conclusion") in RERUNNABLE_CONCLUSIONS
         ]
 

@@ -2,12 +2,15 @@
 
 Pure functions of the run and its coordinates; `providers.github.client` sends them.
 
-- One check run per workflow run attempt, named `Herald (<workflow>)` so that several
-  workflows reporting on one commit stay apart (`Herald` alone when the name is unknown).
-  The name never depends on what else reported, so reprocessing finds the same one.
-- `external_id` is `<run id>/<attempt>`: a re-run attempt gets a fresh check run (as
-  GitHub's own checks do), because annotations can only ever be appended to a check run,
-  so the old attempt's failures would otherwise stay on the new one.
+- One check run per CI run attempt, named after its origin (`bot.ports.ReportOrigin`):
+  `Herald (<workflow>)` for GitHub Actions, `Herald (<ci>: <name>)` for another CI system
+  (CircleCI, Jenkins...), so several workflows and CI systems reporting on one commit stay
+  apart (`Herald` alone when an Actions workflow's name is unknown). The name never depends
+  on what else reported, so reprocessing finds the same one.
+- `external_id` is `<run id>/<attempt>` for Actions (`<ci>:<run id>/<attempt>` for others):
+  a re-run attempt gets a fresh check run (as GitHub's own checks do), because annotations
+  can only ever be appended to a check run, so the old attempt's failures would otherwise
+  stay on the new one.
 - Annotations are one deterministic list per run; GitHub's `annotations_count` on the
   existing check run says how many were sent already, so a retried or repeated publish
   sends exactly the rest (possibly none), 50 per request.
@@ -15,10 +18,10 @@ Pure functions of the run and its coordinates; `providers.github.client` sends t
   found again after a lost answer before it is resent: the check run by `external_id`,
   name and head sha, annotations by `annotations_count`, comments by their marker. A
   `/retest` reply's marker names the comment it answers.
-- One sticky PR comment per workflow (not per run, not one for all workflows): a new push
-  updates the same comment instead of piling up new ones, and two workflows never race to
-  rewrite one shared comment. Its hidden marker names the workflow and the run, so a late
-  report of an older run never overwrites a newer one.
+- One sticky PR comment per workflow of each CI system (not per run, not one for all):
+  a new push updates the same comment instead of piling up new ones, and two workflows
+  never race to rewrite one shared comment. Its hidden marker names the origin and the
+  run's sequence and attempt, so a late report of an older run never overwrites a newer one.
 """
 
 from __future__ import annotations
@@ -30,9 +33,12 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from bot.events import RunRef
+from bot.ports import ReportOrigin
 from bot.results.model import RunStatus, TestCase, TestRun
 
 CHECK_NAME: Final = "Herald"
+#: The CI source that is GitHub itself: its runs keep the names they always had.
+ACTIONS: Final = "github"
 ANNOTATIONS_PER_REQUEST: Final = 50
 #: Annotations per check run: past this the summary lists the rest (GitHub shows only the
 #: first thousands anyway, and each batch is a content-creating request).
@@ -68,13 +74,20 @@ def attempt_of(ref: RunRef) -> int:
         return 1
 
 
-def check_name(ref: RunRef) -> str:
-    workflow = workflow_name(ref)
-    return f"{CHECK_NAME} ({workflow})" if workflow else CHECK_NAME
+def _actions(origin: ReportOrigin) -> bool:
+    return origin.ci == ACTIONS
 
 
-def external_id(run_id: int, attempt: int) -> str:
-    return f"{run_id}/{attempt}"
+def check_name(origin: ReportOrigin) -> str:
+    if _actions(origin):
+        return f"{CHECK_NAME} ({origin.name})" if origin.name else CHECK_NAME
+    return f"{CHECK_NAME} ({origin.ci}: {origin.name})" if origin.name else \
+        f"{CHECK_NAME} ({origin.ci})"
+
+
+def external_id(origin: ReportOrigin) -> str:
+    own = f"{origin.run.run_id}/{origin.attempt}"
+    return own if _actions(origin) else f"{origin.ci}:{own}"
 
 
 _RUN_ID = re.compile(r"^(?P<run>\d{1,20})(?:/(?P<attempt>\d{1,6}))?$")
@@ -98,13 +111,16 @@ def conclusion(run: TestRun) -> str:
     return CONCLUSIONS.get(status, "neutral")
 
 
-def marker_prefix(ref: RunRef) -> str:
-    key = quote(workflow_name(ref) or "run", safe="").replace("-", "%2D")
-    return f"<!-- herald:report:{key} "
+def marker_prefix(origin: ReportOrigin) -> str:
+    """The start of our comment's hidden marker, up to and including the space after the
+    key: "CI" must never find "CI nightly"'s comment, so the key is encoded and ended."""
+    name = origin.name or "run"
+    key = quote(name if _actions(origin) else f"{origin.ci}:{name}", safe="")
+    return f"<!-- herald:report:{key.replace('-', '%2D')} "
 
 
-def marker(ref: RunRef, run_id: int) -> str:
-    return f"{marker_prefix(ref)}run={run_id}.{attempt_of(ref)} -->"
+def marker(origin: ReportOrigin) -> str:
+    return f"{marker_prefix(origin)}run={origin.sequence}.{origin.attempt} -->"
 
 
 def reply_marker(comment_id: str) -> str:

@@ -40,17 +40,20 @@ import structlog
 
 from bot.artifacts import ArtifactLimits
 from bot.events import Comment, RunRef
+from bot.forges import latest_per_key
 from bot.reports import render_markdown, run_title
 from bot.reports.markdown import md_link, md_text
 from bot.results.model import RunStatus, TestRun, format_size
 from bot.settings import ConfigError, ProviderSettings, Settings
 from providers.base import (
     Build,
+    Change,
     Job,
     NotConfigured,
     PermanentError,
     Published,
     RemoteArtifact,
+    ReportOrigin,
     Rerun,
 )
 from providers.gitlab import notes
@@ -69,7 +72,7 @@ log = structlog.get_logger(__name__)
 NAME: Final = "gitlab"
 DEFAULT_URL: Final = "https://gitlab.com"
 #: The commit status Herald owns on every pipeline it reports.
-STATUS_NAME: Final = "herald"
+STATUS_NAME: Final = notes.STATUS_NAME
 #: GitLab keeps at most this many characters of a commit status description.
 DESCRIPTION_LIMIT: Final = 255
 DEVELOPER: Final = 30
@@ -162,16 +165,17 @@ def _expired(job: dict[str, Any], now: datetime) -> bool:
         return False
 
 
-def commit_state(run: TestRun, build: Build) -> str:
-    """The `herald` status: what the tests say; the pipeline's own fate when none ran."""
+def commit_state(run: TestRun, origin: ReportOrigin) -> str:
+    """The `herald` status: what the tests say; the run's own fate when none ran."""
     status = run.overall_status()
     if status in (RunStatus.FAILED, RunStatus.ERROR):
         return "failed"
     if status is RunStatus.CANCELLED:
         return "canceled"
-    if status is RunStatus.RUNNING or build.status not in FINAL_STATUSES:
+    if status is RunStatus.RUNNING or (origin.ci == NAME and origin.run.status
+                                       not in FINAL_STATUSES):
         return "running"
-    if status is RunStatus.NO_TESTS and build.failed:
+    if status is RunStatus.NO_TESTS and origin.failed:
         return "failed"
     # GitLab has no neutral state: passing tests beside a report that could not be read
     # are not a success, since the unread file may have held the failure.
@@ -340,6 +344,7 @@ class GitLabClient:
             name=pipeline.get("name") if isinstance(pipeline.get("name"), str) else None,
             jobs=jobs,
             changes=changes,
+            sha=sha or None,
         )
 
     async def _changes(
@@ -527,59 +532,90 @@ class GitLabClient:
 
     # ---- Forge: publishing ----------------------------------------------------------------
 
-    async def publish(self, ref: RunRef, run: TestRun, build: Build) -> Published:
-        target = build.ref
+    # ---- the change and the origin of a run ---------------------------------------------
+
+    async def change_of(self, ref: RunRef, build: Build | None) -> Change:
+        target = build.ref if build is not None else ref
+        sha = (build.sha if build is not None else None) or target.sha or ref.sha
+        if not sha:
+            raise PermanentError(f"pipeline {target.run_id} has no commit")
+        numbers = build.changes if build is not None else []
+        if not numbers and target.change:
+            numbers = [target.change]
         project = self._project(target)
-        tree = await self._tree(target)
-        state = commit_state(run, build)
+        return Change(forge=NAME, repo=ref.repo, sha=sha,
+                      numbers=tuple(dict.fromkeys(numbers)),
+                      extra={"project_id": project} if isinstance(project, int) else {})
+
+    def origin_of(self, ref: RunRef, build: Build | None) -> ReportOrigin:
+        target = build.ref if build is not None else ref
+        if build is None:
+            # A child pipeline's report is its parent's: give up on the parent's status.
+            project, pipeline_id = self._target(ref)
+            target = RunRef(
+                provider=NAME, repo=ref.repo, run_id=str(pipeline_id), sha=ref.sha,
+                branch=ref.branch, url=ref.url, status=ref.status,
+                extra={**ref.extra, "project_id": project},
+            )
+        try:
+            sequence = int(target.run_id)
+        except ValueError:
+            sequence = 0
+        return ReportOrigin(
+            run=target,
+            name=build.name if build is not None else None,
+            sequence=sequence,
+            number=target.run_id,
+            url=(build.url if build is not None else None) or target.url,
+            failed=build.failed if build is not None else False,
+        )
+
+    # ---- ForgeTarget: reports ------------------------------------------------------------
+
+    async def publish(self, change: Change, origin: ReportOrigin, run: TestRun) -> Published:
+        target = origin.run
+        own = origin.ci == NAME
+        project = change.extra.get("project_id") or change.repo
+        tree = await self._tree(target) if own else None
+        state = commit_state(run, origin)
         status_id = await self._set_status(
-            project, target, state, run_title(run), build.url or target.url
+            project, change, origin, state, run_title(run), origin.url
         )
         comment_id: str | None = None
         created = False
         linked = {a.url for a in run.artifacts if a.url}
-        for iid in dict.fromkeys(build.changes or ([target.change] if target.change else [])):
-            body = self._note_body(run, build, tree, linked)
-            note_id, made = await self._upsert_note(project, iid, tree.root.id, body)
+        for iid in change.numbers:
+            body = self._note_body(run, origin, tree, linked)
+            note_id, made = await self._upsert_note(project, iid, origin, body)
             comment_id = comment_id or note_id
             created = created or made
         return Published(status_id=status_id, comment_id=comment_id, created=created)
 
-    async def publish_error(self, ref: RunRef, message: str) -> None:
-        """A failed `herald` status saying what went wrong, on the pipeline's commit."""
-        if not ref.sha:
-            log.warning("cannot set the error status: the run has no commit", run=ref.run_id)
-            return
-        project, pipeline_id = self._target(ref)
-        target = RunRef(
-            provider=NAME,
-            repo=ref.repo,
-            run_id=str(pipeline_id),
-            sha=ref.sha,
-            branch=ref.branch,
-            url=ref.url,
-            extra={**ref.extra, "project_id": project},
-        )
-        await self._set_status(project, target, "failed", message, ref.url)
+    async def publish_error(self, change: Change, origin: ReportOrigin, message: str) -> None:
+        """A failed status saying what went wrong, on the run's commit."""
+        project = change.extra.get("project_id") or change.repo
+        await self._set_status(project, change, origin, "failed", message, origin.url)
 
     async def _set_status(
-        self, project: int | str, target: RunRef, state: str, description: str, url: str | None
+        self, project: int | str, change: Change, origin: ReportOrigin, state: str,
+        description: str, url: str | None,
     ) -> str | None:
-        """Post the `herald` status unless the latest one already says exactly this:
-        a redelivery must not stack up identical statuses, nor a POST whose answer was
-        lost (it is looked for the same way before it is sent again)."""
-        sha = target.sha
-        if not sha:
-            raise PermanentError(f"pipeline {target.run_id} has no commit to set a status on")
+        """Post our status unless the latest one already says exactly this: a redelivery
+        must not stack up identical statuses, nor a POST whose answer was lost (it is looked
+        for the same way before it is sent again). A GitLab pipeline's is `herald`, on the
+        pipeline; another CI system's is `herald (<ci>: <name>)`, on the commit."""
+        sha = change.sha
+        target = origin.run
         description = clip(description, DESCRIPTION_LIMIT)
         base = f"/projects/{encode_id(project)}"
-        query: dict[str, Any] = {"name": STATUS_NAME}
+        name = notes.status_name(origin)
+        query: dict[str, Any] = {"name": name}
         if target.branch:
             query["ref"] = target.branch
-        pipeline_id = int(target.run_id)
+        pipeline_id = int(target.run_id) if origin.ci == NAME else None
 
         def ours(status: dict[str, Any]) -> bool:
-            return status.get("name") == STATUS_NAME and status.get("pipeline_id") in (
+            return status.get("name") == name and status.get("pipeline_id") in (
                 None,
                 pipeline_id,
             )
@@ -606,12 +642,9 @@ class GitLabClient:
         current = await latest()
         if current is not None and says_this(current):
             return str(current.get("id"))
-        body: dict[str, Any] = {
-            "state": state,
-            "name": STATUS_NAME,
-            "description": description,
-            "pipeline_id": pipeline_id,
-        }
+        body: dict[str, Any] = {"state": state, "name": name, "description": description}
+        if pipeline_id is not None:
+            body["pipeline_id"] = pipeline_id
         if url:
             body["target_url"] = url
         if target.branch:
@@ -619,7 +652,7 @@ class GitLabClient:
         try:
             posted = await append_once(
                 lambda: self.api.post(
-                    f"set the {STATUS_NAME} status on {sha[:12]}",
+                    f"set the {name} status on {sha[:12]}",
                     f"{base}/statuses/{sha}",
                     body,
                     idempotent=False,
@@ -634,25 +667,33 @@ class GitLabClient:
             raise
         return str(posted.get("id")) if isinstance(posted, dict) else None
 
-    def _note_body(self, run: TestRun, build: Build, tree: PipelineTree, linked: set[str]) -> str:
-        head = f"{notes.REPORT_MARKER}\n{notes.pipeline_marker(tree.root.id)}\n"
-        tail = self._pipeline_section(build, tree, linked)
+    def _note_body(
+        self, run: TestRun, origin: ReportOrigin, tree: PipelineTree | None, linked: set[str]
+    ) -> str:
+        head = f"{notes.report_marker(origin)}\n{notes.pipeline_marker(origin.sequence)}\n"
+        tail = self._pipeline_section(origin, tree, linked) if tree is not None else ""
 
         def render(budget: int) -> str:
             room = max(0, budget - len(head) - len(tail))
             # Level 2: a note's title should not outshout the merge request's own.
-            report = render_markdown(run, budget=room, details_url=build.url, heading_level=2)
+            report = render_markdown(run, budget=room, details_url=origin.url, heading_level=2)
             return head + report + tail
 
         return notes.fit(render)
 
-    def _pipeline_section(self, build: Build, tree: PipelineTree, linked: set[str]) -> str:
+    def _pipeline_section(
+        self, origin: ReportOrigin, tree: PipelineTree, linked: set[str]
+    ) -> str:
         """Links a reviewer wants next to the results: the pipeline, failed jobs, artifacts."""
-        pipeline = md_link(f"Pipeline #{tree.root.id}", build.url, limit=None)
-        lines = ["", "---", f"{pipeline}: {md_text(build.status)}"]
-        failed = [job for job in build.jobs if job.failed]
+        pipeline = md_link(f"Pipeline #{tree.root.id}", origin.url, limit=None)
+        lines = ["", "---", f"{pipeline}: {md_text(origin.run.status or 'unknown')}"]
+        failed = [
+            (node.job_name(job), job.get("web_url"))
+            for node in tree.nodes for job in node.jobs if _job_failed(job)
+        ]
         if failed:
-            links = [md_link(job.name, job.url) for job in failed[:MAX_LINKS]]
+            links = [md_link(name, url if isinstance(url, str) else None)
+                     for name, url in failed[:MAX_LINKS]]
             more = f" and {len(failed) - MAX_LINKS} more" if len(failed) > MAX_LINKS else ""
             lines.append(f"Failed jobs: {', '.join(links)}{more}")
         archives = [a for a, _parse in self._archives(tree) if a.url not in linked]
@@ -673,7 +714,7 @@ class GitLabClient:
         return self._me
 
     async def _upsert_note(
-        self, project: int | str, iid: int, pipeline_id: int, body: str
+        self, project: int | str, iid: int, origin: ReportOrigin, body: str
     ) -> tuple[str, bool]:
         """Edit our report note on the merge request, or create it: never two of them.
 
@@ -681,11 +722,12 @@ class GitLabClient:
         two pipelines reporting to one merge request from the same process, and a second
         look after creating removes a twin another process created at the same moment.
         """
+        marker, pipeline_id = notes.report_marker(origin), origin.sequence
         lock = self._note_locks.setdefault((str(project), iid), asyncio.Lock())
         async with lock:
             me = await self._whoami()
             path = f"/projects/{encode_id(project)}/merge_requests/{iid}/notes"
-            existing = await self._report_notes(path, me, first_only=True)
+            existing = await self._report_notes(path, me, marker, first_only=True)
             if existing:
                 note = existing[0]
                 note_id = str(note["id"])
@@ -705,7 +747,7 @@ class GitLabClient:
                 return note_id, False
 
             async def landed() -> dict[str, Any] | None:
-                found = await self._report_notes(path, me, first_only=True)
+                found = await self._report_notes(path, me, marker, first_only=True)
                 return found[0] if found else None
 
             # After a lost answer, the note is looked for by its marker before posting.
@@ -717,7 +759,7 @@ class GitLabClient:
             )
             if not isinstance(created, dict) or "id" not in created:
                 raise PermanentError(f"comment on merge request !{iid}: GitLab sent no note")
-            mine = await self._report_notes(path, me, first_only=False)
+            mine = await self._report_notes(path, me, marker, first_only=False)
             keep = mine[0] if mine else created
             for twin in mine[1:]:
                 await self._delete_note(path, iid, twin)
@@ -729,14 +771,16 @@ class GitLabClient:
                 )
             return str(keep["id"]), str(keep["id"]) == str(created["id"])
 
-    async def _report_notes(self, path: str, me: int, *, first_only: bool) -> list[dict[str, Any]]:
+    async def _report_notes(
+        self, path: str, me: int, marker: str, *, first_only: bool
+    ) -> list[dict[str, Any]]:
         def ours(note: dict[str, Any]) -> bool:
             author = note.get("author")
             return (
                 isinstance(author, dict)
                 and author.get("id") == me
                 and not note.get("system")
-                and notes.is_report(str(note.get("body") or ""))
+                and marker in str(note.get("body") or "")
             )
 
         query = {"sort": "asc", "order_by": "created_at"}
@@ -783,31 +827,46 @@ class GitLabClient:
         level = member.get("access_level")
         return isinstance(level, int) and level >= DEVELOPER
 
-    async def failed_runs(self, repo: str, comment: Comment) -> list[RunRef]:
-        """The latest pipeline per ref for the merge request's head commit, if it failed."""
+    async def head_change(self, repo: str, comment: Comment) -> Change | None:
         project = self._comment_project(repo, comment)
-        base = f"/projects/{encode_id(project)}/merge_requests/{comment.change}"
         sha = comment.extra.get("last_commit_sha")
         if not isinstance(sha, str) or not sha:
-            merge_request = await self.api.get(f"read merge request !{comment.change}", base)
+            merge_request = await self.api.get(
+                f"read merge request !{comment.change}",
+                f"/projects/{encode_id(project)}/merge_requests/{comment.change}",
+            )
             sha = merge_request.get("sha") if isinstance(merge_request, dict) else None
-        if not sha:
+        if not isinstance(sha, str) or not sha:
+            return None
+        return Change(forge=NAME, repo=repo, sha=sha, numbers=(comment.change,),
+                      extra={"project_id": project} if isinstance(project, int) else {})
+
+    # ---- CISource: what /retest reruns ---------------------------------------------------
+
+    async def latest_failed_runs(self, change: Change) -> list[RunRef]:
+        """The latest pipeline per ref for the merge request's head commit, if it failed."""
+        if change.forge != NAME or not change.numbers:
             return []
+        project = change.extra.get("project_id") or change.repo
+        iid = change.numbers[0]
         pipelines = await self.api.list(
-            f"list the pipelines of !{comment.change}", f"{base}/pipelines", limit=200
+            f"list the pipelines of !{iid}",
+            f"/projects/{encode_id(project)}/merge_requests/{iid}/pipelines",
+            limit=200,
         )
-        latest: dict[str, dict[str, Any]] = {}
-        for pipeline in sorted(pipelines, key=lambda p: int(p.get("id") or 0), reverse=True):
-            if pipeline.get("sha") == sha:
-                latest.setdefault(str(pipeline.get("ref")), pipeline)
+        latest = latest_per_key(
+            (p for p in pipelines if p.get("sha") == change.sha),
+            key=lambda p: str(p.get("ref")),
+            order=lambda p: int(p.get("id") or 0),
+        )
         return [
             RunRef(
                 provider=NAME,
-                repo=repo,
+                repo=change.repo,
                 run_id=str(p["id"]),
-                sha=sha,
+                sha=change.sha,
                 branch=p.get("ref") if isinstance(p.get("ref"), str) else None,
-                change=comment.change,
+                change=iid,
                 url=p.get("web_url") if isinstance(p.get("web_url"), str) else None,
                 status="failed",
                 extra={
@@ -816,7 +875,7 @@ class GitLabClient:
                     "name": f"pipeline #{p['id']}",
                 },
             )
-            for p in latest.values()
+            for p in latest
             if p.get("status") == "failed"
         ]
 

@@ -19,6 +19,10 @@ from collections.abc import Callable, Iterable
 from typing import Final
 from urllib.parse import quote
 
+from bot.ports import ReportOrigin
+
+#: The commit status a GitLab pipeline's report sets.
+STATUS_NAME: Final = "herald"
 #: GitLab rejects a note body longer than this many characters.
 NOTE_LIMIT: Final = 1_000_000
 ZERO_WIDTH_SPACE: Final = "\u200b"
@@ -58,6 +62,26 @@ def neutralise(text: str, allow: Iterable[str] = ()) -> str:
         return f"@{ZERO_WIDTH_JOINER}"
 
     return _LINK_OR_MENTION.sub(fix, text)
+
+
+def report_marker(origin: ReportOrigin) -> str:
+    """The hidden first line of the report note of `origin`: one note per merge request
+    for GitLab pipelines (`REPORT_MARKER`, as ever), and one per workflow of each other CI
+    system. Names are encoded, and the marker ends in ` -->`, so "CI" never finds
+    "CI nightly"'s note."""
+    if origin.ci == "gitlab":
+        return REPORT_MARKER
+    key = quote(f"{origin.ci}:{origin.name or 'run'}", safe=":")
+    return f"<!-- herald:report:{key} -->"
+
+
+def status_name(origin: ReportOrigin) -> str:
+    """The commit status' name: `herald` for a GitLab pipeline, `herald (<ci>: <name>)`
+    for another CI system, so two systems' statuses on one commit stay apart."""
+    if origin.ci == "gitlab":
+        return STATUS_NAME
+    return f"{STATUS_NAME} ({origin.ci}: {origin.name})" if origin.name else \
+        f"{STATUS_NAME} ({origin.ci})"
 
 
 def reply_marker(note_id: str) -> str:

@@ -16,6 +16,7 @@ from arq.jobs import deserialize_job
 from redis.asyncio import Redis
 
 from bot.events import Event
+from bot.ports import ReportOrigin
 from bot.queue import job_key, loads_job
 from providers.github.publish import check_name, marker_prefix
 from tests.app.conftest import TEST_PROVIDER, AppFactory, RunningApp, delivery_headers
@@ -115,8 +116,9 @@ async def test_a_lone_surrogate_in_a_workflow_name_is_queued_mended_and_the_job_
     assert event.run.extra["workflow_name"] == "CI \ufffd nightly"
     assert event.payload["workflow_run"]["name"] == "CI \ufffd nightly"
     # what failed in the job before: the marker's URL-quoted key, the check's name
-    assert marker_prefix(event.run).startswith("<!-- herald:report:CI%20%EF%BF%BD%20nightly")
-    check_name(event.run).encode("utf-8")
+    origin = ReportOrigin(run=event.run, name=event.run.extra["workflow_name"])
+    assert marker_prefix(origin).startswith("<!-- herald:report:CI%20%EF%BF%BD%20nightly")
+    check_name(origin).encode("utf-8")
 
 
 async def test_a_lone_surrogate_in_a_repository_name_is_400_with_the_reason(

@@ -23,6 +23,7 @@ from bot.settings import Settings
 from bot.worker import Clients, backoff_seconds, close_worker, create_worker
 from providers.base import NotConfigured, TransientError, Unsupported
 from tests.app.conftest import TEST_PROVIDER, AppFactory, make_settings
+from tests.fakes import FakeCI
 
 QUEUE = "herald:queue"
 
@@ -216,11 +217,13 @@ async def test_on_sigterm_a_job_within_the_grace_period_finishes(
 # ---- the Clients holder -----------------------------------------------------------------
 
 
-class FakeClient:
-    retest_policy = "writers"
+class FakeClient(FakeCI):
+    """A provider's client that is a CI source and no forge."""
+
     closed = 0
 
     def __init__(self, settings: Any, http: Any) -> None:
+        super().__init__()
         self.settings = settings
 
     async def aclose(self) -> None:
@@ -246,13 +249,13 @@ async def test_clients_are_made_once_per_process_and_closed_on_shutdown(
     FakeClient.closed = 0
     clients = Clients(Settings.from_env({"HERALD_FAKE_TOKEN": "t"}), http=None)  # type: ignore[arg-type]
 
-    first, second = clients.ci("fake"), clients.ci("fake")
+    first, second = clients.source("fake"), clients.source("fake")
     with pytest.raises(NotConfigured, match="HERALD_BARE_TOKEN"):
-        clients.ci("bare")
+        clients.source("bare")
     with pytest.raises(NotConfigured):
-        clients.ci("bare")  # not retried: configuration does not change under a process
+        clients.source("bare")  # not retried: configuration does not change under a process
     with pytest.raises(Unsupported, match="no API client"):
-        clients.ci("nothing-registered")
+        clients.source("nothing-registered")
     with pytest.raises(Unsupported, match="not a forge"):
         clients.forge("fake")
     await clients.aclose()

@@ -13,9 +13,9 @@ from typing import Any
 
 from bot.context import Context
 from bot.events import Comment, Event, RunRef
+from bot.ports import Build, Change, PermanentError, Published, RemoteArtifact, ReportOrigin, Rerun
 from bot.results.model import TestRun
 from bot.settings import Settings
-from providers.base import Build, Published, RemoteArtifact, Rerun
 
 
 @dataclass
@@ -58,6 +58,10 @@ class FakeCI:
     native: TestRun | None = None
     failures: dict[str, Exception] = field(default_factory=dict)  # method → error to raise
     calls: list[tuple[Any, ...]] = field(default_factory=list)
+    #: What `latest_failed_runs` answers: the runs `/retest` reruns.
+    failed: list[RunRef] = field(default_factory=list)
+    #: The forge the runs' code lives on (the CI's own, for GitHub Actions and GitLab CI).
+    forge: str = "github"
 
     def _maybe_fail(self, method: str) -> None:
         error = self.failures.get(method)
@@ -100,13 +104,30 @@ class FakeCI:
         self._maybe_fail(f"rerun:{ref.run_id}")
         return Rerun(runs=[ref.run_id])
 
+    async def change_of(self, ref: RunRef, build: Build | None) -> Change:
+        self._maybe_fail("change_of")
+        if not ref.sha:
+            raise PermanentError(f"run {ref.run_id} has no commit")
+        return Change(forge=self.forge, repo=ref.repo, sha=ref.sha,
+                      numbers=(ref.change,) if ref.change else ())
+
+    def origin_of(self, ref: RunRef, build: Build | None) -> ReportOrigin:
+        return ReportOrigin(run=ref, name=ref.extra.get("name"),
+                            url=build.url if build else ref.url,
+                            failed=build.failed if build else False)
+
+    async def latest_failed_runs(self, change: Change) -> list[RunRef]:
+        self.calls.append(("latest_failed_runs", change.sha))
+        return list(self.failed)
+
 
 @dataclass
 class FakeForge:
     """A forge that records publications, replies and reactions."""
 
     trusted: set[str] = field(default_factory=set)
-    failed: list[RunRef] = field(default_factory=list)
+    #: The head commit `head_change` answers with; None: the change has none.
+    head_sha: str | None = "abc123"
     retest_policy: str = "Only people with write access to this repository can retest."
     failures: dict[str, Exception] = field(default_factory=dict)
     calls: list[tuple[Any, ...]] = field(default_factory=list)
@@ -117,22 +138,24 @@ class FakeForge:
         if error is not None:
             raise error
 
-    async def publish(self, ref: RunRef, run: TestRun, build: Build) -> Published:
-        self.calls.append(("publish", ref.run_id))
+    async def publish(self, change: Change, origin: ReportOrigin, run: TestRun) -> Published:
+        self.calls.append(("publish", origin.run.run_id))
         self._maybe_fail("publish")
         self.published.append(run)
         return Published(check_run_id="1", created=True)
 
-    async def publish_error(self, ref: RunRef, message: str) -> None:
-        self.calls.append(("publish_error", ref.run_id, message))
+    async def publish_error(self, change: Change, origin: ReportOrigin, message: str) -> None:
+        self.calls.append(("publish_error", origin.run.run_id, message))
 
     async def can_retest(self, repo: str, comment: Comment) -> bool:
         self.calls.append(("can_retest", comment.author))
         return comment.author in self.trusted
 
-    async def failed_runs(self, repo: str, comment: Comment) -> list[RunRef]:
-        self.calls.append(("failed_runs", comment.change))
-        return list(self.failed)
+    async def head_change(self, repo: str, comment: Comment) -> Change | None:
+        self.calls.append(("head_change", comment.change))
+        if self.head_sha is None:
+            return None
+        return Change(forge="github", repo=repo, sha=self.head_sha, numbers=(comment.change,))
 
     async def acknowledge(self, repo: str, comment: Comment) -> None:
         self.calls.append(("acknowledge", comment.id))
@@ -143,12 +166,12 @@ class FakeForge:
 
 @dataclass
 class FakeClients:
-    """`ctx.clients`: the same object answers as CI and forge, like a real provider."""
+    """`ctx.clients`: the CI source and the forge target, whatever the provider's name."""
 
     ci_client: Any
     forge_client: Any
 
-    def ci(self, provider: str) -> Any:
+    def source(self, provider: str) -> Any:
         return self.ci_client
 
     def forge(self, provider: str) -> Any:
@@ -183,3 +206,23 @@ def zipped(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+async def publish(client: Any, ref: RunRef, run: TestRun, build: Build | None) -> Published:
+    """What the report handler does with a provider that is both CI source and forge: the
+    run's change and origin from the source, then the forge publishes."""
+    change = await client.change_of(ref, build)
+    return await client.publish(change, client.origin_of(ref, build), run)  # type: ignore[no-any-return]
+
+
+async def publish_error(client: Any, ref: RunRef, message: str, build: Build | None = None) -> None:
+    """The report handler's give-up answer, as it sends it."""
+    change = await client.change_of(ref, build)
+    await client.publish_error(change, client.origin_of(ref, build), message)
+
+
+async def failed_runs(client: Any, repo: str, comment: Comment) -> list[RunRef]:
+    """What `/retest` asks a provider that is both forge and CI: the head commit of the
+    comment's change, then the latest failed runs for it."""
+    change = await client.head_change(repo, comment)
+    return [] if change is None else await client.latest_failed_runs(change)  # type: ignore[no-any-return]

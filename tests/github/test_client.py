@@ -14,7 +14,7 @@ import pytest
 from bot.reports.markdown import WORD_JOINER
 from bot.results.model import Status, Suite, TestCase, TestRun
 from bot.settings import ConfigError, ProviderSettings, Secret
-from providers.base import CIClient, Forge, NotConfigured, PermanentError, TransientError
+from providers.base import CISource, ForgeTarget, NotConfigured, PermanentError, TransientError
 from providers.github.auth import (
     AppCredentials,
     AppJWT,
@@ -22,6 +22,7 @@ from providers.github.auth import (
     InstallationTokens,
 )
 from providers.github.client import GitHubClient, create_client
+from tests.fakes import failed_runs, publish, publish_error
 from tests.fakes.github import FakeGitHub
 from tests.github.conftest import REPO, app_key, github_env
 from tests.github.world import PR, SHA, comment, ref_for, seed_run
@@ -47,8 +48,8 @@ def failing_run(failures: int, *, file: str | None = "tests/test_calc.py") -> Te
 
 
 def test_the_client_is_both_ci_and_forge(client: GitHubClient) -> None:
-    assert isinstance(client, CIClient)
-    assert isinstance(client, Forge)
+    assert isinstance(client, CISource)
+    assert isinstance(client, ForgeTarget)
 
 
 @pytest.mark.parametrize(
@@ -234,7 +235,7 @@ async def test_pagination_links_never_leave_the_api_host(fake, client) -> None:
     fake.fail("GET", COMMENTS, status=200, body=[],
               headers={"link": '<https://evil.example/steal?page=2>; rel="next"'})
     with pytest.raises(PermanentError, match="outside"):
-        await client.publish(*await _build_for_publish(fake, client, failing_run(1)))
+        await publish(client, *await _build_for_publish(fake, client, failing_run(1)))
 
 
 # ---- artifacts -----------------------------------------------------------------------------
@@ -304,7 +305,7 @@ async def _build_for_publish(fake, client, run: TestRun, **changes):
 
 async def test_publish_creates_one_named_check_run_and_one_sticky_comment(fake, client) -> None:
     ref, run, build = await _build_for_publish(fake, client, failing_run(2))
-    published = await client.publish(ref, run, build)
+    published = await publish(client, ref, run, build)
     [check] = fake.repo(REPO).check_runs
     assert check["name"] == "Herald (CI)"
     assert check["head_sha"] == SHA
@@ -329,8 +330,8 @@ async def test_publish_creates_one_named_check_run_and_one_sticky_comment(fake, 
 
 async def test_publishing_again_updates_in_place_without_repeating_annotations(fake, client):
     ref, run, build = await _build_for_publish(fake, client, failing_run(3))
-    await client.publish(ref, run, build)
-    again = await client.publish(ref, run, build)
+    await publish(client, ref, run, build)
+    again = await publish(client, ref, run, build)
     [check] = fake.repo(REPO).check_runs
     assert len(check["annotations"]) == 3
     assert len(fake.repo(REPO).comments[PR]) == 1
@@ -341,7 +342,7 @@ async def test_publishing_again_updates_in_place_without_repeating_annotations(f
 
 async def test_120_annotations_go_in_batches_of_50(fake, client) -> None:
     ref, run, build = await _build_for_publish(fake, client, failing_run(120))
-    await client.publish(ref, run, build)
+    await publish(client, ref, run, build)
     sent = [len(c.json["output"].get("annotations", []))
             for c in fake.calls if c.path.startswith(CHECKS)]
     assert sent == [50, 50, 20]
@@ -353,9 +354,9 @@ async def test_an_interrupted_batch_resumes_where_github_stopped(fake, client) -
     ref, run, build = await _build_for_publish(fake, client, failing_run(120))
     fake.fail("PATCH", CHECK, times=3, status=502)  # the second batch never lands
     with pytest.raises(TransientError):
-        await client.publish(ref, run, build)
+        await publish(client, ref, run, build)
     assert len(fake.repo(REPO).check_runs[0]["annotations"]) == 50
-    await client.publish(ref, run, build)
+    await publish(client, ref, run, build)
     [check] = fake.repo(REPO).check_runs
     assert [a["start_line"] for a in check["annotations"]] == list(range(1, 121))
 
@@ -365,7 +366,7 @@ async def test_failures_without_a_file_in_the_repo_get_no_annotation(fake, clien
     run.suites[0].cases.append(TestCase("test_x", "tests", "pytest", Status.FAILED,
                                         file="/home/runner/work/herald/herald/tests/test_x.py"))
     ref, run, build = await _build_for_publish(fake, client, run)
-    await client.publish(ref, run, build)
+    await publish(client, ref, run, build)
     [check] = fake.repo(REPO).check_runs
     assert [a["path"] for a in check["annotations"]] == ["tests/test_x.py"]
 
@@ -373,11 +374,11 @@ async def test_failures_without_a_file_in_the_repo_get_no_annotation(fake, clien
 async def test_a_green_run_does_not_start_a_comment_but_updates_one(fake, client) -> None:
     green = TestRun(id="g", suites=[Suite("s", [TestCase("test_ok", "t", "s")])])
     ref, _, build = await _build_for_publish(fake, client, green)
-    await client.publish(ref, green, build)
+    await publish(client, ref, green, build)
     assert fake.repo(REPO).comments.get(PR, []) == []
     assert fake.repo(REPO).check_runs[0]["conclusion"] == "success"
-    await client.publish(ref, failing_run(1), build)
-    await client.publish(ref, green, build)
+    await publish(client, ref, failing_run(1), build)
+    await publish(client, ref, green, build)
     [posted] = fake.repo(REPO).comments[PR]
     assert "1 test passed" in posted["body"]
     assert "Failed Tests" not in posted["body"]
@@ -385,10 +386,10 @@ async def test_a_green_run_does_not_start_a_comment_but_updates_one(fake, client
 
 async def test_an_older_run_never_overwrites_a_newer_report(fake, client) -> None:
     ref, run, build = await _build_for_publish(fake, client, failing_run(1))
-    await client.publish(ref, run, build)
+    await publish(client, ref, run, build)
     older = seed_run(fake, id=int(ref.run_id) - 5, run_attempt=1)
     older_ref = ref_for(fake, older)
-    await client.publish(older_ref, failing_run(7), await client.get_build(older_ref))
+    await publish(client, older_ref, failing_run(7), await client.get_build(older_ref))
     [posted] = fake.repo(REPO).comments[PR]
     assert f"run={ref.run_id}.2" in posted["body"]
     assert len(fake.repo(REPO).check_runs) == 2  # each run still has its own check run
@@ -397,7 +398,7 @@ async def test_an_older_run_never_overwrites_a_newer_report(fake, client) -> Non
 async def test_a_human_comment_quoting_the_marker_is_left_alone(fake, client) -> None:
     ref, run, build = await _build_for_publish(fake, client, failing_run(1))
     fake.add_human_comment(REPO, PR, f"<!-- herald:report:CI run={ref.run_id}.9 --> ha", "eve")
-    await client.publish(ref, run, build)
+    await publish(client, ref, run, build)
     bodies = [c["body"] for c in fake.repo(REPO).comments[PR]]
     assert bodies[0].endswith(" ha")
     assert len(bodies) == 2
@@ -409,7 +410,7 @@ async def test_a_fork_pr_is_found_by_its_head_sha(fake, client) -> None:
     fake.add_pull(REPO, 17, SHA, listed_for_commit=False)
     build = await client.get_build(ref)
     assert build.changes == [17]
-    await client.publish(ref, run, build)
+    await publish(client, ref, run, build)
     assert len(fake.repo(REPO).comments[17]) == 1
     assert fake.calls_to("GET", r".*/commits/[0-9a-f]+/pulls") != []
     assert fake.calls_to("GET", r"/repos/heraldhq/herald/pulls") != []
@@ -417,13 +418,13 @@ async def test_a_fork_pr_is_found_by_its_head_sha(fake, client) -> None:
 
 async def test_publish_error_leaves_a_neutral_check_run_saying_why(fake, client) -> None:
     ref, run, build = await _build_for_publish(fake, client, failing_run(1))
-    await client.publish_error(ref, "GitHub answered 502 to GET /x")
+    await publish_error(client, ref, "GitHub answered 502 to GET /x")
     [check] = fake.repo(REPO).check_runs
     assert (check["conclusion"], check["output"]["title"]) == (
         "neutral", "Herald could not report on this run"
     )
     assert "GitHub answered 502" in check["output"]["summary"]
-    await client.publish(ref, run, build)  # a later success replaces the explanation
+    await publish(client, ref, run, build)  # a later success replaces the explanation
     [check] = fake.repo(REPO).check_runs
     assert check["conclusion"] == "failure"
 
@@ -433,7 +434,7 @@ async def test_a_huge_report_fits_github_limits(fake, client) -> None:
     for case in run.cases():
         case.stack_trace = "x" * 5000
     ref, run, build = await _build_for_publish(fake, client, run)
-    await client.publish(ref, run, build)  # the fake answers 422 past any limit
+    await publish(client, ref, run, build)  # the fake answers 422 past any limit
     [check] = fake.repo(REPO).check_runs
     assert len(check["output"]["summary"]) <= 65_535
     assert len(check["annotations"]) == 500
@@ -467,14 +468,14 @@ async def test_failed_runs_are_the_latest_failed_run_of_each_workflow(fake, clie
     seed_run(fake, id=4, workflow_id=30, name="E2E", conclusion="timed_out")
     seed_run(fake, id=5, workflow_id=40, name="Docs", conclusion="failure", status="in_progress")
     seed_run(fake, id=6, workflow_id=50, name="Old", conclusion="failure", head_sha="0" * 40)
-    runs = await client.failed_runs(REPO, comment(fake))
+    runs = await failed_runs(client, REPO, comment(fake))
     assert [(r.run_id, r.extra["name"]) for r in runs] == [("2", "CI"), ("4", "E2E")]
 
 
 async def test_long_lists_are_read_page_by_page(fake, client) -> None:
     for run_id in range(1, 151):
         seed_run(fake, id=run_id, workflow_id=run_id, name=f"W{run_id}", conclusion="failure")
-    runs = await client.failed_runs(REPO, comment(fake))
+    runs = await failed_runs(client, REPO, comment(fake))
     assert len(runs) == 150
     pages = [c.query.get("page", "1") for c in fake.calls_to("GET", r".*/actions/runs")]
     assert pages == ["1", "2"]
@@ -508,7 +509,7 @@ async def test_the_re_run_button_reruns_the_run_named_by_our_external_id(fake, c
 
 async def test_re_requesting_our_suite_reruns_every_run_it_reported(fake, client) -> None:
     ref, run, build = await _build_for_publish(fake, client, failing_run(1))
-    await client.publish(ref, run, build)
+    await publish(client, ref, run, build)
     suite = fake.repo(REPO).check_runs[0]["check_suite"]["id"]
     requested = dataclasses.replace(ref, run_id=str(suite), extra={
         "installation_id": fake.installation_id, "action": "rerequested",

@@ -13,10 +13,11 @@ from bot.events import Comment
 from bot.reports.markdown import WORD_JOINER
 from bot.results.model import Artifact, Status, Suite, TestCase, TestRun
 from bot.settings import ConfigError, ProviderSettings
-from providers.base import CIClient, Forge, NotConfigured, PermanentError, TransientError
+from providers.base import CISource, ForgeTarget, NotConfigured, PermanentError, TransientError
 from providers.gitlab import notes
 from providers.gitlab.api import TooLarge
 from providers.gitlab.client import RETEST_POLICY, STATUS_NAME, GitLabClient, create_client
+from tests.fakes import failed_runs, publish, publish_error
 from tests.fakes.gitlab import TOKEN, FakeGitLab, ObjectStorage
 from tests.gitlab.conftest import ClientFactory
 from tests.gitlab.world import (
@@ -41,8 +42,8 @@ WEB = f"https://gitlab.example.com/{PATH}"
 
 
 def test_one_object_is_both_ci_client_and_forge(client: GitLabClient) -> None:
-    assert isinstance(client, CIClient)
-    assert isinstance(client, Forge)
+    assert isinstance(client, CISource)
+    assert isinstance(client, ForgeTarget)
     assert client.retest_policy == RETEST_POLICY
 
 
@@ -270,7 +271,7 @@ async def test_publish_sets_one_status_and_one_sticky_note(
 ) -> None:
     build = await client.get_build(root_ref())
     run = failing_run("test_refunds")
-    published = await client.publish(root_ref(), run, build)
+    published = await publish(client, root_ref(), run, build)
     [status] = gitlab.statuses[(PROJECT, SHA)]
     assert {k: status[k] for k in ("name", "status", "ref", "pipeline_id", "target_url")} == {
         "name": STATUS_NAME, "status": "failed", "ref": BRANCH, "pipeline_id": ROOT,
@@ -296,12 +297,12 @@ async def test_publishing_again_updates_in_place_and_never_duplicates(
     client: GitLabClient, gitlab: FakeGitLab
 ) -> None:
     build = await client.get_build(root_ref())
-    await client.publish(root_ref(), failing_run("a"), build)
-    again = await client.publish(root_ref(), failing_run("a"), build)
+    await publish(client, root_ref(), failing_run("a"), build)
+    again = await publish(client, root_ref(), failing_run("a"), build)
     assert not again.created
     assert len(gitlab.statuses[(PROJECT, SHA)]) == 1
     assert gitlab.calls_to("PUT", "/notes/") == []  # same text: nothing to change
-    await client.publish(root_ref(), failing_run("a", "b"), build)
+    await publish(client, root_ref(), failing_run("a", "b"), build)
     [note] = gitlab.our_notes(PROJECT, MR)
     assert "| suite.b |" in note["body"] or "suite.b" in note["body"]
     assert len(gitlab.calls_to("PUT", f"/notes/{note['id']}$")) == 1
@@ -314,7 +315,7 @@ async def test_publishing_again_updates_in_place_and_never_duplicates(
 async def test_concurrent_publishes_leave_one_note(client: GitLabClient,
                                                    gitlab: FakeGitLab) -> None:
     build = await client.get_build(root_ref())
-    await asyncio.gather(*(client.publish(root_ref(), failing_run("x"), build)
+    await asyncio.gather(*(publish(client, root_ref(), failing_run("x"), build)
                            for _ in range(4)))
     assert len(gitlab.our_notes(PROJECT, MR)) == 1
 
@@ -325,8 +326,8 @@ async def test_a_twin_note_from_another_process_is_removed(
     first, second = make_client(), make_client()
     build = await first.get_build(root_ref())
     # Two processes, each with its own lock, publish at the same moment.
-    await asyncio.gather(first.publish(root_ref(), failing_run("x"), build),
-                         second.publish(root_ref(), failing_run("x"), build))
+    await asyncio.gather(publish(first, root_ref(), failing_run("x"), build),
+                         publish(second, root_ref(), failing_run("x"), build))
     assert len(gitlab.our_notes(PROJECT, MR)) == 1
 
 
@@ -335,7 +336,7 @@ async def test_someone_elses_note_with_our_marker_is_left_alone(
 ) -> None:
     gitlab.add_note(PROJECT, MR, f"quoting Herald:\n{notes.REPORT_MARKER}", author_id=1)
     build = await client.get_build(root_ref())
-    await client.publish(root_ref(), failing_run("x"), build)
+    await publish(client, root_ref(), failing_run("x"), build)
     assert len(gitlab.our_notes(PROJECT, MR)) == 1
     assert gitlab.calls_to("PUT", "/notes/") == []
 
@@ -347,7 +348,7 @@ async def test_an_older_pipeline_never_overwrites_a_newer_report(
     gitlab.add_note(PROJECT, MR, newer, author_id=gitlab.me["id"],
                     username=gitlab.me["username"])
     build = await client.get_build(root_ref())
-    await client.publish(root_ref(), failing_run("x"), build)
+    await publish(client, root_ref(), failing_run("x"), build)
     [note] = gitlab.our_notes(PROJECT, MR)
     assert note["body"] == newer
 
@@ -357,10 +358,10 @@ async def test_the_note_is_found_beyond_the_first_page(client: GitLabClient,
     for number in range(130):
         gitlab.add_note(PROJECT, MR, f"comment {number}", author_id=2, username="reviewer")
     build = await client.get_build(root_ref())
-    await client.publish(root_ref(), failing_run("x"), build)
+    await publish(client, root_ref(), failing_run("x"), build)
     for number in range(5):
         gitlab.add_note(PROJECT, MR, f"later {number}", author_id=2, username="reviewer")
-    await client.publish(root_ref(), failing_run("x", "y"), build)
+    await publish(client, root_ref(), failing_run("x", "y"), build)
     assert len(gitlab.our_notes(PROJECT, MR)) == 1
     listed = gitlab.calls_to("GET", f"/merge_requests/{MR}/notes")
     pages = {call.query.get("page", "1") for call in listed}
@@ -373,7 +374,7 @@ async def test_quick_actions_and_mentions_in_test_names_do_nothing(
     build = await client.get_build(root_ref())
     run = await client.native_results(root_ref())
     assert run is not None
-    await client.publish(root_ref(), run, build)
+    await publish(client, root_ref(), run, build)
     [note] = gitlab.our_notes(PROJECT, MR)
     assert gitlab.quick_actions == []
     assert gitlab.mentions == []
@@ -390,7 +391,7 @@ async def test_a_huge_report_fits_gitlabs_note_limit(client: GitLabClient,
     names = [f"@team case {n}" for n in range(400)]
     run = failing_run(*names, trace="/merge\n" + "x" * 7000)
     build = await client.get_build(root_ref())
-    await client.publish(root_ref(), run, build)
+    await publish(client, root_ref(), run, build)
     [note] = gitlab.our_notes(PROJECT, MR)
     assert 100_000 < len(note["body"]) <= notes.NOTE_LIMIT
     assert gitlab.quick_actions == [] and gitlab.mentions == []
@@ -403,7 +404,7 @@ async def test_artifacts_the_report_already_lists_are_not_linked_twice(
     run = failing_run("x")
     browse = f"{WEB}/-/jobs/{world.integration['id']}/artifacts/browse"
     run.artifacts = [Artifact("integration-tests", 100, browse)]
-    await client.publish(root_ref(), run, build)
+    await publish(client, root_ref(), run, build)
     [note] = gitlab.our_notes(PROJECT, MR)
     assert note["body"].count(browse) == 1
 
@@ -413,7 +414,7 @@ async def test_a_pipeline_without_merge_request_gets_only_the_status(
 ) -> None:
     gitlab.merge_requests.clear()
     build = await client.get_build(root_ref())
-    published = await client.publish(root_ref(), failing_run("x"), build)
+    published = await publish(client, root_ref(), failing_run("x"), build)
     assert published.comment_id is None
     assert len(gitlab.statuses[(PROJECT, SHA)]) == 1
 
@@ -437,15 +438,15 @@ async def test_the_status_says_what_the_tests_say(
     build = await client.get_build(root_ref())
     run = TestRun(id="r", suites=[Suite("s", [TestCase(f"t{i}", status=s)
                                                for i, s in enumerate(cases)])])
-    await client.publish(root_ref(), run, build)
+    await publish(client, root_ref(), run, build)
     assert [s["status"] for s in gitlab.statuses[(PROJECT, SHA)]] == [state]
 
 
 async def test_publish_error_fails_the_status_and_says_why(client: GitLabClient,
                                                           gitlab: FakeGitLab) -> None:
     message = "Herald could not report on this run: " + "artifact too large " * 30
-    await client.publish_error(root_ref(), message)
-    await client.publish_error(root_ref(), message)  # a retried job: still one status
+    await publish_error(client, root_ref(), message)
+    await publish_error(client, root_ref(), message)  # a retried job: still one status
     [status] = gitlab.statuses[(PROJECT, SHA)]
     assert status["status"] == "failed" and status["name"] == STATUS_NAME
     assert len(status["description"]) == 255
@@ -578,7 +579,7 @@ async def test_acknowledge_awards_eyes_once_even_when_redelivered(
 async def test_failed_runs_are_the_latest_failed_pipelines_of_the_head_commit(
     client: GitLabClient, gitlab: FakeGitLab
 ) -> None:
-    runs = await client.failed_runs(PATH, note(DEVELOPER_NAME, DEVELOPER_ID))
+    runs = await failed_runs(client, PATH, note(DEVELOPER_NAME, DEVELOPER_ID))
     assert [(r.run_id, r.sha, r.change, r.url) for r in runs] == [
         (str(ROOT), SHA, MR, f"{WEB}/-/pipelines/{ROOT}")]
     assert runs[0].extra["project_id"] == PROJECT
@@ -589,7 +590,7 @@ async def test_a_newer_passing_pipeline_on_the_same_ref_means_nothing_to_retest(
 ) -> None:
     gitlab.add_pipeline(PROJECT, ROOT + 5, sha=SHA, ref=BRANCH, status="success")
     gitlab.link_pipeline(PROJECT, MR, ROOT + 5)
-    assert await client.failed_runs(PATH, note(DEVELOPER_NAME, DEVELOPER_ID)) == []
+    assert await failed_runs(client, PATH, note(DEVELOPER_NAME, DEVELOPER_ID)) == []
 
 
 async def test_rerun_retries_the_pipeline_and_names_the_failed_jobs(
@@ -644,7 +645,7 @@ async def test_a_write_that_may_have_happened_is_looked_for_before_it_is_repeate
 ) -> None:
     build = await client.get_build(root_ref())
     gitlab.fail_next(rf"POST /projects/{PROJECT}/statuses/", status=502)
-    await client.publish(root_ref(), failing_run("x"), build)
+    await publish(client, root_ref(), failing_run("x"), build)
     assert [str(c) for c in gitlab.calls if "/statuses" in c.path] == [
         f"GET /projects/{PROJECT}/repository/commits/{SHA}/statuses",
         f"POST /projects/{PROJECT}/statuses/{SHA}",  # 502: done or not?
@@ -659,7 +660,7 @@ async def test_a_write_refused_as_unavailable_is_repeated_inline(
 ) -> None:
     build = await client.get_build(root_ref())
     gitlab.fail_next(rf"POST /projects/{PROJECT}/statuses/", status=503)
-    await client.publish(root_ref(), failing_run("x"), build)
+    await publish(client, root_ref(), failing_run("x"), build)
     assert len(gitlab.calls_to("POST", "/statuses/")) == 2
     assert len(gitlab.statuses[(PROJECT, SHA)]) == 1
 
@@ -690,10 +691,10 @@ async def test_a_status_already_in_that_state_is_not_an_error(
     gitlab.pipelines[ROOT]["status"] = "running"
     build = await client.get_build(root_ref())
     one = TestRun(id="r", suites=[Suite("s", [TestCase("t1")])])
-    await client.publish(root_ref(), one, build)
+    await publish(client, root_ref(), one, build)
     # Another summary while still running: GitLab refuses to move running → running.
     two = TestRun(id="r", suites=[Suite("s", [TestCase("t1"), TestCase("t2")])])
-    published = await client.publish(root_ref(), two, build)
+    published = await publish(client, root_ref(), two, build)
     [status] = gitlab.statuses[(PROJECT, SHA)]
     assert status["status"] == "running"
     assert published.status_id == str(status["id"])

@@ -18,6 +18,7 @@ from providers.base import OutcomeUnknown, TransientError
 from providers.gitlab import notes
 from providers.gitlab.api import GitLabAPI
 from providers.gitlab.client import GitLabClient
+from tests.fakes import publish
 from tests.fakes.gitlab import TOKEN, FakeGitLab
 from tests.gitlab.conftest import ClientFactory
 from tests.gitlab.test_client import failing_run, note
@@ -86,7 +87,7 @@ async def test_a_lost_answer_to_the_report_note_finds_it_by_its_marker(
 ) -> None:
     build = await client.get_build(root_ref())
     gitlab.lose_answer(f"POST {NOTES}", how=how)
-    published = await client.publish(root_ref(), failing_run("test_refunds"), build)
+    published = await publish(client, root_ref(), failing_run("test_refunds"), build)
     [report] = gitlab.our_notes(PROJECT, MR)
     assert notes.is_report(report["body"])
     assert published.comment_id == str(report["id"])
@@ -105,7 +106,7 @@ async def test_a_lost_answer_to_the_status_finds_it_instead_of_stacking_another(
 ) -> None:
     build = await client.get_build(root_ref())
     gitlab.lose_answer(STATUS, how=how)
-    published = await client.publish(root_ref(), failing_run("x"), build)
+    published = await publish(client, root_ref(), failing_run("x"), build)
     [status] = gitlab.statuses[(PROJECT, SHA)]
     assert published.status_id == str(status["id"])
     assert len(gitlab.calls_to("POST", "/statuses/")) == 1
@@ -150,10 +151,10 @@ async def test_a_note_that_keeps_failing_gives_up_and_the_jobs_retry_posts_it_on
     build = await client.get_build(root_ref())
     gitlab.fail_next(f"POST {NOTES}", status=502, times=3)  # looked for, missing, each time
     with pytest.raises(OutcomeUnknown, match="502"):
-        await client.publish(root_ref(), failing_run("x"), build)
+        await publish(client, root_ref(), failing_run("x"), build)
     assert gitlab.our_notes(PROJECT, MR) == []
     # The job's retry looks first, and posts the one note.
-    await client.publish(root_ref(), failing_run("x"), build)
+    await publish(client, root_ref(), failing_run("x"), build)
     assert len(gitlab.our_notes(PROJECT, MR)) == 1
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.events import RunRef
+from bot.ports import ReportOrigin
 from bot.results.model import Origin, ParseError, Status, Suite, TestCase, TestRun
-from providers.base import Build
 from providers.gitlab import notes
 from providers.gitlab.client import commit_state
 from providers.gitlab.testreport import to_test_run
@@ -155,6 +155,6 @@ def test_the_commit_status_is_never_success_when_an_input_could_not_be_read(
     status: Status, errors: list[ParseError], state: str
 ) -> None:
     run = TestRun("1", suites=[Suite("s", cases=[TestCase("t", status=status)])], errors=errors)
-    build = Build(ref=RunRef(provider="gitlab", repo="g/p", run_id="1"), status="success",
-                  failed=False)
-    assert commit_state(run, build) == state
+    origin = ReportOrigin(run=RunRef(provider="gitlab", repo="g/p", run_id="1",
+                                     status="success"))
+    assert commit_state(run, origin) == state

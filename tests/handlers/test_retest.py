@@ -9,8 +9,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.events import CHECK_REREQUESTED, COMMENT_CREATED, Comment, Event, RunRef
+from bot.ports import Change, PermanentError, TransientError
 from handlers.retest import Command, parse_command, rerequested, retest
-from providers.base import PermanentError, TransientError
 from tests.fakes import FakeCI, FakeForge, context
 
 
@@ -74,18 +74,19 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 async def test_a_trusted_retest_acknowledges_first_then_reruns_and_replies(redis) -> None:
-    forge = FakeForge(trusted={"alice"}, failed=[failed_run("1", "CI"), failed_run("2", "Lint")])
-    ci = FakeCI()
+    forge = FakeForge(trusted={"alice"})
+    ci = FakeCI(failed=[failed_run("1", "CI"), failed_run("2", "Lint")])
     await retest(context(comment_event(), redis, ci=ci, forge=forge))
     assert forge.calls == [
         ("can_retest", "alice"),
         ("acknowledge", "77"),
-        ("failed_runs", 5),
+        ("head_change", 5),
         ("reply", "@alice re-running the failed jobs of "
                   "[CI](https://github.com/octo/app/actions/runs/1), "
                   "[Lint](https://github.com/octo/app/actions/runs/2)."),
     ]
-    assert ci.calls == [("rerun", "1", True), ("rerun", "2", True)]
+    assert ci.calls == [("latest_failed_runs", "abc123"), ("rerun", "1", True),
+                        ("rerun", "2", True)]
 
 
 async def test_nothing_failed_says_so(redis) -> None:
@@ -98,8 +99,8 @@ async def test_nothing_failed_says_so(redis) -> None:
 
 
 async def test_an_untrusted_author_gets_a_polite_reply_and_nothing_runs(redis) -> None:
-    forge = FakeForge(trusted={"alice"}, failed=[failed_run("1", "CI")])
-    ci = FakeCI()
+    forge = FakeForge(trusted={"alice"})
+    ci = FakeCI(failed=[failed_run("1", "CI")])
     await retest(context(comment_event(author="mallory"), redis, ci=ci, forge=forge))
     assert forge.calls == [
         ("can_retest", "mallory"),
@@ -118,41 +119,45 @@ async def test_an_untrusted_author_gets_a_polite_reply_and_nothing_runs(redis) -
     ],
 )
 async def test_comments_that_are_not_requests_do_nothing(redis, event: Event, why: str) -> None:
-    forge = FakeForge(trusted={"alice", "ci-bot[bot]"}, failed=[failed_run("1", "CI")])
-    await retest(context(event, redis, forge=forge))
-    assert forge.calls == [], why
+    forge = FakeForge(trusted={"alice", "ci-bot[bot]"})
+    ci = FakeCI(failed=[failed_run("1", "CI")])
+    await retest(context(event, redis, ci=ci, forge=forge))
+    assert forge.calls == [] and ci.calls == [], why
 
 
 async def test_a_retried_job_neither_reruns_twice_nor_replies_twice(redis) -> None:
-    forge = FakeForge(trusted={"alice"}, failed=[failed_run("1", "CI"), failed_run("2", "Lint")])
+    forge = FakeForge(trusted={"alice"})
     # First try: run 2's rerun fails transiently after run 1 was rerun.
-    ci = FakeCI(failures={"rerun:2": TransientError("503", retry_after=1)})
+    ci = FakeCI(failed=[failed_run("1", "CI"), failed_run("2", "Lint")],
+                failures={"rerun:2": TransientError("503", retry_after=1)})
     with pytest.raises(TransientError):
         await retest(context(comment_event(), redis, ci=ci, forge=forge))
     ci.failures.clear()
     await retest(context(comment_event(), redis, ci=ci, forge=forge, job_try=2))
     await retest(context(comment_event(), redis, ci=ci, forge=forge, job_try=3))
     # Run 2 is asked again (its first attempt failed), run 1 never again.
-    assert ci.calls == [("rerun", "1", True), ("rerun", "2", True), ("rerun", "2", True)]
+    reruns = [call for call in ci.calls if call[0] == "rerun"]
+    assert reruns == [("rerun", "1", True), ("rerun", "2", True), ("rerun", "2", True)]
     assert [c[0] for c in forge.calls].count("reply") == 1
 
 
 async def test_two_deliveries_of_one_comment_at_once_rerun_and_reply_once(redis) -> None:
     # A project hook and a group hook deliver the same note under different delivery ids;
     # two workers take them at the same moment.
-    forge = FakeForge(trusted={"alice"}, failed=[failed_run("1", "CI")])
-    ci = FakeCI()
+    forge = FakeForge(trusted={"alice"})
+    ci = FakeCI(failed=[failed_run("1", "CI")])
     await asyncio.gather(
         retest(context(comment_event(), redis, ci=ci, forge=forge)),
         retest(context(comment_event(), redis, ci=ci, forge=forge)),
     )
-    assert ci.calls == [("rerun", "1", True)]
+    assert [call for call in ci.calls if call[0] == "rerun"] == [("rerun", "1", True)]
     assert [c[0] for c in forge.calls].count("reply") == 1
 
 
 async def test_a_run_that_cannot_be_rerun_is_named_in_the_reply(redis) -> None:
-    forge = FakeForge(trusted={"alice"}, failed=[failed_run("1", "CI"), failed_run("2", "Old")])
-    ci = FakeCI(failures={"rerun:2": PermanentError("the run is older than 30 days")})
+    forge = FakeForge(trusted={"alice"})
+    ci = FakeCI(failed=[failed_run("1", "CI"), failed_run("2", "Old")],
+                failures={"rerun:2": PermanentError("the run is older than 30 days")})
     await retest(context(comment_event(), redis, ci=ci, forge=forge))
     assert forge.calls[-1] == (
         "reply",
@@ -164,12 +169,12 @@ async def test_a_run_that_cannot_be_rerun_is_named_in_the_reply(redis) -> None:
 
 async def test_names_from_the_repository_cannot_forge_links_or_mention_anyone(redis) -> None:
     # A workflow named by the change under review is shown literally in the reply.
-    forge = FakeForge(trusted={"alice"}, failed=[
+    forge = FakeForge(trusted={"alice"})
+    ci = FakeCI(failed=[
         failed_run("1", "CI](https://evil.example) @all ["),
         RunRef(provider="github", repo="octo/app", run_id="2", url="javascript:alert(1)",
                extra={"name": "Lint"}),
-    ])
-    ci = FakeCI(failures={"rerun:2": PermanentError("workflow `<b>` is disabled")})
+    ], failures={"rerun:2": PermanentError("workflow `<b>` is disabled")})
     await retest(context(comment_event(), redis, ci=ci, forge=forge))
     assert forge.calls[-1] == (
         "reply",
@@ -185,11 +190,11 @@ async def test_the_comment_lock_outlives_the_job_timeout(redis) -> None:
     seen: list[int] = []
 
     class SlowForge(FakeForge):
-        async def failed_runs(self, repo: str, comment: Comment) -> list[RunRef]:
+        async def head_change(self, repo: str, comment: Comment) -> Change | None:
             seen.append(await redis.pttl("herald:lock:retest:github:octo/app:77"))
-            return await super().failed_runs(repo, comment)
+            return await super().head_change(repo, comment)
 
-    forge = SlowForge(trusted={"alice"}, failed=[failed_run("1", "CI")])
+    forge = SlowForge(trusted={"alice"})
     await retest(context(comment_event(), redis, forge=forge,
                          environ={"HERALD_JOB_TIMEOUT_SECONDS": "900"}))
     assert len(seen) == 1 and seen[0] > 900_000

@@ -1,0 +1,143 @@
+"""A CI system that is not GitHub reports on GitHub: a CircleCI-shaped run, read from its
+CI source, is published by the real GitHub client (against the fake GitHub) as a check run
+and a sticky comment of its own, beside the Actions report on the same commit, and `/retest`
+on the pull request reruns its failed work too, because Herald recorded reporting it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.events import BUILD_COMPLETED, COMMENT_CREATED, Event, RunRef
+from bot.ports import Build, Change, ReportOrigin
+from handlers.report import report
+from handlers.retest import retest
+from providers.github.client import GitHubClient
+from tests.fakes import FakeCI, context, publish, zipped
+from tests.fakes.github import FakeGitHub
+from tests.github.conftest import REPO, github_env
+from tests.github.world import PR, SHA, comment, junit, ref_for, seed_run
+
+PIPELINE = "5f3c1b7e-8a2d-4c11-9e0a-2b6d7f4c9a10"  # CircleCI ids are UUIDs, not numbers
+
+
+class CircleCI(FakeCI):
+    """A CircleCI-shaped CI source: its runs build code on GitHub, and it knows the change
+    only from the pipeline's VCS data, with no installation id and no PR number."""
+
+    async def get_build(self, ref: RunRef) -> Build:
+        self.calls.append(("get_build", ref.run_id))
+        return Build(ref=ref, status="failed", failed=True, name="build-and-test",
+                     url=f"https://app.circleci.com/pipelines/gh/{REPO}/42", sha=SHA)
+
+    async def change_of(self, ref: RunRef, build: Build | None) -> Change:
+        return Change(forge="github", repo=REPO, sha=SHA, numbers=(PR,))
+
+    def origin_of(self, ref: RunRef, build: Build | None) -> ReportOrigin:
+        return ReportOrigin(run=ref, name="build-and-test", sequence=42, number="42",
+                            url=build.url if build else None, failed=True)
+
+
+def circleci_ref() -> RunRef:
+    return RunRef(provider="circleci", repo=f"gh/{REPO}", run_id=PIPELINE, sha=SHA,
+                  extra={"name": "build-and-test"})
+
+
+class Clients:
+    """The worker's clients: CircleCI as CI source, the real GitHub client as forge."""
+
+    def __init__(self, circleci: CircleCI, github: GitHubClient) -> None:
+        self.sources: dict[str, Any] = {"circleci": circleci, "github": github}
+        self.github = github
+
+    def source(self, provider: str) -> Any:
+        return self.sources[provider]
+
+    def forge(self, provider: str) -> Any:
+        assert provider == "github"
+        return self.github
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+def report_event(ref: RunRef) -> Event:
+    return Event(provider=ref.provider, name=BUILD_COMPLETED, native_name="workflow-completed",
+                 delivery_id="delivery-1", repo=ref.repo, run=ref)
+
+
+async def report_circleci(fake: FakeGitHub, client: GitHubClient, redis: Any) -> CircleCI:
+    circleci = CircleCI(artifacts={"test-results": zipped({"junit.xml": junit(failures=2)})})
+    ctx = context(report_event(circleci_ref()), redis, environ=github_env(fake))
+    ctx.clients = Clients(circleci, client)
+    await report(ctx)
+    return circleci
+
+
+async def test_a_circleci_run_gets_its_own_check_run_on_the_github_commit(
+    fake: FakeGitHub, client: GitHubClient, redis: Any
+) -> None:
+    seed_run(fake)
+
+    await report_circleci(fake, client, redis)
+    # CircleCI knows no installation id: the App's installation is found by the repository.
+    assert fake.calls_to("GET", f"/repos/{REPO}/installation")
+    (check,) = fake.repo(REPO).check_runs
+    assert check["name"] == "Herald (circleci: build-and-test)"
+    assert check["external_id"] == f"circleci:{PIPELINE}/1"
+    assert check["head_sha"] == SHA and check["conclusion"] == "failure"
+    assert check["details_url"] == f"https://app.circleci.com/pipelines/gh/{REPO}/42"
+    # GitHub's button would come back to Herald as an Actions rerun: not offered.
+    assert not check.get("actions")
+    (posted,) = fake.repo(REPO).comments[PR]
+    assert posted["body"].startswith("<!-- herald:report:circleci%3Abuild%2Dand%2Dtest run=42.1")
+
+
+async def test_actions_and_circleci_reports_on_one_commit_never_overwrite_each_other(
+    fake: FakeGitHub, client: GitHubClient, redis: Any
+) -> None:
+    run = seed_run(fake)
+    ref = ref_for(fake, run)
+    await publish(client, ref, _failing(), await client.get_build(ref))
+    await report_circleci(fake, client, redis)
+    await publish(client, ref, _failing(), await client.get_build(ref))  # Actions again
+    names = sorted(c["name"] for c in fake.repo(REPO).check_runs)
+    assert names == [f"Herald ({run['name']})", "Herald (circleci: build-and-test)"]
+    markers = sorted(c["body"].split(" run=")[0] for c in fake.repo(REPO).comments[PR])
+    assert markers == ["<!-- herald:report:CI", "<!-- herald:report:circleci%3Abuild%2Dand%2Dtest"]
+
+
+async def test_retest_on_the_pull_request_reruns_circleci_s_failed_work_too(
+    fake: FakeGitHub, client: GitHubClient, redis: Any
+) -> None:
+    actions = seed_run(fake, conclusion="failure")
+    circleci = await report_circleci(fake, client, redis)
+    circleci.failed = [circleci_ref()]
+    fake.grant(REPO, "octo-dev", "write")
+    event = Event(provider="github", name=COMMENT_CREATED, native_name="issue_comment",
+                  delivery_id="delivery-2", repo=REPO, comment=comment(fake))
+    ctx = context(event, redis, environ=github_env(fake))
+    ctx.clients = Clients(circleci, client)
+    await retest(ctx)
+    assert ("latest_failed_runs", SHA) in circleci.calls
+    assert ("rerun", PIPELINE, True) in circleci.calls
+    # The Actions run of the same commit is GitHub's to rerun, as before, in the same reply.
+    assert fake.calls_to("POST", rf".*/actions/runs/{actions['id']}/rerun-failed-jobs")
+    (reply,) = [c for c in fake.repo(REPO).comments[PR] if "herald:reply" in c["body"]]
+    assert "build-and-test" in reply["body"] and actions["name"] in reply["body"]
+
+
+def _failing() -> Any:
+    from bot.results.model import Status, Suite, TestCase, TestRun
+
+    return TestRun(id="r", suites=[Suite("pytest", [
+        TestCase(name="test_bad", classname="tests.test_calc", status=Status.FAILED,
+                 message="boom"),
+    ])])
