@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         bare_port, floor_port, herald_port = free_port(), free_port(), free_port()
         bare = start_uvicorn("bench.ingest:bare_app", bare_port, env, server_pin)
         floor = start_uvicorn("bench.ingest:floor_app", floor_port, env, server_pin)
-        herald = start_uvicorn("bot.app:create_app", herald_port, env, server_pin)
+        herald = start_uvicorn("bot.composition:create_app", herald_port, env, server_pin)
         try:
             for name, port, server in (("bare", bare_port, bare), ("floor", floor_port, floor),
                                        ("herald", herald_port, herald)):

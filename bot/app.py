@@ -2,7 +2,7 @@
 
 `create_app(settings)` builds it; the lifespan owns the long-lived clients (one Redis pool,
 one httpx client, the queue and its spool drainer). Run it alone with
-`uvicorn bot.app:create_app --factory` or `herald web`, or beside a worker with `herald
+`uvicorn bot.composition:create_app --factory` or `herald web`, or beside a worker with `herald
 serve`.
 
 Ingress settings read here from the settings' environment snapshot:
@@ -30,14 +30,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-import providers
 from bot import logging as herald_logging
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.ports import NotConfigured, ProviderDirectory
 from bot.queue import RedisQueue
 from bot.settings import DEFAULT_MAX_BUFFERED_BYTES, ConfigError, Settings
 from bot.spool import Spool, SpoolingQueue
 from bot.webhooks import BodyBudget, BodyDeadlines, WebhookEndpoint, handle, provider_from_path
-from providers.base import NotConfigured
 
 log = herald_logging.get_logger("herald.app")
 
@@ -87,11 +86,14 @@ class Runtime:
     queue: SpoolingQueue
     body_deadlines: BodyDeadlines
     body_budget: BodyBudget
+    directory: ProviderDirectory
     _secrets: dict[str, tuple[float, list[bytes]]] = field(default_factory=dict)
     _refreshed: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    async def start(cls, settings: Settings, metrics: Metrics) -> Runtime:
+    async def start(
+        cls, settings: Settings, metrics: Metrics, directory: ProviderDirectory
+    ) -> Runtime:
         if not settings.redis_url:
             raise ConfigError(
                 "HERALD_REDIS_URL (or REDIS_URL) is required; `herald serve` starts an "
@@ -107,7 +109,7 @@ class Runtime:
         config = AppConfig.from_settings(settings)
         return cls(settings, config, metrics, redis, http, queue,
                    BodyDeadlines(config.body_timeout_seconds),
-                   BodyBudget(config.max_buffered_bytes))
+                   BodyBudget(config.max_buffered_bytes), directory)
 
     async def aclose(self) -> None:
         self.body_deadlines.close()
@@ -121,7 +123,8 @@ class Runtime:
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            values = await providers.get(name).secrets(self.settings.provider(name), self.http)
+            source = self.directory.secret_source(name)
+            values = await source.secrets(self.settings.provider(name), self.http)
         except ConfigError as exc:
             raise NotConfigured(str(exc)) from exc
         self._secrets[name] = (now + self.config.secrets_cache_seconds, values)
@@ -134,7 +137,8 @@ class Runtime:
         if now - self._refreshed.get(name, -REFRESH_INTERVAL_SECONDS) < REFRESH_INTERVAL_SECONDS:
             return None
         self._refreshed[name] = now
-        fresh = await providers.get(name).refresh_secrets(self.settings.provider(name), self.http)
+        source = self.directory.secret_source(name)
+        fresh = await source.refresh(self.settings.provider(name), self.http)
         if fresh is not None:
             self._secrets[name] = (now + self.config.secrets_cache_seconds, fresh)
         return fresh
@@ -177,8 +181,14 @@ ROUTES = [
 ]
 
 
-def create_app(settings: Settings | None = None, *, configure_logging: bool = True) -> Starlette:
-    """The ASGI app. With no settings, reads the environment (`uvicorn --factory`)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    directory: ProviderDirectory,
+    configure_logging: bool = True,
+) -> Starlette:
+    """The ASGI app over the providers of `directory`; with no settings, it reads the
+    environment. `bot.composition.create_app` wires the built-in providers in."""
     settings = settings or Settings.from_env()
     if configure_logging:
         herald_logging.configure(settings)
@@ -186,7 +196,7 @@ def create_app(settings: Settings | None = None, *, configure_logging: bool = Tr
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runtime = await Runtime.start(settings, app_metrics)
+        runtime = await Runtime.start(settings, app_metrics, directory)
         app.state.runtime = runtime
         if isinstance(app, HeraldApp):
             app.runtime = runtime

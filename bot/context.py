@@ -1,12 +1,24 @@
-"""The one object a handler receives: the event, clients for its provider, a bound logger."""
+"""The one object a handler receives: the event, the roles it may use, a bound logger."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bot.events import Event
+from bot.ports import Clients
 from bot.settings import Settings
+
+
+class Log(Protocol):
+    """What handlers log through: structlog's BoundLogger, with provider, delivery, repo
+    and handler bound."""
+
+    def debug(self, event: str, **values: Any) -> Any: ...
+    def info(self, event: str, **values: Any) -> Any: ...
+    def warning(self, event: str, **values: Any) -> Any: ...
+    def error(self, event: str, **values: Any) -> Any: ...
+    def exception(self, event: str, **values: Any) -> Any: ...
 
 
 @dataclass
@@ -15,6 +27,8 @@ class Context:
     settings: Settings
     redis: Any  # redis.asyncio.Redis; Any keeps handlers free of the redis stubs' generics
     http: Any  # httpx.AsyncClient shared by the worker
-    log: Any  # structlog BoundLogger with provider, delivery, repo, handler bound
-    clients: Any  # bot.worker.Clients: .source(provider) and .forge(provider), made once
+    log: Log
+    #: The worker's API clients, made once per process: `.source(provider)` (a CI source)
+    #: and `.forge(provider)` (a forge target).
+    clients: Clients
     job_try: int = 1

@@ -67,6 +67,10 @@ class OutcomeUnknown(TransientError):
     """
 
 
+class UnknownProvider(LookupError):
+    """No provider of that name in this build (or it has no API client)."""
+
+
 class PermanentError(ProviderError):
     """Retrying will not help: 4xx other than rate limits, missing objects."""
 
@@ -91,25 +95,6 @@ class Provider(abc.ABC):
         matches, `BadPayload` when the verified body is not what this provider sends.
         No JSON is parsed before the signature holds.
         """
-
-    async def secrets(self, settings: ProviderSettings, http: Any) -> list[bytes]:
-        """The secrets `parse` checks against, read where this provider keeps them.
-
-        Every provider but one uses `HERALD_<PROVIDER>_WEBHOOK_SECRET` (comma-separated
-        for rotation; for the senders that cannot sign, Basic credentials and tokens alike).
-        Travis CI overrides this to return its RSA public key (configured, or fetched from
-        its API with `http` and cached).
-        """
-        return [bytes(s) for s in settings.webhook_secrets()]
-
-    async def refresh_secrets(self, settings: ProviderSettings, http: Any) -> list[bytes] | None:
-        """Fresh secrets after `parse` raised `InvalidSignature`, or None if none can change.
-
-        A provider that fetches its verification key (Travis CI) refetches it here, so a
-        rotated key is picked up at once: the caller then parses the delivery once more
-        with the result. Configured secrets never change this way, hence None by default.
-        """
-        return None
 
     def detect(self, environ: Mapping[str, str]) -> RunRef | None:
         """Push mode: the run this process is part of, from the CI job's environment."""
@@ -272,3 +257,50 @@ class ForgeTarget(Protocol):
         ...
 
     async def reply(self, repo: str, comment: Comment, body: str) -> None: ...
+
+
+class SecretSource(Protocol):
+    """Where a provider's webhook secrets come from: the I/O side of verification, so that
+    `Provider.parse` stays a pure function of what it is given.
+
+    Every provider but one uses `HERALD_<PROVIDER>_WEBHOOK_SECRET` (comma-separated for
+    rotation; for the senders that cannot sign, Basic credentials and tokens alike).
+    Travis CI's is its RSA public key, configured or fetched from its API and cached
+    (`providers.travis.keys`)."""
+
+    async def secrets(self, settings: ProviderSettings, http: Any) -> list[bytes]: ...
+
+    async def refresh(self, settings: ProviderSettings, http: Any) -> list[bytes] | None:
+        """Fresh secrets after `parse` raised `InvalidSignature`, or None if none can change:
+        a fetched key may have been rotated; configured secrets never change this way."""
+        ...
+
+
+@runtime_checkable
+class ProviderDirectory(Protocol):
+    """The providers this build has, as the core sees them. `bot.composition` hands the
+    core `providers.DIRECTORY`; tests may hand it their own."""
+
+    def names(self) -> list[str]: ...
+
+    def parser(self, name: str) -> Provider:
+        """The pure webhook parser of `name`; raises `UnknownProvider`."""
+        ...
+
+    def client(self, name: str, settings: ProviderSettings, http: Any) -> Any:
+        """A new API client of `name` (its CI source and, for forges, forge target);
+        raises `UnknownProvider` when it has none, `NotConfigured` without credentials."""
+        ...
+
+    def secret_source(self, name: str) -> SecretSource:
+        """Where `name`'s webhook secrets come from (one object per process)."""
+        ...
+
+
+class Clients(Protocol):
+    """A handler's view of the worker's API clients: the CI source and the forge target
+    of a provider, made once per process."""
+
+    def source(self, provider: str) -> CISource: ...
+
+    def forge(self, provider: str) -> ForgeTarget: ...

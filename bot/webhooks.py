@@ -33,16 +33,17 @@ from redis.exceptions import RedisError
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-import providers
 from bot.events import Event, Ignored
 from bot.logging import get_logger
-from providers.base import (
+from bot.ports import (
     BadPayload,
     Headers,
     InvalidSignature,
     NotConfigured,
     Provider,
+    ProviderDirectory,
     TransientError,
+    UnknownProvider,
 )
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ async def handle(runtime: Runtime, name: str, scope: Scope, receive: Receive,
     content: dict[str, Any]
     claim = runtime.body_budget.claim(runtime.config.retry_after_seconds)
     try:
-        provider = _provider(name)
+        provider = _provider(runtime.directory, name)
         provider_label = name
         body = await _read_body(headers, receive, runtime.config.max_body_bytes,
                                 runtime.body_deadlines, claim)
@@ -241,10 +242,10 @@ async def _parse(
         return provider.parse(headers, body, fresh)
 
 
-def _provider(name: str) -> Provider:
+def _provider(directory: ProviderDirectory, name: str) -> Provider:
     try:
-        return providers.get(name)
-    except providers.UnknownProvider:
+        return directory.parser(name)
+    except UnknownProvider:
         raise _Refused(404, "unknown_provider", f"no provider named {name!r}", {}) from None
     except ImportError:
         # a built-in name whose package is not part of this build

@@ -1,12 +1,14 @@
 """The worker: ARQ settings, the one job function, and the clients a process shares.
 
-`worker_settings(settings)` is the ARQ `WorkerSettings` (as the mapping ARQ's
-`create_worker` accepts), `create_worker(settings)` an `arq.Worker` from it. The job
+`worker_settings(settings, router, directory)` is the ARQ `WorkerSettings` (as the mapping
+ARQ's `create_worker` accepts), `create_worker(...)` an `arq.Worker` from it; the handlers'
+router and the providers' directory are handed in (`bot.composition` wires the built-in
+ones), so this module depends on neither. The job
 `handle_event(ctx, event)` rebuilds the `Event`, binds log context and runs every handler
 the router has for it; one handler's failure never stops another.
 
 Failures:
-- `providers.base.TransientError` (5xx, 429, timeouts) → `arq.Retry`, deferred by the
+- `bot.ports.TransientError` (5xx, 429, timeouts) → `arq.Retry`, deferred by the
   error's `retry_after` or by exponential back-off with full jitter. Handlers that already
   succeeded for this job are recorded (`herald:handled:{job id}`) and not run again.
 - anything else → logged once, with the handler's name; the job ends.
@@ -40,8 +42,6 @@ from arq import Retry
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
-import handlers
-import providers
 from bot.context import Context
 from bot.events import Event
 from bot.logging import get_logger
@@ -49,8 +49,10 @@ from bot.ports import (
     CISource,
     ForgeTarget,
     NotConfigured,
+    ProviderDirectory,
     ProviderError,
     TransientError,
+    UnknownProvider,
     Unsupported,
 )
 from bot.queue import HANDLED_PREFIX, JOB_FUNCTION, dumps_job, loads_job
@@ -102,9 +104,12 @@ class Clients:
     without trying again: configuration does not change under a process.
     """
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, settings: Settings, http: httpx.AsyncClient, directory: ProviderDirectory
+    ) -> None:
         self.settings = settings
         self.http = http
+        self.directory = directory
         self._clients: dict[str, Any] = {}
         self._failures: dict[str, Exception] = {}
 
@@ -129,13 +134,11 @@ class Clients:
             cached = self._failures[provider]
             raise type(cached)(str(cached))
         try:
-            factory: Any = providers.client_factory(provider)
-        except providers.UnknownProvider:
+            client = self.directory.client(provider, self.settings.provider(provider), self.http)
+        except UnknownProvider:
             failure: Exception = Unsupported(f"{provider} has no API client in this build")
             self._failures[provider] = failure
             raise failure from None
-        try:
-            client = factory(self.settings.provider(provider), self.http)
         except (NotConfigured, ConfigError) as exc:
             failure = exc if isinstance(exc, NotConfigured) else NotConfigured(str(exc))
             self._failures[provider] = failure
@@ -255,7 +258,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
         follow_redirects=False,
     )
-    ctx["clients"] = Clients(settings, ctx["http"])
+    ctx["clients"] = Clients(settings, ctx["http"], ctx["directory"])
     log.info("worker started", queue=settings.queue_name, handlers=len(ctx["router"].routes))
 
 
@@ -269,11 +272,9 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
     log.info("worker stopped")
 
 
-def default_router() -> Router:
-    return Router.combine(handlers.ROUTERS)
-
-
-def worker_settings(settings: Settings, router: Router | None = None) -> dict[str, Any]:
+def worker_settings(
+    settings: Settings, router: Router, directory: ProviderDirectory
+) -> dict[str, Any]:
     """ARQ `WorkerSettings` for `settings`, as the mapping `arq.worker.create_worker` takes."""
     if not settings.redis_url:
         raise ConfigError("HERALD_REDIS_URL (or REDIS_URL) is required to run a worker")
@@ -286,7 +287,8 @@ def worker_settings(settings: Settings, router: Router | None = None) -> dict[st
         "on_shutdown": on_shutdown,
         "ctx": {
             "settings": settings,
-            "router": router if router is not None else default_router(),
+            "router": router,
+            "directory": directory,
             "worker_config": config,
         },
         "job_timeout": config.job_timeout,
@@ -317,8 +319,8 @@ async def close_worker(worker: Worker) -> None:
 
 
 def create_worker(
-    settings: Settings, router: Router | None = None, **overrides: Any
+    settings: Settings, router: Router, directory: ProviderDirectory, **overrides: Any
 ) -> Worker:
     """An ARQ worker; create it inside the event loop that will run it."""
-    options = {**worker_settings(settings, router), **overrides}
+    options = {**worker_settings(settings, router, directory), **overrides}
     return Worker(**options)

@@ -7,7 +7,10 @@ custom one under a new name, `get` returns the pure parser for a name.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
+from bot.ports import SecretSource, UnknownProvider
+from bot.settings import ProviderSettings
 from providers.base import Provider
 
 #: name -> "module:Class" of every built-in provider, imported on first use.
@@ -23,10 +26,6 @@ BUILTIN: dict[str, str] = {
 }
 
 _registry: dict[str, type[Provider]] = {}
-
-
-class UnknownProvider(LookupError):
-    pass
 
 
 def register(name: str, cls: type[Provider]) -> None:
@@ -71,9 +70,74 @@ CLIENTS: dict[str, str] = {
 }
 
 
+#: name -> "module:Class" of a provider whose webhook secrets are not simply configured.
+SECRET_SOURCES: dict[str, str] = {
+    "travis": "providers.travis.keys:TravisKeys",
+}
+
+
+class ConfiguredSecrets:
+    """`HERALD_<PROVIDER>_WEBHOOK_SECRET` (or `_FILE`), comma-separated for rotation."""
+
+    async def secrets(self, settings: ProviderSettings, http: Any) -> list[bytes]:
+        return [bytes(s) for s in settings.webhook_secrets()]
+
+    async def refresh(self, settings: ProviderSettings, http: Any) -> list[bytes] | None:
+        return None
+
+
 def client_factory(name: str) -> object:
     target = CLIENTS.get(name)
     if target is None:
         raise UnknownProvider(f"{name} has no API client in this build")
     module_name, _, attr = target.partition(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+class Directory:
+    """The built-in and registered providers as the core asks for them
+    (`bot.ports.ProviderDirectory`)."""
+
+    def __init__(self) -> None:
+        self._secret_sources: dict[str, SecretSource] = {}
+
+    def names(self) -> list[str]:
+        return names()
+
+    def parser(self, name: str) -> Provider:
+        return get(name)
+
+    def client(self, name: str, settings: ProviderSettings, http: Any) -> Any:
+        factory: Any = client_factory(name)
+        return factory(settings, http)
+
+    def secret_source(self, name: str) -> SecretSource:
+        source = self._secret_sources.get(name)
+        if source is None:
+            target = SECRET_SOURCES.get(name)
+            if target is None:
+                source = ConfiguredSecrets()
+            else:
+                module_name, _, attr = target.partition(":")
+                source = getattr(importlib.import_module(module_name), attr)()
+            self._secret_sources[name] = source
+        return source
+
+
+#: What `bot.composition` wires into the web app and the worker.
+DIRECTORY = Directory()
+
+__all__ = [
+    "BUILTIN",
+    "CLIENTS",
+    "DIRECTORY",
+    "SECRET_SOURCES",
+    "ConfiguredSecrets",
+    "Directory",
+    "UnknownProvider",
+    "client_factory",
+    "get",
+    "names",
+    "provider_class",
+    "register",
+]

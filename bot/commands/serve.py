@@ -24,12 +24,12 @@ from typing import Any, TypeVar
 import uvicorn
 
 from bot import logging as herald_logging
-from bot.app import create_app
+from bot.composition import create_app, create_worker
 from bot.connections import protocol_class
 from bot.console import printable
 from bot.embedded_redis import EmbeddedRedis
 from bot.settings import ConfigError, Settings
-from bot.worker import close_worker, create_worker
+from bot.worker import close_worker
 
 log = herald_logging.get_logger("herald.serve")
 

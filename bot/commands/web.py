@@ -1,7 +1,7 @@
 """`herald web`: the web app alone (uvicorn), for production beside `herald worker`.
 
 Needs `HERALD_REDIS_URL`. Each uvicorn worker process builds its own app (and its own
-spool segment) through `bot.app:create_app`.
+spool segment) through `bot.composition:create_app`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         print("herald web: HERALD_REDIS_URL (or REDIS_URL) is required")
         return 2
     uvicorn.run(
-        "bot.app:create_app",
+        "bot.composition:create_app",
         factory=True,
         host=args.host,
         port=args.port,

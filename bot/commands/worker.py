@@ -13,9 +13,10 @@ import dataclasses
 
 from bot import logging as herald_logging
 from bot.commands.serve import run_async
+from bot.composition import create_worker
 from bot.console import printable
 from bot.settings import ConfigError, Settings
-from bot.worker import close_worker, create_worker
+from bot.worker import close_worker
 
 log = herald_logging.get_logger("herald.worker")
 

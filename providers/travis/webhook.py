@@ -5,40 +5,31 @@ the body is form-encoded `payload=<json>`, and `Signature` is the base64 RSA PKC
 SHA-1 signature of the (URL-decoded) `payload` value under Travis CI's public key, which
 its API publishes at `/config` (`config.notifications.webhook.public_key`).
 
-The key is configured (`HERALD_TRAVIS_PUBLIC_KEY` or `_FILE`) or fetched from
-`HERALD_TRAVIS_API_URL` (default https://api.travis-ci.com) and cached for an hour. When
-a delivery fails verification the ingress calls `refresh_secrets`, which refetches the
-key (at most once a minute, so forged traffic cannot make Herald hammer the API) in case
-Travis CI rotated it, and parses once more.
+The key is configured or fetched from Travis CI's API by `providers.travis.keys`; this
+module only verifies against the keys it is given.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import functools
 import re
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 from urllib.parse import parse_qsl
 
-import httpx
 from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bot.events import BUILD_COMPLETED, Event, Ignored, RunRef
-from bot.settings import ProviderSettings
 from providers.base import (
     BadPayload,
     Headers,
     InvalidSignature,
     NotConfigured,
-    PermanentError,
     Provider,
-    TransientError,
 )
 from providers.signatures import (
     as_id,
@@ -52,9 +43,6 @@ from providers.signatures import (
 )
 
 NAME: Final = "travis"
-DEFAULT_API_URL: Final = "https://api.travis-ci.com"
-KEY_TTL_SECONDS: Final = 3600.0
-MIN_REFRESH_INTERVAL_SECONDS: Final = 60.0
 FINAL_STATES: Final = frozenset({"passed", "failed", "errored", "canceled"})
 #: A Travis notification is one field; anything with many fields is not from Travis.
 MAX_FORM_FIELDS: Final = 16
@@ -78,73 +66,11 @@ def _load_key(pem: bytes) -> rsa.RSAPublicKey | None:
 
 
 class TravisProvider(Provider):
-    """Travis CI build notifications. `clock` (monotonic seconds) is injectable for tests."""
+    """Travis CI build notifications, verified against the keys `providers.travis.keys`
+    fetches (the I/O side: this module stays a pure function of its input)."""
 
     name: ClassVar[str] = NAME
     content_types: ClassVar[tuple[str, ...]] = ("application/x-www-form-urlencoded",)
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._cached: list[bytes] = []
-        self._fetched_at: float | None = None
-        self._lock = asyncio.Lock()
-
-    # ---- keys -------------------------------------------------------------------------
-
-    async def secrets(self, settings: ProviderSettings, http: Any) -> list[bytes]:
-        configured = settings.secret("public_key")
-        if configured is not None:
-            keys = split_pem(bytes(configured))
-            if not keys:
-                raise NotConfigured("HERALD_TRAVIS_PUBLIC_KEY holds no PEM public key")
-            return keys
-        async with self._lock:
-            fresh = (
-                self._fetched_at is not None and self._clock() - self._fetched_at < KEY_TTL_SECONDS
-            )
-            if not fresh:
-                await self._fetch(settings, http)
-            return list(self._cached)
-
-    async def refresh_secrets(self, settings: ProviderSettings, http: Any) -> list[bytes] | None:
-        if settings.secret("public_key") is not None:
-            return None
-        async with self._lock:
-            if (
-                self._fetched_at is not None
-                and self._clock() - self._fetched_at < MIN_REFRESH_INTERVAL_SECONDS
-            ):
-                return None
-            before = list(self._cached)
-            await self._fetch(settings, http)
-            return list(self._cached) if self._cached != before else None
-
-    async def _fetch(self, settings: ProviderSettings, http: Any) -> None:
-        url = (settings.get("api_url") or DEFAULT_API_URL).rstrip("/") + "/config"
-        try:
-            response = await http.get(url, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            raise TransientError(
-                f"could not fetch the Travis CI public key from {url}: {exc}"
-            ) from exc
-        if response.status_code >= 500 or response.status_code == 429:
-            raise TransientError(
-                f"could not fetch the Travis CI public key from {url}: HTTP {response.status_code}"
-            )
-        if response.status_code != 200:
-            raise PermanentError(
-                f"could not fetch the Travis CI public key from {url}: HTTP {response.status_code}"
-            )
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise PermanentError(f"{url} did not answer JSON: {exc}") from exc
-        key = dig(data, "config", "notifications", "webhook", "public_key")
-        keys = split_pem(key.encode()) if isinstance(key, str) else []
-        if not keys:
-            raise PermanentError(f"{url} has no config.notifications.webhook.public_key")
-        self._cached = keys
-        self._fetched_at = self._clock()
 
     # ---- parsing ----------------------------------------------------------------------
 

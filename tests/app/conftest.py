@@ -24,7 +24,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 import providers
-from bot.app import create_app
+from bot.composition import create_app
 from bot.embedded_redis import free_port
 from bot.events import BUILD_COMPLETED, PING, Event, Ignored, RunRef
 from bot.settings import Settings

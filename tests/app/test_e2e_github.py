@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from bot.commands import replay
+from bot.composition import create_worker
 from bot.context import Context
 from bot.events import BUILD_COMPLETED
 from bot.routing import Router
-from bot.worker import close_worker, create_worker
+from bot.worker import close_worker
 from tests.app.conftest import AppFactory
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "webhooks" / "github"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from bot.app import create_app
+from bot.composition import create_app
 from bot.connections import protocol_class
 from bot.embedded_redis import free_port
 from tests.app.conftest import BUILD_BODY, TEST_PROVIDER, delivery_headers, make_settings

@@ -15,12 +15,13 @@ from redis.asyncio import Redis
 
 import providers
 from bot.commands import worker as worker_command
+from bot.composition import create_worker
 from bot.context import Context
 from bot.embedded_redis import free_port
 from bot.events import BUILD_COMPLETED, PING
 from bot.routing import Router
 from bot.settings import Settings
-from bot.worker import Clients, backoff_seconds, close_worker, create_worker
+from bot.worker import Clients, backoff_seconds, close_worker
 from providers.base import NotConfigured, TransientError, Unsupported
 from tests.app.conftest import TEST_PROVIDER, AppFactory, make_settings
 from tests.fakes import FakeCI
@@ -247,7 +248,8 @@ async def test_clients_are_made_once_per_process_and_closed_on_shutdown(
     monkeypatch.setitem(providers.CLIENTS, "bare", f"{__name__}:make_fake_client")
     made.clear()
     FakeClient.closed = 0
-    clients = Clients(Settings.from_env({"HERALD_FAKE_TOKEN": "t"}), http=None)  # type: ignore[arg-type]
+    clients = Clients(Settings.from_env({"HERALD_FAKE_TOKEN": "t"}), http=None,  # type: ignore[arg-type]
+                      directory=providers.DIRECTORY)
 
     first, second = clients.source("fake"), clients.source("fake")
     with pytest.raises(NotConfigured, match="HERALD_BARE_TOKEN"):

@@ -12,9 +12,8 @@ from typing import TypeVar
 
 import httpx
 
-from bot.app import create_app
+from bot.composition import create_app, create_worker
 from bot.settings import Settings
-from bot.worker import create_worker
 
 H = TypeVar("H", bound="Herald")
 

@@ -21,7 +21,7 @@ import httpx
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bot.app import create_app
+from bot.composition import create_app
 from tests.app.conftest import make_settings
 from tests.fuzz.conftest import FUZZ
 from tests.providers.senders import (

@@ -13,6 +13,7 @@ from bot.events import BUILD_COMPLETED, Event, Ignored
 from bot.settings import ProviderSettings
 from providers.base import InvalidSignature, NotConfigured, PermanentError, TransientError
 from providers.travis import TravisProvider
+from providers.travis.keys import TravisKeys
 from providers.travis.webhook import split_pem
 from tests.providers.senders import fixture, travis_body, travis_key_pair, travis_signature
 
@@ -186,7 +187,7 @@ async def test_a_configured_key_is_used_without_asking_the_api(tmp_path: object)
     _, new = travis_key_pair(1)
     api = FakeTravisAPI(old)
     async with api.client() as http:
-        keys = await TravisProvider().secrets(settings(public_key=(new + old).decode()), http)
+        keys = await TravisKeys().secrets(settings(public_key=(new + old).decode()), http)
     assert keys == [new, old]
     assert api.requests == []
 
@@ -195,7 +196,7 @@ async def test_the_key_is_fetched_from_the_configured_api_and_cached_for_an_hour
     _, key = travis_key_pair(0)
     api = FakeTravisAPI(key)
     clock = Clock()
-    travis = TravisProvider(clock=clock)
+    travis = TravisKeys(clock=clock)
     async with api.client() as http:
         config = settings(api_url="https://travis.internal.example/")
         first = await travis.secrets(config, http)
@@ -211,7 +212,7 @@ async def test_the_default_api_is_travis_ci_com() -> None:
     _, key = travis_key_pair(0)
     api = FakeTravisAPI(key)
     async with api.client() as http:
-        await TravisProvider().secrets(settings(), http)
+        await TravisKeys().secrets(settings(), http)
     assert api.requests == ["https://api.travis-ci.com/config"]
 
 
@@ -220,19 +221,19 @@ async def test_a_rotated_key_is_picked_up_by_refresh_after_a_failed_verification
     new_private, new = travis_key_pair(1)
     api = FakeTravisAPI(old, new)
     clock = Clock()
-    travis = TravisProvider(clock=clock)
+    travis = TravisKeys(clock=clock)
     payload = fixture("travis", "build_passed_push.json")
     headers = {"Signature": travis_signature(new_private, payload)}
     async with api.client() as http:
         keys = await travis.secrets(settings(), http)
         with pytest.raises(InvalidSignature):
-            travis.parse(headers, travis_body(payload), keys)
+            TravisProvider().parse(headers, travis_body(payload), keys)
         # Within a minute of the last fetch nothing is refetched (forged traffic is cheap).
-        assert await travis.refresh_secrets(settings(), http) is None
+        assert await travis.refresh(settings(), http) is None
         clock.now += 61
-        fresh = await travis.refresh_secrets(settings(), http)
+        fresh = await travis.refresh(settings(), http)
         assert fresh == [new]
-        assert isinstance(travis.parse(headers, travis_body(payload), fresh), Event)
+        assert isinstance(TravisProvider().parse(headers, travis_body(payload), fresh), Event)
         # The refreshed key is what `secrets` serves from now on.
         assert await travis.secrets(settings(), http) == [new]
     assert len(api.requests) == 2
@@ -242,12 +243,12 @@ async def test_refresh_returns_none_when_the_key_did_not_change_or_is_configured
     _, key = travis_key_pair(0)
     api = FakeTravisAPI(key)
     clock = Clock()
-    travis = TravisProvider(clock=clock)
+    travis = TravisKeys(clock=clock)
     async with api.client() as http:
         await travis.secrets(settings(), http)
         clock.now += 120
-        assert await travis.refresh_secrets(settings(), http) is None
-        assert await travis.refresh_secrets(settings(public_key=key.decode()), http) is None
+        assert await travis.refresh(settings(), http) is None
+        assert await travis.refresh(settings(public_key=key.decode()), http) is None
 
 
 @pytest.mark.parametrize(
@@ -260,7 +261,7 @@ async def test_a_failed_key_fetch_says_whether_to_retry(
     api = FakeTravisAPI(key, status=status)
     async with api.client() as http:
         with pytest.raises(error, match=f"HTTP {status}"):
-            await TravisProvider().secrets(settings(), http)
+            await TravisKeys().secrets(settings(), http)
 
 
 async def test_an_unreachable_api_is_transient() -> None:
@@ -269,7 +270,7 @@ async def test_an_unreachable_api_is_transient() -> None:
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as http:
         with pytest.raises(TransientError, match="could not fetch the Travis CI public key"):
-            await TravisProvider().secrets(settings(), http)
+            await TravisKeys().secrets(settings(), http)
 
 
 async def test_a_config_without_a_key_is_permanent() -> None:
@@ -277,7 +278,7 @@ async def test_a_config_without_a_key_is_permanent() -> None:
         transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"config": {}}))
     ) as http:
         with pytest.raises(PermanentError, match="public_key"):
-            await TravisProvider().secrets(settings(), http)
+            await TravisKeys().secrets(settings(), http)
 
 
 def test_pem_blocks_are_split_for_rotation() -> None:
