@@ -33,6 +33,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from gidgethub import sansio
 
+from bot import sticky
 from bot.artifacts import ArtifactLimits
 from bot.events import Comment, RunRef
 from bot.forges import latest_per_key
@@ -269,11 +270,15 @@ class GitHubClient:
                         return await api.post(path, url_vars, data=data, oauth_token=secret)
                     if method == "PATCH":
                         return await api.patch(path, url_vars, data=data, oauth_token=secret)
+                    if method == "DELETE":
+                        return await api.delete(path, url_vars, oauth_token=secret)
                 raise ValueError(f"unsupported method {method}")
             except gidgethub.BadRequest as exc:
                 if exc.status_code == 401 and attempt == 1:
                     self.tokens.invalidate(installation, token)
                     continue
+                if exc.status_code == 404 and method == "DELETE":
+                    return None  # already gone: what a DELETE wants
                 raise PermanentError(_describe(exc, method, path)) from exc
             except gidgethub.HTTPException as exc:
                 raise PermanentError(_describe(exc, method, path)) from exc
@@ -782,31 +787,23 @@ class GitHubClient:
         check_url: str | None,
     ) -> str | None:
         coordinates = {**split_repo(repo), "number": change}
-        prefix = checks.marker_prefix(origin)
-        order = (origin.sequence, origin.attempt)
-        existing = await self._find_comment(installation, coordinates, prefix)
-        if existing is not None:
-            shown = checks.marked_run(str(existing.get("body", "")))
-            if shown is not None and shown > order:
-                return str(existing["id"])  # a newer run's report is already there
-        else:
-            totals = display.totals()
-            if not (totals.failures or display.errors):
-                return None  # a green run does not start a conversation
-        body = render_markdown(
-            display,
-            budget=GITHUB_COMMENT_LIMIT,
-            details_url=check_url,
-            marker=checks.marker(origin),
-            heading_level=2,
+        totals = display.totals()
+        upserted = await sticky.upsert(
+            _PullThread(self, installation, coordinates),
+            marker=checks.marker_prefix(origin),
+            order=(origin.sequence, origin.attempt),
+            order_of=checks.marked_run,
+            render=lambda: render_markdown(
+                display,
+                budget=GITHUB_COMMENT_LIMIT,
+                details_url=check_url,
+                marker=checks.marker(origin),
+                heading_level=2,
+            ),
+            # A green run does not start a conversation.
+            start=bool(totals.failures or display.errors),
         )
-        if existing is None:
-            existing = await self._create_comment(installation, coordinates, body, prefix)
-            shown = checks.marked_run(str(existing.get("body", "")))
-            if existing.get("body") == body or (shown is not None and shown > order):
-                return str(existing["id"])  # ours as sent, or a newer run's that raced it
-        await self._edit_comment(installation, coordinates, existing["id"], body)
-        return str(existing["id"])
+        return upserted.id
 
     # ---- Forge: /retest -----------------------------------------------------------------
 
@@ -940,3 +937,51 @@ def create_client(settings: ProviderSettings, http: httpx.AsyncClient) -> GitHub
         max_artifact_bytes=ArtifactLimits.from_settings(whole).max_download_bytes,
         timeout=httpx.Timeout(seconds, connect=min(5.0, seconds)),
     )
+
+
+class _PullThread:
+    """A pull request's comments as `bot.sticky` sees them: ours are the App's comments
+    whose body starts with the marker."""
+
+    def __init__(
+        self, client: GitHubClient, installation: str, coordinates: Mapping[str, Any]
+    ) -> None:
+        self._client = client
+        self._installation = installation
+        self._coordinates = coordinates
+
+    async def ours(self, marker: str, *, first: bool = False) -> list[sticky.Posted]:
+        comments = await self._client._read(
+            self._installation,
+            "/repos/{owner}/{repo}/issues/{number}/comments{?per_page}",
+            {**self._coordinates, "per_page": 100},
+            iterable_key="items",
+        )
+        return [
+            sticky.Posted(str(c["id"]), str(c.get("body", "")))
+            for c in comments
+            if str(c.get("body", "")).startswith(marker) and self._client._is_ours(c)
+        ]
+
+    async def create(self, body: str) -> sticky.Posted:
+        marker = body.split("\n", 1)[0]
+        created = await self._client._create_comment(
+            self._installation, self._coordinates, body, marker
+        )
+        return sticky.Posted(str(created["id"]), str(created.get("body", "")))
+
+    async def edit(self, comment_id: str, body: str) -> None:
+        await self._client._edit_comment(
+            self._installation, self._coordinates, int(comment_id), body
+        )
+
+    async def delete(self, comment_id: str) -> None:
+        # A twin another process already removed answers 404, which `_call` takes as done.
+        await self._client._write(
+            self._installation,
+            "DELETE",
+            "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+            {**self._coordinates, "comment_id": int(comment_id)},
+            None,
+            idempotent=True,
+        )

@@ -29,7 +29,7 @@ import asyncio
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
+from bot import sticky
 from bot.artifacts import ArtifactLimits
 from bot.events import Comment, RunRef
 from bot.forges import latest_per_key
@@ -722,84 +723,19 @@ class GitLabClient:
         two pipelines reporting to one merge request from the same process, and a second
         look after creating removes a twin another process created at the same moment.
         """
-        marker, pipeline_id = notes.report_marker(origin), origin.sequence
         lock = self._note_locks.setdefault((str(project), iid), asyncio.Lock())
         async with lock:
-            me = await self._whoami()
-            path = f"/projects/{encode_id(project)}/merge_requests/{iid}/notes"
-            existing = await self._report_notes(path, me, marker, first_only=True)
-            if existing:
-                note = existing[0]
-                note_id = str(note["id"])
-                reported = notes.reported_pipeline(str(note.get("body") or ""))
-                if reported is not None and reported > pipeline_id:
-                    log.info(
-                        "a newer pipeline already reported; leaving its note",
-                        merge_request=iid,
-                        pipeline=pipeline_id,
-                        reported=reported,
-                    )
-                    return note_id, False
-                if note.get("body") != body:
-                    await self.api.put(
-                        f"update note {note_id} on !{iid}", f"{path}/{note_id}", {"body": body}
-                    )
-                return note_id, False
-
-            async def landed() -> dict[str, Any] | None:
-                found = await self._report_notes(path, me, marker, first_only=True)
-                return found[0] if found else None
-
-            # After a lost answer, the note is looked for by its marker before posting.
-            created = await append_once(
-                lambda: self.api.post(
-                    f"comment on merge request !{iid}", path, {"body": body}, idempotent=False
-                ),
-                landed,
+            thread = _NoteThread(self, project, iid, await self._whoami())
+            upserted = await sticky.upsert(
+                thread,
+                marker=notes.report_marker(origin),
+                order=(origin.sequence,),
+                order_of=_pipeline_order,
+                render=lambda: body,
+                start=True,
             )
-            if not isinstance(created, dict) or "id" not in created:
-                raise PermanentError(f"comment on merge request !{iid}: GitLab sent no note")
-            mine = await self._report_notes(path, me, marker, first_only=False)
-            keep = mine[0] if mine else created
-            for twin in mine[1:]:
-                await self._delete_note(path, iid, twin)
-            if keep.get("body") != body:
-                await self.api.put(
-                    f"update note {keep['id']} on !{iid}",
-                    f"{path}/{keep['id']}",
-                    {"body": body},
-                )
-            return str(keep["id"]), str(keep["id"]) == str(created["id"])
-
-    async def _report_notes(
-        self, path: str, me: int, marker: str, *, first_only: bool
-    ) -> list[dict[str, Any]]:
-        def ours(note: dict[str, Any]) -> bool:
-            author = note.get("author")
-            return (
-                isinstance(author, dict)
-                and author.get("id") == me
-                and not note.get("system")
-                and marker in str(note.get("body") or "")
-            )
-
-        query = {"sort": "asc", "order_by": "created_at"}
-        if first_only:
-            found = await self.api.find("look for Herald's note", path, query, ours)
-            return [found] if found else []
-        return [
-            n
-            for n in await self.api.list("list Herald's notes", path, query, limit=5000)
-            if ours(n)
-        ]
-
-    async def _delete_note(self, path: str, iid: int, note: dict[str, Any]) -> None:
-        try:
-            await self.api.delete(
-                f"delete duplicate note {note['id']} on !{iid}", f"{path}/{note['id']}"
-            )
-        except NotFound:
-            pass  # the other process removed it first
+        assert upserted.id is not None  # `start`: a note is always there afterwards
+        return upserted.id, upserted.created
 
     # ---- Forge: /retest -----------------------------------------------------------------
 
@@ -969,3 +905,74 @@ def create_client(
         workers=int(_number(settings, "workers", DEFAULT_WORKERS)),
     )
     return GitLabClient(api, max_artifact_bytes=limits.max_download_bytes)
+
+
+def _pipeline_order(body: str) -> tuple[int, ...] | None:
+    pipeline = notes.reported_pipeline(body)
+    return None if pipeline is None else (pipeline,)
+
+
+class _NoteThread:
+    """A merge request's notes as `bot.sticky` sees them: ours are the token user's own,
+    not system notes, holding the marker."""
+
+    def __init__(self, client: GitLabClient, project: int | str, iid: int, me: int) -> None:
+        self._api = client.api
+        self._iid = iid
+        self._me = me
+        self._path = f"/projects/{encode_id(project)}/merge_requests/{iid}/notes"
+
+    def _ours(self, marker: str) -> Callable[[dict[str, Any]], bool]:
+        def ours(note: dict[str, Any]) -> bool:
+            author = note.get("author")
+            return (
+                isinstance(author, dict)
+                and author.get("id") == self._me
+                and not note.get("system")
+                and marker in str(note.get("body") or "")
+            )
+
+        return ours
+
+    async def ours(self, marker: str, *, first: bool = False) -> list[sticky.Posted]:
+        query = {"sort": "asc", "order_by": "created_at"}
+        if first:
+            found = await self._api.find("look for Herald's note", self._path, query,
+                                         self._ours(marker))
+            listed = [found] if found else []
+        else:
+            notes_ = await self._api.list("list Herald's notes", self._path, query, limit=5000)
+            listed = [n for n in notes_ if self._ours(marker)(n)]
+        return [sticky.Posted(str(n["id"]), str(n.get("body") or "")) for n in listed]
+
+    async def create(self, body: str) -> sticky.Posted:
+        marker = body.split("\n", 1)[0]
+
+        async def landed() -> dict[str, Any] | None:
+            found = await self._api.find("look for Herald's note", self._path,
+                                         {"sort": "asc", "order_by": "created_at"},
+                                         self._ours(marker))
+            return found if isinstance(found, dict) else None
+
+        # After a lost answer, the note is looked for by its marker before posting.
+        created = await append_once(
+            lambda: self._api.post(
+                f"comment on merge request !{self._iid}", self._path, {"body": body},
+                idempotent=False,
+            ),
+            landed,
+        )
+        if not isinstance(created, dict) or "id" not in created:
+            raise PermanentError(f"comment on merge request !{self._iid}: GitLab sent no note")
+        return sticky.Posted(str(created["id"]), str(created.get("body") or ""))
+
+    async def edit(self, comment_id: str, body: str) -> None:
+        await self._api.put(f"update note {comment_id} on !{self._iid}",
+                            f"{self._path}/{comment_id}", {"body": body})
+
+    async def delete(self, comment_id: str) -> None:
+        try:
+            await self._api.delete(f"delete duplicate note {comment_id} on !{self._iid}",
+                                   f"{self._path}/{comment_id}")
+        except NotFound:
+            pass  # the other process removed it first

@@ -231,7 +231,7 @@ class FakeGitHub:
             Route(r + "/check-runs/{check_id:int}", self._check, methods=["GET", "PATCH"]),
             Route(r + "/issues/{number:int}/comments", self._comments, methods=["GET", "POST"]),
             Route(r + "/issues/comments/{comment_id:int}", self._update_comment,
-                  methods=["PATCH"]),
+                  methods=["PATCH", "DELETE"]),
             Route(r + "/issues/comments/{comment_id:int}/reactions", self._react,
                   methods=["POST"]),
             Route(r + "/collaborators/{username}/permission", self._permission, methods=["GET"]),
@@ -573,6 +573,14 @@ class FakeGitHub:
         call, repo = await self._guard(request)
         if isinstance(repo, Response):
             return repo
+        if request.method == "DELETE":
+            # rest/issues/comments#delete-an-issue-comment: 204, or 404 when gone
+            for comments in repo.comments.values():
+                for comment in comments:
+                    if comment["id"] == request.path_params["comment_id"]:
+                        comments.remove(comment)
+                        return Response(status_code=204)
+            return _error(404, "Not Found")
         body = call.json if isinstance(call.json, dict) else {}
         problem = _comment_body(body)
         if problem is not None:

@@ -1,0 +1,106 @@
+"""bot.sticky: one report comment per request and origin, edited in place, never two, and
+never an older run's report over a newer one's. Every forge's comments plug in as a
+`Thread`; this one keeps them in a list."""
+
+from __future__ import annotations
+
+import re
+
+from bot.sticky import Posted, upsert
+
+MARKER = "<!-- herald:report:CI "
+
+
+class ListThread:
+    def __init__(self, *bodies: str) -> None:
+        self.comments = [Posted(str(i), body) for i, body in enumerate(bodies, 1)]
+        self.calls: list[str] = []
+        self.racing: str | None = None  # a body another process posts while we create
+
+    async def ours(self, marker: str, *, first: bool = False) -> list[Posted]:
+        found = [c for c in self.comments if c.body.startswith(marker)]
+        return found[:1] if first else found
+
+    async def create(self, body: str) -> Posted:
+        self.calls.append("create")
+        if self.racing is not None:
+            self.comments.append(Posted(str(len(self.comments) + 100), self.racing))
+        posted = Posted(str(len(self.comments) + 1), body)
+        self.comments.append(posted)
+        return posted
+
+    async def edit(self, comment_id: str, body: str) -> None:
+        self.calls.append(f"edit {comment_id}")
+        self.comments = [Posted(c.id, body) if c.id == comment_id else c for c in self.comments]
+
+    async def delete(self, comment_id: str) -> None:
+        self.calls.append(f"delete {comment_id}")
+        self.comments = [c for c in self.comments if c.id != comment_id]
+
+
+def report(run: int, text: str = "2 failed") -> str:
+    return f"{MARKER}run={run}.1 -->\n{text}"
+
+
+def order_of(body: str) -> tuple[int, ...] | None:
+    match = re.search(r"run=(\d+)\.(\d+)", body)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+async def put(thread: ListThread, run: int, text: str = "2 failed", start: bool = True):  # type: ignore[no-untyped-def]
+    return await upsert(thread, marker=MARKER, order=(run, 1), order_of=order_of,
+                        render=lambda: report(run, text), start=start)
+
+
+async def test_the_first_report_creates_the_comment_and_later_ones_edit_it() -> None:
+    thread = ListThread()
+    first = await put(thread, 7)
+    again = await put(thread, 8, "1 failed")
+    assert first.created and not again.created and first.id == again.id
+    assert [c.body for c in thread.comments] == [report(8, "1 failed")]
+    assert thread.calls == ["create", f"edit {first.id}"]
+
+
+async def test_the_same_report_twice_sends_nothing_the_second_time() -> None:
+    thread = ListThread()
+    await put(thread, 7)
+    await put(thread, 7)
+    assert thread.calls == ["create"]
+
+
+async def test_an_older_run_never_replaces_a_newer_run_s_report() -> None:
+    thread = ListThread(report(9, "all passed"))
+    upserted = await put(thread, 8)
+    assert upserted.id == "1" and thread.comments[0].body == report(9, "all passed")
+    assert thread.calls == []
+
+
+async def test_a_green_run_starts_no_conversation_but_updates_one() -> None:
+    thread = ListThread()
+    assert (await put(thread, 7, start=False)).id is None and thread.comments == []
+    thread = ListThread(report(6))
+    await put(thread, 7, "all passed", start=False)
+    assert thread.comments[0].body == report(7, "all passed")
+
+
+async def test_a_twin_posted_at_the_same_moment_is_deleted_and_the_oldest_kept() -> None:
+    thread = ListThread()
+    thread.racing = report(7)
+    upserted = await put(thread, 7, "mine")
+    assert [c.body for c in thread.comments] == [report(7, "mine")]
+    assert not upserted.created  # the one kept is the other process's, edited
+    assert any(call.startswith("delete") for call in thread.calls)
+
+
+async def test_a_racing_newer_run_s_comment_is_kept_as_it_is() -> None:
+    thread = ListThread()
+    thread.racing = report(9, "newer")
+    await put(thread, 7)
+    assert [c.body for c in thread.comments] == [report(9, "newer")]
+
+
+async def test_other_workflows_comments_are_never_touched() -> None:
+    nightly = "<!-- herald:report:CI%20nightly run=3.1 -->\nnightly"
+    thread = ListThread(nightly)
+    await put(thread, 7)
+    assert thread.comments[0].body == nightly and len(thread.comments) == 2
