@@ -448,10 +448,10 @@ class HttpSession:
         method = method.upper()
         if origin(url) != self._origin:
             raise PermanentError(f"refusing to send a {self.label} request outside {self.base_url}")
-        await self._respect_block(scope, f"{method} {urlsplit(url).path}")
+        await self.wait_for_window(scope, f"{method} {urlsplit(url).path}")
         if self.policy.serialize_writes and method in WRITE_METHODS:
             async with self.throttle.write_lock(scope):
-                await self._respect_block(scope, f"{method} {urlsplit(url).path}")
+                await self.wait_for_window(scope, f"{method} {urlsplit(url).path}")
                 return await self._send(method, url, headers, content, idempotent, scope)
         return await self._send(method, url, headers, content, idempotent, scope)
 
@@ -534,7 +534,8 @@ class HttpSession:
             raise Fault(f"{self.label} answered {status} to {what}", unsent=False, status=status)
         return response
 
-    async def _respect_block(self, scope: str, what: str) -> None:
+    async def wait_for_window(self, scope: str, what: str) -> None:
+        """Before a request of `scope`: sleep through a short block, raise for a long one."""
         left = self.throttle.wait_left(scope)
         if left <= 0:
             return
@@ -584,7 +585,7 @@ class HttpSession:
         """
         if origin(url) != self._origin:
             raise PermanentError(f"refusing to send a {self.label} request outside {self.base_url}")
-        await self._respect_block(scope, f"GET {urlsplit(url).path}")
+        await self.wait_for_window(scope, f"GET {urlsplit(url).path}")
         current = url
         foreign = False
         response: httpx.Response | None = None
