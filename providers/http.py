@@ -207,6 +207,9 @@ def retry_after_only(status: int, headers: Mapping[str, str], body: bytes, now: 
     return RateLimit()
 
 
+Sleep = Callable[[float], Awaitable[None]]
+
+
 class Throttle:
     """Blocked-until times per scope (an installation, a token) and one write lock each.
 
@@ -230,6 +233,19 @@ class Throttle:
             until = self._clock() + seconds
             self._blocked[scope] = max(self._blocked.get(scope, 0.0), until)
         return seconds
+
+    async def wait_for_window(
+        self, scope: str, what: str, max_inline_wait: float, sleep: Sleep
+    ) -> None:
+        """Before a request of `scope`: sleep through a block of up to `max_inline_wait`,
+        raise `TransientError(retry_after)` for a longer one, sending nothing."""
+        left = self.wait_left(scope)
+        if left <= 0:
+            return
+        if left <= max_inline_wait:
+            await sleep(left)
+            return
+        raise TransientError(f"{what}: no requests for {left:.0f} s", retry_after=left)
 
     def write_lock(self, scope: str) -> asyncio.Lock:
         return self._writes.setdefault(scope, asyncio.Lock())
@@ -281,9 +297,6 @@ class Fault(Exception):
         super().__init__(message)
         self.unsent = unsent
         self.status = status
-
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 async def retrying(
@@ -535,15 +548,8 @@ class HttpSession:
         return response
 
     async def wait_for_window(self, scope: str, what: str) -> None:
-        """Before a request of `scope`: sleep through a short block, raise for a long one."""
-        left = self.throttle.wait_left(scope)
-        if left <= 0:
-            return
-        if left <= self.policy.max_inline_wait:
-            await self._sleep(left)
-            return
-        raise TransientError(
-            f"{self.label} rate limit: no requests for {left:.0f} s ({what})", retry_after=left
+        await self.throttle.wait_for_window(
+            scope, f"{self.label} rate limit ({what})", self.policy.max_inline_wait, self._sleep
         )
 
     def _error(self, status: int, body: bytes, what: str) -> ProviderError:

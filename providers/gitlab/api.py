@@ -275,11 +275,11 @@ class GitLabAPI:
         GitLab acted.
         """
         loop = asyncio.get_running_loop()
-        await self._byte_session().wait_for_window(SCOPE, what)
 
         async def attempt(number: int) -> T:
-            if number > 1:
-                await self._byte_session().wait_for_window(SCOPE, what)
+            await self.throttle.wait_for_window(
+                SCOPE, f"{what}: GitLab rate limit", MAX_INLINE_WAIT, asyncio.sleep
+            )
             return await loop.run_in_executor(self._executor, self._run, what, fn, number)
 
         return await retrying(attempt, idempotent=idempotent, policy=self.policy)
