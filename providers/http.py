@@ -532,16 +532,24 @@ class HttpSession:
             await response.aclose()
             kept = [(k, v) for k, v in response.headers.items() if k.lower() not in _DECODED]
             response = httpx.Response(status, headers=kept, content=body, request=request)
+        body = response.content if status >= 400 else b""
+        wait: float | None
         if scope is not None:
-            body = response.content if status >= 400 else b""
             limit = self.rate_limits(status, response.headers, body, self._clock())
             wait = self.throttle.observe(scope, limit, self.policy.default_rate_limit_wait)
-            if wait is not None:
-                await response.aclose()
-                raise RateLimited(
-                    f"{self.label} rate limit on {what}: retrying in {wait:.0f} s",
-                    status=status, retry_after=wait, detail=_detail(body),
-                )
+        else:
+            # Another origin (object storage): its 429 is honoured, its limits not kept.
+            limit = retry_after_only(status, response.headers, body, self._clock())
+            wait = None
+            if limit.refused:
+                wait = min(limit.wait if limit.wait is not None
+                           else self.policy.default_rate_limit_wait, MAX_RETRY_AFTER)
+        if wait is not None:
+            await response.aclose()
+            raise RateLimited(
+                f"{self.label} rate limit on {what}: retrying in {wait:.0f} s",
+                status=status, retry_after=wait, detail=_detail(body),
+            )
         if status >= 500:
             await response.aclose()
             raise Fault(f"{self.label} answered {status} to {what}", unsent=False, status=status)

@@ -196,8 +196,11 @@ class GitLabAPI:
         self.max_json_bytes = max_json_bytes
         self._token = token
         self._clock = clock
+        per_request = httpx.Timeout(timeout, connect=min(5.0, timeout))
         self.policy = Policy(
-            timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
+            timeout=per_request,
+            # HERALD_GITLAB_TIMEOUT bounds each read of a download too, as it always has.
+            download_timeout=per_request,
             attempts=retries + 1,
             max_inline_wait=MAX_INLINE_WAIT,
             default_rate_limit_wait=DEFAULT_RATE_LIMIT_WAIT,

@@ -522,3 +522,28 @@ async def test_each_attempt_writes_one_line_with_its_status_and_number() -> None
         ("GET", "api.example", "/runs/1?access_token=***", 200, 2),
     ]
     assert all(c["provider"] == "test" and c["duration_ms"] >= 0 for c in calls)
+
+
+async def test_credentials_stay_dropped_when_a_redirect_leads_back_to_the_api() -> None:
+    handler, seen = answers(
+        httpx.Response(302, headers={"location": "https://storage.example/a"}),
+        httpx.Response(302, headers={"location": f"{API}/again"}),
+        httpx.Response(200, content=b"data"),
+    )
+    assert await _download(session_for(handler), f"{API}/artifact") == b"data"
+    assert [str(r.url) for r in seen] == [
+        f"{API}/artifact", "https://storage.example/a", f"{API}/again"
+    ]
+    assert "private-token" in seen[0].headers
+    assert not any({"authorization", "private-token", "circle-token", "cookie"}
+                   & set(r.headers) for r in seen[1:])
+
+
+async def test_object_storage_that_says_429_is_transient_not_permanent() -> None:
+    handler, _ = answers(
+        httpx.Response(302, headers={"location": "https://storage.example/a"}),
+        httpx.Response(429, headers={"retry-after": "20"}),
+    )
+    with pytest.raises(RateLimited) as caught:
+        await _download(session_for(handler), f"{API}/artifact")
+    assert caught.value.retry_after == 20
