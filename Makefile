@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.archive
 	$(BIN)/python -m bench.hostile_xml
+	$(BIN)/python -m bench.http_layer
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -26,7 +26,6 @@ import dataclasses
 import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import gidgethub
 import httpx
@@ -53,21 +52,16 @@ from providers.base import (
     NotConfigured,
     OutcomeUnknown,
     PermanentError,
+    ProviderError,
     Published,
     RemoteArtifact,
     ReportOrigin,
     Rerun,
-    TransientError,
 )
 from providers.github import publish as checks
-from providers.github.api import (
-    DEFAULT_TIMEOUT,
-    GitHubAPI,
-    Throttle,
-    origin,
-    retry_policy,
-)
+from providers.github.api import DEFAULT_TIMEOUT, GitHubAPI, Throttle, retry_policy
 from providers.github.auth import AppCredentials, AppJWT, InstallationToken, InstallationTokens
+from providers.http import NotFound, Unauthorized, error_for_status
 from providers.writes import RESENDS, append_once, pause
 
 NAME: Final = "github"
@@ -80,9 +74,8 @@ WRITE_PERMISSIONS: Final = frozenset({"admin", "maintain", "write"})
 #: this is read only this far.
 MAX_ITEMS: Final = 1000
 MAX_OPEN_PULLS_SCANNED: Final = 500
-DOWNLOAD_TIMEOUT: Final = httpx.Timeout(60.0, connect=10.0)
-#: Headers that carry a credential and must never reach the artifact storage host.
-CREDENTIAL_HEADERS: Final = ("authorization", "cookie", "proxy-authorization")
+#: GitHub answers an artifact download with one redirect to short-lived storage.
+ARTIFACT_REDIRECTS: Final = 1
 RETEST_POLICY: Final = (
     "Only people with write access to this repository can ask for a retest; "
     "a maintainer can comment `/retest` for you."
@@ -106,6 +99,11 @@ def split_repo(repo: str) -> dict[str, str]:
 def _describe(exc: gidgethub.HTTPException, method: str, path: str) -> str:
     message = str(exc) or exc.status_code.phrase
     return f"GitHub answered {int(exc.status_code)} to {method} {path}: {message}"
+
+
+def _typed(exc: gidgethub.HTTPException, message: str) -> ProviderError:
+    """gidgethub's exception as the typed error of its status (`providers.http`)."""
+    return error_for_status(int(exc.status_code), message, detail=str(exc))
 
 
 def read_private_key(value: Secret) -> Secret:
@@ -173,9 +171,10 @@ class GitHubClient:
                     path, {"installation_id": installation_id}, data=b"", jwt=self.jwt.token()
                 )
         except gidgethub.HTTPException as exc:
-            raise PermanentError(
+            raise _typed(
+                exc,
                 f"no access token for installation {installation_id}: "
-                + _describe(exc, "POST", path)
+                + _describe(exc, "POST", path),
             ) from exc
         return InstallationToken.from_response(data)
 
@@ -191,9 +190,9 @@ class GitHubClient:
             with retry_policy(idempotent=True):
                 data = await self._api("app").getitem(path, split_repo(repo), jwt=self.jwt.token())
         except gidgethub.HTTPException as exc:
-            raise PermanentError(
-                f"Herald's GitHub App is not installed on {repo}: {_describe(exc, 'GET', path)}"
-            ) from exc
+            described = _describe(exc, "GET", path)
+            message = f"Herald's GitHub App is not installed on {repo}: {described}"
+            raise _typed(exc, message) from exc
         self._installations[repo] = str(data["id"])
         return self._installations[repo]
 
@@ -279,9 +278,9 @@ class GitHubClient:
                     continue
                 if exc.status_code == 404 and method == "DELETE":
                     return None  # already gone: what a DELETE wants
-                raise PermanentError(_describe(exc, method, path)) from exc
+                raise _typed(exc, _describe(exc, method, path)) from exc
             except gidgethub.HTTPException as exc:
-                raise PermanentError(_describe(exc, method, path)) from exc
+                raise _typed(exc, _describe(exc, method, path)) from exc
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -422,78 +421,46 @@ class GitHubClient:
         if not artifact.id.isdigit():
             raise PermanentError(f"{what} has no GitHub artifact id")
         installation = await self._installation(ref.repo, ref.extra)
-        location = await self._artifact_location(installation, ref.repo, artifact.id, what)
-        async for chunk in self._download(location, what):
-            yield chunk
-
-    async def _artifact_location(
-        self, installation: str, repo: str, artifact_id: str, what: str
-    ) -> str:
         path = "/repos/{owner}/{repo}/actions/artifacts/{artifact_id}/zip"
         url = sansio.format_url(
-            path, {**split_repo(repo), "artifact_id": artifact_id}, base_url=self.api_url
+            path, {**split_repo(ref.repo), "artifact_id": artifact.id}, base_url=self.api_url
         )
-        api = self._api(installation)
+        session = self._api(installation).session
         for attempt in (1, 2):
             token = await self.tokens.get(installation)
             headers = sansio.create_headers(
                 "herald", accept=sansio.accept_format(), oauth_token=token.reveal()
             )
             headers["x-github-api-version"] = API_VERSION
-            status, response_headers, _ = await api.send("GET", url, headers, idempotent=True)
-            if status == 401 and attempt == 1:
+            chunks = session.download(
+                url,
+                what=what,
+                max_bytes=self.max_artifact_bytes,
+                headers=headers,
+                scope=installation,
+                max_redirects=ARTIFACT_REDIRECTS,
+            )
+            try:
+                first = await anext(chunks, None)
+            except Unauthorized:
+                await chunks.aclose()
+                if attempt == 2:
+                    raise
+                # GitHub refused the token before doing anything: a fresh one may pass.
                 self.tokens.invalidate(installation, token)
                 continue
-            if status in (301, 302, 303, 307, 308) and response_headers.get("location"):
-                return self._checked_location(response_headers["location"], what)
-            if status in (404, 410):
-                raise PermanentError(f"{what} is gone (expired or deleted): {status}")
-            raise PermanentError(f"{what}: GitHub answered {status} instead of a download link")
-        raise AssertionError("unreachable")
-
-    def _checked_location(self, location: str, what: str) -> str:
-        parts = urlsplit(location)
-        api_scheme, _ = origin(self.api_url)
-        allowed = {"https"} | ({"http"} if api_scheme == "http" else set())
-        if parts.scheme.lower() not in allowed or not parts.hostname:
-            raise PermanentError(f"{what}: refusing to download from {parts.scheme}://")
-        if parts.username or parts.password:
-            raise PermanentError(f"{what}: refusing a download link that carries credentials")
-        return location
-
-    async def _download(self, location: str, what: str) -> AsyncIterator[bytes]:
-        request = self.http.build_request(
-            "GET",
-            location,
-            headers={"accept": "*/*", "user-agent": "herald"},
-            timeout=DOWNLOAD_TIMEOUT,
-        )
-        for name in CREDENTIAL_HEADERS:
-            # The shared client's cookies or defaults must not travel to storage either.
-            if name in request.headers:
-                del request.headers[name]
-        try:
-            response = await self.http.send(request, stream=True, auth=None, follow_redirects=False)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise TransientError(f"downloading {what}: {type(exc).__name__}") from exc
-        try:
-            if response.status_code >= 500 or response.status_code == 429:
-                raise TransientError(f"downloading {what}: storage answered {response.status_code}")
-            if response.status_code != 200:
-                raise PermanentError(f"downloading {what}: storage answered {response.status_code}")
-            received = 0
+            except NotFound as exc:
+                raise NotFound(
+                    f"{what} is gone (expired or deleted): {exc.status}", status=exc.status
+                ) from exc
             try:
-                async for chunk in response.aiter_bytes():
-                    received += len(chunk)
-                    if received > self.max_artifact_bytes:
-                        raise PermanentError(
-                            f"{what} is larger than {self.max_artifact_bytes:,} bytes"
-                        )
+                if first is not None:
+                    yield first
+                async for chunk in chunks:
                     yield chunk
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                raise TransientError(f"downloading {what}: {type(exc).__name__}") from exc
-        finally:
-            await response.aclose()
+            finally:
+                await chunks.aclose()
+            return
 
     async def native_results(self, ref: RunRef) -> TestRun | None:
         return None  # GitHub Actions does not parse test reports itself
@@ -820,10 +787,8 @@ class GitHubClient:
                 "/repos/{owner}/{repo}/collaborators/{username}/permission",
                 {**split_repo(repo), "username": login},
             )
-        except PermanentError as exc:
-            if " 404 " in str(exc):
-                return False  # not a collaborator at all
-            raise
+        except NotFound:
+            return False  # not a collaborator at all
         permission = str(data.get("permission") or "")
         role = str(data.get("role_name") or "")
         return permission in WRITE_PERMISSIONS or role in WRITE_PERMISSIONS

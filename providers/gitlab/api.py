@@ -1,49 +1,73 @@
-"""The seam between Herald's async worker and python-gitlab's synchronous HTTP calls.
+"""The seam between Herald's async worker and GitLab: python-gitlab for the API, the shared
+HTTP layer for bytes.
 
-python-gitlab talks through `requests`, which blocks. Every call therefore runs on a small
-thread pool of this client's own (never the event loop, never the default executor shared
-with everything else), so one slow GitLab request never stalls other jobs.
+python-gitlab (which the product names) talks through `requests`, which blocks, and has
+no httpx backend for REST (its httpx transport serves GraphQL only). So its calls run on
+a small thread pool of this client's own (never the event loop, never the default
+executor shared with everything else), with its own sleeping retry loop and rate-limit
+waits switched off (`retry_transient_errors=False`, `obey_rate_limit=False`,
+`max_retries=0`), and Herald's policy from `providers.http` put around them instead:
 
-What this layer adds on top of python-gitlab:
+- retries: `providers.http.retrying` (tenacity, full jitter), the same as every other
+  client. Each call says whether it is idempotent (`call(..., idempotent=...)`): a write
+  that appends (a note, a status, an award, a pipeline retry) is repeated only when it
+  surely never reached GitLab; otherwise it fails with `OutcomeUnknown` and the client
+  reads back what GitLab holds before sending it again (`providers.gitlab.client`);
+- rate limits: `rate_limit` reads GitLab's headers from every answer (a `requests`
+  response hook): a 429 becomes `RateLimited(retry_after)` from `Retry-After` (seconds or
+  an HTTP date), else `RateLimit-Reset` (a Unix time, not a delta), and a response that
+  says `RateLimit-Remaining: 0` pauses further calls until the reset instead of spending
+  them (https://docs.gitlab.com/security/rate_limits/). The pause is the shared
+  `Throttle`: up to `MAX_INLINE_WAIT` is slept through, longer goes back to the queue;
+- errors: typed by status (`providers.http.error_for_status`), GitLab's `{"message": ...}`
+  / `{"error": ...}` kept as `detail`, the message saying what was being done;
+- one log line per request (`providers.http.log_call`), from the same response hook;
+- tokens: `PRIVATE-TOKEN` never follows a redirect to another origin (`requests` itself
+  only strips `Authorization`).
 
-- rate limits: a 429 becomes `TransientError(retry_after)` from `Retry-After`, else
-  `RateLimit-Reset` (a Unix time, not a delta), and a response that says
-  `RateLimit-Remaining: 0` pauses further calls until the reset instead of spending them
-  (https://docs.gitlab.com/security/rate_limits/);
-- faults: 5xx, timeouts and dropped connections get a couple of quick retries with jitter,
-  then `TransientError`; python-gitlab's own sleeping retry loop is switched off. Each
-  call says whether it is idempotent (`call(..., idempotent=...)`): a write that appends
-  (a note, a status, an award, a pipeline retry) is repeated only when it surely never
-  reached GitLab; otherwise it fails with `OutcomeUnknown` and the client reads back what
-  GitLab holds before sending it again (`providers.gitlab.client`);
-- tokens: `PRIVATE-TOKEN` never follows a redirect to another origin (artifact downloads
-  redirect to object storage; `requests` itself only strips `Authorization`);
-- errors: GitLab's `{"message": ...}` / `{"error": ...}` bodies become provider errors that
-  say what was being done.
+Artifact archives and pipeline test reports are bytes to stream under a size cap, which
+python-gitlab would read on a thread one chunk per executor hop; they go through the
+shared layer's `HttpSession.download` instead (httpx, streamed, capped, redirects to
+object storage followed without credentials), over the worker's httpx client.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
-import random
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any, Final, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import gitlab
 import gitlab.exceptions
+import httpx
 import requests
 import requests.adapters
 import urllib3.exceptions
 
-from providers.base import OutcomeUnknown, PermanentError, TransientError
+from providers.base import PermanentError
+from providers.http import (
+    CREDENTIAL_HEADERS,
+    Fault,
+    HttpSession,
+    NotFound,
+    Policy,
+    RateLimit,
+    RateLimited,
+    Throttle,
+    TooLarge,
+    error_for_status,
+    log_call,
+    number,
+    parse_retry_after,
+    retrying,
+)
+
+__all__ = ["GitLabAPI", "NotFound", "TooLarge", "encode_id", "rate_limit"]
 
 T = TypeVar("T")
 
@@ -53,39 +77,16 @@ DEFAULT_TIMEOUT: Final = 15.0
 DEFAULT_WORKERS: Final = 8
 #: Quick retries of 5xx / timeouts inside one job, before handing back to the queue.
 DEFAULT_RETRIES: Final = 2
-RETRY_BASE_DELAY: Final = 0.25
 #: When GitLab names no wait on a 429 at all.
 DEFAULT_RATE_LIMIT_WAIT: Final = 60.0
 #: Waits up to this long are slept through in place; longer ones go back to the queue.
 MAX_INLINE_WAIT: Final = 2.0
-MAX_RETRY_AFTER: Final = 3600.0
 #: A JSON answer (a pipeline test report can be tens of MB) is read up to this size.
 DEFAULT_MAX_JSON_BYTES: Final = 64 * 1024 * 1024
-CHUNK_BYTES: Final = 64 * 1024
-#: Every header a GitLab credential can travel in.
-TOKEN_HEADERS: Final = ("PRIVATE-TOKEN", "JOB-TOKEN", "Authorization")
-
-
-class NotFound(PermanentError):
-    """GitLab answered 404: the object does not exist or the token may not see it."""
-
-
-class TooLarge(PermanentError):
-    """A download went over its size cap."""
-
-
-class _Retryable(Exception):
-    """A fault worth a quick retry inside this call (5xx, timeout, connection reset).
-
-    `unsent` is true when the request surely never reached GitLab (it could not connect,
-    or GitLab said it is unavailable), the only case in which a write is repeated inline:
-    a write that timed out may have happened, and the job-level retry goes through
-    find-then-update instead of posting blindly twice.
-    """
-
-    def __init__(self, message: str, *, unsent: bool) -> None:
-        super().__init__(message)
-        self.unsent = unsent
+#: Object storage is one redirect away; a chain longer than this is not GitLab's.
+MAX_REDIRECTS: Final = 5
+#: The whole token is one scope: GitLab counts per user (and per IP).
+SCOPE: Final = "token"
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
@@ -104,12 +105,31 @@ def encode_id(project: int | str) -> str:
 
 
 class TokenSafeSession(requests.Session):
-    """A `requests.Session` that drops every GitLab credential on a cross-origin redirect.
+    """A `requests.Session` that drops every credential header on a cross-origin redirect
+    and writes the shared layer's line for each request it sends.
 
     `requests` strips only `Authorization` when a redirect changes host (its
     `should_strip_auth`); python-gitlab sends `PRIVATE-TOKEN`, which would otherwise
     travel on to whatever host a redirect names.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempt = threading.local()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        started = time.monotonic()
+        method, url = str(request.method), str(request.url)
+        attempt = getattr(self.attempt, "number", 1)
+        try:
+            response = super().send(request, **kwargs)
+        except requests.RequestException as exc:
+            log_call("gitlab", method, url, status=None, seconds=time.monotonic() - started,
+                     attempt=attempt, fault=type(exc).__name__)
+            raise
+        log_call("gitlab", method, url, status=response.status_code,
+                 seconds=time.monotonic() - started, attempt=attempt)
+        return response
 
     def rebuild_auth(
         self, prepared_request: requests.PreparedRequest, response: requests.Response
@@ -120,48 +140,23 @@ class TokenSafeSession(requests.Session):
             and prepared_request.url
             and self.should_strip_auth(previous, prepared_request.url)
         ):
-            for name in TOKEN_HEADERS:
+            for name in CREDENTIAL_HEADERS:
                 prepared_request.headers.pop(name, None)
         super().rebuild_auth(prepared_request, response)
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """What GitLab's last answer said about the rate limit."""
-
-    remaining: int | None
-    reset_at: float | None  # Unix time
-    retry_after: float | None  # seconds, from Retry-After
-
-
-def _number(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value.strip())
-    except ValueError:
-        return None
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """`Retry-After` is either delay-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    if value is None:
-        return None
-    seconds = _number(value)
-    if seconds is not None:
-        return max(0.0, seconds)
-    with suppress(TypeError, ValueError, IndexError):
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
-    return None
-
-
-def rate_limit(headers: Any, now: float) -> RateLimit:
-    remaining = _number(headers.get("RateLimit-Remaining"))
-    return RateLimit(
-        remaining=int(remaining) if remaining is not None else None,
-        reset_at=_number(headers.get("RateLimit-Reset")),
-        retry_after=parse_retry_after(headers.get("Retry-After"), now),
-    )
+def rate_limit(status: int, headers: Mapping[str, str], body: bytes, now: float) -> RateLimit:
+    """GitLab's limits from one answer: a 429 is a refusal; `RateLimit-Remaining: 0`
+    spends the window until `RateLimit-Reset` (a Unix time)."""
+    remaining = number(headers.get("RateLimit-Remaining"))
+    reset_at = number(headers.get("RateLimit-Reset"))
+    until_reset = max(0.0, reset_at - now) if reset_at is not None else None
+    if status == 429:
+        retry_after = parse_retry_after(headers.get("Retry-After"), now)
+        return RateLimit(refused=True, wait=retry_after if retry_after is not None else until_reset)
+    if remaining is not None and remaining <= 0 and until_reset:
+        return RateLimit(wait=until_reset)
+    return RateLimit()
 
 
 def _gitlab_message(body: bytes | None, fallback: str) -> str:
@@ -192,15 +187,30 @@ class GitLabAPI:
         workers: int = DEFAULT_WORKERS,
         retries: int = DEFAULT_RETRIES,
         max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
+        http: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
         self.max_json_bytes = max_json_bytes
+        self._token = token
         self._clock = clock
+        per_request = httpx.Timeout(timeout, connect=min(5.0, timeout))
+        self.policy = Policy(
+            timeout=per_request,
+            # HERALD_GITLAB_TIMEOUT bounds each read of a download too, as it always has.
+            download_timeout=per_request,
+            attempts=retries + 1,
+            max_inline_wait=MAX_INLINE_WAIT,
+            default_rate_limit_wait=DEFAULT_RATE_LIMIT_WAIT,
+        )
+        self.throttle = Throttle(clock)
+        self._http = http
+        self._owns_http = http is None
+        self._bytes: HttpSession | None = None
         self._session = TokenSafeSession()
-        self._session.max_redirects = 5
+        self._session.max_redirects = MAX_REDIRECTS
         adapter = requests.adapters.HTTPAdapter(pool_connections=workers, pool_maxsize=workers)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
@@ -215,32 +225,48 @@ class GitLabAPI:
         )
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="herald-gitlab")
         self._local = threading.local()
-        self._lock = threading.Lock()
-        self._paused_until = 0.0
 
     # ---- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
+        """Stop the pool and python-gitlab's session (`aclose` also closes an httpx
+        client this object made for itself)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._session.close()
 
-    # ---- rate-limit bookkeeping (runs in the worker threads) -----------------------------
+    async def aclose(self) -> None:
+        self.close()
+        if self._owns_http and self._http is not None:
+            await self._http.aclose()
+            self._http = None
+            self._bytes = None
+
+    def _byte_session(self) -> HttpSession:
+        """The shared layer's session for downloads, made on first use (with an httpx
+        client of its own only when the worker passed none)."""
+        if self._bytes is None:
+            if self._http is None:
+                self._http = httpx.AsyncClient()
+            self._bytes = HttpSession(
+                self._http,
+                provider="gitlab",
+                label="GitLab",
+                base_url=self.url,
+                policy=self.policy,
+                rate_limits=rate_limit,
+                throttle=self.throttle,
+            )
+        return self._bytes
+
+    # ---- what each answer says (runs in the worker threads) ------------------------------
 
     def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        limit = rate_limit(response.headers, self._clock())
-        self._local.last = limit
-        if limit.remaining is not None and limit.remaining <= 0 and limit.reset_at:
-            with self._lock:
-                self._paused_until = max(self._paused_until, limit.reset_at)
-
-    def _last_limit(self) -> RateLimit | None:
-        last: RateLimit | None = getattr(self._local, "last", None)
-        return last
+        limit = rate_limit(response.status_code, response.headers, b"", self._clock())
+        self._local.wait = self.throttle.observe(SCOPE, limit, DEFAULT_RATE_LIMIT_WAIT)
 
     def paused_for(self) -> float:
         """Seconds until GitLab's rate-limit window resets, when we spent it all."""
-        with self._lock:
-            return max(0.0, self._paused_until - self._clock())
+        return self.throttle.wait_left(SCOPE)
 
     # ---- calls --------------------------------------------------------------------------
 
@@ -252,33 +278,18 @@ class GitLabAPI:
         GitLab acted.
         """
         loop = asyncio.get_running_loop()
-        for attempt in range(self.retries + 1):
-            await self._respect_pause(what)
-            try:
-                return await loop.run_in_executor(self._executor, self._run, what, fn)
-            except _Retryable as exc:
-                if not (idempotent or exc.unsent):
-                    raise OutcomeUnknown(f"{what}: {exc}") from exc
-                if attempt >= self.retries:
-                    raise TransientError(f"{what}: {exc}") from exc
-                # Full jitter: retries of many jobs spread out instead of arriving together.
-                await asyncio.sleep(random.uniform(0, RETRY_BASE_DELAY * 2**attempt))
-        raise AssertionError("unreachable")
 
-    async def _respect_pause(self, what: str) -> None:
-        wait = self.paused_for()
-        if wait <= 0:
-            return
-        if wait <= MAX_INLINE_WAIT:
-            await asyncio.sleep(wait)
-            return
-        raise TransientError(
-            f"{what}: GitLab rate limit spent until its reset",
-            retry_after=min(wait, MAX_RETRY_AFTER),
-        )
+        async def attempt(number: int) -> T:
+            await self.throttle.wait_for_window(
+                SCOPE, f"{what}: GitLab rate limit", MAX_INLINE_WAIT, asyncio.sleep
+            )
+            return await loop.run_in_executor(self._executor, self._run, what, fn, number)
 
-    def _run(self, what: str, fn: Callable[[gitlab.Gitlab], T]) -> T:
-        self._local.last = None
+        return await retrying(attempt, idempotent=idempotent, policy=self.policy)
+
+    def _run(self, what: str, fn: Callable[[gitlab.Gitlab], T], attempt: int) -> T:
+        self._local.wait = None
+        self._session.attempt.number = attempt
         try:
             return fn(self.gl)
         except (
@@ -286,7 +297,7 @@ class GitLabAPI:
             requests.ConnectionError,
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
-            raise _Retryable(type(exc).__name__, unsent=_never_sent(exc)) from exc
+            raise Fault(f"{what}: {type(exc).__name__}", unsent=_never_sent(exc)) from exc
         except gitlab.exceptions.GitlabError as exc:
             if exc.response_code is not None:
                 raise self._translate(
@@ -295,38 +306,30 @@ class GitLabAPI:
             # Parsing errors, refused redirects of a POST: retrying will not change them.
             raise PermanentError(f"{what}: {exc.error_message}") from exc
 
-    def _translate(
-        self, what: str, status: int | None, message: Any, body: bytes | None
-    ) -> Exception:
+    def _translate(self, what: str, status: int, message: Any, body: bytes | None) -> Exception:
         text = message if isinstance(message, str) else _gitlab_message(body, str(message))
         if status == 429:
-            limit = self._last_limit()
-            now = self._clock()
-            wait = None
-            if limit is not None:
-                wait = limit.retry_after
-                if wait is None and limit.reset_at is not None:
-                    wait = max(0.0, limit.reset_at - now)
-            return TransientError(
+            wait = getattr(self._local, "wait", None)
+            return RateLimited(
                 f"{what}: GitLab rate limit (429)",
-                retry_after=min(
-                    wait if wait is not None else DEFAULT_RATE_LIMIT_WAIT, MAX_RETRY_AFTER
-                ),
+                status=status,
+                retry_after=wait if wait is not None else DEFAULT_RATE_LIMIT_WAIT,
+                detail=text,
             )
-        if status is not None and status >= 500:
-            return _Retryable(f"GitLab answered {status}", unsent=status == 503)
+        if status >= 500:
+            return Fault(f"{what}: GitLab answered {status}", unsent=False, status=status)
         if status == 401:
-            return PermanentError(
-                f"{what}: GitLab refused the token (401 {text}); check HERALD_GITLAB_TOKEN"
-            )
-        if status == 403:
-            return PermanentError(
-                f"{what}: forbidden (403 {text}); the token needs scope "
+            said = f"GitLab refused the token (401 {text}); check HERALD_GITLAB_TOKEN"
+        elif status == 403:
+            said = (
+                f"forbidden (403 {text}); the token needs scope "
                 "`api` and the Developer role on the project"
             )
-        if status == 404:
-            return NotFound(f"{what}: not found (404 {text})")
-        return PermanentError(f"{what}: GitLab answered {status}: {text}")
+        elif status == 404:
+            said = f"not found (404 {text})"
+        else:
+            said = f"GitLab answered {status}: {text}"
+        return error_for_status(status, f"{what}: {said}", detail=text)
 
     # ---- python-gitlab shortcuts: never sleep inside python-gitlab -----------------------
 
@@ -340,29 +343,21 @@ class GitLabAPI:
 
         return await self.call(what, run, idempotent=True)
 
+    def _url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
+        url = f"{self.gl.api_url}{path}"
+        return f"{url}?{urlencode(query)}" if query else url
+
     async def get_json_capped(
         self, what: str, path: str, query: dict[str, Any] | None = None
     ) -> Any:
         """A GET whose JSON answer may be huge (test reports): read with a size cap."""
-        cap = self.max_json_bytes
-
-        def run(gl: gitlab.Gitlab) -> Any:
-            response = gl.http_get(
-                path, query_data=query or {}, streamed=True, raw=True, **self._opts()
-            )
-            assert isinstance(response, requests.Response)
-            with response:
-                buffer = bytearray()
-                for chunk in response.iter_content(CHUNK_BYTES):
-                    buffer += chunk
-                    if len(buffer) > cap:
-                        raise TooLarge(f"{what}: answer larger than {cap:,} bytes")
-            try:
-                return json.loads(bytes(buffer))
-            except ValueError as exc:
-                raise PermanentError(f"{what}: GitLab sent malformed JSON") from exc
-
-        return await self.call(what, run, idempotent=True)
+        buffer = bytearray()
+        async for chunk in self.stream(what, path, self.max_json_bytes, query):
+            buffer += chunk
+        try:
+            return json.loads(bytes(buffer))
+        except ValueError as exc:
+            raise PermanentError(f"{what}: GitLab sent malformed JSON") from exc
 
     async def post(
         self, what: str, path: str, body: dict[str, Any] | None = None, *, idempotent: bool
@@ -430,41 +425,24 @@ class GitLabAPI:
             if isinstance(item, dict):
                 yield item
 
-    async def stream(self, what: str, path: str, max_bytes: int) -> AsyncIterator[bytes]:
+    async def stream(
+        self, what: str, path: str, max_bytes: int, query: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[bytes]:
         """The body of a GET, chunk by chunk, refusing more than `max_bytes` in total.
 
-        Each chunk is read on the pool; the response is closed however the consumer stops.
+        Through the shared layer: object storage redirects are followed without the token,
+        the response is closed however the consumer stops.
         """
-        loop = asyncio.get_running_loop()
-
-        def start(gl: gitlab.Gitlab) -> requests.Response:
-            response = gl.http_get(path, streamed=True, raw=True, **self._opts())
-            assert isinstance(response, requests.Response)
-            declared = _number(response.headers.get("Content-Length"))
-            if declared is not None and declared > max_bytes:
-                response.close()
-                raise TooLarge(
-                    f"{what}: {int(declared):,} bytes is over the {max_bytes:,}-byte limit"
-                )
-            return response
-
-        response = await self.call(what, start, idempotent=True)
-        chunks = response.iter_content(CHUNK_BYTES)
-        received = 0
+        chunks = self._byte_session().download(
+            self._url(path, query),
+            what=what,
+            max_bytes=max_bytes,
+            headers={"PRIVATE-TOKEN": self._token, "User-Agent": "Herald"},
+            scope=SCOPE,
+            max_redirects=MAX_REDIRECTS,
+        )
         try:
-            while True:
-                try:
-                    chunk = await loop.run_in_executor(self._executor, next, chunks, None)
-                except (requests.RequestException, OSError) as exc:
-                    raise TransientError(
-                        f"{what}: download interrupted ({type(exc).__name__})"
-                    ) from exc
-                if chunk is None:
-                    return
-                received += len(chunk)
-                if received > max_bytes:
-                    raise TooLarge(f"{what}: more than {max_bytes:,} bytes")
+            async for chunk in chunks:
                 yield chunk
         finally:
-            with suppress(Exception):
-                await loop.run_in_executor(self._executor, response.close)
+            await chunks.aclose()

@@ -66,6 +66,7 @@ from providers.gitlab.api import (
     encode_id,
 )
 from providers.gitlab.testreport import to_test_run
+from providers.http import ClientError
 from providers.writes import append_once
 
 log = structlog.get_logger(__name__)
@@ -206,7 +207,7 @@ class GitLabClient:
         self._note_locks: dict[tuple[str, int], asyncio.Lock] = {}
 
     async def aclose(self) -> None:
-        self.api.close()
+        await self.api.aclose()
 
     # ---- coordinates --------------------------------------------------------------------
 
@@ -660,10 +661,10 @@ class GitLabClient:
                 ),
                 posted_already,
             )
-        except PermanentError as exc:
+        except ClientError as exc:
             # GitLab answers 400 "Cannot transition status via :run from :running" when
             # the status is already in that state: the goal is met.
-            if "Cannot transition status" in str(exc):
+            if exc.status == 400 and "Cannot transition status" in exc.detail:
                 return str(current.get("id")) if current else None
             raise
         return str(posted.get("id")) if isinstance(posted, dict) else None
@@ -827,9 +828,10 @@ class GitLabClient:
             await self.api.post(
                 f"react to note {comment.id}", path, {"name": ACK_EMOJI}, idempotent=True
             )
-        except PermanentError as exc:
+        except ClientError as exc:
             # A redelivered comment: the reaction is there already, which is the point.
-            if "already been taken" not in str(exc):
+            # (GitLab says so with a 404 or a 400, in its own words.)
+            if "already been taken" not in exc.detail:
                 raise
 
     async def reply(self, repo: str, comment: Comment, body: str) -> None:
@@ -878,7 +880,8 @@ def _number(settings: ProviderSettings, key: str, default: float) -> float:
 def create_client(
     settings: ProviderSettings, http: httpx.AsyncClient | None = None
 ) -> GitLabClient:
-    """The worker's GitLab client. `http` is unused: python-gitlab brings its own session.
+    """The worker's GitLab client. python-gitlab brings its own `requests` session for the
+    API; `http` (the worker's, or one of the client's own when None) carries the downloads.
 
     Raises `NotConfigured` without a token, `ConfigError` for a malformed setting.
     """
@@ -903,6 +906,7 @@ def create_client(
         token.reveal().strip(),
         timeout=timeout,
         workers=int(_number(settings, "workers", DEFAULT_WORKERS)),
+        http=http,
     )
     return GitLabClient(api, max_artifact_bytes=limits.max_download_bytes)
 

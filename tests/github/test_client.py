@@ -22,6 +22,7 @@ from providers.github.auth import (
     InstallationTokens,
 )
 from providers.github.client import GitHubClient, create_client
+from providers.http import Forbidden, Unauthorized
 from tests.fakes import failed_runs, publish, publish_error
 from tests.fakes.github import FakeGitHub
 from tests.github.conftest import REPO, app_key, github_env
@@ -452,6 +453,25 @@ async def test_can_retest_follows_repository_permission(fake, client, permission
     seed_run(fake)
     fake.grant(REPO, "octo-dev", permission, role)
     assert await client.can_retest(REPO, comment(fake)) is trusted
+
+
+async def test_a_404_from_the_permission_api_means_not_a_collaborator(fake, client) -> None:
+    seed_run(fake)
+    fake.fail("GET", r".*/collaborators/[^/]+/permission", status=404,
+              body={"message": "Not Found"})
+    assert await client.can_retest(REPO, comment(fake)) is False
+
+
+@pytest.mark.parametrize(("status", "kind"), [(403, Forbidden), (401, Unauthorized)])
+async def test_a_refused_permission_lookup_is_an_error_never_an_answer(
+    fake, client, status, kind
+) -> None:
+    seed_run(fake)
+    fake.fail("GET", r".*/collaborators/[^/]+/permission", status=status, times=2,
+              body={"message": "Resource not accessible by integration"})
+    with pytest.raises(kind) as caught:
+        await client.can_retest(REPO, comment(fake))
+    assert caught.value.status == status
 
 
 async def test_the_allowlist_trusts_without_asking(fake, make_client) -> None:
