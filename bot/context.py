@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.events import Event
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.isolation import ArtifactReader
 
 
 @dataclass
@@ -18,3 +21,6 @@ class Context:
     log: Any  # structlog BoundLogger with provider, delivery, repo, handler bound
     clients: Any  # bot.worker.Clients: .ci(provider) and .forge(provider), made once
     job_try: int = 1
+    #: Where artifacts are parsed: the worker's `bot.isolation.ParsePool`; None reads
+    #: them in this process.
+    artifacts: ArtifactReader | None = None

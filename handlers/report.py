@@ -3,8 +3,9 @@
 Provider-neutral: it uses only `providers.base.CIClient` and `Forge`. On `build.completed`
 it takes a Redis lock for the run (redeliveries and retries of one run never race), fetches
 the build, streams the artifacts whose names match the provider's patterns through
-`bot.artifacts` into the parsers' `Collector`, merges results the CI parsed itself, and
-publishes once (the forge upserts: check run, sticky comment).
+`bot.artifacts` into the parsers' `Collector` (in the worker, each artifact in a child
+process with CPU and memory limits: `bot.isolation`), merges results the CI parsed itself,
+and publishes once (the forge upserts: check run, sticky comment).
 
 A run with nothing to report (no matching artifact, no native results) publishes nothing:
 a lint workflow should not grow an empty test report on every commit.
@@ -21,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 from collections.abc import Sequence
-from typing import BinaryIO, Final
+from typing import Final
 
-from bot.artifacts import ArtifactLimits, read_artifact
+from bot.artifacts import ArtifactLimits
 from bot.context import Context
 from bot.events import BUILD_COMPLETED, RunRef
+from bot.isolation import ArtifactJob, ArtifactReader, InProcessReader
 from bot.results.model import Artifact, Origin, ParseError, TestRun
-from bot.results.parsers import Collector
 from bot.routing import Router
 from bot.settings import Settings
 from bot.store import LockBusy, Store, lock_ttl
@@ -55,6 +56,7 @@ LOCK_WAIT_SECONDS = 10.0
 #: How much of the job timeout is kept for the give-up answer (one or two API calls, each
 #: with its own request timeout) when reading a run runs long.
 GIVE_UP_MARGIN_SECONDS: Final = 30.0
+IN_PROCESS: Final = InProcessReader()
 UNEXPECTED: Final = Exception("an unexpected error (the worker's log has the details)")
 GAVE_UP: Final = (
     "Herald could not report on this run: {error}. "
@@ -204,39 +206,29 @@ async def collect(
 async def _read_one(
     ctx: Context, ref: RunRef, ci: CIClient, artifact: RemoteArtifact, limits: ArtifactLimits
 ) -> TestRun:
-    collector = Collector(ref.run_id)
     # Each artifact is its own origin (CI templates name them per job or matrix leg), so
     # two legs' results never stand in for each other in the report.
-    sink = _OriginSink(collector, Origin(artifact.name, url=artifact.url))
+    job = ArtifactJob(ref.run_id, artifact.name, Origin(artifact.name, url=artifact.url), limits)
+    # The worker's pool parses in a child process with CPU and memory limits, so that a
+    # hostile artifact costs only this job; without one (tests), in this process.
+    reader: ArtifactReader = ctx.artifacts or IN_PROCESS
     try:
-        errors, sizes = await read_artifact(
-            sink, artifact.name, ci.open_artifact(ref, artifact), limits
-        )
+        read = await reader.read(job, ci.open_artifact(ref, artifact))
     except PermanentError as exc:
         # One expired or missing artifact must not hide the others.
-        errors = [ParseError(source=artifact.name, reason=str(exc))]
-    else:
-        ctx.log.debug(
-            "artifact read",
-            artifact=artifact.name,
-            downloaded=sizes.downloaded,
-            inflated=sizes.inflated,
-            reports=sizes.reports,
+        return TestRun(
+            id=ref.run_id, errors=[ParseError(source=artifact.name, reason=str(exc))]
         )
-    run = collector.result()
-    run.errors.extend(errors)
+    ctx.log.debug(
+        "artifact read",
+        artifact=artifact.name,
+        downloaded=read.sizes.downloaded,
+        inflated=read.sizes.inflated,
+        reports=read.sizes.reports,
+    )
+    run = read.run
+    run.errors.extend(read.errors)
     return run
-
-
-class _OriginSink:
-    """A `Collector` as `bot.artifacts` sees it, tagging each report with one origin."""
-
-    def __init__(self, collector: Collector, origin: Origin) -> None:
-        self._collector = collector
-        self._origin = origin
-
-    def add_stream(self, source: str, stream: BinaryIO) -> None:
-        self._collector.add_stream(source, stream, self._origin)
 
 
 async def _give_up(ctx: Context, forge: Forge, ref: RunRef, error: Exception) -> None:

@@ -314,3 +314,28 @@ async def test_cases_keep_the_artifact_they_came_from(redis) -> None:
         (Origin("results-a", url="https://ci.example/a/0"), Status.FAILED),
         (Origin("results-b", url="https://ci.example/a/1"), Status.PASSED),
     ]
+
+
+async def test_an_artifact_over_the_parse_limits_is_named_and_the_others_still_count(
+    redis,
+) -> None:
+    from bot.isolation import ParseLimits, ParsePool
+    from tests.artifacts.test_isolation import install_hostile_formats
+
+    pool = ParsePool(ParseLimits(max_cpu_seconds=1), initializer=install_hostile_formats)
+    await pool.start()
+    ci = FakeCI(artifacts={
+        "junit": JUNIT, "hostile-results": zipped({"spin.xml": b"BURN PYTHON"}),
+    })
+    forge = FakeForge()
+    ctx = context(EVENT, redis, ci=ci, forge=forge)
+    ctx.artifacts = pool
+    try:
+        await report(ctx)
+    finally:
+        await pool.aclose()
+    [run] = forge.published
+    assert run.totals().total == 2
+    assert [(e.source, e.reason) for e in run.errors] == [
+        ("hostile-results/spin.xml", "could not be read: used more than 1 s of CPU"),
+    ]
