@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import multiprocessing
+import os
 import time
 import zipfile
 from collections.abc import AsyncIterator
@@ -20,6 +21,8 @@ import pytest
 
 from bot.artifacts import ArtifactLimits
 from bot.isolation import (
+    YIELD_AFTER_SECONDS,
+    YIELDED_NICENESS,
     ArtifactJob,
     ArtifactRead,
     InProcessReader,
@@ -240,6 +243,21 @@ async def test_a_cancelled_read_takes_its_child_with_it(pool: ParsePool) -> None
         await reading
 
     assert multiprocessing.active_children() == []
+
+
+async def test_a_read_that_runs_long_yields_the_cpu_to_shorter_ones(pool: ParsePool) -> None:
+    reading = asyncio.create_task(read(pool, b"SLEEP", name="nap.txt"))
+    await asyncio.to_thread(until_a_child_runs)
+    [child] = multiprocessing.active_children()
+    assert child.pid is not None
+    assert os.getpriority(os.PRIO_PROCESS, child.pid) == 0
+
+    await asyncio.sleep(YIELD_AFTER_SECONDS + 0.5)
+
+    assert os.getpriority(os.PRIO_PROCESS, child.pid) == YIELDED_NICENESS
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
 
 
 async def test_a_download_over_the_cap_is_refused_before_any_child_starts(
