@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.events import Event
 from bot.ports import Clients
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.isolation import ArtifactReader
 
 
 class Log(Protocol):
@@ -32,3 +35,6 @@ class Context:
     #: and `.forge(provider)` (a forge target).
     clients: Clients
     job_try: int = 1
+    #: Where artifacts are parsed: the worker's `bot.isolation.ParsePool`; None reads
+    #: them in this process.
+    artifacts: ArtifactReader | None = None

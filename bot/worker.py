@@ -25,7 +25,10 @@ Settings (environment snapshot): `HERALD_JOB_TIMEOUT_SECONDS` (300),
 `HERALD_JOB_MAX_TRIES` (5), `HERALD_WORKER_CONCURRENCY` (10),
 `HERALD_WORKER_POLL_SECONDS` (0.01: ARQ polls its queue; its 0.5 s default would add up to
 half a second to every report), `HERALD_WORKER_SHUTDOWN_GRACE_SECONDS` (25: inside the 30 s
-most process managers allow before SIGKILL).
+most process managers allow before SIGKILL). Artifacts are parsed in child processes
+(`bot.isolation.ParsePool`, started here and stopped at shutdown) under
+`HERALD_PARSE_MAX_MEMORY_BYTES` (1 GiB), `HERALD_PARSE_MAX_CPU_SECONDS` (120),
+`HERALD_PARSE_TIMEOUT_SECONDS` (180) and `HERALD_PARSE_PROCESSES` (the concurrency) at once.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from arq.worker import Worker, func
 
 from bot.context import Context
 from bot.events import Event
+from bot.isolation import ParsePool
 from bot.logging import get_logger
 from bot.ports import (
     CISource,
@@ -208,6 +212,7 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
             log=bound.bind(handler=name),
             clients=ctx["clients"],
             job_try=job_try,
+            artifacts=ctx.get("parse_pool"),
         )
         try:
             await handler(context)
@@ -259,10 +264,16 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         follow_redirects=False,
     )
     ctx["clients"] = Clients(settings, ctx["http"], ctx["directory"])
+    pool = ParsePool.from_settings(settings)
+    await pool.start()
+    ctx["parse_pool"] = pool
     log.info("worker started", queue=settings.queue_name, handlers=len(ctx["router"].routes))
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
+    pool: ParsePool | None = ctx.get("parse_pool")
+    if pool is not None:
+        await pool.aclose()
     clients: Clients | None = ctx.get("clients")
     if clients is not None:
         await clients.aclose()

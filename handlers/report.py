@@ -3,7 +3,8 @@
 Provider-neutral: it uses only the roles of `bot.ports`. On `build.completed` it takes a
 Redis lock for the run (redeliveries and retries of one run never race), then reads
 source → results → forge: the event's CI source gives the build, the artifacts (streamed
-through `bot.artifacts` into the parsers' `Collector`), the results the CI parsed itself,
+through `bot.artifacts` into the parsers' `Collector`; in the worker, each artifact in a
+child process with CPU and memory limits: `bot.isolation`), the results the CI parsed itself,
 the run's `Change` and its `ReportOrigin`; the forge target holding the change publishes
 once (it upserts: check run, status, sticky comment), named after the origin so several CI
 systems on one commit never overwrite each other. What was reported on which commit is
@@ -25,11 +26,12 @@ import asyncio
 import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import Final
 
-from bot.artifacts import ArchiveBudget, ArtifactLimits, read_artifact
+from bot.artifacts import ArchiveBudget, ArtifactLimits, Sizes, budget_spent
 from bot.context import Context
 from bot.events import BUILD_COMPLETED, RunRef
+from bot.isolation import ArtifactJob, ArtifactReader, InProcessReader
 from bot.ports import (
     Build,
     CISource,
@@ -40,7 +42,6 @@ from bot.ports import (
     TransientError,
 )
 from bot.results.model import Artifact, Origin, ParseError, TestRun
-from bot.results.parsers import Collector
 from bot.routing import Router
 from bot.settings import Settings
 from bot.store import LockBusy, Store, lock_ttl
@@ -234,40 +235,43 @@ async def _read_one(
     limits: ArtifactLimits,
     budget: ArchiveBudget,
 ) -> TestRun:
-    collector = Collector(ref.run_id)
+    if budget.remaining <= 0:
+        # Not even downloaded: nothing of it could be read.
+        reason = f"refused: {budget_spent(budget.limit)}"
+        return TestRun(id=ref.run_id, errors=[ParseError(source=artifact.name, reason=reason)])
     # Each artifact is its own origin (CI templates name them per job or matrix leg), so
     # two legs' results never stand in for each other in the report.
-    sink = _OriginSink(collector, Origin(artifact.name, url=artifact.url))
+    job = ArtifactJob(ref.run_id, artifact.name, Origin(artifact.name, url=artifact.url),
+                      limits, remaining_bytes=budget.remaining)
+    # The worker's pool parses in a child process with CPU and memory limits, so that a
+    # hostile artifact costs only this job; without one (tests), in this process.
+    reader: ArtifactReader = ctx.artifacts or IN_PROCESS
     try:
-        errors, sizes = await read_artifact(
-            sink, artifact.name, ci.open_artifact(ref, artifact), limits, budget=budget
-        )
+        read = await reader.read(job, ci.open_artifact(ref, artifact))
     except PermanentError as exc:
         # One expired or missing artifact must not hide the others.
-        errors = [ParseError(source=artifact.name, reason=str(exc))]
-    else:
-        ctx.log.debug(
-            "artifact read",
-            artifact=artifact.name,
-            downloaded=sizes.downloaded,
-            inflated=sizes.inflated,
-            budget_left=budget.remaining,
-            reports=sizes.reports,
+        return TestRun(
+            id=ref.run_id, errors=[ParseError(source=artifact.name, reason=str(exc))]
         )
-    run = collector.result()
-    run.errors.extend(errors)
+    budget.spend(read.sizes)
+    _log_read(ctx, artifact, read.sizes, budget)
+    run = read.run
+    run.errors.extend(read.errors)
     return run
 
 
-class _OriginSink:
-    """A `Collector` as `bot.artifacts` sees it, tagging each report with one origin."""
+def _log_read(ctx: Context, artifact: RemoteArtifact, sizes: Sizes, budget: ArchiveBudget) -> None:
+    ctx.log.debug(
+        "artifact read",
+        artifact=artifact.name,
+        downloaded=sizes.downloaded,
+        inflated=sizes.inflated,
+        budget_left=budget.remaining,
+        reports=sizes.reports,
+    )
 
-    def __init__(self, collector: Collector, origin: Origin) -> None:
-        self._collector = collector
-        self._origin = origin
 
-    def add_stream(self, source: str, stream: BinaryIO) -> None:
-        self._collector.add_stream(source, stream, self._origin)
+IN_PROCESS: Final = InProcessReader()
 
 
 async def _give_up(

@@ -333,3 +333,28 @@ async def test_the_artifacts_of_one_run_share_one_inflated_byte_budget(redis) ->
     ]
     # The spent budget is known before the third download, which is never started.
     assert ("open_artifact", "junit") not in ci.calls
+
+
+async def test_an_artifact_over_the_parse_limits_is_named_and_the_others_still_count(
+    redis,
+) -> None:
+    from bot.isolation import ParseLimits, ParsePool
+    from tests.artifacts.test_isolation import install_hostile_formats
+
+    pool = ParsePool(ParseLimits(max_cpu_seconds=1), initializer=install_hostile_formats)
+    await pool.start()
+    ci = FakeCI(artifacts={
+        "junit": JUNIT, "hostile-results": zipped({"spin.xml": b"BURN PYTHON"}),
+    })
+    forge = FakeForge()
+    ctx = context(EVENT, redis, ci=ci, forge=forge)
+    ctx.artifacts = pool
+    try:
+        await report(ctx)
+    finally:
+        await pool.aclose()
+    [run] = forge.published
+    assert run.totals().total == 2
+    assert [(e.source, e.reason) for e in run.errors] == [
+        ("hostile-results/spin.xml", "could not be read: used more than 1 s of CPU"),
+    ]
