@@ -454,6 +454,23 @@ async def test_can_retest_follows_repository_permission(fake, client, permission
     assert await client.can_retest(REPO, comment(fake)) is trusted
 
 
+async def test_a_user_github_does_not_know_as_a_collaborator_is_not_trusted(fake, client):
+    # GitHub answers 404 for a login that is no user or cannot be a collaborator here.
+    seed_run(fake)
+    fake.fail("GET", r".*/collaborators/.*/permission", status=404,
+              body={"message": "Not Found"})
+    assert await client.can_retest(REPO, comment(fake)) is False
+
+
+async def test_a_permission_check_that_fails_otherwise_is_no_answer(fake, client) -> None:
+    # Forbidden is not "no": the retest is neither run nor refused on a guess.
+    seed_run(fake)
+    fake.fail("GET", r".*/collaborators/.*/permission", status=403,
+              body={"message": "Resource not accessible by integration"})
+    with pytest.raises(PermanentError, match="403"):
+        await client.can_retest(REPO, comment(fake))
+
+
 async def test_the_allowlist_trusts_without_asking(fake, make_client) -> None:
     client = make_client(HERALD_GITHUB_RETEST_ALLOWLIST="Release-Bot, octo-dev")
     seed_run(fake)
