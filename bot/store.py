@@ -17,10 +17,14 @@ Key layout (every key under `herald:`, every key with a TTL):
   `REPORTED_TTL_SECONDS` (14 days) from the last report. The retest handler: which CI
   systems ran for a head commit, so `/retest` reruns the failed work of every one of them.
 
-Locks are `SET NX PX` with a random token and released by a compare-and-delete script,
-so a holder whose lock expired never deletes a later holder's lock. A worker that dies
-holding a lock blocks that run for at most the lock TTL, which `lock_ttl` makes longer
-than ARQ's job timeout so a live holder never loses its lock mid-job.
+Locks are redis-py's own `redis.asyncio.lock.Lock`: `SET NX PX` with a random token,
+released and extended by its compare-and-act scripts, so a holder whose lock lapsed never
+deletes or extends a later holder's lock. While a block runs, a background task extends
+the lock back to its full TTL every third of it: a job that runs longer than the TTL (a
+slow run, a job timeout raised on one worker before the others) keeps its lock. A worker
+that dies holding a lock stops extending it, so that run is blocked for at most the TTL;
+`lock_ttl` sizes it past ARQ's job timeout all the same, so the remaining TTL a second
+delivery is told to wait (`LockBusy.retry_after`) covers the whole of the holder's job.
 """
 
 from __future__ import annotations
@@ -28,13 +32,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import secrets
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockNotOwnedError, RedisError
+
 from bot.events import RunRef
+from bot.logging import get_logger
 from bot.ports import Change
 from bot.settings import Settings
 
@@ -46,12 +52,11 @@ DONE_TTL_SECONDS: Final = 24 * 3600
 #: for two weeks can still be retested in every CI system that ran for it.
 REPORTED_TTL_SECONDS: Final = 14 * 24 * 3600
 
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
+#: A held lock is extended this many times per TTL: one failed extension (a Redis blip)
+#: still leaves a later one time to land before the lock lapses.
+EXTENSIONS_PER_TTL: Final = 3
+
+log = get_logger("herald.store")
 
 
 class LockBusy(Exception):
@@ -63,9 +68,10 @@ class LockBusy(Exception):
 
 
 def lock_ttl(settings: Settings) -> float:
-    """TTL of a lock held for one job: longer than the worker's job timeout, so a live job
-    never loses it, and no longer than needed, so a killed worker's lock lapses soon after
-    ARQ reruns its job."""
+    """TTL of a lock held for one job: longer than the worker's job timeout, so the TTL a
+    second delivery is told to wait covers the holder's whole job (and a holder keeps its
+    lock even between extensions), and no longer than needed, so a killed worker's lock
+    lapses soon after ARQ reruns its job."""
     return max(LOCK_TTL_SECONDS, settings.job_timeout_seconds() + 60)
 
 
@@ -89,19 +95,32 @@ class Store:
         wait: float = 10.0,
         poll: float = 0.1,
     ) -> AsyncIterator[None]:
-        """Hold `herald:lock:{name}` for the block; wait up to `wait` s, else `LockBusy`."""
+        """Hold `herald:lock:{name}` for the block, extended while it runs; wait up to
+        `wait` s for it, else `LockBusy` with the holder's remaining TTL."""
         lock_key = key("lock", name)
-        token = secrets.token_hex(16)
-        deadline = time.monotonic() + wait
-        while not await self.redis.set(lock_key, token, nx=True, px=int(ttl * 1000)):
-            if time.monotonic() >= deadline:
-                remaining_ms = await self.redis.pttl(lock_key)
-                raise LockBusy(lock_key, max(1.0, remaining_ms / 1000 if remaining_ms > 0 else 1))
-            await asyncio.sleep(poll)
+        # thread_local=False: the token belongs to this acquisition, not to the thread that
+        # every coroutine of the worker shares.
+        lock = Lock(
+            self.redis, lock_key, timeout=ttl, sleep=poll, blocking_timeout=wait,
+            thread_local=False,
+        )
+        if not await lock.acquire():
+            remaining_ms = await self.redis.pttl(lock_key)
+            raise LockBusy(lock_key, max(1.0, remaining_ms / 1000 if remaining_ms > 0 else 1))
+        keeper = asyncio.create_task(_keep_extended(lock, ttl), name=f"extend {lock_key}")
         try:
             yield
         finally:
-            await self.redis.eval(_RELEASE, 1, lock_key, token)
+            keeper.cancel()
+            # asyncio.wait, not await: it neither raises the keeper's CancelledError nor
+            # swallows a cancellation of this task.
+            await asyncio.wait([keeper])
+            try:
+                await lock.release()
+            except LockNotOwnedError:
+                # It lapsed (Redis lost the key, or the loop stalled past the TTL) and may
+                # be someone else's now: theirs to release, not ours.
+                log.warning("lock lapsed before its holder released it", lock=lock_key)
 
     async def cached_flag(self, name: str) -> bool | None:
         value = await self.redis.get(key("cache", name))
@@ -146,3 +165,23 @@ class Store:
             except (TypeError, ValueError):
                 continue
         return runs
+
+
+async def _keep_extended(lock: Lock, ttl: float) -> None:
+    """Extend `lock` back to `ttl` every `ttl / EXTENSIONS_PER_TTL` s until cancelled.
+
+    A lock found lost is not taken back: another worker may hold it by now. The block
+    goes on without it rather than being cancelled halfway through a publish, which would
+    leave the reviewer a half-made report; publishing upserts, so the worst overlap is a
+    duplicate the next report replaces.
+    """
+    while True:
+        await asyncio.sleep(ttl / EXTENSIONS_PER_TTL)
+        try:
+            await lock.extend(ttl, replace_ttl=True)
+        except LockNotOwnedError:
+            log.warning("lock lost while held; no longer extending it", lock=lock.name)
+            return
+        except RedisError as exc:
+            log.warning("could not extend a held lock; trying again", lock=lock.name,
+                        error=str(exc))

@@ -1,11 +1,12 @@
 """The worker: ARQ settings, the one job function, and the clients a process shares.
 
 `worker_settings(settings, router, directory)` is the ARQ `WorkerSettings` (as the mapping
-ARQ's `create_worker` accepts), `create_worker(...)` an `arq.Worker` from it; the handlers'
-router and the providers' directory are handed in (`bot.composition` wires the built-in
-ones), so this module depends on neither. The job
-`handle_event(ctx, event)` rebuilds the `Event`, binds log context and runs every handler
-the router has for it; one handler's failure never stops another.
+ARQ's `create_worker` accepts), `create_worker(...)` a `HeraldWorker` (an `arq.Worker`
+that closes its Redis pool without deprecated calls) from it; the handlers' router and the
+providers' directory are handed in (`bot.composition` wires the built-in ones), so this
+module depends on neither. The job `handle_event(ctx, event)` rebuilds the `Event`, binds
+log context and runs every handler the router has for it; one handler's failure never
+stops another.
 
 Failures:
 - `bot.ports.TransientError` (5xx, 429, timeouts) → `arq.Retry`, deferred by the
@@ -36,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -315,23 +315,28 @@ def worker_settings(
     }
 
 
-async def close_worker(worker: Worker) -> None:
-    """Close a worker after its main task ended, once its jobs have settled.
+class HeraldWorker(Worker):
+    """ARQ's worker, closed the way a Herald process needs it closed."""
 
-    ARQ's `close()` cancels job tasks that are not done; a job that was just cancelled
-    (and is being put back in the queue under `asyncio.shield`) would be cancelled a
-    second time and `close()` would raise. Waiting for the tasks first avoids that.
-    """
-    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
-    with warnings.catch_warnings():
-        # arq 0.28 closes its pool with redis' deprecated close(); nothing for us to act on
-        warnings.simplefilter("ignore", DeprecationWarning)
-        await worker.close()
+    async def close(self) -> None:
+        """Close once the jobs have settled, and close the Redis pool with `aclose()`.
+
+        ARQ's `close()` cancels job tasks that are not done; a job that was just cancelled
+        (and is being put back in the queue under `asyncio.shield`) would be cancelled a
+        second time and `close()` would raise. Waiting for the tasks first avoids that.
+        """
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        pool = self._pool
+        if pool is not None:
+            # arq 0.28 ends its close() with the pool's close(close_connection_pool=True),
+            # deprecated since redis-py 5.0.1 for aclose(), which takes the same argument.
+            pool.close = pool.aclose  # type: ignore[method-assign,attr-defined]  # stubs: redis 4
+        await super().close()
 
 
 def create_worker(
     settings: Settings, router: Router, directory: ProviderDirectory, **overrides: Any
-) -> Worker:
+) -> HeraldWorker:
     """An ARQ worker; create it inside the event loop that will run it."""
     options = {**worker_settings(settings, router, directory), **overrides}
-    return Worker(**options)
+    return HeraldWorker(**options)

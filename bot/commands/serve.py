@@ -29,7 +29,6 @@ from bot.connections import protocol_class
 from bot.console import printable
 from bot.embedded_redis import EmbeddedRedis
 from bot.settings import ConfigError, Settings
-from bot.worker import close_worker
 
 log = herald_logging.get_logger("herald.serve")
 
@@ -162,7 +161,7 @@ async def serve(settings: Settings, host: str, port: int) -> int:
         server_running = False
         stop_worker()
         await asyncio.gather(worker_task, return_exceptions=True)
-        await close_worker(worker)
+        await worker.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("herald stopped")

@@ -16,7 +16,6 @@ from bot.commands.serve import run_async
 from bot.composition import create_worker
 from bot.console import printable
 from bot.settings import ConfigError, Settings
-from bot.worker import close_worker
 
 log = herald_logging.get_logger("herald.worker")
 
@@ -60,5 +59,5 @@ async def _work(settings: Settings, *, burst: bool) -> int:
         # Redis unreachable at start, or lost mid-run: a non-zero exit, so a process
         # manager that restarts failed services restarts this one
         log.error("worker stopped unexpectedly", error=repr(ended))
-    await close_worker(worker)
+    await worker.close()
     return 1 if failed else 0

@@ -11,7 +11,6 @@ from bot.composition import create_worker
 from bot.context import Context
 from bot.events import BUILD_COMPLETED
 from bot.routing import Router
-from bot.worker import close_worker
 from tests.app.conftest import AppFactory
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "webhooks" / "github"
@@ -41,7 +40,7 @@ async def test_a_github_workflow_run_is_queued_once_and_handled_once(
         try:
             await worker.async_run()
         finally:
-            await close_worker(worker)
+            await worker.close()
 
     assert (first.status_code, first.json()) == (202, {"status": "queued",
                                                        "job_id": "github:gh-e2e-1"})

@@ -21,7 +21,7 @@ from bot.embedded_redis import free_port
 from bot.events import BUILD_COMPLETED, PING
 from bot.routing import Router
 from bot.settings import Settings
-from bot.worker import Clients, backoff_seconds, close_worker
+from bot.worker import Clients, backoff_seconds
 from providers.base import NotConfigured, TransientError, Unsupported
 from tests.app.conftest import TEST_PROVIDER, AppFactory, make_settings
 from tests.fakes import FakeCI
@@ -54,7 +54,7 @@ async def run_burst(settings: Settings, router: Router) -> None:
     try:
         await worker.async_run()
     finally:
-        await close_worker(worker)
+        await worker.close()
 
 
 async def post_build(start_app: AppFactory, settings: Settings, *deliveries: str) -> None:
@@ -185,7 +185,7 @@ async def test_on_sigterm_a_job_past_the_grace_period_goes_back_to_the_queue(
     await asyncio.wait_for(started.wait(), 5)
     worker.handle_sig_wait_for_completion(signal.SIGTERM)
     await asyncio.gather(running, return_exceptions=True)
-    await close_worker(worker)
+    await worker.close()
 
     assert [m.decode() for m in await redis.zrange(QUEUE, 0, -1)] == [f"{TEST_PROVIDER}:job-5"]
     assert await redis.exists(f"arq:in-progress:{TEST_PROVIDER}:job-5") == 0
@@ -209,7 +209,7 @@ async def test_on_sigterm_a_job_within_the_grace_period_finishes(
     await asyncio.wait_for(started.wait(), 5)
     worker.handle_sig_wait_for_completion(signal.SIGTERM)
     await asyncio.gather(running, return_exceptions=True)
-    await close_worker(worker)
+    await worker.close()
 
     assert finished == ["job-6"]
     assert await redis.zcard(QUEUE) == 0

@@ -208,6 +208,41 @@ def test_too_many_entries_refuses_the_archive_from_its_end_record() -> None:
     assert sink.reports == {}
 
 
+def never_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make zipfile fail the test if it is asked to read an archive's directory."""
+
+    def parse(*args: object, **kwargs: object) -> None:
+        pytest.fail("zipfile parsed a central directory the end record should have refused")
+
+    monkeypatch.setattr(zipfile, "ZipFile", parse)
+
+
+def test_too_many_entries_are_refused_before_zipfile_reads_the_directory(monkeypatch) -> None:
+    # zipfile holds a ZipInfo per entry: a million-entry directory costs its memory first.
+    data = make_zip({f"r{i}.xml": REPORT for i in range(12)})
+    never_parsed(monkeypatch)
+    sink, errors, _ = read(data, ArtifactLimits(max_entries=10))
+    assert errors == {"junit": "refused: 12 entries, more than 10"}
+    assert sink.reports == {}
+
+
+def test_a_directory_padded_beyond_its_entry_count_is_refused_unread(monkeypatch) -> None:
+    # Few entries, each with a long comment: a directory sized to exhaust memory while
+    # claiming an entry count under the cap.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in ("a.xml", "b.xml"):
+            info = zipfile.ZipInfo(name)
+            info.comment = b"x" * 4000
+            archive.writestr(info, REPORT)
+    data = buffer.getvalue()
+    never_parsed(monkeypatch)
+    sink, errors, _ = read(data, ArtifactLimits(max_entries=4))
+    # 2 x (46-byte record + 5-byte name + 4,000-byte comment), over 4 entries' allowance
+    assert errors == {"junit": "refused: central directory of 8,102 bytes is too large"}
+    assert sink.reports == {}
+
+
 @pytest.mark.parametrize("cut", [0.3, 0.6, 0.95])
 def test_a_truncated_zip_is_refused_not_crashed_on(cut: float) -> None:
     data = make_zip({"a.xml": REPORT * 50, "b.xml": REPORT * 50})

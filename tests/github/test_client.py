@@ -396,6 +396,23 @@ async def test_an_older_run_never_overwrites_a_newer_report(fake, client) -> Non
     assert len(fake.repo(REPO).check_runs) == 2  # each run still has its own check run
 
 
+async def test_a_workflow_never_takes_over_the_comment_of_one_whose_name_it_begins(
+    fake, client
+) -> None:
+    # "CI"'s marker is a prefix of "CI nightly"'s but for the space that ends the key.
+    nightly = seed_run(fake, id=7001, workflow_id=71, name="CI nightly")
+    nightly_ref = ref_for(fake, nightly)
+    await publish(client, nightly_ref, failing_run(3), await client.get_build(nightly_ref))
+    ci = seed_run(fake, id=7002, workflow_id=72, name="CI")
+    ci_ref = ref_for(fake, ci)
+    await publish(client, ci_ref, failing_run(1), await client.get_build(ci_ref))
+    bodies = [c["body"] for c in fake.repo(REPO).comments[PR]]
+    assert [b.split(" run=")[0] for b in bodies] == [
+        "<!-- herald:report:CI%20nightly", "<!-- herald:report:CI",
+    ]
+    assert "run=7001." in bodies[0] and "3 failed" in bodies[0]
+
+
 async def test_a_human_comment_quoting_the_marker_is_left_alone(fake, client) -> None:
     ref, run, build = await _build_for_publish(fake, client, failing_run(1))
     fake.add_human_comment(REPO, PR, f"<!-- herald:report:CI run={ref.run_id}.9 --> ha", "eve")

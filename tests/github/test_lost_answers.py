@@ -8,6 +8,7 @@ rerun) are first looked for in what GitHub holds, and only what is missing is se
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import httpx
@@ -186,6 +187,22 @@ async def test_a_reply_that_did_not_land_is_posted_again_after_looking(fake, cli
         ("POST", 502), ("GET", None), ("POST", None),
     ]
     assert len(fake.repo(REPO).comments[PR]) == 1
+
+
+async def test_a_reply_to_another_comment_whose_id_begins_alike_is_not_this_ones(
+    fake, client
+) -> None:
+    # Our reply to comment 55512345 begins with "<!-- herald:reply:5551234" too: only the
+    # marker's closing " -->" tells it from a reply to comment 5551234.
+    seed_run(fake)
+    earlier = comment(fake)
+    await client.reply(REPO, dataclasses.replace(earlier, id="55512345"), "earlier answer")
+    fake.fail("POST", COMMENTS, status=502)
+    await client.reply(REPO, earlier, "re-running")
+    assert [c["body"] for c in fake.repo(REPO).comments[PR]] == [
+        "<!-- herald:reply:55512345 -->\nearlier answer",
+        "<!-- herald:reply:5551234 -->\nre-running",
+    ]
 
 
 @LOST

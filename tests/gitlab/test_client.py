@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.events import Comment
+from bot.events import Comment, RunRef
+from bot.ports import Change, ReportOrigin
 from bot.reports.markdown import WORD_JOINER
 from bot.results.model import Artifact, Status, Suite, TestCase, TestRun
 from bot.settings import ConfigError, ProviderSettings
@@ -339,6 +340,40 @@ async def test_someone_elses_note_with_our_marker_is_left_alone(
     await publish(client, root_ref(), failing_run("x"), build)
     assert len(gitlab.our_notes(PROJECT, MR)) == 1
     assert gitlab.calls_to("PUT", "/notes/") == []
+
+
+async def test_a_workflow_never_takes_over_the_note_of_one_whose_name_it_begins(
+    client: GitLabClient, gitlab: FakeGitLab
+) -> None:
+    # Another CI system's workflows each get a note; "CI"'s marker would be found inside
+    # "CI nightly"'s but for the " -->" that ends it.
+    change = Change(forge="gitlab", repo=PATH, sha=SHA, numbers=(MR,),
+                    extra={"project_id": PROJECT})
+
+    def circleci(name: str, sequence: int) -> ReportOrigin:
+        ref = RunRef(provider="circleci", repo=f"gl/{PATH}", run_id=f"p-{sequence}", sha=SHA)
+        return ReportOrigin(run=ref, name=name, sequence=sequence, failed=True)
+
+    await client.publish(change, circleci("CI nightly", 7), failing_run("nightly"))
+    await client.publish(change, circleci("CI", 8), failing_run("x"))
+    bodies = [n["body"] for n in gitlab.our_notes(PROJECT, MR)]
+    assert [b.splitlines()[0] for b in bodies] == [
+        "<!-- herald:report:circleci:CI%20nightly -->", "<!-- herald:report:circleci:CI -->",
+    ]
+    assert "suite.nightly" in bodies[0] and "suite.x" not in bodies[0]
+
+
+async def test_our_reply_to_a_retest_is_not_taken_for_the_report_note(
+    client: GitLabClient, gitlab: FakeGitLab
+) -> None:
+    reply = f"{notes.reply_marker('2219876')}\n@dev re-running the failed jobs"
+    gitlab.add_note(PROJECT, MR, reply, author_id=gitlab.me["id"],
+                    username=gitlab.me["username"])
+    build = await client.get_build(root_ref())
+    await publish(client, root_ref(), failing_run("x"), build)
+    bodies = [n["body"] for n in gitlab.our_notes(PROJECT, MR)]
+    assert bodies[0] == reply
+    assert len(bodies) == 2 and notes.is_report(bodies[1])
 
 
 async def test_an_older_pipeline_never_overwrites_a_newer_report(

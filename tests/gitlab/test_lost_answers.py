@@ -135,6 +135,21 @@ async def test_a_reply_that_did_not_land_is_posted_again_after_looking(
     assert len(gitlab.our_notes(PROJECT, MR)) == 1
 
 
+async def test_a_reply_to_another_note_whose_id_begins_alike_is_not_this_ones(
+    client: GitLabClient, gitlab: FakeGitLab
+) -> None:
+    # Our reply to note 22198761 begins with "<!-- herald:reply:2219876" too: only the
+    # marker's closing " -->" tells it from a reply to note 2219876.
+    gitlab.add_note(PROJECT, MR, f"{notes.reply_marker('22198761')}\nearlier answer",
+                    author_id=gitlab.me["id"], username=gitlab.me["username"])
+    gitlab.fail_next(f"POST {NOTES}", status=502)  # a gateway error: GitLab did nothing
+    await client.reply(PATH, note(DEVELOPER_NAME, DEVELOPER_ID), "re-running")
+    assert [n["body"] for n in gitlab.our_notes(PROJECT, MR)] == [
+        "<!-- herald:reply:22198761 -->\nearlier answer",
+        "<!-- herald:reply:2219876 -->\nre-running",
+    ]
+
+
 @LOST
 async def test_a_lost_answer_to_a_pipeline_retry_does_not_retry_it_twice(
     client: GitLabClient, gitlab: FakeGitLab, how: str

@@ -211,6 +211,22 @@ async def test_the_permission_answer_is_cached_briefly(redis) -> None:
     assert 0 < await redis.ttl("herald:cache:permission:github:octo/app:alice") <= 60
 
 
+async def test_a_cached_refusal_is_still_a_refusal(redis) -> None:
+    # The second request is answered from the cache: it must refuse as the forge did.
+    forge = FakeForge(trusted={"alice"})
+    ci = FakeCI(failed=[failed_run("1", "CI")])
+    await retest(context(comment_event(author="mallory"), redis, ci=ci, forge=forge))
+    again = Event(provider="github", name=COMMENT_CREATED, native_name="issue_comment",
+                  delivery_id="d-9", repo="octo/app",
+                  comment=Comment(id="78", body="/retest", author="Mallory", change=5))
+    await retest(context(again, redis, ci=ci, forge=forge))
+    refusal = ("reply", "@mallory sorry, I can't retest on your request. "
+                        "Only people with write access to this repository can retest.")
+    assert forge.calls == [("can_retest", "mallory"), refusal,
+                           ("reply", refusal[1].replace("@mallory", "@Mallory"))]
+    assert ci.calls == []
+
+
 async def test_rerequesting_our_check_reruns_the_run_behind_it(redis) -> None:
     ref = RunRef(provider="github", repo="octo/app", run_id="4242/1")
     event = Event(provider="github", name=CHECK_REREQUESTED, native_name="check_run",

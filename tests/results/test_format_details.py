@@ -148,3 +148,29 @@ def test_cases_are_split_by_their_innermost_suite() -> None:
     run = parse_bytes(document)
     assert {s.name: [c.name for c in s.cases] for s in run.suites} == {
         "outer": ["before", "after"], "inner": ["nested"]}
+
+
+@pytest.mark.parametrize(
+    ("children", "status", "message"),
+    [
+        # pytest writes a skip and the teardown error that followed in one <testcase>
+        ('<skipped message="no db"/><error message="teardown broke"/>', Status.ERROR,
+         "teardown broke"),
+        ('<error message="teardown broke"/><skipped message="no db"/>', Status.ERROR,
+         "teardown broke"),
+        ('<skipped message="flaky on CI"/><failure message="boom"/>', Status.FAILED, "boom"),
+        ('<failure message="boom"/><skipped message="flaky on CI"/>', Status.FAILED, "boom"),
+        ('<failure message="boom"/><error message="and then crashed"/>', Status.ERROR,
+         "and then crashed"),
+    ],
+)
+def test_a_skip_never_hides_a_failure_or_error_of_the_same_case(
+    children: str, status: Status, message: str
+) -> None:
+    run = parse_bytes(
+        f'<testsuite name="s"><testcase classname="a.B" name="t">{children}</testcase>'
+        "</testsuite>".encode()
+    )
+    [case] = run.cases()
+    assert (case.status, case.message) == (status, message)
+    assert (run.totals().skipped, run.totals().total) == (0, 1)
