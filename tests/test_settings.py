@@ -420,3 +420,25 @@ def test_a_stale_table_is_rewritten_and_the_prose_around_it_kept() -> None:
         f"Intro.\n\n<!-- settings: artifacts -->\n{table(['artifacts'])}{END}\n\nOutro.\n"
     )
     assert render(render(stale)) == render(stale)
+
+
+def test_the_generator_checks_writes_and_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.config import DOCS, END, _main
+
+    for name in DOCS:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    limits = tmp_path / "docs/limits.md"
+    limits.write_text(limits.read_text().replace(END, "| a row the schema lacks |\n" + END))
+    monkeypatch.chdir(tmp_path)
+
+    assert _main(["--check"]) == 1
+    assert "docs/limits.md: settings table out of date" in capsys.readouterr().err
+    assert _main(["--write"]) == 0
+    assert limits.read_text() == (ROOT / "docs/limits.md").read_text()
+    assert _main(["--check"]) == 0
+    assert _main(["--markdown"]) == 0
+    assert "| `HERALD_TEAMCITY_WEBHOOK_SECRET` |" in capsys.readouterr().out
+    assert _main([]) == 2
