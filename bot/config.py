@@ -206,6 +206,14 @@ class GitLabConfig(ClientConfig):
     workers: WholeNumber = setting(8, "GitLab requests one worker process runs at once", ge=1)
 
 
+class BitbucketConfig(ProviderConfig):
+    api_url: HttpUrl | None = setting(
+        None, "a self-hosted Bitbucket's API address: runs of other CI systems whose "
+        "repository URL has its host are reported there (`bot.forges`)",
+        shown_default="none: bitbucket.org only",
+    )
+
+
 class TravisConfig(BaseModel):
     """Travis CI signs with its own key pair: no shared secret."""
 
@@ -324,7 +332,7 @@ class HeraldConfig(BaseSettings):
     # -- providers: `HERALD_<PROVIDER>_<KEY>`; the field name is the provider's, `-` as `_`
     github: GitHubConfig = GitHubConfig()
     gitlab: GitLabConfig = GitLabConfig()
-    bitbucket: ProviderConfig = ProviderConfig()
+    bitbucket: BitbucketConfig = BitbucketConfig()
     azure_devops: ProviderConfig = ProviderConfig()
     circleci: ProviderConfig = ProviderConfig()
     travis: TravisConfig = TravisConfig()
