@@ -57,8 +57,9 @@ def refuse(command: str, exc: ConfigError) -> int:
 def warn_unknown_settings(settings: Settings) -> None:
     """Say which `HERALD_` variables nothing reads: a typo in a secret's name would
     otherwise show only as every delivery refused."""
+    settings_log = herald_logging.get_logger("herald.settings")
     for warning in settings.unknown_variables(providers.names()):
-        log.warning(warning)
+        settings_log.warning(warning)
 
 
 def run(args: argparse.Namespace) -> int:
