@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean docs
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,6 +18,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check bot handlers providers tests bench
 	$(BIN)/mypy
+	$(BIN)/python -m bot.config --check
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
@@ -28,6 +29,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.archive
 	$(BIN)/python -m bench.hostile_xml
 	$(BIN)/python -m bench.http_layer
+
+docs: $(STAMP)
+	$(BIN)/python -m bot.config --write
 
 clean:
 	rm -rf $(VENV) build *.egg-info

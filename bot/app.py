@@ -5,12 +5,11 @@ one httpx client, the queue and its spool drainer). Run it alone with
 `uvicorn bot.composition:create_app --factory` or `herald web`, or beside a worker with `herald
 serve`.
 
-Ingress settings read here from the settings' environment snapshot:
-`HERALD_MAX_BODY_BYTES` and `HERALD_MAX_BUFFERED_BYTES` (via `Settings`: one delivery's
-cap, and what all requests of the process may hold at once), `HERALD_BODY_TIMEOUT_SECONDS`
-(10: senders give up after 10 s anyway), `HERALD_RETRY_AFTER_SECONDS` (30),
-`HERALD_SECRETS_CACHE_SECONDS` (5: secrets read from files or provider APIs are re-read
-that often, so rotation needs no restart).
+Ingress settings (declared, with defaults and bounds, in `bot.config`):
+`HERALD_MAX_BODY_BYTES` and `HERALD_MAX_BUFFERED_BYTES` (one delivery's cap, and what all
+requests of the process may hold at once), `HERALD_BODY_TIMEOUT_SECONDS`,
+`HERALD_RETRY_AFTER_SECONDS` and `HERALD_SECRETS_CACHE_SECONDS` (secrets read from files or
+provider APIs are re-read that often, so rotation needs no restart).
 """
 
 from __future__ import annotations
@@ -53,17 +52,14 @@ class AppConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppConfig:
-        env = settings.environ
-        try:
-            return cls(
-                max_body_bytes=settings.max_body_bytes,
-                max_buffered_bytes=settings.max_buffered_bytes(),
-                body_timeout_seconds=float(env.get("HERALD_BODY_TIMEOUT_SECONDS") or 10.0),
-                retry_after_seconds=int(env.get("HERALD_RETRY_AFTER_SECONDS") or 30),
-                secrets_cache_seconds=float(env.get("HERALD_SECRETS_CACHE_SECONDS") or 5.0),
-            )
-        except ValueError as exc:
-            raise ConfigError(f"malformed ingress setting: {exc}") from exc
+        config = settings.config
+        return cls(
+            max_body_bytes=settings.max_body_bytes,
+            max_buffered_bytes=settings.max_buffered_bytes(),
+            body_timeout_seconds=config.body_timeout_seconds,
+            retry_after_seconds=config.retry_after_seconds,
+            secrets_cache_seconds=config.secrets_cache_seconds,
+        )
 
 
 def redis_client(url: str) -> Redis[bytes]:

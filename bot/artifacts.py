@@ -113,20 +113,14 @@ class ArtifactLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArtifactLimits:
-        default = cls()
+        config = settings.config
         return cls(
-            max_download_bytes=settings.whole_number(
-                "artifact_max_bytes", default.max_download_bytes
-            ),
-            max_total_bytes=settings.whole_number(
-                "artifact_max_total_bytes", default.max_total_bytes
-            ),
-            max_entries=settings.whole_number("artifact_max_entries", default.max_entries),
-            max_depth=settings.whole_number("artifact_max_depth", default.max_depth),
-            max_ratio=settings.whole_number("artifact_max_ratio", default.max_ratio),
-            ratio_grace_bytes=settings.whole_number(
-                "artifact_ratio_grace_bytes", default.ratio_grace_bytes, minimum=0
-            ),
+            max_download_bytes=config.artifact_max_bytes,
+            max_total_bytes=config.artifact_max_total_bytes,
+            max_entries=config.artifact_max_entries,
+            max_depth=config.artifact_max_depth,
+            max_ratio=config.artifact_max_ratio,
+            ratio_grace_bytes=config.artifact_ratio_grace_bytes,
         )
 
 

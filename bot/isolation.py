@@ -94,20 +94,12 @@ class ParseLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ParseLimits:
-        default = cls()
+        config = settings.config
         return cls(
-            max_memory_bytes=settings.whole_number(
-                "parse_max_memory_bytes", default.max_memory_bytes
-            ),
-            max_cpu_seconds=settings.whole_number(
-                "parse_max_cpu_seconds", default.max_cpu_seconds
-            ),
-            timeout_seconds=settings.whole_number(
-                "parse_timeout_seconds", default.timeout_seconds
-            ),
-            processes=settings.whole_number(
-                "parse_processes", settings.whole_number("worker_concurrency", default.processes)
-            ),
+            max_memory_bytes=config.parse_max_memory_bytes,
+            max_cpu_seconds=config.parse_max_cpu_seconds,
+            timeout_seconds=config.parse_timeout_seconds,
+            processes=config.parse_processes or config.worker_concurrency,
         )
 
 

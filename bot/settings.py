@@ -1,26 +1,49 @@
 """The only module that reads the environment. Secrets are held as masked values.
 
-Provider settings follow one pattern, so adding a provider adds no code here:
-`HERALD_<PROVIDER>_<KEY>` (provider upper-case, `-` as `_`), and for secrets a `_FILE`
-variant naming a file that holds the value. Webhook secrets are comma-separated so that a
-new one can be rolled out beside the old one.
+What each variable means, its default and bounds are declared once, in `bot.config`;
+`Settings.from_env` validates the whole environment against that schema at start, so a bad
+value stops the process with the variable's name instead of surfacing mid-request.
+
+Provider settings follow one pattern: `HERALD_<PROVIDER>_<KEY>` (provider upper-case, `-`
+as `_`), and for secrets a `_FILE` variant naming a file that holds the value. Webhook
+secrets are comma-separated so that a new one can be rolled out beside the old one; secret
+files are read when used, so a rotated file needs no restart.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024
-#: Request bodies one web process holds at once: ten deliveries at the full body cap.
-DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024
-#: How long a connection may take to send a request's line and headers.
-DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
-MAX_HEADER_TIMEOUT_SECONDS = 300.0
-DEFAULT_JOB_MAX_TRIES = 5
-DEFAULT_JOB_TIMEOUT_SECONDS = 300.0
+from bot import config as schema
+from bot.config import (
+    DEFAULT_HEADER_TIMEOUT_SECONDS,
+    DEFAULT_JOB_MAX_TRIES,
+    DEFAULT_JOB_TIMEOUT_SECONDS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_BUFFERED_BYTES,
+    MAX_HEADER_TIMEOUT_SECONDS,
+    ConfigError,
+    HeraldConfig,
+)
+
+__all__ = [
+    "DEFAULT_HEADER_TIMEOUT_SECONDS",
+    "DEFAULT_JOB_MAX_TRIES",
+    "DEFAULT_JOB_TIMEOUT_SECONDS",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_BUFFERED_BYTES",
+    "MAX_HEADER_TIMEOUT_SECONDS",
+    "ConfigError",
+    "HeraldConfig",
+    "ProviderSettings",
+    "Secret",
+    "Settings",
+    "env_name",
+]
+
 
 
 class Secret:
@@ -52,10 +75,6 @@ class Secret:
 def env_name(provider: str, key: str) -> str:
     """`env_name("azure-devops", "webhook_secret")` → `HERALD_AZURE_DEVOPS_WEBHOOK_SECRET`."""
     return f"HERALD_{provider.upper().replace('-', '_')}_{key.upper()}"
-
-
-class ConfigError(Exception):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,8 @@ class ProviderSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """The validated configuration of one process, and the environment it was read from."""
+
     redis_url: str | None = field(repr=False)  # may hold a password
     state_dir: Path
     max_body_bytes: int
@@ -103,79 +124,51 @@ class Settings:
     log_level: str
     public_url: str | None
     environ: Mapping[str, str] = field(repr=False)
+    #: Every variable, typed and within its bounds (`bot.config.HeraldConfig`).
+    config: HeraldConfig = field(repr=False, compare=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Validate `environ` (the process environment by default) as a whole.
+
+        Raises `ConfigError` naming every wrong variable and what it allows.
+        """
         env = dict(os.environ if environ is None else environ)
-        try:
-            max_body = int(env.get("HERALD_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
-        except ValueError as exc:
-            raise ConfigError("HERALD_MAX_BODY_BYTES must be a whole number of bytes") from exc
-        if max_body <= 0:
-            raise ConfigError("HERALD_MAX_BODY_BYTES must be positive")
+        config = schema.validate(env)
         return cls(
-            redis_url=env.get("HERALD_REDIS_URL") or env.get("REDIS_URL") or None,
-            state_dir=Path(env.get("HERALD_STATE_DIR") or ".herald").expanduser(),
-            max_body_bytes=max_body,
-            queue_name=env.get("HERALD_QUEUE_NAME") or "herald:queue",
-            log_format=env.get("HERALD_LOG_FORMAT") or ("json" if env.get("CI") else "console"),
-            log_level=(env.get("HERALD_LOG_LEVEL") or "info").lower(),
-            public_url=(env.get("HERALD_PUBLIC_URL") or "").rstrip("/") or None,
+            redis_url=config.redis_url,
+            state_dir=config.state_dir.expanduser(),
+            max_body_bytes=config.max_body_bytes,
+            queue_name=config.queue_name,
+            log_format=config.log_format,
+            log_level=config.log_level,
+            public_url=config.public_url or None,
             environ=env,
+            config=config,
         )
 
     def provider(self, name: str) -> ProviderSettings:
         return ProviderSettings(name, self.environ)
 
-    def whole_number(self, name: str, default: int, *, minimum: int = 1) -> int:
-        """`HERALD_<NAME>` as an integer ≥ `minimum` (limits, timeouts), else `default`."""
-        variable = f"HERALD_{name.upper()}"
-        raw = self.environ.get(variable)
-        if raw in (None, ""):
-            return default
-        try:
-            value = int(str(raw).replace("_", ""))
-        except ValueError as exc:
-            raise ConfigError(f"{variable} must be a whole number, not {raw!r}") from exc
-        if value < minimum:
-            raise ConfigError(f"{variable} must be at least {minimum}")
-        return value
+    def unknown_variables(self, other_providers: Iterable[str] = ()) -> list[str]:
+        """A warning for each `HERALD_` variable nothing reads (a typo, most likely);
+        `other_providers` are provider names registered at run time besides the built-in."""
+        return schema.unknown_variables(self.environ, other_providers=other_providers)
 
     def max_buffered_bytes(self) -> int:
         """`HERALD_MAX_BUFFERED_BYTES`: request-body bytes one web process holds at once,
-        across all connections; a delivery that would overrun it is answered 503. At least
-        `HERALD_MAX_BODY_BYTES`, or a delivery at the cap could never be taken."""
-        value = self.whole_number("max_buffered_bytes", DEFAULT_MAX_BUFFERED_BYTES)
-        if value < self.max_body_bytes:
-            raise ConfigError(
-                f"HERALD_MAX_BUFFERED_BYTES ({value}) must be at least HERALD_MAX_BODY_BYTES "
-                f"({self.max_body_bytes}): a delivery at the body cap could never be taken"
-            )
-        return value
+        across all connections (at least `HERALD_MAX_BODY_BYTES`)."""
+        return self.config.max_buffered_bytes
 
     def header_timeout_seconds(self) -> float:
         """`HERALD_HEADER_TIMEOUT_SECONDS`: how long a connection may take to send a request
         line and headers before it is closed (`bot.connections`)."""
-        raw = self.environ.get("HERALD_HEADER_TIMEOUT_SECONDS")
-        if raw in (None, ""):
-            return DEFAULT_HEADER_TIMEOUT_SECONDS
-        try:
-            value = float(str(raw))
-        except ValueError as exc:
-            raise ConfigError(
-                f"HERALD_HEADER_TIMEOUT_SECONDS must be a number, not {raw!r}"
-            ) from exc
-        if not 0 < value <= MAX_HEADER_TIMEOUT_SECONDS:
-            raise ConfigError(
-                "HERALD_HEADER_TIMEOUT_SECONDS must be more than 0 and at most "
-                f"{MAX_HEADER_TIMEOUT_SECONDS:g} seconds"
-            )
-        return value
+        return self.config.header_timeout_seconds
 
     def job_max_tries(self) -> int:
         """`HERALD_JOB_MAX_TRIES`: the try after which a job gives up. One reading for the
         worker (which stops retrying) and the handlers (which then answer the reviewer)."""
-        return self.whole_number("job_max_tries", DEFAULT_JOB_MAX_TRIES)
+        return self.config.job_max_tries
 
     def job_timeout_seconds(self) -> float:
         """`HERALD_JOB_TIMEOUT_SECONDS`: how long one job may run before ARQ cancels it.
@@ -183,13 +176,4 @@ class Settings:
         One reading for the worker and for the handlers that size locks and deadlines from
         it: if they parsed it apart, a lock could lapse while its job still runs.
         """
-        raw = self.environ.get("HERALD_JOB_TIMEOUT_SECONDS")
-        if raw in (None, ""):
-            return DEFAULT_JOB_TIMEOUT_SECONDS
-        try:
-            value = float(str(raw))
-        except ValueError as exc:
-            raise ConfigError(f"HERALD_JOB_TIMEOUT_SECONDS must be a number, not {raw!r}") from exc
-        if not 0 < value < float("inf"):
-            raise ConfigError("HERALD_JOB_TIMEOUT_SECONDS must be a positive number of seconds")
-        return value
+        return self.config.job_timeout_seconds

@@ -80,22 +80,14 @@ class WorkerConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
-        raw_poll = settings.environ.get("HERALD_WORKER_POLL_SECONDS") or "0.01"
-        try:
-            poll_delay = float(raw_poll)
-        except ValueError as exc:
-            raise ConfigError(
-                f"HERALD_WORKER_POLL_SECONDS must be a number, not {raw_poll!r}"
-            ) from exc
-        if not 0 < poll_delay < float("inf"):
-            raise ConfigError("HERALD_WORKER_POLL_SECONDS must be a positive number")
         # The job settings are the same readings the handlers size locks and give-ups from.
+        config = settings.config
         return cls(
             job_timeout=settings.job_timeout_seconds(),
             max_tries=settings.job_max_tries(),
-            concurrency=settings.whole_number("worker_concurrency", 10),
-            poll_delay=poll_delay,
-            shutdown_grace=settings.whole_number("worker_shutdown_grace_seconds", 25),
+            concurrency=config.worker_concurrency,
+            poll_delay=config.worker_poll_seconds,
+            shutdown_grace=config.worker_shutdown_grace_seconds,
         )
 
 

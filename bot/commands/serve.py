@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+import providers
 from bot import logging as herald_logging
 from bot.composition import create_app, create_worker
 from bot.connections import protocol_class
@@ -45,13 +46,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on")
 
 
+def refuse(command: str, exc: ConfigError) -> int:
+    """A bad setting at start: each wrong variable on its own line, exit status 2 (usage)."""
+    for line in str(exc).splitlines():
+        print(printable(f"herald {command}: {line}"))
+    return 2
+
+
+def warn_unknown_settings(settings: Settings) -> None:
+    """Say which `HERALD_` variables nothing reads: a typo in a secret's name would
+    otherwise show only as every delivery refused."""
+    settings_log = herald_logging.get_logger("herald.settings")
+    for warning in settings.unknown_variables(providers.names()):
+        settings_log.warning(warning)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        print(printable(f"herald serve: {exc}"))
-        return 2
+        return refuse("serve", exc)
     herald_logging.configure(settings)
+    warn_unknown_settings(settings)
     embedded: EmbeddedRedis | None = None
     if not settings.redis_url:
         embedded = start_embedded_redis(settings)

@@ -10,9 +10,9 @@ import argparse
 
 import uvicorn
 
-from bot.commands.serve import GRACEFUL_REQUEST_SECONDS
+from bot import logging as herald_logging
+from bot.commands.serve import GRACEFUL_REQUEST_SECONDS, refuse, warn_unknown_settings
 from bot.connections import protocol_class
-from bot.console import printable
 from bot.settings import ConfigError, Settings
 
 
@@ -24,14 +24,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        # validated here, once, rather than in every uvicorn worker process
         settings = Settings.from_env()
-        settings.header_timeout_seconds()  # refused here, not in every worker process
+        if not settings.redis_url:
+            raise ConfigError("HERALD_REDIS_URL (or REDIS_URL) is required")
     except ConfigError as exc:
-        print(printable(f"herald web: {exc}"))
-        return 2
-    if not settings.redis_url:
-        print("herald web: HERALD_REDIS_URL (or REDIS_URL) is required")
-        return 2
+        return refuse("web", exc)
+    herald_logging.configure(settings)
+    warn_unknown_settings(settings)
     uvicorn.run(
         "bot.composition:create_app",
         factory=True,

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 
 from bot import logging as herald_logging
-from bot.commands.serve import run_async
+from bot.commands.serve import refuse, run_async, warn_unknown_settings
 from bot.composition import create_worker
-from bot.console import printable
 from bot.settings import ConfigError, Settings
 
 log = herald_logging.get_logger("herald.worker")
@@ -36,17 +34,19 @@ def run(args: argparse.Namespace) -> int:
         if args.concurrency is not None:
             if args.concurrency < 1:
                 raise ConfigError("--concurrency must be at least 1")
-            environ = {**settings.environ, "HERALD_WORKER_CONCURRENCY": str(args.concurrency)}
-            settings = dataclasses.replace(settings, environ=environ)
+            # through the schema again, so the option has the variable's bounds
+            settings = Settings.from_env(
+                {**settings.environ, "HERALD_WORKER_CONCURRENCY": str(args.concurrency)}
+            )
         if not settings.redis_url:
             raise ConfigError(
                 "HERALD_REDIS_URL (or REDIS_URL) is required; `herald serve` runs a worker "
                 "with an embedded Redis for trying Herald out"
             )
     except ConfigError as exc:
-        print(printable(f"herald worker: {exc}"))
-        return 2
+        return refuse("worker", exc)
     herald_logging.configure(settings)
+    warn_unknown_settings(settings)
     return run_async(_work(settings, burst=args.burst))
 
 

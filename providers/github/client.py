@@ -44,7 +44,7 @@ from bot.reports import (
 )
 from bot.reports.markdown import md_text
 from bot.results.model import TestRun
-from bot.settings import ConfigError, ProviderSettings, Secret, Settings
+from bot.settings import ProviderSettings, Secret, Settings
 from providers.base import (
     Build,
     Change,
@@ -879,25 +879,15 @@ def create_client(settings: ProviderSettings, http: httpx.AsyncClient) -> GitHub
             "the GitHub App is not configured: set HERALD_GITHUB_APP_ID and "
             "HERALD_GITHUB_PRIVATE_KEY (or HERALD_GITHUB_PRIVATE_KEY_FILE)"
         )
-    if not app_id.isdigit():
-        raise NotConfigured("HERALD_GITHUB_APP_ID must be the App's numeric id")
+    # bounds (a numeric id, a timeout inside the job's) are checked by the schema
     whole = Settings.from_env(settings.environ)
-    try:
-        seconds = float(settings.get("request_timeout") or DEFAULT_TIMEOUT.read or 15)
-    except ValueError as exc:
-        raise ConfigError("HERALD_GITHUB_REQUEST_TIMEOUT must be a number of seconds") from exc
-    # Zero or less would fail every request; the job timeout or more would let ARQ cancel
-    # the job (never retried) before the request gives up.
-    if not 0 < seconds < whole.job_timeout_seconds():
-        raise ConfigError(
-            "HERALD_GITHUB_REQUEST_TIMEOUT must be positive and shorter than "
-            "HERALD_JOB_TIMEOUT_SECONDS"
-        )
-    allowlist = settings.get("retest_allowlist") or ""
+    config = whole.config.github
+    seconds = config.request_timeout
+    allowlist = config.retest_allowlist or ""
     return GitHubClient(
-        AppCredentials(app_id, read_private_key(key), settings.get("client_id")),
+        AppCredentials(app_id, read_private_key(key), config.client_id),
         http,
-        api_url=settings.get("api_url", DEFAULT_API_URL) or DEFAULT_API_URL,
+        api_url=config.api_url,
         retest_allowlist=frozenset(u.strip() for u in allowlist.split(",") if u.strip()),
         max_artifact_bytes=ArtifactLimits.from_settings(whole).max_download_bytes,
         timeout=httpx.Timeout(seconds, connect=min(5.0, seconds)),

@@ -33,7 +33,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -45,7 +44,7 @@ from bot.forges import latest_per_key
 from bot.reports import render_markdown, run_title
 from bot.reports.markdown import md_link, md_text
 from bot.results.model import RunStatus, TestRun, format_size
-from bot.settings import ConfigError, ProviderSettings, Settings
+from bot.settings import ProviderSettings, Settings
 from providers.base import (
     Build,
     Change,
@@ -59,8 +58,6 @@ from providers.base import (
 )
 from providers.gitlab import notes
 from providers.gitlab.api import (
-    DEFAULT_TIMEOUT,
-    DEFAULT_WORKERS,
     GitLabAPI,
     NotFound,
     encode_id,
@@ -864,19 +861,6 @@ class GitLabClient:
 # ---- construction -------------------------------------------------------------------------
 
 
-def _number(settings: ProviderSettings, key: str, default: float) -> float:
-    raw = settings.get(key)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"HERALD_GITLAB_{key.upper()} must be a number, not {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"HERALD_GITLAB_{key.upper()} must be positive")
-    return value
-
-
 def create_client(
     settings: ProviderSettings, http: httpx.AsyncClient | None = None
 ) -> GitLabClient:
@@ -891,21 +875,15 @@ def create_client(
             "no GitLab token configured: set HERALD_GITLAB_TOKEN "
             "(or HERALD_GITLAB_TOKEN_FILE) to an access token with scope api"
         )
-    url = (settings.get("url") or DEFAULT_URL).rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise ConfigError(f"HERALD_GITLAB_URL must be an http(s) URL, not {url!r}")
+    # bounds (an http(s) URL, a timeout inside the job's) are checked by the schema
     whole = Settings.from_env(settings.environ)
     limits = ArtifactLimits.from_settings(whole)
-    timeout = _number(settings, "timeout", DEFAULT_TIMEOUT)
-    if timeout >= whole.job_timeout_seconds():
-        # ARQ would cancel the job (never retried) before the request gives up.
-        raise ConfigError("HERALD_GITLAB_TIMEOUT must be shorter than HERALD_JOB_TIMEOUT_SECONDS")
+    config = whole.config.gitlab
     api = GitLabAPI(
-        url,
+        config.url,
         token.reveal().strip(),
-        timeout=timeout,
-        workers=int(_number(settings, "workers", DEFAULT_WORKERS)),
+        timeout=config.timeout,
+        workers=config.workers,
         http=http,
     )
     return GitLabClient(api, max_artifact_bytes=limits.max_download_bytes)

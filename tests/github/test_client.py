@@ -58,7 +58,6 @@ def test_the_client_is_both_ci_and_forge(client: GitHubClient) -> None:
     [
         ({"HERALD_GITHUB_APP_ID": ""}, "HERALD_GITHUB_APP_ID"),
         ({"HERALD_GITHUB_PRIVATE_KEY": ""}, "HERALD_GITHUB_PRIVATE_KEY"),
-        ({"HERALD_GITHUB_APP_ID": "herald"}, "numeric"),
         ({"HERALD_GITHUB_PRIVATE_KEY": "not a key"}, "not a PEM private key"),
     ],
 )
@@ -67,6 +66,13 @@ def test_missing_or_bad_credentials_are_not_configured(
 ) -> None:
     settings = ProviderSettings("github", {**github_env(fake), **env})
     with pytest.raises(NotConfigured, match=message):
+        create_client(settings, httpx.AsyncClient())
+
+
+def test_an_app_id_that_is_not_a_number_is_a_config_error(fake: FakeGitHub) -> None:
+    # a malformed value, not a missing one: the schema refuses it (at start, in production)
+    settings = ProviderSettings("github", {**github_env(fake), "HERALD_GITHUB_APP_ID": "herald"})
+    with pytest.raises(ConfigError, match="HERALD_GITHUB_APP_ID must be the App's numeric id"):
         create_client(settings, httpx.AsyncClient())
 
 
