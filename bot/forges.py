@@ -22,9 +22,8 @@ from bot.settings import Settings
 
 T = TypeVar("T")
 
-#: The public host of each forge, and the setting naming a self-hosted one's API.
+#: The public host of each forge.
 PUBLIC_HOSTS = {"github": "github.com", "gitlab": "gitlab.com", "bitbucket": "bitbucket.org"}
-API_SETTINGS = {"github": "api_url", "gitlab": "url", "bitbucket": "api_url"}
 
 # `git@host:owner/name.git` (scp-like syntax, as SCM plugins report remotes)
 _SCP = re.compile(r"^(?:[\w.-]+@)?(?P<host>[\w.-]+):(?P<path>[^/].*)$")
@@ -54,17 +53,22 @@ class Repository:
 
 
 def _hosts(settings: Settings) -> dict[str, str]:
-    hosts: dict[str, str] = {}
-    for forge, public in PUBLIC_HOSTS.items():
-        hosts[public] = forge
-        configured = settings.provider(forge).get(API_SETTINGS[forge])
-        if configured:
-            host = (urlsplit(configured).hostname or "").lower()
+    hosts = {public: forge for forge, public in PUBLIC_HOSTS.items()}
+    config = settings.config
+    # The validated settings (bot.config): the API address of a self-hosted forge.
+    configured = {
+        "github": config.github.api_url,
+        "gitlab": config.gitlab.url,
+        "bitbucket": config.bitbucket.api_url,
+    }
+    for forge, url in configured.items():
+        if url is not None:
+            host = (urlsplit(str(url)).hostname or "").lower()
             # GitHub Enterprise's API is https://ghe.example/api/v3 (same host); GitHub's
             # own API host names github.com's repositories.
             host = "github.com" if host == "api.github.com" else host
             if host:
-                hosts[host] = forge
+                hosts.setdefault(host, forge)
     hosts.setdefault("api.bitbucket.org", "bitbucket")
     return hosts
 
