@@ -169,3 +169,19 @@ def test_the_spool_is_replaced_when_full_and_old_lists_still_read(
     second = CaseList(case(index) for index in range(3 * BATCH))
     assert first._spool is not second._spool
     assert list(first) == list(second)
+
+
+def test_a_large_run_s_json_names_every_origin_of_its_packed_cases() -> None:
+    # The JSON report writes its `origins` table before the tests, from what the lists
+    # know without unpacking: an origin missing there would leave a test pointing nowhere.
+    from bot.reports.json import from_json, render_json
+
+    legs = [Origin(f"test (3.{minor})", f"https://ci.example/job/{minor}") for minor in (11, 12)]
+    suites = []
+    for leg in legs:
+        cases = CaseList(case(index, origin=leg) for index in range(3 * BATCH))
+        suites.append(Suite("unit", cases))
+    run = TestRun(id="r", suites=suites)
+    back = from_json(render_json(run))
+    assert [{c.origin for c in s.cases} for s in back.suites] == [{legs[0]}, {legs[1]}]
+    assert back.totals() == run.totals()
