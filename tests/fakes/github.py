@@ -31,7 +31,6 @@ import json
 import re
 import secrets
 import socket
-import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -45,6 +44,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.lost import drop_answer
 
 SUMMARY_LIMIT = 65_535
 COMMENT_LIMIT = 65_536
@@ -84,7 +85,6 @@ class LostAnswer:
 
 
 #: How long a lost answer is held at most, waiting for the client to give up.
-LOST_ANSWER_HOLD_SECONDS = 30.0
 
 
 @dataclass
@@ -280,25 +280,7 @@ class FakeGitHub:
             pass
 
         await self.app({**scope, "herald.lost": lost.how}, receive, nowhere)
-        # ASGI has no word for "drop the connection": reach the transport through the
-        # bound `send` of uvicorn's request cycle.
-        cycle = send.__self__
-        transport = cycle.transport
-        if lost.how == "timeout":
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(LOST_ANSWER_HOLD_SECONDS):
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-        else:
-            # Linger 0: close() sends RST instead of FIN, a reset as the client sees it.
-            transport.get_extra_info("socket").setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
-        # Let uvicorn see the connection gone, or it answers 500 for the silent app.
-        for _ in range(200):
-            if cycle.disconnected:
-                break
-            await asyncio.sleep(0.005)
+        await drop_answer(lost.how, receive, send)
 
     async def _record(self, request: Request) -> tuple[Call, Response | None]:
         body = await request.body()

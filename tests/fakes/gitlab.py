@@ -26,12 +26,9 @@ connection reset), as when GitLab acts on a write and the network loses the repl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import re
-import socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +44,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.types import Receive, Scope, Send
 
 from bot.embedded_redis import free_port
+from tests.fakes.lost import drop_answer
 
 TOKEN = "glpat-herald-test-token"
 NOTE_LIMIT = 1_000_000
@@ -91,7 +89,6 @@ class LostAnswer:
 
 
 #: How long a lost answer is held at most, waiting for the client to give up.
-LOST_ANSWER_HOLD_SECONDS = 30.0
 
 
 class HttpError(Exception):
@@ -368,28 +365,7 @@ class FakeGitLab:
         if lost is None:
             await response(scope, receive, send)
         else:
-            await self._lose(lost, receive, send)
-
-    async def _lose(self, how: str, receive: Receive, send: Send) -> None:
-        """Drop the answer of a request that was done. ASGI has no word for dropping a
-        connection: reach the transport through the bound `send` of uvicorn's cycle."""
-        cycle = send.__self__
-        transport = cycle.transport
-        if how == "timeout":
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(LOST_ANSWER_HOLD_SECONDS):
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-        else:
-            # Linger 0: close() sends RST instead of FIN, a reset as the client sees it.
-            transport.get_extra_info("socket").setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
-        # Let uvicorn see the connection gone, or it answers 500 for the silent app.
-        for _ in range(200):
-            if cycle.disconnected:
-                break
-            await asyncio.sleep(0.005)
+            await drop_answer(lost, receive, send)
 
     async def _handle(self, request: Request) -> Response:
         raw = request.scope.get("raw_path") or request.url.path.encode()
