@@ -62,6 +62,7 @@ class _Spool:
         self._fd = self._file.fileno()
         self._lock = threading.Lock()
         self.size = 0
+        self.pid = os.getpid()
 
     def write(self, data: bytes) -> int:
         with self._lock:
@@ -91,7 +92,13 @@ _current_lock = threading.Lock()
 def _spool() -> _Spool:
     global _current
     with _current_lock:
-        if _current is None or _current.size >= SPOOL_ROTATE_BYTES:
+        # A forked child must not append to its parent's file: both would write at the
+        # offsets each believes free.
+        if (
+            _current is None
+            or _current.size >= SPOOL_ROTATE_BYTES
+            or _current.pid != os.getpid()
+        ):
             _current = _Spool()
         return _current
 

@@ -185,3 +185,20 @@ def test_a_large_run_s_json_names_every_origin_of_its_packed_cases() -> None:
     back = from_json(render_json(run))
     assert [{c.origin for c in s.cases} for s in back.suites] == [{legs[0]}, {legs[1]}]
     assert back.totals() == run.totals()
+
+
+def test_a_forked_child_packs_into_a_spool_of_its_own() -> None:
+    import os
+
+    parent = CaseList(case(index) for index in range(3 * BATCH))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: pack, and say whether its spool is the parent's
+        child = CaseList(case(index) for index in range(3 * BATCH))
+        os.write(write, b"same" if child._spool is parent._spool else b"own")
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 10)
+    os.waitpid(pid, 0)
+    assert answer == b"own"
+    assert list(parent) == [case(index) for index in range(3 * BATCH)]
