@@ -202,3 +202,29 @@ def test_a_forked_child_packs_into_a_spool_of_its_own() -> None:
     os.waitpid(pid, 0)
     assert answer == b"own"
     assert list(parent) == [case(index) for index in range(3 * BATCH)]
+
+
+def test_a_retry_marks_only_the_execution_that_failed_among_packed_twins() -> None:
+    # A parameterised test writes one name per execution: the earlier attempt's second
+    # execution failed, so only the later attempt's second execution is flaky, however
+    # far into a packed list the twins are.
+    origin = Origin("test (3.12)")
+
+    def attempt(failing: int | None) -> TestRun:
+        cases = CaseList()
+        for index in range(3 * BATCH):
+            cases.append(case(index))
+            if index == BATCH + 5:
+                for execution in range(3):
+                    status = Status.FAILED if execution == failing else Status.PASSED
+                    cases.append(TestCase(name="test_param", classname="pkg.P", suite="unit",
+                                          status=status, message=f"execution {execution}"))
+        run = TestRun(id="r", suites=[Suite("unit", cases)])
+        run.set_origin(origin)
+        return run
+
+    earlier, later = attempt(failing=1), attempt(failing=None)
+    assert later.absorb_retry(earlier) == 1
+    twins = [c for c in later.cases() if c.name == "test_param"]
+    assert [c.flaky for c in twins] == [False, True, False]
+    assert later.totals().flaky == 1 and later.totals().failures == 0
