@@ -8,11 +8,9 @@ and whatever the real parsers' own caps make of hostile XML.
 from __future__ import annotations
 
 import asyncio
-import io
 import multiprocessing
 import os
 import time
-import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO, ClassVar
@@ -31,6 +29,7 @@ from bot.isolation import (
 )
 from bot.results.model import Origin, ParseError, TestRun
 from bot.settings import ConfigError, Settings
+from tests.fakes import zipped
 
 REPORTS = Path(__file__).parent.parent / "fixtures" / "reports"
 SUREFIRE = (REPORTS / "surefire.xml").read_bytes()
@@ -94,14 +93,6 @@ def install_hostile_formats() -> None:
 
     hostile = (BurnsCpuInPython, BurnsCpuInC, EatsMemory, Sleeps)
     parsers.STREAM_FORMATS = (*hostile, *parsers.STREAM_FORMATS)  # type: ignore[assignment]
-
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 async def chunks(data: bytes) -> AsyncIterator[bytes]:
