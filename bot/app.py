@@ -30,6 +30,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from bot import logging as herald_logging
+from bot.egress import EgressPolicy, guarded_transport
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.ports import NotConfigured, ProviderDirectory
 from bot.queue import RedisQueue
@@ -101,7 +102,10 @@ class Runtime:
             Spool(settings.state_dir / "spool"),
         )
         queue.start()
-        http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=5.0),
+            transport=guarded_transport(EgressPolicy.from_settings(settings)),
+        )
         config = AppConfig.from_settings(settings)
         return cls(settings, config, metrics, redis, http, queue,
                    BodyDeadlines(config.body_timeout_seconds),

@@ -88,6 +88,34 @@ def _is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def _host_port(text: str) -> tuple[str, int | None]:
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""  # a host name, or an IPv6 address without brackets
+    if not host or "/" in host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise ValueError(text)
+    return host.lower().rstrip("."), int(port) if port else None
+
+
+def allowed_hosts(value: str | None) -> tuple[tuple[str, int | None], ...]:
+    """`HERALD_EGRESS_ALLOWED_HOSTS` read: (host, port), port None for any port."""
+    if not value:
+        return ()
+    return tuple(_host_port(part.strip()) for part in value.split(",") if part.strip())
+
+
+def _are_hosts(value: str) -> bool:
+    try:
+        allowed_hosts(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _without_trailing_slash(value: object) -> object:
     return value.rstrip("/") if isinstance(value, str) else value
 
@@ -254,6 +282,14 @@ class HeraldConfig(BaseSettings):
     )
     public_url: Annotated[str | None, BeforeValidator(_without_trailing_slash)] = setting(
         None, "the address Herald is reached at, for links back to it"
+    )
+    egress_allowed_hosts: Annotated[
+        str | None, _check(_are_hosts, "must be comma-separated `host` or `host:port`")
+    ] = setting(
+        None, "hosts Herald may connect to although they resolve to a private, loopback or "
+        "link-local address, beside the configured provider URLs (an internal object store "
+        "a self-hosted forge redirects downloads to); every other host must be public "
+        "([docs/limits.md](docs/limits.md))", shown_default="none",
     )
     log_format: Annotated[LogFormat, BeforeValidator(_lower)] = setting(
         "console", "`json` in production", shown_default="`json` when `CI` is set, else "

@@ -46,6 +46,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from bot.context import Context
+from bot.egress import EgressPolicy, guarded_transport
 from bot.events import Event
 from bot.isolation import ParsePool
 from bot.logging import get_logger
@@ -252,7 +253,11 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     ctx["http"] = httpx.AsyncClient(
         timeout=httpx.Timeout(20.0, connect=5.0),
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        # URLs come from payloads and redirects: no private address unless configured.
+        transport=guarded_transport(
+            EgressPolicy.from_settings(settings),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        ),
         follow_redirects=False,
     )
     ctx["clients"] = Clients(settings, ctx["http"], ctx["directory"])

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -44,6 +45,9 @@ def github_env(fake: FakeGitHub, **extra: str) -> dict[str, str]:
         "HERALD_GITHUB_API_URL": fake.base_url,
         "HERALD_GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "HERALD_GITHUB_REQUEST_TIMEOUT": "2",
+        # GitHub redirects artifact downloads to its storage, here a second loopback
+        # server: loopback is refused unless allowed, as an internal store would be.
+        "HERALD_EGRESS_ALLOWED_HOSTS": urlsplit(fake.blob_url).netloc,
         **extra,
     }
 

@@ -216,3 +216,19 @@ async def test_an_unsafe_archive_member_is_refused_and_named_in_the_report(fake,
     # The refused member might have held the failure: not a plain success.
     assert check["output"]["title"] == "1 test passed in 0.0s; 1 input could not be read"
     assert check["conclusion"] == "neutral"
+
+
+async def test_storage_on_a_private_address_that_is_not_allowed_is_never_contacted(
+    fake, redis_url, tmp_path
+) -> None:
+    """An artifact redirect to loopback (a hostile or misconfigured storage hop) is
+    refused before connecting; the report names the artifact and why, not a green run."""
+    run = seed_run(fake, failures=1, passes=1)
+    async with start(redis_url, tmp_path, fake, HERALD_EGRESS_ALLOWED_HOSTS="") as herald:
+        await herald.deliver("workflow_run", run_completed(run))
+        await herald.work()
+    assert fake.blob_requests == []
+    [check] = fake.repo(REPO).check_runs
+    assert check["conclusion"] != "success"
+    text = check["output"]["summary"] + (check["output"].get("text") or "")
+    assert "test-results" in text and "refused to connect to 127.0.0.1" in text
