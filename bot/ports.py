@@ -164,6 +164,10 @@ class Change:
     repo: str
     sha: str
     numbers: tuple[int, ...] = ()
+    #: False when the CI system cannot say which pull/merge requests build this commit
+    #: (CircleCI, a plain Jenkins job): the forge then finds the open ones whose head it
+    #: is. True with no numbers means there are none (a push to a branch).
+    numbers_known: bool = True
     #: Forge coordinates the CI source already knows (GitHub `installation_id`, GitLab
     #: `project_id`), so the forge need not look them up again.
     extra: Mapping[str, Any] = field(default_factory=dict)

@@ -563,8 +563,11 @@ class GitHubClient:
         check, created = await self._upsert_check_run(
             installation, change.repo, fields, checks.annotations_for(run, change.repo)
         )
+        numbers = change.numbers
+        if not change.numbers_known:
+            numbers = tuple(await self._pulls_for_sha(installation, change.repo, change.sha))
         comment_id = None
-        for number in change.numbers:
+        for number in numbers:
             comment_id = await self._upsert_comment(
                 installation, change.repo, origin, number, display, check.get("html_url")
             )

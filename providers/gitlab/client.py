@@ -583,7 +583,10 @@ class GitLabClient:
         comment_id: str | None = None
         created = False
         linked = {a.url for a in run.artifacts if a.url}
-        for iid in change.numbers:
+        numbers = change.numbers
+        if not change.numbers_known:
+            numbers = tuple(await self._changes(project, target, change.sha, target.branch))
+        for iid in numbers:
             body = self._note_body(run, origin, tree, linked)
             note_id, made = await self._upsert_note(project, iid, origin, body)
             comment_id = comment_id or note_id

@@ -41,6 +41,21 @@ class CircleCI(FakeCI):
                             url=build.url if build else None, failed=True)
 
 
+class UnknownChange(CircleCI):
+    """A CI system that knows the commit but not its pull requests (CircleCI's webhooks
+    carry no PR number): the forge finds them."""
+
+    async def change_of(self, ref: RunRef, build: Build | None) -> Change:
+        return Change(forge="github", repo=REPO, sha=SHA, numbers_known=False)
+
+
+class PushBuild(CircleCI):
+    """A CI system that says there is no pull request (a push to a branch)."""
+
+    async def change_of(self, ref: RunRef, build: Build | None) -> Change:
+        return Change(forge="github", repo=REPO, sha=SHA)
+
+
 def circleci_ref() -> RunRef:
     return RunRef(provider="circleci", repo=f"gh/{REPO}", run_id=PIPELINE, sha=SHA,
                   extra={"name": "build-and-test"})
@@ -73,8 +88,9 @@ def report_event(ref: RunRef) -> Event:
                  delivery_id="delivery-1", repo=ref.repo, run=ref)
 
 
-async def report_circleci(fake: FakeGitHub, client: GitHubClient, redis: Any) -> CircleCI:
-    circleci = CircleCI(artifacts={"test-results": zipped({"junit.xml": junit(failures=2)})})
+async def report_circleci(fake: FakeGitHub, client: GitHubClient, redis: Any,
+                          kind: type[CircleCI] = CircleCI) -> CircleCI:
+    circleci = kind(artifacts={"test-results": zipped({"junit.xml": junit(failures=2)})})
     ctx = context(report_event(circleci_ref()), redis, environ=github_env(fake))
     ctx.clients = Clients(circleci, client)
     await report(ctx)
@@ -98,6 +114,28 @@ async def test_a_circleci_run_gets_its_own_check_run_on_the_github_commit(
     assert not check.get("actions")
     (posted,) = fake.repo(REPO).comments[PR]
     assert posted["body"].startswith("<!-- herald:report:circleci%3Abuild%2Dand%2Dtest run=42.1")
+
+
+async def test_the_pull_request_is_found_from_the_commit_when_the_ci_cannot_say(
+    fake: FakeGitHub, client: GitHubClient, redis: Any
+) -> None:
+    seed_run(fake)
+    fake.add_pull(REPO, 77, "0" * 40)  # open, but its head is another commit
+    await report_circleci(fake, client, redis, UnknownChange)
+    assert fake.calls_to("GET", rf"/repos/{REPO}/commits/{SHA}/pulls")
+    (posted,) = fake.repo(REPO).comments[PR]
+    assert posted["body"].startswith("<!-- herald:report:circleci")
+    assert not fake.repo(REPO).comments.get(77)
+
+
+async def test_a_ci_that_says_there_is_no_pull_request_gets_only_its_check_run(
+    fake: FakeGitHub, client: GitHubClient, redis: Any
+) -> None:
+    seed_run(fake)
+    await report_circleci(fake, client, redis, PushBuild)
+    assert not fake.calls_to("GET", rf"/repos/{REPO}/commits/{SHA}/pulls")
+    assert len(fake.repo(REPO).check_runs) == 1
+    assert not fake.repo(REPO).comments.get(PR)
 
 
 async def test_actions_and_circleci_reports_on_one_commit_never_overwrite_each_other(
