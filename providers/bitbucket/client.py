@@ -341,18 +341,24 @@ class BitbucketClient:
             if not uuid:
                 continue
             path = f"{base}/{segment(uuid)}/test_reports/test_cases"
+            source = f"Bitbucket test report of step {name}"
             try:
                 cases, more = await self.api.list(
                     f"read the test cases of step {name!r}", path, limit=MAX_CASES_PER_STEP)
             except NotFound:
                 continue  # the step wrote no test report
+            except ClientError as exc:
+                # One step's report refused must not hide the others': the report says
+                # it is incomplete instead.
+                merged.errors.append(ParseError(source=source, reason=str(exc)))
+                continue
             reasons = await self._reasons(path, name, cases, budget)
             run = step_run(name, cases, reasons, run_id=str(pipeline.number),
                            step_url=f"{url}/steps/{uuid}")
             merged.suites.extend(run.suites)
             if more:
                 merged.errors.append(ParseError(
-                    source=f"Bitbucket test report of step {name}",
+                    source=source,
                     reason=f"only its first {MAX_CASES_PER_STEP:,} test cases were read"))
         if not merged.suites and not merged.errors:
             return None
@@ -371,7 +377,10 @@ class BitbucketClient:
                 reasons, _more = await self.api.list(
                     f"read why {case.get('name')!r} of step {step!r} failed",
                     f"{path}/{segment(uuid)}/test_case_reasons", limit=20)
-            except NotFound:
+            except ClientError as exc:
+                # The case still counts as failed; only its message is missing.
+                log.info("bitbucket: a failed test's reasons could not be read",
+                         step=step, error=str(exc))
                 reasons = []
             found[uuid] = reasons
         return found

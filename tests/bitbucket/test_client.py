@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import pytest
 
-from bot.events import Comment
-from bot.ports import Change
+from bot.events import Comment, RunRef
+from bot.ports import Change, ReportOrigin
 from bot.reports.markdown import WORD_JOINER
 from bot.results.compact import CaseList
-from bot.results.model import Suite, TestCase, TestRun
+from bot.results.model import Status, Suite, TestCase, TestRun
 from bot.settings import ConfigError, ProviderSettings
 from providers.base import CISource, ForgeTarget, NotConfigured, PermanentError, TransientError
 from providers.bitbucket import insights
@@ -22,6 +23,7 @@ from tests.bitbucket.world import (
     BRANCH,
     NUMBER,
     OLD_NUMBER,
+    OTHER_SHA,
     PIPELINE_UUID,
     PR,
     READER_ID,
@@ -91,6 +93,30 @@ async def test_the_build_is_the_pipeline_of_the_status_key_with_its_steps(
     assert [(j.name, j.failed) for j in build.jobs] == [
         ("unit tests", True), ("shard (1)", True), ("shard (2)", True), ("lint", False)]
     assert bitbucket.calls_to("GET", r"/pipelines/\{b1a2c3d4")
+
+
+async def test_unindexed_commit_links_fall_back_to_the_branch_s_open_pull_requests(
+    client: BitbucketClient, bitbucket: FakeBitbucket
+) -> None:
+    bitbucket.commit_links_indexed = False
+    other = bitbucket.add_pullrequest(REPO, 92, sha=OTHER_SHA, branch=BRANCH)
+    assert other
+    build = await client.get_build(pipeline_ref())
+    assert build.changes == [PR]  # #92's head is another commit: not this run's
+    assert bitbucket.calls_to("GET", r"/pullrequests$")
+
+
+async def test_one_step_s_refused_test_report_leaves_the_others_and_says_so(
+    client: BitbucketClient, bitbucket: FakeBitbucket
+) -> None:
+    shard = bitbucket.repos[REPO].steps[PIPELINE_UUID][1]
+    bitbucket.fail_next(rf"GET .*/steps/{re.escape(shard['uuid'])}/test_reports", status=403)
+    ref = pipeline_ref()
+    await client.get_build(ref)
+    run = await client.native_results(ref)
+    assert run is not None
+    assert [e.source for e in run.errors] == ["Bitbucket test report of step shard (1)"]
+    assert run.totals().failures == 5  # the unit step's four and the other shard's one
 
 
 async def test_without_a_status_key_the_pipeline_is_found_by_its_build_number(
@@ -308,6 +334,24 @@ async def test_a_give_up_answer_is_a_failed_status(client: BitbucketClient,
     await publish_error(client, pipeline_ref(), "Herald could not report: boom")
     [status] = bitbucket.repos[REPO].statuses.values()
     assert (status["state"], status["description"]) == ("FAILED", "Herald could not report: boom")
+
+
+async def test_another_ci_s_run_on_a_bitbucket_commit_gets_its_own_status_report_and_comment(
+    client: BitbucketClient, bitbucket: FakeBitbucket
+) -> None:
+    await published(client)
+    jenkins = RunRef(provider="jenkins", repo=REPO, run_id="42", sha=SHA,
+                     url="https://ci.example/job/app/42/")
+    origin = ReportOrigin(run=jenkins, name="app", sequence=42, url=jenkins.url, failed=True)
+    change = Change(forge="bitbucket", repo=REPO, sha=SHA, numbers=(PR,))
+    run = TestRun(id="42", suites=[Suite(name="it", cases=CaseList(
+        [TestCase(name="test_x", status=Status.FAILED)]))])
+    await client.publish(change, origin, run)
+    repo = bitbucket.repos[REPO]
+    assert len(repo.statuses) == 2 and len(repo.reports) == 2
+    assert len(bitbucket.our_comments(REPO, PR)) == 2
+    jenkins_status = repo.statuses[(SHA, insights.origin_key(origin))]
+    assert jenkins_status["name"] == "Herald (jenkins: app)"
 
 
 async def test_a_green_run_without_a_comment_starts_no_conversation(

@@ -161,7 +161,7 @@ async def test_a_rate_limited_comment_is_posted_once_after_the_wait(
 async def test_a_job_that_gives_up_leaves_a_failed_status_saying_why(
     herald: Herald, bitbucket: FakeBitbucket
 ) -> None:
-    bitbucket.fail_next(r"GET .*/test_reports/test_cases$", status=403, times=10)
+    bitbucket.fail_next(r"GET .*/pipelines/\{", status=403, times=10)
     await herald.deliver("repo:commit_status_updated", status_hook())
     await herald.work()
     [status] = herald_statuses(bitbucket)

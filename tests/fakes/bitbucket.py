@@ -157,6 +157,8 @@ class FakeBitbucket(FakeAPI):
         #: account id → effective repository permission (groups and projects included).
         self.effective: dict[tuple[str, str], str] = {}
         self.workspace_admin = True
+        #: Bitbucket answers 404 for a commit's pull requests until it has indexed them.
+        self.commit_links_indexed = True
         self.me = {"type": "user", "uuid": "{0d6c1f5e-8a1b-4c2d-9e3f-4a5b6c7d8e9f}",
                    "account_id": "712020:herald-bot", "display_name": "Herald",
                    "nickname": "herald-bot"}
@@ -516,6 +518,8 @@ class FakeBitbucket(FakeAPI):
                             ws: str, slug: str, sha: str) -> Any:
         repo = self._repo(ws, slug)
         full = self._full(repo, sha)
+        if not self.commit_links_indexed:
+            raise HttpError(404, "Pull request commit links are not indexed yet")
         pulls = [p for p in repo.pullrequests.values()
                  if full.startswith(p["source"]["commit"]["hash"])]
         return self._page(request, query, pulls)
