@@ -59,7 +59,6 @@ from providers.writes import append_once
 log = structlog.get_logger(__name__)
 
 NAME: Final = "bitbucket"
-PUBLIC_API: Final = "https://api.bitbucket.org/2.0"
 PUBLIC_WEB: Final = "https://bitbucket.org"
 RETEST_POLICY: Final = "Only people with write access to this repository can ask for a retest."
 WRITERS: Final = frozenset({"write", "admin"})
@@ -538,7 +537,7 @@ class BitbucketClient:
     ) -> sticky.Upserted:
         lock = self._comment_locks.setdefault((repo, number), asyncio.Lock())
         async with lock:
-            thread = _CommentThread(self.api, self._repo(repo), number, await self._whoami())
+            thread = _CommentThread(self, self._repo(repo), number, await self._whoami())
             return await sticky.upsert(
                 thread,
                 marker=insights.report_marker(origin),
@@ -712,14 +711,23 @@ class _CommentThread:
     """A pull request's comments as `bot.sticky` sees them: ours are the token account's
     own, not deleted, holding the marker."""
 
-    def __init__(self, api: BitbucketAPI, repo_path: str, number: int, me: str | None) -> None:
-        self._api = api
+    def __init__(self, client: BitbucketClient, repo_path: str, number: int,
+                 me: str | None) -> None:
+        self._client = client
+        self._api = client.api
         self._number = number
         self._me = me
         self._path = f"{repo_path}/pullrequests/{number}/comments"
 
     def _ours(self, marker: str) -> Callable[[dict[str, Any]], bool]:
         return lambda c: _by(c, self._me) and _raw(c).startswith(marker)
+
+    def _learn_author(self, created: dict[str, Any]) -> None:
+        """A token that cannot read its own user still learns who it is from what it
+        posts, so that from then on only its own comments are taken for Herald's."""
+        author = _dig(created, "user", "uuid")
+        if self._me is None and isinstance(author, str):
+            self._me = self._client._me = author
 
     async def ours(self, marker: str, *, first: bool = False) -> list[sticky.Posted]:
         match = self._ours(marker)
@@ -743,6 +751,7 @@ class _CommentThread:
         if not isinstance(created, dict) or "id" not in created:
             raise PermanentError(f"comment on pull request #{self._number}: Bitbucket sent "
                                  "no comment")
+        self._learn_author(created)
         return sticky.Posted(str(created["id"]), _raw(created))
 
     async def edit(self, comment_id: str, body: str) -> None:

@@ -243,6 +243,16 @@ async def test_a_refused_write_carries_bitbucket_s_own_words(
     assert "cannot contain more than 450 characters" in refused.value.detail
 
 
+async def test_a_token_that_cannot_read_its_own_user_still_keeps_one_comment(
+    client: BitbucketClient, bitbucket: FakeBitbucket
+) -> None:
+    bitbucket.user_readable = False
+    await published(client)
+    await published(client)
+    assert len(bitbucket.our_comments(REPO, PR)) == 1
+    assert len(bitbucket.calls_to("POST", rf"/pullrequests/{PR}/comments$")) == 1
+
+
 async def test_a_fixed_failure_loses_its_annotation(client: BitbucketClient,
                                                      bitbucket: FakeBitbucket) -> None:
     await published(client)

@@ -157,6 +157,8 @@ class FakeBitbucket(FakeAPI):
         #: account id → effective repository permission (groups and projects included).
         self.effective: dict[tuple[str, str], str] = {}
         self.workspace_admin = True
+        #: Whether the token may read its own account (`GET /user`).
+        self.user_readable = True
         #: Bitbucket answers 404 for a commit's pull requests until it has indexed them.
         self.commit_links_indexed = True
         self.me = {"type": "user", "uuid": "{0d6c1f5e-8a1b-4c2d-9e3f-4a5b6c7d8e9f}",
@@ -423,6 +425,8 @@ class FakeBitbucket(FakeAPI):
     # ---- handlers -----------------------------------------------------------------------
 
     def get_user(self, request: Request, query: dict[str, str], body: Any) -> Any:
+        if not self.user_readable:
+            raise HttpError(403, "This API is not available to this credential")
         return self.me
 
     def list_pipelines(self, request: Request, query: dict[str, str], body: Any, ws: str,
