@@ -195,11 +195,16 @@ class BitbucketClient:
     async def _pipeline(self, ref: RunRef, *, fresh: bool = False) -> Pipeline | None:
         """The pipeline `ref` names, or None when it is no Bitbucket pipeline (a status
         another CI system set on the commit)."""
-        uuid = ref.extra.get("pipeline_uuid") or ref.extra.get("status_key")
         number = ref.extra.get("pipeline_build_number")
+        if not isinstance(number, int):
+            number = None
+        # Pipelines keys its status by the pipeline's UUID and links its result page (the
+        # build number); a status with a UUID key but no such link is another CI's.
+        uuid = ref.extra.get("pipeline_uuid") or (
+            ref.extra.get("status_key") if number is not None else None)
         if not (isinstance(uuid, str) and _UUID.match(uuid)):
             uuid = None
-        if uuid is None and not isinstance(number, int):
+        if uuid is None and number is None:
             return None
         key = (ref.repo, uuid or f"#{number}")
         cached = self._pipelines.get(key)
@@ -230,8 +235,10 @@ class BitbucketClient:
             f"{base}/{segment(data['uuid'])}/steps",
         )
         pipeline = Pipeline(ref.repo, data, steps, time.monotonic())
-        self._pipelines[key] = pipeline
-        self._pipelines.move_to_end(key)
+        # Under both names, so a pipeline found by its number is found again by its UUID.
+        for name in (key, (ref.repo, pipeline.uuid), (ref.repo, f"#{pipeline.number}")):
+            self._pipelines[name] = pipeline
+            self._pipelines.move_to_end(name)
         while len(self._pipelines) > PIPELINE_CACHE_SIZE:
             self._pipelines.popitem(last=False)
         return pipeline
@@ -444,7 +451,8 @@ class BitbucketClient:
             name for step, name in zip(pipeline.steps, _step_names(pipeline.steps), strict=True)
             if _step_result(step) in ("FAILED", "ERROR")
         ]
-        self._pipelines.pop((ref.repo, pipeline.uuid), None)
+        for name in ((ref.repo, pipeline.uuid), (ref.repo, f"#{pipeline.number}")):
+            self._pipelines.pop(name, None)
         return Rerun(
             runs=[str(number)] if isinstance(number, int) else [],
             jobs=failed_steps,

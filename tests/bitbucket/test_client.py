@@ -127,6 +127,27 @@ async def test_without_a_status_key_the_pipeline_is_found_by_its_build_number(
     assert build.ref.extra["pipeline_uuid"] != PIPELINE_UUID
 
 
+async def test_a_status_with_a_uuid_key_but_no_pipeline_link_is_another_ci_s(
+    client: BitbucketClient, bitbucket: FakeBitbucket
+) -> None:
+    ref = pipeline_ref(run_id=PIPELINE_UUID, extra={"status_key": PIPELINE_UUID})
+    await client.get_build(ref)
+    assert await client.native_results(ref) is None
+    assert bitbucket.calls == []
+
+
+async def test_a_pipeline_found_by_its_number_reports_its_failed_steps(
+    client: BitbucketClient, bitbucket: FakeBitbucket
+) -> None:
+    ref = pipeline_ref(extra={"pipeline_build_number": NUMBER})
+    build = await client.get_build(ref)
+    run = await client.native_results(ref)
+    assert run is not None
+    await client.publish(await client.change_of(ref, build), client.origin_of(ref, build), run)
+    [comment] = bitbucket.our_comments(REPO, PR)
+    assert "Failed steps: [unit tests]" in comment["content"]["raw"]
+
+
 async def test_another_ci_s_status_reads_as_a_build_with_nothing_to_report(
     client: BitbucketClient, bitbucket: FakeBitbucket
 ) -> None:
