@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from bot.events import Comment, RunRef
 from bot.ports import Change, ReportOrigin
@@ -437,6 +438,36 @@ async def test_the_latest_failed_pipeline_of_the_head_commit_is_rerun_as_a_new_o
     assert created["target"]["selector"] == {"type": "branches", "pattern": BRANCH}
     assert rerun.url == f"{WEB}/pipelines/results/{created['build_number']}"
     assert rerun.jobs == ["unit tests", "shard (1)", "shard (2)"]
+
+
+async def test_a_pull_request_pipeline_reports_to_its_pull_request_and_reruns_as_one(
+    client: BitbucketClient, bitbucket: FakeBitbucket
+) -> None:
+    repo = bitbucket.repos[REPO]
+    pipeline = repo.pipelines[-1]
+    pipeline["target"] = {
+        "type": "pipeline_pullrequest_target", "source": BRANCH, "destination": "main",
+        "destination_commit": {"type": "commit", "hash": "a1b2c3d4e5f6"},
+        "commit": {"type": "commit", "hash": SHA},
+        "pull_request": {"type": "pullrequest", "id": PR, "title": "Change"},
+        "selector": {"type": "pull-requests", "pattern": "**"},
+    }
+    bitbucket.commit_links_indexed = False  # the target alone names the pull request
+    build = await client.get_build(pipeline_ref())
+    assert (build.changes, build.name) == ([PR], "pull-requests: **")
+    await client.rerun(build.ref)
+    [created] = bitbucket.created_pipelines
+    assert created["target"]["type"] == "pipeline_pullrequest_target"
+    assert created["target"]["pull_request"] == {"id": PR}
+    assert created["target"]["commit"] == {"type": "commit", "hash": SHA}
+
+
+async def test_no_credential_reaches_the_log(client: BitbucketClient) -> None:
+    with capture_logs() as lines:
+        await published(client)
+    assert lines
+    logged = repr(lines)
+    assert TOKEN not in logged and "Bearer" not in logged
 
 
 async def test_a_lost_rerun_answer_starts_no_second_pipeline(client: BitbucketClient,

@@ -201,6 +201,15 @@ async def test_retest_by_a_reader_is_politely_refused_once(herald: Herald,
     assert READER_NAME not in bitbucket.mentions
 
 
+async def test_a_bot_s_retest_runs_nothing(herald: Herald, bitbucket: FakeBitbucket) -> None:
+    hook = comment_hook(bitbucket, WRITER_ID)
+    hook["comment"]["user"] = {**hook["comment"]["user"], "type": "app_user"}
+    await herald.deliver("pullrequest:comment_created", hook)
+    await herald.work()
+    assert bitbucket.created_pipelines == []
+    assert bitbucket.our_comments(REPO, PR) == []
+
+
 async def test_a_quoted_retest_runs_nothing(herald: Herald, bitbucket: FakeBitbucket) -> None:
     await herald.deliver("pullrequest:comment_created",
                          comment_hook(bitbucket, WRITER_ID, "> /retest\n\n```\n/retest\n```"))
