@@ -354,6 +354,32 @@ async def test_a_lost_comment_answer_is_read_back_not_posted_again(
     assert len(bitbucket.our_comments(REPO, PR)) == 1
 
 
+async def test_a_passing_5xx_is_retried_in_place(client: BitbucketClient,
+                                                 bitbucket: FakeBitbucket) -> None:
+    bitbucket.fail_next(r"GET .*/pipelines/\{", status=502)
+    build = await client.get_build(pipeline_ref())
+    assert build.failed
+    assert len(bitbucket.calls_to("GET", r"/pipelines/\{[^/]*\}$")) == 2
+
+
+async def test_a_lasting_5xx_goes_back_to_the_queue(client: BitbucketClient,
+                                                   bitbucket: FakeBitbucket) -> None:
+    bitbucket.fail_next(r"GET .*/pipelines/\{", status=503, times=5)
+    with pytest.raises(TransientError):
+        await client.get_build(pipeline_ref())
+
+
+async def test_a_lost_reply_answer_is_read_back_not_posted_again(
+    client: BitbucketClient, bitbucket: FakeBitbucket
+) -> None:
+    asked = bitbucket.add_comment(REPO, PR, "/retest", bitbucket.users[WRITER_ID])
+    bitbucket.lose_answer(rf"POST .*/pullrequests/{PR}/comments$", how="reset")
+    await client.reply(REPO, Comment(id=str(asked["id"]), body="/retest", author=WRITER_NAME,
+                                     change=PR, extra={"account_id": WRITER_ID}),
+                       f"@{WRITER_NAME} nothing to retest")
+    assert len(bitbucket.our_comments(REPO, PR)) == 1
+
+
 async def test_a_hanging_bitbucket_is_a_transient_error(client: BitbucketClient,
                                                         bitbucket: FakeBitbucket) -> None:
     bitbucket.fail_next(r"GET .*/pipelines/", hang=True, times=5)

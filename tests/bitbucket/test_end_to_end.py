@@ -187,6 +187,18 @@ async def test_retest_by_a_writer_starts_a_new_pipeline_and_links_it(
     assert bitbucket.mentions == [WRITER_ID]
 
 
+async def test_a_redelivered_retest_starts_one_pipeline_and_replies_once(
+    herald: Herald, bitbucket: FakeBitbucket
+) -> None:
+    hook = comment_hook(bitbucket, WRITER_ID)
+    await herald.deliver("pullrequest:comment_created", hook, request="retest-1")
+    await herald.work()
+    await herald.deliver("pullrequest:comment_created", hook, request="retest-2")
+    await herald.work()
+    assert len(bitbucket.created_pipelines) == 1
+    assert len(bitbucket.our_comments(REPO, PR)) == 1
+
+
 async def test_retest_by_a_reader_is_politely_refused_once(herald: Herald,
                                                            bitbucket: FakeBitbucket) -> None:
     hook = comment_hook(bitbucket, READER_ID)
