@@ -348,21 +348,20 @@ class FakeBitbucket(FakeAPI):
         if body_bytes and body is None:
             return JSONResponse(bad("Bad request", "the body is not valid JSON").body,
                                 status_code=400)
-        for route_method, pattern, handler in self.routes:
-            match = pattern.match(raw_path)
-            if match and route_method == method:
-                params = {k: unquote(v) for k, v in match.groupdict().items()}
-                try:
-                    with self._lock:
-                        result = handler(request, query, body, **params)
-                except HttpError as exc:
-                    return JSONResponse(exc.body, status_code=exc.status)
-                if isinstance(result, Response):
-                    return result
-                if result is None:
-                    return Response(status_code=204)
-                return JSONResponse(result, status_code=201 if method == "POST" else 200)
-        return JSONResponse(HttpError(404, "Resource not found").body, status_code=404)
+        try:
+            handler, params = self.route(method, raw_path)
+        except LookupError:
+            return JSONResponse(HttpError(404, "Resource not found").body, status_code=404)
+        try:
+            with self._lock:
+                result = handler(request, query, body, **params)
+        except HttpError as exc:
+            return JSONResponse(exc.body, status_code=exc.status)
+        if isinstance(result, Response):
+            return result
+        if result is None:
+            return Response(status_code=204)
+        return JSONResponse(result, status_code=201 if method == "POST" else 200)
 
     # ---- lookups ------------------------------------------------------------------------
 

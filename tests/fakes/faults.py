@@ -13,10 +13,11 @@ import asyncio
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import uvicorn
 from starlette.requests import Request
@@ -111,6 +112,18 @@ class FakeAPI:
 
     async def _handle(self, request: Request) -> Response:
         raise NotImplementedError
+
+    #: (method, compiled path pattern, handler) of each endpoint the fake serves.
+    routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]]
+
+    def route(self, method: str, raw_path: str) -> tuple[Callable[..., Any], dict[str, str]]:
+        """The handler of `method` on `raw_path` (percent-encoded as sent) and its decoded
+        path parameters; `LookupError` when the fake serves no such endpoint."""
+        for route_method, pattern, handler in self.routes:
+            match = pattern.match(raw_path)
+            if match and route_method == method:
+                return handler, {k: unquote(v) for k, v in match.groupdict().items()}
+        raise LookupError(f"{method} {raw_path}")
 
     def intercept(self, request: Request, target: str) -> tuple[Fault | None, str | None]:
         """The fault to answer `target` (`"METHOD /path"`) with, or how its answer is to be

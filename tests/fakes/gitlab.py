@@ -347,21 +347,19 @@ class FakeGitLab(FakeAPI):
                                 status_code=fault.status, headers=fault.headers)
         if token != self.token:
             return JSONResponse({"message": "401 Unauthorized"}, status_code=401)
-        for route_method, pattern, handler in self.routes:
-            match = pattern.match(raw_path)
-            if match and route_method == method:
-                params = {k: unquote(v) for k, v in match.groupdict().items()}
-                try:
-                    with self._lock:
-                        result = handler(request, query, body if body is not None else {},
-                                         **params)
-                except HttpError as exc:
-                    return JSONResponse(exc.body, status_code=exc.status)
-                if isinstance(result, Response):
-                    return result
-                status = 201 if method == "POST" else 200
-                return JSONResponse(result, status_code=status, headers=self.rate_limit)
-        return JSONResponse({"error": "404 Not Found"}, status_code=404)
+        try:
+            handler, params = self.route(method, raw_path)
+        except LookupError:
+            return JSONResponse({"error": "404 Not Found"}, status_code=404)
+        try:
+            with self._lock:
+                result = handler(request, query, body if body is not None else {}, **params)
+        except HttpError as exc:
+            return JSONResponse(exc.body, status_code=exc.status)
+        if isinstance(result, Response):
+            return result
+        status = 201 if method == "POST" else 200
+        return JSONResponse(result, status_code=status, headers=self.rate_limit)
 
     def _paginate(self, request: Request, query: dict[str, str],
                   items: list[dict[str, Any]]) -> Response:
