@@ -150,16 +150,31 @@ def _step_result(step: dict[str, Any]) -> str:
     return str(_dig(state, "result", "name") or _dig(state, "name") or "UNKNOWN")
 
 
-def _step_names(steps: list[dict[str, Any]]) -> list[str]:
-    """Each step's name, numbered where names repeat (parallel steps may share one), so
-    their results never stand in for each other."""
-    names = [str(s.get("name") or f"step {i + 1}") for i, s in enumerate(steps)]
-    counts: dict[str, int] = {}
-    labelled = []
-    for name in names:
-        counts[name] = counts.get(name, 0) + 1
-        labelled.append(name if names.count(name) == 1 else f"{name} ({counts[name]})")
-    return labelled
+def step_groups(steps: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The pipeline's steps as (label, attempts oldest first).
+
+    Steps of one name with distinct `run_number`s are attempts of one step ("Rerun failed
+    steps" runs a step again inside the same pipeline): the last is its result, the
+    earlier ones its retries. Any other repeated name (parallel steps may share one) is
+    numbered, `shard (1)`, `shard (2)`, so their results never stand in for each other.
+    """
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for index, step in enumerate(steps):
+        by_name.setdefault(str(step.get("name") or f"step {index + 1}"), []).append(step)
+    groups: list[tuple[str, list[dict[str, Any]]]] = []
+    for name, members in by_name.items():
+        runs = [step.get("run_number") for step in members]
+        attempts = all(isinstance(r, int) for r in runs) and len(set(runs)) == len(runs)
+        if len(members) == 1 or attempts:
+            groups.append((name, sorted(members, key=lambda s: int(s.get("run_number") or 0))))
+        else:
+            groups.extend((f"{name} ({i + 1})", [step]) for i, step in enumerate(members))
+    return groups
+
+
+def latest_steps(steps: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, the step's latest attempt) of each step."""
+    return [(label, attempts[-1]) for label, attempts in step_groups(steps)]
 
 
 class BitbucketClient:
@@ -255,12 +270,11 @@ class BitbucketClient:
         sha = pipeline.sha or ref.sha
         changes = await self._changes(ref.repo, pipeline, sha)
         url = self.result_url(ref.repo, pipeline.number)
-        names = _step_names(pipeline.steps)
         jobs = [
             Job(id=str(step.get("uuid")), name=name, status=_step_result(step),
                 failed=_step_result(step) in ("FAILED", "ERROR"),
                 url=f"{url}/steps/{step.get('uuid')}")
-            for step, name in zip(pipeline.steps, names, strict=True)
+            for name, step in latest_steps(pipeline.steps)
         ]
         target = RunRef(
             provider=NAME, repo=ref.repo, run_id=str(pipeline.number), sha=sha,
@@ -342,33 +356,49 @@ class BitbucketClient:
         url = self.result_url(ref.repo, pipeline.number)
         merged = TestRun(id=str(pipeline.number), url=url)
         budget = [MAX_REASONS]
-        for step, name in zip(pipeline.steps, _step_names(pipeline.steps), strict=True):
-            uuid = str(step.get("uuid") or "")
-            if not uuid:
-                continue
-            path = f"{base}/{segment(uuid)}/test_reports/test_cases"
-            source = f"Bitbucket test report of step {name}"
-            try:
-                cases, more = await self.api.list(
-                    f"read the test cases of step {name!r}", path, limit=MAX_CASES_PER_STEP)
-            except NotFound:
-                continue  # the step wrote no test report
-            except ClientError as exc:
-                # One step's report refused must not hide the others': the report says
-                # it is incomplete instead.
-                merged.errors.append(ParseError(source=source, reason=str(exc)))
-                continue
-            reasons = await self._reasons(path, name, cases, budget)
-            run = step_run(name, cases, reasons, run_id=str(pipeline.number),
-                           step_url=f"{url}/steps/{uuid}")
-            merged.suites.extend(run.suites)
-            if more:
-                merged.errors.append(ParseError(
-                    source=source,
-                    reason=f"only its first {MAX_CASES_PER_STEP:,} test cases were read"))
+        for name, attempts in step_groups(pipeline.steps):
+            latest: TestRun | None = None
+            for step in attempts:
+                this = await self._step_results(base, url, pipeline.number, name, step, budget)
+                if this is None:
+                    continue
+                if latest is not None:
+                    # An earlier attempt's failures become retries of this one's cases:
+                    # a test that failed, then passed on the rerun, reads as flaky.
+                    this.absorb_retry(latest)
+                latest = this
+            if latest is not None:
+                merged.suites.extend(latest.suites)
+                merged.errors.extend(latest.errors)
         if not merged.suites and not merged.errors:
             return None
         return merged
+
+    async def _step_results(
+        self, base: str, url: str, number: int, name: str, step: dict[str, Any],
+        budget: list[int],
+    ) -> TestRun | None:
+        """One step attempt's test report; None when it wrote none."""
+        uuid = str(step.get("uuid") or "")
+        if not uuid:
+            return None
+        path = f"{base}/{segment(uuid)}/test_reports/test_cases"
+        source = f"Bitbucket test report of step {name}"
+        try:
+            cases, more = await self.api.list(
+                f"read the test cases of step {name!r}", path, limit=MAX_CASES_PER_STEP)
+        except NotFound:
+            return None  # the step wrote no test report
+        except ClientError as exc:
+            # One step's report refused must not hide the others': the report says it is
+            # incomplete instead.
+            return TestRun(id=str(number), errors=[ParseError(source=source, reason=str(exc))])
+        reasons = await self._reasons(path, name, cases, budget)
+        run = step_run(name, cases, reasons, run_id=str(number), step_url=f"{url}/steps/{uuid}")
+        if more:
+            reason = f"only its first {MAX_CASES_PER_STEP:,} test cases were read"
+            run.errors.append(ParseError(source=source, reason=reason))
+        return run
 
     async def _reasons(
         self, path: str, step: str, cases: list[dict[str, Any]], budget: list[int]
@@ -448,7 +478,7 @@ class BitbucketClient:
         )
         number = created.get("build_number") if isinstance(created, dict) else None
         failed_steps = [
-            name for step, name in zip(pipeline.steps, _step_names(pipeline.steps), strict=True)
+            name for name, step in latest_steps(pipeline.steps)
             if _step_result(step) in ("FAILED", "ERROR")
         ]
         for name in ((ref.repo, pipeline.uuid), (ref.repo, f"#{pipeline.number}")):
@@ -565,7 +595,7 @@ class BitbucketClient:
                  f"{md_text(build.result)}"]
         failed_steps = [
             md_link(name, f"{url}/steps/{step.get('uuid')}")
-            for step, name in zip(build.steps, _step_names(build.steps), strict=True)
+            for name, step in latest_steps(build.steps)
             if _step_result(step) in ("FAILED", "ERROR")
         ]
         if failed_steps:

@@ -173,6 +173,29 @@ async def test_the_step_test_reports_are_the_results(client: BitbucketClient) ->
     assert shards == ["shard (1)", "shard (2)"]
 
 
+async def test_a_step_rerun_in_the_pipeline_makes_its_earlier_failure_flaky_not_hidden(
+    client: BitbucketClient, bitbucket: FakeBitbucket
+) -> None:
+    repo = bitbucket.repos[REPO]
+    pipeline = repo.pipelines[-1]
+    lint = repo.steps[PIPELINE_UUID][3]
+    repo.test_cases[lint["uuid"]] = [{"type": "test_case", "uuid": "{l1}", "name": "test_fmt",
+                                      "package_name": "lint", "status": "FAILED"}]
+    again = bitbucket.add_step(REPO, pipeline, "lint", result="SUCCESSFUL", cases=[
+        {"name": "test_fmt", "package_name": "lint", "status": "SUCCESSFUL"}])
+    again["run_number"] = 2
+    ref = pipeline_ref()
+    build = await client.get_build(ref)
+    run = await client.native_results(ref)
+    assert run is not None
+    [fmt] = [c for c in run.cases() if c.name == "test_fmt"]
+    assert (fmt.status.value, fmt.flaky) == ("passed", True)
+    assert run.totals().flaky == 1
+    assert [j.name for j in build.jobs].count("lint") == 1
+    # The shards ran side by side (both run 1): neither is an attempt of the other.
+    assert run.totals().failures == 6
+
+
 async def test_an_unknown_case_status_is_an_error_not_a_pass(
     client: BitbucketClient, bitbucket: FakeBitbucket
 ) -> None:
