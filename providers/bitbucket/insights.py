@@ -134,7 +134,8 @@ def report_body(run: TestRun, origin: ReportOrigin, annotated: int) -> dict[str,
         "details": _clip(details, DETAILS_LIMIT),
         "report_type": "TEST",
         "reporter": "Herald",
-        "result": "FAILED" if build_state(run, origin) == "FAILED" else "PASSED",
+        "result": {"FAILED": "FAILED", "INPROGRESS": "PENDING"}.get(
+            build_state(run, origin), "PASSED"),
         "data": data[:DATA_FIELDS],
     }
     link = safe_url(origin.url)

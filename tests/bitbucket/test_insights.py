@@ -10,7 +10,7 @@ import pytest
 from bot.events import RunRef
 from bot.ports import ReportOrigin
 from bot.results.compact import CaseList
-from bot.results.model import ParseError, Status, Suite, TestCase, TestRun
+from bot.results.model import ParseError, RunStatus, Status, Suite, TestCase, TestRun
 from providers.bitbucket import insights
 from providers.bitbucket.testreport import duration_of, status_of, step_run
 from providers.bitbucket.webhook import BitbucketProvider
@@ -120,3 +120,17 @@ def test_herald_s_own_status_is_ignored_by_the_parser(key: str) -> None:
          "x-hub-signature": f"sha256={hex_hmac(b's', body)}", "x-request-uuid": "r"},
         body, [b"s"])
     assert parsed.reason == "the status is Herald's own"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("status", "state", "result"), [
+    (RunStatus.FAILED, "FAILED", "FAILED"),
+    (RunStatus.ERROR, "FAILED", "FAILED"),
+    (RunStatus.CANCELLED, "STOPPED", "PASSED"),
+    (RunStatus.RUNNING, "INPROGRESS", "PENDING"),
+    (RunStatus.PASSED, "SUCCESSFUL", "PASSED"),
+])
+def test_the_status_and_report_say_what_the_run_says(status: RunStatus, state: str,
+                                                     result: str) -> None:
+    run = TestRun(id="1", status=status)
+    assert insights.build_state(run, origin()) == state
+    assert insights.report_body(run, origin(), 0)["result"] == result
