@@ -18,6 +18,7 @@ import pytest
 from providers.bitbucket import insights
 from providers.bitbucket.client import RETEST_POLICY
 from tests.bitbucket.world import (
+    BRANCH,
     NUMBER,
     PR,
     READER_ID,
@@ -132,6 +133,36 @@ async def test_redeliveries_and_reprocessing_post_nothing_twice(
     assert len(bitbucket.repos[REPO].reports) == 1
     [annotations] = bitbucket.repos[REPO].annotations.values()
     assert len(annotations) == 6
+
+
+async def test_a_newer_passing_pipeline_turns_the_same_report_green_and_a_late_old_one_not_back(
+    herald: Herald, bitbucket: FakeBitbucket
+) -> None:
+    await herald.deliver("repo:commit_status_updated", status_hook())
+    await herald.work()
+    first = report_comment(bitbucket)
+    newer = bitbucket.add_pipeline(REPO, NUMBER + 1, sha=SHA, branch=BRANCH,
+                                   result="SUCCESSFUL")
+    bitbucket.add_step(REPO, newer, "unit tests", result="SUCCESSFUL", cases=[
+        {"name": "test_login", "package_name": "auth.LoginTest", "status": "SUCCESSFUL"}])
+    hook = status_hook()
+    hook["commit_status"].update(key=newer["uuid"], state="SUCCESSFUL",
+                                 url=f"{WEB}/pipelines/results/{NUMBER + 1}")
+    await herald.deliver("repo:commit_status_updated", hook)
+    await herald.work()
+    await herald.deliver("repo:commit_status_updated", status_hook())  # #318, late
+    await herald.work()
+
+    [status] = herald_statuses(bitbucket)
+    assert (status["state"], status["url"]) == (
+        "SUCCESSFUL", f"{WEB}/pipelines/results/{NUMBER + 1}")
+    [report] = bitbucket.repos[REPO].reports.values()
+    assert (report["result"], insights.reported_run(report)) == ("PASSED", NUMBER + 1)
+    [annotations] = bitbucket.repos[REPO].annotations.values()
+    assert annotations == []  # the fixed failures' annotations are gone
+    comment = report_comment(bitbucket)
+    assert comment["id"] == first["id"]
+    assert insights.reported_order(comment["content"]["raw"]) == (NUMBER + 1,)
 
 
 async def test_herald_s_own_status_does_not_report_again(herald: Herald,
