@@ -157,6 +157,10 @@ def step_groups(steps: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, A
     steps" runs a step again inside the same pipeline): the last is its result, the
     earlier ones its retries. Any other repeated name (parallel steps may share one) is
     numbered, `shard (1)`, `shard (2)`, so their results never stand in for each other.
+
+    What this could hide: were two parallel steps of one name ever given distinct
+    `run_number`s, the first one's failures would read as the second's retries. They are
+    still shown, as earlier attempts of flaky tests, never dropped.
     """
     by_name: dict[str, list[dict[str, Any]]] = {}
     for index, step in enumerate(steps):

@@ -16,6 +16,7 @@ from bot.results.compact import CaseList
 from bot.results.model import Status, Suite, TestCase, TestRun
 from bot.settings import ConfigError, ProviderSettings
 from providers.base import CISource, ForgeTarget, NotConfigured, PermanentError, TransientError
+from providers.bitbucket import client as client_module
 from providers.bitbucket import insights
 from providers.bitbucket.api import ClientError
 from providers.bitbucket.client import RETEST_POLICY, BitbucketClient, create_client
@@ -194,6 +195,19 @@ async def test_a_step_rerun_in_the_pipeline_makes_its_earlier_failure_flaky_not_
     assert [j.name for j in build.jobs].count("lint") == 1
     # The shards ran side by side (both run 1): neither is an attempt of the other.
     assert run.totals().failures == 6
+
+
+async def test_a_step_with_more_cases_than_are_read_says_the_report_is_incomplete(
+    client: BitbucketClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_module, "MAX_CASES_PER_STEP", 3)
+    ref = pipeline_ref()
+    await client.get_build(ref)
+    run = await client.native_results(ref)
+    assert run is not None
+    assert [(e.source, e.reason) for e in run.errors] == [
+        ("Bitbucket test report of step unit tests", "only its first 3 test cases were read")]
+    assert insights.build_state(run, client.origin_of(ref, None)) == "FAILED"
 
 
 async def test_an_unknown_case_status_is_an_error_not_a_pass(
