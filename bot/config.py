@@ -235,10 +235,22 @@ class GitLabConfig(ClientConfig):
 
 
 class BitbucketConfig(ProviderConfig):
-    api_url: HttpUrl | None = setting(
-        None, "a self-hosted Bitbucket's API address: runs of other CI systems whose "
-        "repository URL has its host are reported there (`bot.forges`)",
-        shown_default="none: bitbucket.org only",
+    api_url: HttpUrl = setting(
+        "https://api.bitbucket.org/2.0", "Bitbucket Cloud's REST API; runs of other CI "
+        "systems whose repository URL has its host are reported there too (`bot.forges`)",
+    )
+    token: SecretStr | None = setting(
+        None, "a repository, project or workspace access token (sent as `Bearer`), or an "
+        "API token with `HERALD_BITBUCKET_USERNAME`", shown_default="none: no reports",
+    )
+    token_file: Path | None = setting(None, "a file holding the token instead")
+    username: str | None = setting(
+        None, "the Atlassian account email an API token belongs to (HTTP Basic); unset "
+        "for an access token", shown_default="none: `Bearer` token",
+    )
+    timeout: Seconds = setting(
+        15.0, "seconds per Bitbucket request (connect and read); shorter than "
+        "`HERALD_JOB_TIMEOUT_SECONDS`", gt=0,
     )
 
 
@@ -414,6 +426,8 @@ class HeraldConfig(BaseSettings):
              "request_timeout" in github.model_fields_set or github.app_id is not None),
             ("HERALD_GITLAB_TIMEOUT", gitlab.timeout,
              bool({"timeout", "token", "token_file"} & gitlab.model_fields_set)),
+            ("HERALD_BITBUCKET_TIMEOUT", self.bitbucket.timeout,
+             bool({"timeout", "token", "token_file"} & self.bitbucket.model_fields_set)),
         ):
             if relevant and seconds >= self.job_timeout_seconds:
                 raise PydanticCustomError(
@@ -644,7 +658,8 @@ DOCS: Final[dict[str, tuple[str, ...]]] = {
     "docs/limits.md": ("artifacts",),
     "docs/github.md": ("github",),
     "docs/gitlab.md": ("gitlab",),
-    "docs/webhooks.md": ("bitbucket", "azure-devops", "circleci", "travis", "jenkins",
+    "docs/bitbucket.md": ("bitbucket",),
+    "docs/webhooks.md": ("azure-devops", "circleci", "travis", "jenkins",
                          "teamcity"),
 }
 _WEB = ("max_body_bytes", "max_buffered_bytes", "body_timeout_seconds",

@@ -151,6 +151,8 @@ class Rerun:
 
     runs: list[str] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
+    #: Where to watch it, when the rerun is a new run of its own (a new Bitbucket pipeline).
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

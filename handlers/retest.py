@@ -134,20 +134,23 @@ async def _retest(
     problems: list[str] = []
     failed = await _failed_runs(ctx, store, provider, change, problems) if change else []
     rerun: list[RunRef] = []
+    started: dict[str, str] = {}
     for ref in failed:
         item = f"run:{ref.provider}:{ref.run_id}"
         if not await store.done(done, item):
             ci: CISource = ctx.clients.source(ref.provider)
             try:
-                await ci.rerun(ref, failed_only=True)
+                result = await ci.rerun(ref, failed_only=True)
             except (PermanentError, Unsupported) as exc:
                 problems.append(
                     COULD_NOT.format(run=run_label(ref), error=md_text(str(exc).rstrip(".")))
                 )
                 continue
             await store.mark_done(done, item)
+            if result.url:
+                started[ref.run_id] = result.url
         rerun.append(ref)
-    await forge.reply(repo, comment, reply_text(comment.author, rerun, problems))
+    await forge.reply(repo, comment, reply_text(comment.author, rerun, problems, started))
     await store.mark_done(done, "replied")
     ctx.log.info("retest", author=comment.author, rerun=[r.run_id for r in rerun],
                  problems=len(problems))
@@ -177,9 +180,17 @@ async def _failed_runs(
     return found
 
 
-def reply_text(author: str, rerun: list[RunRef], problems: list[str]) -> str:
+def reply_text(
+    author: str, rerun: list[RunRef], problems: list[str], started: dict[str, str] | None = None
+) -> str:
+    """The answer to `/retest`; `started` maps a rerun's run id to the new run it started
+    (a CI that reruns by starting a new run, as Bitbucket Pipelines does)."""
     if rerun:
-        lines = [RERUNNING.format(author=author, runs=", ".join(run_label(r) for r in rerun))]
+        labels = []
+        for ref in rerun:
+            url = (started or {}).get(ref.run_id)
+            labels.append(run_label(ref) + (f" ({md_link('new run', url)})" if url else ""))
+        lines = [RERUNNING.format(author=author, runs=", ".join(labels))]
     elif problems:
         lines = [f"@{author}"]
     else:

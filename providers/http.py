@@ -59,7 +59,10 @@ from providers.base import OutcomeUnknown, PermanentError, ProviderError, Transi
 
 T = TypeVar("T")
 
-log = get_logger("herald.http")
+#: The logger's name; `log_call` asks for it on each call rather than holding one from
+#: import time, whose first use would tie it to whichever logging setup was current then
+#: (structlog's `cache_logger_on_first_use`), however the process configures logging later.
+LOGGER: Final = "herald.http"
 
 #: Methods a request may be resent with when the caller declared nothing: reads only.
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -375,7 +378,7 @@ def log_call(
 ) -> None:
     """The one line per request, whichever client library sent it."""
     host, path = loggable(url)
-    log.info(
+    get_logger(LOGGER).info(
         "http request",
         provider=provider,
         method=method,

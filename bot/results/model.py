@@ -40,6 +40,38 @@ def truncate(text: str | None, limit: int = DEFAULT_TEXT_LIMIT) -> str | None:
     return text[:limit] + TRUNCATION_MARKER.format(dropped=len(text) - limit)
 
 
+#: A failure message taken from a CI system's own text is its first line, cut here.
+MESSAGE_LIMIT = 500
+
+
+def present_text(value: Any) -> str | None:
+    """A CI API's text field as text, None when it is missing or blank."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text if text.strip() else None
+
+
+def seconds_of(value: Any) -> float:
+    """A CI API's duration in seconds; 0 when it is missing, negative or not a number."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return seconds if seconds >= 0 else 0.0
+
+
+def first_line(text: str | None, limit: int = MESSAGE_LIMIT) -> str | None:
+    """The first non-blank line of `text`, stripped and cut to `limit`: a failure's
+    message when a CI system gives only its whole output."""
+    if text is None:
+        return None
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return None
+
+
 class Status(enum.StrEnum):
     """Outcome of one test case (or of one attempt of it)."""
 

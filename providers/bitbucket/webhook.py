@@ -36,6 +36,8 @@ FINAL_STATES: Final = frozenset({"SUCCESSFUL", "FAILED", "STOPPED"})
 STATUS_EVENTS: Final = frozenset({"repo:commit_status_created", "repo:commit_status_updated"})
 #: What Bitbucket Data Center sends for "Test connection"; Bitbucket Cloud sends no ping.
 PING_EVENT: Final = "diagnostics:ping"
+#: The key (or key prefix) of the build statuses Herald sets (`providers.bitbucket.insights`).
+OWN_STATUS_KEY: Final = "herald"
 _PIPELINE_RESULT = re.compile(r"/(?:pipelines/results|addon/pipelines/home#!/results)/(\d+)")
 
 
@@ -70,6 +72,9 @@ class BitbucketProvider(Provider):
             raise BadPayload(f"{native} lacks commit_status or repository.full_name")
         url = as_str(status.get("url"))
         key = as_str(status.get("key"))
+        if key is not None and (key == OWN_STATUS_KEY or key.startswith(f"{OWN_STATUS_KEY}-")):
+            # Herald's own status: reporting on it would report again, without end.
+            return Ignored(NAME, native, "the status is Herald's own")
         # Pipelines statuses link to the pipeline result page, whose number is the run id
         # the Pipelines API and `BITBUCKET_BUILD_NUMBER` use; other CIs are keyed by `key`.
         match = _PIPELINE_RESULT.search(url or "")

@@ -15,7 +15,18 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from bot.results.compact import CaseList
-from bot.results.model import Origin, ParseError, Status, Suite, TestCase, TestRun, truncate
+from bot.results.model import (
+    Origin,
+    ParseError,
+    Status,
+    Suite,
+    TestCase,
+    TestRun,
+    first_line,
+    present_text,
+    seconds_of,
+    truncate,
+)
 
 STATUSES: Final[dict[str, Status]] = {
     "success": Status.PASSED,
@@ -23,49 +34,21 @@ STATUSES: Final[dict[str, Status]] = {
     "error": Status.ERROR,
     "skipped": Status.SKIPPED,
 }
-#: A failure message is the first line of GitLab's failure text, cut to this length.
-MESSAGE_LIMIT: Final = 500
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else str(value)
-    return text if text.strip() else None
-
-
-def _seconds(value: Any) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return seconds if seconds >= 0 else 0.0
-
-
-def _first_line(text: str | None) -> str | None:
-    if text is None:
-        return None
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:MESSAGE_LIMIT]
-    return None
-
-
 def case_from(
     data: dict[str, Any], suite: str, source: str, origin: Origin | None = None
 ) -> TestCase:
     status = STATUSES.get(str(data.get("status") or "").lower(), Status.ERROR)
-    output = _text(data.get("system_output"))
-    trace = _text(data.get("stack_trace"))
+    output = present_text(data.get("system_output"))
+    trace = present_text(data.get("stack_trace"))
     failed = status.is_failure
     return TestCase(
         name=str(data.get("name") or "(unnamed test)"),
         classname=str(data.get("classname") or ""),
         suite=suite,
         status=status,
-        duration=_seconds(data.get("execution_time")),
-        file=_text(data.get("file")),
-        message=_first_line(output) if failed else None,
+        duration=seconds_of(data.get("execution_time")),
+        file=present_text(data.get("file")),
+        message=first_line(output) if failed else None,
         stack_trace=truncate(trace or (output if failed else None)),
         stdout=None if failed else truncate(output),
         source=source,
@@ -106,11 +89,13 @@ def to_test_run(
             )
             if isinstance(cases, list)
             else CaseList(),
-            duration=_seconds(entry["total_time"]) if entry.get("total_time") is not None else None,
+            duration=seconds_of(entry["total_time"])
+            if entry.get("total_time") is not None
+            else None,
             source=source,
         )
         run.suites.append(suite)
-        problem = _text(entry.get("suite_error"))
+        problem = present_text(entry.get("suite_error"))
         if problem:
             # GitLab gives up on a suite (file over its size limit, bad XML) and says so.
             run.errors.append(ParseError(source=f"{source}: {name}", reason=problem))

@@ -62,6 +62,8 @@ class FakeCI:
     failed: list[RunRef] = field(default_factory=list)
     #: The forge the runs' code lives on (the CI's own, for GitHub Actions and GitLab CI).
     forge: str = "github"
+    #: run id → the new run a rerun of it starts (a CI that reruns by starting a new run).
+    started: dict[str, str] = field(default_factory=dict)
 
     def _maybe_fail(self, method: str) -> None:
         error = self.failures.get(method)
@@ -102,7 +104,7 @@ class FakeCI:
     async def rerun(self, ref: RunRef, failed_only: bool = True) -> Rerun:
         self.calls.append(("rerun", ref.run_id, failed_only))
         self._maybe_fail(f"rerun:{ref.run_id}")
-        return Rerun(runs=[ref.run_id])
+        return Rerun(runs=[ref.run_id], url=self.started.get(ref.run_id))
 
     async def change_of(self, ref: RunRef, build: Build | None) -> Change:
         self._maybe_fail("change_of")

@@ -25,26 +25,24 @@ connection reset), as when GitLab acts on a write and the network loses the repl
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode
 
-import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from bot.embedded_redis import free_port
-from tests.fakes.lost import drop_answer
+from tests.fakes.faults import FakeAPI, serve
+
+__all__ = ["FakeGitLab", "ObjectStorage", "serve"]
 
 TOKEN = "glpat-herald-test-token"
 NOTE_LIMIT = 1_000_000
@@ -72,25 +70,6 @@ class Call:
         return f"{self.method} {self.path}"
 
 
-@dataclass
-class Fault:
-    pattern: re.Pattern[str]
-    times: int
-    status: int = 429
-    hang: bool = False
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class LostAnswer:
-    pattern: re.Pattern[str]
-    times: int
-    how: str  # "timeout": never answered, until the client gives up; "reset": RST
-
-
-#: How long a lost answer is held at most, waiting for the client to give up.
-
-
 class HttpError(Exception):
     def __init__(self, status: int, body: dict[str, Any]) -> None:
         super().__init__(status)
@@ -106,15 +85,14 @@ def missing(name: str) -> HttpError:
     return HttpError(400, {"error": f"{name} is missing"})
 
 
-class FakeGitLab:
+class FakeGitLab(FakeAPI):
     """The state of a small GitLab instance and the ASGI app that serves it."""
 
     def __init__(self, token: str = TOKEN) -> None:
         self.token = token
         self.url = ""  # set when served
+        super().__init__()
         self.calls: list[Call] = []
-        self.faults: list[Fault] = []
-        self.lost_answers: list[LostAnswer] = []
         self.quick_actions: list[str] = []
         self.mentions: list[str] = []
         self.me = {"id": 900, "username": "project_7_bot_herald", "name": "Herald",
@@ -138,7 +116,6 @@ class FakeGitLab:
                                            "RateLimit-Remaining": "599"}
         self._ids = itertools.count(5000)
         self._lock = threading.Lock()
-        self._released = threading.Event()
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = [
             (m, re.compile(f"^{p}$"), h) for m, p, h in [
                 ("GET", r"/user", self.get_user),
@@ -331,41 +308,15 @@ class FakeGitLab:
             headers = {"Retry-After": "7", "RateLimit-Limit": "600",
                        "RateLimit-Remaining": "0",
                        "RateLimit-Reset": str(int(time.time()) + 7)}
-        self.faults.append(Fault(re.compile(pattern), times, status, hang, headers or {}))
-
-    def lose_answer(self, pattern: str, *, how: str = "timeout", times: int = 1) -> None:
-        """Do the next `times` requests whose `"METHOD /path"` matches `pattern`, then lose
-        their answers: `how="timeout"` sends nothing until the client hangs up, `"reset"`
-        resets the connection at once."""
-        if how not in ("timeout", "reset"):
-            raise ValueError(f"a lost answer times out or resets, not {how!r}")
-        self.lost_answers.append(LostAnswer(re.compile(pattern), times, how))
-
-    def release(self) -> None:
-        """Let every hanging request finish (at teardown)."""
-        self._released.set()
+        self.injected.fail(pattern, times=times, status=status, hang=hang,
+                           headers=headers or {})
 
     # ---- reading what happened ----------------------------------------------------------
-
-    def calls_to(self, method: str, pattern: str) -> list[Call]:
-        regex = re.compile(pattern)
-        return [c for c in self.calls if c.method == method and regex.search(c.path)]
 
     def our_notes(self, project_id: int, iid: int) -> list[dict[str, Any]]:
         return [n for n in self.notes[(project_id, iid)] if n["author"]["id"] == self.me["id"]]
 
     # ---- the ASGI app -------------------------------------------------------------------
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        request = Request(scope, receive)
-        response = await self._handle(request)
-        lost = scope.get("herald.lost")
-        if lost is None:
-            await response(scope, receive, send)
-        else:
-            await drop_answer(lost, receive, send)
 
     async def _handle(self, request: Request) -> Response:
         raw = request.scope.get("raw_path") or request.url.path.encode()
@@ -386,53 +337,29 @@ class FakeGitLab:
                                      else "body is not valid JSON"}, status_code=400)
         query = {k: v[-1] for k, v in parse_qs(request.url.query).items()}
         token = request.headers.get("private-token")
-        fault = self._fault(f"{method} {path}")
-        lost = self._lost(f"{method} {path}") if fault is None else None
-        if lost is not None:
-            request.scope["herald.lost"] = lost
+        fault, lost = self.intercept(request, f"{method} {path}")
         self.calls.append(Call(method, path, query, body, token, lost))
         if fault is not None:
             if fault.hang:
-                while not self._released.is_set():
-                    if await request.is_disconnected():
-                        break
-                    await asyncio.sleep(0.05)
+                await self.injected.hold(request)
                 return JSONResponse({"message": "504 Gateway Timeout"}, status_code=504)
             return JSONResponse({"message": f"{fault.status} fault injected"},
                                 status_code=fault.status, headers=fault.headers)
         if token != self.token:
             return JSONResponse({"message": "401 Unauthorized"}, status_code=401)
-        for route_method, pattern, handler in self.routes:
-            match = pattern.match(raw_path)
-            if match and route_method == method:
-                params = {k: unquote(v) for k, v in match.groupdict().items()}
-                try:
-                    with self._lock:
-                        result = handler(request, query, body if body is not None else {},
-                                         **params)
-                except HttpError as exc:
-                    return JSONResponse(exc.body, status_code=exc.status)
-                if isinstance(result, Response):
-                    return result
-                status = 201 if method == "POST" else 200
-                return JSONResponse(result, status_code=status, headers=self.rate_limit)
-        return JSONResponse({"error": "404 Not Found"}, status_code=404)
-
-    def _lost(self, target: str) -> str | None:
-        with self._lock:
-            for lost in self.lost_answers:
-                if lost.times > 0 and lost.pattern.search(target):
-                    lost.times -= 1
-                    return lost.how
-        return None
-
-    def _fault(self, target: str) -> Fault | None:
-        with self._lock:
-            for fault in self.faults:
-                if fault.times > 0 and fault.pattern.search(target):
-                    fault.times -= 1
-                    return fault
-        return None
+        try:
+            handler, params = self.route(method, raw_path)
+        except LookupError:
+            return JSONResponse({"error": "404 Not Found"}, status_code=404)
+        try:
+            with self._lock:
+                result = handler(request, query, body if body is not None else {}, **params)
+        except HttpError as exc:
+            return JSONResponse(exc.body, status_code=exc.status)
+        if isinstance(result, Response):
+            return result
+        status = 201 if method == "POST" else 200
+        return JSONResponse(result, status_code=status, headers=self.rate_limit)
 
     def _paginate(self, request: Request, query: dict[str, str],
                   items: list[dict[str, Any]]) -> Response:
@@ -764,26 +691,3 @@ class ObjectStorage:
             response = Response(data, media_type="application/zip") if data is not None \
                 else Response(status_code=404)
         await response(scope, receive, send)
-
-
-@contextmanager
-def serve(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
-    """Run `app` with uvicorn on a free loopback port in a thread; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                            lifespan="off", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        time.sleep(0.01)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        if isinstance(app, FakeGitLab):
-            app.release()
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -89,6 +89,18 @@ async def test_a_trusted_retest_acknowledges_first_then_reruns_and_replies(redis
                         ("rerun", "2", True)]
 
 
+async def test_a_rerun_that_starts_a_new_run_links_it_beside_the_old(redis) -> None:
+    forge = FakeForge(trusted={"alice"})
+    ci = FakeCI(failed=[failed_run("1", "CI"), failed_run("2", "Lint")],
+                started={"1": "https://ci.example/runs/3"})
+    await retest(context(comment_event(), redis, ci=ci, forge=forge))
+    assert forge.calls[-1] == (
+        "reply", "@alice re-running the failed jobs of "
+                 "[CI](https://github.com/octo/app/actions/runs/1) "
+                 "([new run](https://ci.example/runs/3)), "
+                 "[Lint](https://github.com/octo/app/actions/runs/2).")
+
+
 async def test_nothing_failed_says_so(redis) -> None:
     forge = FakeForge(trusted={"alice"})
     await retest(context(comment_event(), redis, forge=forge))
