@@ -297,6 +297,10 @@ class BitbucketClient:
             return [pipeline.pull_request]
         if not sha:
             return []
+        return await self._pulls_for_commit(repo, sha, pipeline.ref_name)
+
+    async def _pulls_for_commit(self, repo: str, sha: str, branch: str | None) -> list[int]:
+        """The open pull requests whose head is this commit."""
         base = self._repo(repo)
         try:
             found, _more = await self.api.list(
@@ -306,11 +310,12 @@ class BitbucketClient:
             # Bitbucket answers 404 until the repository's pull request commit links are
             # indexed; the open pull requests of the branch say the same.
             found = []
-            if pipeline.ref_name:
+            # A branch name may hold a quote, which would end BBQL's string early.
+            if branch and not {'"', "\\"} & set(branch):
                 found, _more = await self.api.list(
-                    f"list the open pull requests of {pipeline.ref_name}",
+                    f"list the open pull requests of {branch}",
                     f"{base}/pullrequests",
-                    {"state": "OPEN", "q": f'source.branch.name="{pipeline.ref_name}"'},
+                    {"state": "OPEN", "q": f'source.branch.name="{branch}"'},
                     limit=100)
         # Only where this commit is still the head (Bitbucket gives the head's hash short).
         ids = [
@@ -507,7 +512,11 @@ class BitbucketClient:
             await self._insights(base, key, run, origin)
         comment_id: str | None = None
         created = False
-        for number in change.numbers:
+        numbers = change.numbers
+        if not change.numbers_known:
+            numbers = tuple(await self._pulls_for_commit(change.repo, change.sha,
+                                                         origin.run.branch))
+        for number in numbers:
             upserted = await self._upsert_comment(change.repo, number, origin, run)
             comment_id = comment_id or upserted.id
             created = created or upserted.created

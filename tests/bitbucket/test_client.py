@@ -258,6 +258,38 @@ async def test_a_report_is_one_status_one_insights_report_and_one_comment(
         client.origin_of(pipeline_ref(), await client.get_build(pipeline_ref()))))
 
 
+def jenkins_origin() -> ReportOrigin:
+    run = RunRef(provider="jenkins", repo="folder/app", run_id="17", sha=SHA, branch=BRANCH)
+    return ReportOrigin(run=run, name="folder/app", sequence=17, number="17",
+                        url="https://jenkins.example.com/job/folder/job/app/17/", failed=True)
+
+
+def one_failure() -> TestRun:
+    return TestRun(id="17", suites=[Suite("unit", [
+        TestCase(name="test_bad", classname="suite", status=Status.FAILED, message="boom"),
+    ])])
+
+
+async def test_another_ci_s_pull_request_is_found_from_the_commit_when_it_cannot_say(
+    client: BitbucketClient, bitbucket: FakeBitbucket
+) -> None:
+    change = Change(forge="bitbucket", repo=REPO, sha=SHA, numbers_known=False)
+    published = await client.publish(change, jenkins_origin(), one_failure())
+    [comment] = bitbucket.our_comments(REPO, PR)
+    assert published.comment_id == str(comment["id"])
+    assert bitbucket.calls_to("GET", rf"/commit/{SHA}/pullrequests$")
+
+
+async def test_another_ci_that_says_there_is_no_pull_request_gets_no_comment(
+    client: BitbucketClient, bitbucket: FakeBitbucket
+) -> None:
+    change = Change(forge="bitbucket", repo=REPO, sha=SHA)
+    published = await client.publish(change, jenkins_origin(), one_failure())
+    assert published.comment_id is None
+    assert bitbucket.our_comments(REPO, PR) == []
+    assert len(bitbucket.repos[REPO].statuses) == 1
+
+
 async def test_publishing_again_changes_nothing_twice(client: BitbucketClient,
                                                        bitbucket: FakeBitbucket) -> None:
     await published(client)
