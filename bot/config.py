@@ -189,8 +189,8 @@ class ClientConfig(ProviderConfig):
     """Variables of a provider Herald also calls (reads runs and artifacts of)."""
 
     artifact_patterns: str | None = setting(
-        None, "comma-separated, case-insensitive globs naming the artifacts (GitHub) or "
-        "jobs (GitLab) whose archives are searched for test reports",
+        None, "comma-separated, case-insensitive globs naming the artifacts (GitHub), "
+        "jobs (GitLab) or archived files (Jenkins) searched for test reports",
         shown_default="`*test*`, `*junit*`, `*report*`, `*result*`, `*surefire*`, "
         "`*failsafe*`, `*xunit*`, `*nunit*`, `*trx*`",
     )
@@ -250,6 +250,29 @@ class BitbucketConfig(ProviderConfig):
     )
     timeout: Seconds = setting(
         15.0, "seconds per Bitbucket request (connect and read); shorter than "
+        "`HERALD_JOB_TIMEOUT_SECONDS`", gt=0,
+    )
+
+
+class JenkinsConfig(ClientConfig):
+    """Jenkins as a CI source: its builds are read with a user's API token; the report goes
+    to the forge the build's repository URL names (`bot.forges`)."""
+
+    url: HttpUrl | None = setting(
+        None, "your Jenkins' address (with its context path, `https://ci.example/jenkins`); "
+        "every request goes there, whatever URL a notification names",
+        shown_default="none: no reports", allowed="an http(s):// URL with a host",
+    )
+    user: str | None = setting(
+        None, "the Jenkins user the API token belongs to", shown_default="none: no reports"
+    )
+    token: SecretStr | None = setting(
+        None, "that user's API token (Overall/Read, Job/Read; Job/Build for `/retest`)",
+        shown_default="none: no reports",
+    )
+    token_file: Path | None = setting(None, "a file holding the token instead")
+    timeout: Seconds = setting(
+        15.0, "seconds per Jenkins request (connect and read); shorter than "
         "`HERALD_JOB_TIMEOUT_SECONDS`", gt=0,
     )
 
@@ -404,7 +427,7 @@ class HeraldConfig(BaseSettings):
     azure_devops: ProviderConfig = ProviderConfig()
     circleci: ProviderConfig = ProviderConfig()
     travis: TravisConfig = TravisConfig()
-    jenkins: ProviderConfig = ProviderConfig()
+    jenkins: JenkinsConfig = JenkinsConfig()
     teamcity: ProviderConfig = ProviderConfig()
 
     @model_validator(mode="after")
@@ -420,7 +443,7 @@ class HeraldConfig(BaseSettings):
             )
         # Checked when the client will be made (credentials set) or the timeout was set:
         # a short job timeout alone must not refuse a provider nobody uses.
-        github, gitlab = self.github, self.gitlab
+        github, gitlab, jenkins = self.github, self.gitlab, self.jenkins
         for variable, seconds, relevant in (
             ("HERALD_GITHUB_REQUEST_TIMEOUT", github.request_timeout,
              "request_timeout" in github.model_fields_set or github.app_id is not None),
@@ -428,6 +451,8 @@ class HeraldConfig(BaseSettings):
              bool({"timeout", "token", "token_file"} & gitlab.model_fields_set)),
             ("HERALD_BITBUCKET_TIMEOUT", self.bitbucket.timeout,
              bool({"timeout", "token", "token_file"} & self.bitbucket.model_fields_set)),
+            ("HERALD_JENKINS_TIMEOUT", jenkins.timeout,
+             bool({"timeout", "token", "token_file"} & jenkins.model_fields_set)),
         ):
             if relevant and seconds >= self.job_timeout_seconds:
                 raise PydanticCustomError(
@@ -659,8 +684,8 @@ DOCS: Final[dict[str, tuple[str, ...]]] = {
     "docs/github.md": ("github",),
     "docs/gitlab.md": ("gitlab",),
     "docs/bitbucket.md": ("bitbucket",),
-    "docs/webhooks.md": ("azure-devops", "circleci", "travis", "jenkins",
-                         "teamcity"),
+    "docs/webhooks.md": ("azure-devops", "circleci", "travis", "teamcity"),
+    "docs/jenkins.md": ("jenkins",),
 }
 _WEB = ("max_body_bytes", "max_buffered_bytes", "body_timeout_seconds",
         "header_timeout_seconds", "retry_after_seconds", "secrets_cache_seconds")

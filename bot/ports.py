@@ -237,6 +237,17 @@ class CISource(Protocol):
 
 
 @runtime_checkable
+class ReportedRunsSource(Protocol):
+    """A CI source that cannot search its runs by commit (Jenkins): `/retest` hands it the
+    runs Herald recorded reporting on the change's commit, and it says which of them are
+    the latest of their job and failed. A source without this method is asked
+    `CISource.latest_failed_runs` instead."""
+
+    async def latest_failed_of(self, change: Change, reported: Sequence[RunRef]) -> list[RunRef]:
+        ...
+
+
+@runtime_checkable
 class ForgeTarget(Protocol):
     """What the handlers need from the place where the change is reviewed."""
 

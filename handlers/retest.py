@@ -31,6 +31,7 @@ from bot.ports import (
     ForgeTarget,
     NotConfigured,
     PermanentError,
+    ReportedRunsSource,
     TransientError,
     Unsupported,
 )
@@ -174,7 +175,11 @@ async def _failed_runs(
         if not isinstance(source, CISource):
             continue
         try:
-            found.extend(await source.latest_failed_runs(change))
+            if isinstance(source, ReportedRunsSource):
+                mine = [r for r in recorded if r.provider == name]
+                found.extend(await source.latest_failed_of(change, mine))
+            else:
+                found.extend(await source.latest_failed_runs(change))
         except PermanentError as exc:
             problems.append(f"Could not ask {md_text(name)}: {md_text(str(exc))}.")
     return found

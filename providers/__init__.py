@@ -68,6 +68,7 @@ CLIENTS: dict[str, str] = {
     "github": "providers.github.client:create_client",
     "gitlab": "providers.gitlab.client:create_client",
     "bitbucket": "providers.bitbucket.client:create_client",
+    "jenkins": "providers.jenkins.client:create_client",
 }
 
 

@@ -95,6 +95,7 @@ class JenkinsProvider(Provider):
                 "display_name": as_text(build.get("displayName")),
                 "queue_id": as_int(build.get("queue_id")),
                 "scm_url": as_str(dig(scm, "url")),
+                "change_url": as_str(dig(parameters, "CHANGE_URL")),
                 "phase": phase,
             },
         )

@@ -51,6 +51,7 @@ def test_a_finalized_build_is_a_finished_build() -> None:
         "display_name": "#17",
         "queue_id": 88213,
         "scm_url": "https://github.com/acme/inventory.git",
+        "change_url": None,  # the fixture's parameters carry no CHANGE_URL
         "phase": "FINALIZED",
     }
 
