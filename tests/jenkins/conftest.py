@@ -11,8 +11,9 @@ import pytest
 
 from bot.settings import ProviderSettings
 from providers.jenkins.client import JenkinsClient, create_client
-from tests.fakes.github import serve
+from tests.fakes.github import FakeGitHub, running_fake, serve
 from tests.fakes.jenkins import TOKEN, USER, CaptureServer, FakeJenkins
+from tests.github.conftest import app_key
 
 #: The job of a multibranch pull request in nested folders, as in the webhook fixture.
 JOB = "acme/inventory/PR-64"
@@ -27,6 +28,14 @@ async def jenkins() -> AsyncIterator[FakeJenkins]:
     async with serve(fake) as url:
         fake.url = url
         yield fake
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeGitHub]:
+    """The fake GitHub the builds' code lives on (the forge Herald reports to)."""
+    private, public = app_key()
+    async with running_fake(FakeGitHub(private_key=private, public_key=public)) as running:
+        yield running
 
 
 @pytest.fixture

@@ -1,0 +1,201 @@
+"""Jenkins end to end: a Jenkins notification → the app → real Redis → the ARQ worker
+(burst) → the report handler → the Jenkins client against the fake Jenkins → the GitHub
+client against the fake GitHub, and back as one check run and one sticky PR comment; then
+a `/retest` comment on that pull request → one rebuild on the fake Jenkins."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from bot.queue import DEDUPE_PREFIX
+from bot.reports.markdown import md_link
+from providers.github.client import RETEST_POLICY
+from providers.github.publish import reply_marker
+from tests.fakes import herald as harness
+from tests.fakes.github import FakeGitHub
+from tests.fakes.jenkins import FakeJenkins
+from tests.github.conftest import WEBHOOK_SECRET, github_env, payload
+from tests.jenkins.conftest import JOB, PR, SHA, jenkins_env
+from tests.jenkins.world import SECRET, notification, seed_build
+
+pytestmark = pytest.mark.e2e
+
+REPO = "acme/inventory"
+CHECK_NAME = f"Herald (jenkins: {JOB})"
+BUILD = r"/job/acme/job/inventory/job/PR-64/17/api/json"
+
+
+class Herald(harness.Herald):
+    async def notify(self, body: dict[str, Any], *, token: str = SECRET) -> httpx.Response:
+        """What the Jenkinsfile step of docs/jenkins.md sends."""
+        return await self.http.post("/webhooks/jenkins", content=json.dumps(body).encode(),
+                                    headers={"content-type": "application/json",
+                                             "x-herald-token": token})
+
+    async def comment(self, body: dict[str, Any]) -> httpx.Response:
+        raw = json.dumps(body).encode()
+        signature = hmac.new(WEBHOOK_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        return await self.http.post("/webhooks/github", content=raw, headers={
+            "content-type": "application/json",
+            "x-github-event": "issue_comment",
+            "x-github-delivery": str(uuid.uuid4()),
+            "x-hub-signature-256": f"sha256={signature}",
+        })
+
+
+def start(redis_url: str, tmp_path: Path, github: FakeGitHub, jenkins: FakeJenkins,
+          **env: str) -> contextlib.AbstractAsyncContextManager[Herald]:
+    return harness.running(Herald, redis_url, tmp_path,
+                           {**github_env(github), **jenkins_env(jenkins), **env})
+
+
+@pytest.fixture
+async def herald(redis_url: str, tmp_path: Path, fake: FakeGitHub,
+                 jenkins: FakeJenkins) -> AsyncIterator[Herald]:
+    fake.add_pull(REPO, PR, SHA)
+    async with start(redis_url, tmp_path, fake, jenkins) as running:
+        yield running
+
+
+def retest_comment(fake: FakeGitHub, author: str, comment_id: int = 2498765432,
+                   body: str = "/retest") -> dict[str, Any]:
+    event = copy.deepcopy(payload("issue_comment_created.json"))
+    event["repository"].update(full_name=REPO, name="inventory")
+    event["repository"]["owner"]["login"] = "acme"
+    event["issue"]["number"] = PR
+    event["comment"].update(id=comment_id, body=body)
+    event["comment"]["user"].update(login=author, type="User")
+    event["installation"]["id"] = fake.installation_id
+    return event
+
+
+def forget_deliveries(redis_url: str) -> None:
+    """As if the dedupe window had passed: a resend is taken again."""
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{DEDUPE_PREFIX}*"):
+        client.delete(key)
+    client.close()
+
+
+async def test_a_finished_build_is_reported_once_across_redeliveries(
+    fake, jenkins, herald, redis_url
+) -> None:
+    seed_build(jenkins)
+    body = notification()
+    first = await herald.notify(body)
+    assert first.status_code == 202
+    again = await herald.notify(body)  # the plugin's retry of the same notification
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    await herald.work()
+    # A resend after the dedupe window runs the job again: it must update, never add.
+    forget_deliveries(redis_url)
+    assert (await herald.notify(body)).status_code == 202
+    await herald.work()
+
+    [check] = fake.repo(REPO).check_runs
+    assert check["name"] == CHECK_NAME
+    assert (check["head_sha"], check["conclusion"]) == (SHA, "failure")
+    assert check["output"]["title"].startswith("2 failed, 2 passed, 1 skipped")
+    build_page = f"{jenkins.url}/job/acme/job/inventory/job/PR-64/17/"
+    assert check["details_url"] == build_page
+    [comment] = fake.repo(REPO).comments[PR]
+    assert comment["body"].startswith("<!-- herald:report:jenkins%3Aacme%2Finventory%2FPR%2D64"
+                                      " run=17.1 -->")
+    assert "rejectsNegativeStock" in comment["body"]
+    assert f"{build_page}testReport/" in comment["body"]
+    assert len(fake.calls_to("POST", f"/repos/{REPO}/check-runs")) == 1
+    assert len(fake.calls_to("POST", f"/repos/{REPO}/issues/{PR}/comments")) == 1
+
+
+@pytest.mark.parametrize(("status", "headers"), [(502, {}), (429, {"Retry-After": "1"})])
+async def test_a_5xx_or_429_from_jenkins_once_then_one_report(
+    fake, jenkins, herald, status, headers
+) -> None:
+    seed_build(jenkins)
+    jenkins.fail("GET", BUILD, status=status, headers=headers)
+    await herald.notify(notification())
+    await herald.work()
+    assert [c.fault for c in jenkins.calls_to("GET", BUILD)] == [status, None]
+    assert len(fake.repo(REPO).check_runs) == 1
+    assert len(fake.repo(REPO).comments[PR]) == 1
+
+
+async def test_a_later_build_of_the_job_updates_the_same_check_name_and_comment(
+    fake, jenkins, herald
+) -> None:
+    seed_build(jenkins, 17)
+    await herald.notify(notification())
+    await herald.work()
+    seed_build(jenkins, 18, result="SUCCESS", report=None,
+               artifacts={"target/surefire-reports/TEST-a.xml":
+                          b'<testsuite name="a"><testcase name="t"/></testsuite>'})
+    await herald.notify(notification(number=18, status="SUCCESS", full_url=(
+        "https://ci.acme.example/job/acme/job/inventory/job/PR-64/18/")))
+    await herald.work()
+    # One check run per build (each is a run of its own), one comment for the job.
+    assert [c["name"] for c in fake.repo(REPO).check_runs] == [CHECK_NAME, CHECK_NAME]
+    [comment] = fake.repo(REPO).comments[PR]
+    assert " run=18.1 -->" in comment["body"].splitlines()[0]
+
+
+async def test_a_wrongly_authenticated_notification_is_refused_and_reads_nothing(
+    fake, jenkins, herald
+) -> None:
+    seed_build(jenkins)
+    refused = await herald.notify(notification(), token="guessed")
+    assert refused.status_code == 401
+    await herald.work()
+    assert jenkins.calls == [] and fake.repo(REPO).check_runs == []
+
+
+async def test_retest_from_a_trusted_user_builds_the_failed_job_once(
+    fake, jenkins, herald
+) -> None:
+    seed_build(jenkins)
+    await herald.notify(notification())
+    await herald.work()
+    fake.grant(REPO, "lena", "write", "maintain")
+
+    await herald.comment(retest_comment(fake, "lena"))
+    await herald.work()
+    assert jenkins.rebuilds == [(JOB, {})]
+    reply = fake.repo(REPO).comments[PR][-1]["body"]
+    build_page = f"{jenkins.url}/job/acme/job/inventory/job/PR-64/17/"
+    # The job's name is inert in Markdown (`#17` is no issue link): shown as `run_label` does.
+    assert reply == (f"{reply_marker('2498765432')}\n@lena re-running the failed jobs of "
+                     f"{md_link(f'{JOB} #17', build_page)}.")
+    assert fake.repo(REPO).reactions == [{"comment_id": 2498765432, "content": "eyes"}]
+
+    # Another /retest while that rebuild waits in Jenkins' queue asks for nothing more.
+    await herald.comment(retest_comment(fake, "lena", comment_id=2498765433))
+    await herald.work()
+    assert jenkins.rebuilds == [(JOB, {})]
+    assert "nothing to retest" in fake.repo(REPO).comments[PR][-1]["body"]
+
+
+async def test_retest_from_an_untrusted_user_is_politely_refused(fake, jenkins, herald) -> None:
+    seed_build(jenkins)
+    await herald.notify(notification())
+    await herald.work()
+    fake.grant(REPO, "drive-by", "read")
+
+    await herald.comment(retest_comment(fake, "drive-by"))
+    await herald.work()
+    assert jenkins.rebuilds == []
+    assert not jenkins.calls_to("POST", r".*")
+    assert fake.repo(REPO).comments[PR][-1]["body"] == (
+        f"{reply_marker('2498765432')}\n"
+        f"@drive-by sorry, I can't retest on your request. {RETEST_POLICY}"
+    )
