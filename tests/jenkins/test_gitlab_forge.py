@@ -1,0 +1,123 @@
+"""A Jenkins build of code on GitLab: the real GitLab client (against the fake GitLab) is the
+forge, as it is for GitLab's own pipelines. The report handler publishes the commit status
+and the sticky merge request note once across retries, and `/retest` on the merge request
+builds the Jenkins job again."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from bot.events import BUILD_COMPLETED, COMMENT_CREATED, Comment, Event, RunRef
+from bot.settings import ProviderSettings
+from handlers.report import report
+from handlers.retest import retest
+from providers.gitlab import client as gitlab_client
+from providers.jenkins import client as jenkins_client
+from tests.fakes import context
+from tests.fakes.gitlab import DEVELOPER, GUEST, TOKEN, FakeGitLab, serve
+from tests.fakes.jenkins import FakeJenkins
+from tests.jenkins.conftest import JOB, PR, SHA, jenkins_env
+from tests.jenkins.world import notification, ref_of, seed_build
+
+PROJECT, PATH = 48213, "acme/inventory"
+DEVELOPER_ID, GUEST_ID = 4127, 5001
+
+
+@pytest.fixture
+def gitlab() -> Iterator[FakeGitLab]:
+    fake = FakeGitLab()
+    with serve(fake) as url:
+        fake.url = url
+        fake.add_project(PROJECT, PATH)
+        fake.add_merge_request(PROJECT, PR, sha=SHA, source_branch="stock-ledger")
+        fake.add_member(PROJECT, DEVELOPER_ID, "mkovac", DEVELOPER)
+        fake.add_member(PROJECT, GUEST_ID, "visitor", GUEST)
+        yield fake
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+class Clients:
+    def __init__(self, jenkins: Any, gitlab: Any) -> None:
+        self.by_name = {"jenkins": jenkins, "gitlab": gitlab}
+
+    def source(self, provider: str) -> Any:
+        return self.by_name[provider]
+
+    def forge(self, provider: str) -> Any:
+        assert provider == "gitlab"
+        return self.by_name[provider]
+
+
+@pytest.fixture
+async def world(jenkins: FakeJenkins, gitlab: FakeGitLab, http: httpx.AsyncClient
+                ) -> AsyncIterator[tuple[dict[str, str], Clients]]:
+    env = {**jenkins_env(jenkins), "HERALD_GITLAB_URL": gitlab.url,
+           "HERALD_GITLAB_TOKEN": TOKEN, "HERALD_GITLAB_TIMEOUT": "2"}
+    forge = gitlab_client.create_client(ProviderSettings("gitlab", env), None)
+    ci = jenkins_client.create_client(ProviderSettings("jenkins", env), http)
+    yield env, Clients(ci, forge)
+    await forge.aclose()
+
+
+def gitlab_build(jenkins: FakeJenkins, gitlab: FakeGitLab) -> RunRef:
+    remote = f"{gitlab.url}/{PATH}.git"
+    seed_build(jenkins, checkouts=[(remote, SHA)])
+    return ref_of(notification(scm={"url": remote, "branch": "PR-64", "commit": SHA}))
+
+
+async def test_a_jenkins_build_on_gitlab_gets_one_status_and_one_note(
+    jenkins, gitlab, world, redis
+) -> None:
+    env, clients = world
+    ref = gitlab_build(jenkins, gitlab)
+    event = Event(provider="jenkins", name=BUILD_COMPLETED, native_name="build:FINALIZED",
+                  delivery_id="d-1", repo=ref.repo, run=ref)
+    for job_try in (1, 2):  # a retried job, or a redelivery: nothing twice
+        ctx = context(event, redis, environ=env, job_try=job_try)
+        ctx.clients = clients
+        await report(ctx)
+
+    [status] = gitlab.statuses[(PROJECT, SHA)]
+    assert status["status"] == "failed"
+    assert status["description"].startswith("2 failed, 2 passed, 1 skipped")
+    assert status["target_url"] == f"{jenkins.url}/job/acme/job/inventory/job/PR-64/17/"
+    [note] = gitlab.our_notes(PROJECT, PR)
+    assert "rejectsNegativeStock" in note["body"]
+    assert gitlab.quick_actions == [] and gitlab.mentions == []
+
+
+@pytest.mark.parametrize(("user_id", "author", "rebuilds"), [
+    (DEVELOPER_ID, "mkovac", [(JOB, {})]),
+    (GUEST_ID, "visitor", []),
+])
+async def test_retest_on_the_merge_request_builds_the_jenkins_job_for_developers_only(
+    jenkins, gitlab, world, redis, user_id, author, rebuilds
+) -> None:
+    env, clients = world
+    ref = gitlab_build(jenkins, gitlab)
+    ctx = context(Event(provider="jenkins", name=BUILD_COMPLETED, native_name="build:FINALIZED",
+                        delivery_id="d-1", repo=ref.repo, run=ref), redis, environ=env)
+    ctx.clients = clients
+    await report(ctx)
+
+    posted = gitlab.add_note(PROJECT, PR, "/retest", author_id=user_id, username=author)
+    comment = Comment(id=str(posted["id"]), body="/retest", author=author, change=PR,
+                      extra={"project_id": PROJECT, "user_id": user_id, "last_commit_sha": SHA})
+    ctx = context(Event(provider="gitlab", name=COMMENT_CREATED, native_name="note",
+                        delivery_id="d-2", repo=PATH, comment=comment), redis, environ=env)
+    ctx.clients = clients
+    await retest(ctx)
+    assert jenkins.rebuilds == rebuilds
+    reply = gitlab.notes[(PROJECT, PR)][-1]["body"]
+    assert ("re-running the failed jobs of" in reply) == bool(rebuilds)
