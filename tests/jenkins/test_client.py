@@ -340,3 +340,30 @@ async def test_a_job_rebuilt_since_or_in_the_queue_is_not_named_again(jenkins, c
 async def test_without_records_jenkins_names_no_build(client) -> None:
     change = await client.change_of(ref_of(notification()), None)
     assert await client.latest_failed_runs(change) == []
+
+
+async def test_a_jenkins_that_hangs_once_is_asked_again(jenkins, client) -> None:
+    seed_build(jenkins)
+    jenkins.fail("GET", BUILD, hang=3.0)
+    build = await client.get_build(ref_of(notification()))
+    assert build.status == "UNSTABLE"
+    assert [c.fault for c in jenkins.calls_to("GET", BUILD)] == ["hang", None]
+
+
+async def test_the_token_is_never_logged(jenkins, make_client) -> None:
+    from structlog.testing import capture_logs
+
+    seed_build(jenkins)
+    with capture_logs() as lines:
+        client = make_client()
+        ref = ref_of(notification())
+        await client.get_build(ref)
+        await client.native_results(ref)
+        await client.rerun(ref)
+        bad = make_client(HERALD_JENKINS_TOKEN=TOKEN[::-1])
+        with pytest.raises(Unauthorized):
+            await bad.get_build(ref)
+    assert lines and all(TOKEN not in repr(line) and TOKEN[::-1] not in repr(line)
+                         for line in lines)
+    encoded = base64.b64encode(f"{USER}:{TOKEN}".encode()).decode()
+    assert all(encoded not in repr(line) for line in lines)

@@ -29,6 +29,7 @@ from tests.fakes.jenkins import FakeJenkins
 from tests.github.conftest import WEBHOOK_SECRET, github_env, payload
 from tests.jenkins.conftest import JOB, PR, SHA, jenkins_env
 from tests.jenkins.world import SECRET, notification, seed_build
+from tests.reports.checks import outside_code_blocks
 
 pytestmark = pytest.mark.e2e
 
@@ -199,3 +200,33 @@ async def test_retest_from_an_untrusted_user_is_politely_refused(fake, jenkins, 
         f"{reply_marker('2498765432')}\n"
         f"@drive-by sorry, I can't retest on your request. {RETEST_POLICY}"
     )
+
+
+async def test_test_names_from_the_build_are_inert_on_github(fake, jenkins, herald) -> None:
+    from tests.fakes.jenkins import case, junit_report, suite
+
+    hostile = "@everyone <img src=x onerror=alert(1)> closes #123"
+    seed_build(jenkins, report=junit_report([suite("com.acme.Evil", [
+        case(hostile, "FAILED", details="/retest @maintainers ![x](https://evil.example/x.png)"),
+    ])]))
+    await herald.notify(notification())
+    await herald.work()
+    [comment] = fake.repo(REPO).comments[PR]
+    # Inside code blocks GitHub renders nothing; everywhere else the names are escaped.
+    prose = "\n".join(outside_code_blocks(comment["body"]))
+    assert "Evil" in prose  # the hostile case is in the comment, shown
+    assert fake.repo(REPO).check_runs[0]["output"]["title"].startswith("1 failed")
+    for live in ("@everyone", "@maintainers", "<img", "![x](", "#123"):
+        assert live not in prose
+
+
+async def test_a_build_jenkins_does_not_have_leaves_a_check_run_saying_why(
+    fake, jenkins, herald
+) -> None:
+    jenkins.job(JOB)  # the job exists, build 17 does not (discarded by its log rotation)
+    await herald.notify(notification())
+    await herald.work()
+    [check] = fake.repo(REPO).check_runs
+    assert (check["name"], check["conclusion"]) == (CHECK_NAME, "neutral")
+    assert check["output"]["title"] == "Herald could not report on this run"
+    assert "Jenkins answered 404" in check["output"]["summary"]
