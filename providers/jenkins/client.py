@@ -23,8 +23,10 @@ or differently configured Jenkins does.
 Results. The JUnit plugin's report (`testReport/api/json`) is the build's results when the
 build recorded one (`providers.jenkins.testreport`); the archived files are then not read,
 since they are most often the very files the `junit` step parsed, and counting both would
-double every test. Without a JUnit report, the archived artifacts whose paths match the
-patterns are read instead.
+double every test. What that could hide: a report the `junit` step did not record (a
+Jest JSON file, an NUnit file) archived beside its files is not read; record it with
+`junit` (or leave the build without a JUnit report) to have it counted. Without a JUnit
+report, the archived artifacts whose paths match the patterns are read instead.
 
 Rerun. Jenkins has no "rerun the failed stages" API: `/retest` builds the job again with
 the parameters of the build that failed (`buildWithParameters`; `build` for a job without
