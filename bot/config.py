@@ -267,7 +267,8 @@ class JenkinsConfig(ClientConfig):
         None, "the Jenkins user the API token belongs to", shown_default="none: no reports"
     )
     token: SecretStr | None = setting(
-        None, "that user's API token (Overall/Read, Job/Read; Job/Build for `/retest`)",
+        None, "that user's API token (Overall/Read, Job/Read; Job/Build for `/retest`; "
+        "Run/Update for build descriptions)",
         shown_default="none: no reports",
     )
     token_file: Path | None = setting(None, "a file holding the token instead")

@@ -248,6 +248,15 @@ class ReportedRunsSource(Protocol):
 
 
 @runtime_checkable
+class RunSurface(Protocol):
+    """A CI source that also shows a one-line result on the run itself (Jenkins' build
+    description), second to the forge's report: the report handler calls it after
+    publishing, and a refusal (no permission) costs the forge's report nothing."""
+
+    async def describe(self, ref: RunRef, run: TestRun, change: Change) -> None: ...
+
+
+@runtime_checkable
 class ForgeTarget(Protocol):
     """What the handlers need from the place where the change is reviewed."""
 

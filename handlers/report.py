@@ -39,6 +39,7 @@ from bot.ports import (
     PermanentError,
     ProviderError,
     RemoteArtifact,
+    RunSurface,
     TransientError,
 )
 from bot.results.model import Artifact, Origin, ParseError, TestRun
@@ -177,6 +178,12 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
     published = await forge.publish(change, origin, run)
     # `/retest` on this commit asks every CI system recorded here what failed.
     await Store(ctx.redis).record_report(change, origin.run)
+    if isinstance(source, RunSurface):
+        try:
+            await source.describe(ref, run, change)
+        except ProviderError as exc:
+            # The CI's own surface is second: the reviewer has the report already.
+            ctx.log.warning("could not write the summary on the run itself", error=str(exc))
     totals = run.totals()
     ctx.log.info(
         "reported",

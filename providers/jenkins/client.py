@@ -28,6 +28,9 @@ Jest JSON file, an NUnit file) archived beside its files is not read; record it 
 `junit` (or leave the build without a JUnit report) to have it counted. Without a JUnit
 report, the archived artifacts whose paths match the patterns are read instead.
 
+Own surface. After the forge's report, the build's description says the counts and where
+they were reported (`describe`), unless the build has a description of its own.
+
 Rerun. Jenkins has no "rerun the failed stages" API: `/retest` builds the job again with
 the parameters of the build that failed (`buildWithParameters`; `build` for a job without
 parameters, such as a multibranch pull request job). Jenkins exports no value for password
@@ -54,6 +57,7 @@ import httpx
 from bot.artifacts import ArtifactLimits
 from bot.events import RunRef
 from bot.forges import forge_of_url, latest_per_key
+from bot.reports import run_title
 from bot.results.model import TestRun
 from bot.settings import ProviderSettings, Settings
 from providers.base import (
@@ -75,7 +79,7 @@ SCOPE: Final = "token"
 #: What `tree=` asks of a build: its state, artifacts, parameters, checkout and whether
 #: the JUnit plugin recorded a report.
 BUILD_TREE: Final = (
-    "number,url,result,building,displayName,"
+    "number,url,result,building,displayName,description,"
     "artifacts[relativePath],"
     "actions[_class,urlName,failCount,totalCount,"
     "parameters[_class,name,value],"
@@ -90,6 +94,8 @@ BUILDS_CACHED: Final = 64
 GIT_BUILD_DATA: Final = "hudson.plugins.git.util.BuildData"
 PARAMETERS: Final = "hudson.model.ParametersAction"
 CRUMB_ISSUER: Final = "/crumbIssuer/api/json"
+#: Herald's build descriptions start so; any other description is the user's, kept.
+DESCRIPTION_PREFIX: Final = "Herald: "
 
 
 def job_path(full_name: str) -> str:
@@ -326,6 +332,33 @@ class JenkinsClient:
             failed=build.failed if build is not None else (ref.status in FAILED_RESULTS),
         )
 
+    # ---- the build's own surface ----------------------------------------------------------
+
+    async def describe(self, ref: RunRef, run: TestRun, change: Change) -> None:
+        """Herald's one line as the build's description, unless the build has one of its
+        own (`currentBuild.description` in a Jenkinsfile): that is the user's, never
+        replaced. Plain text, so it reads the same under any markup formatter; it names
+        no test. Needs Run/Update: without it Jenkins answers 403, and the report on the
+        forge stands alone."""
+        data = await self._build(ref)
+        current = data.get("description")
+        if isinstance(current, str) and current.strip() and not current.startswith(
+            DESCRIPTION_PREFIX
+        ):
+            return
+        where = f"{change.forge} {change.repo}" + (
+            f", pull request {change.numbers[0]}" if change.numbers else ""
+        )
+        text = f"{DESCRIPTION_PREFIX}{run_title(run)} (reported on {where})"
+        if current == text:
+            return
+        number = build_number(ref)
+        # Setting a description replaces it: sending it again after a lost answer is safe.
+        await self._post(f"{job_path(ref.repo)}/{number}/submitDescription",
+                         urlencode({"description": text}).encode(),
+                         f"describe build #{number} of {ref.repo}", idempotent=True)
+        data["description"] = text
+
     # ---- rebuilds -----------------------------------------------------------------------
 
     async def rerun(self, ref: RunRef, failed_only: bool = True) -> Rerun:
@@ -359,17 +392,20 @@ class JenkinsClient:
             raise PermanentError(f"read job {full_name}: Jenkins sent no job")
         return data
 
-    async def _post(self, path: str, body: bytes, what: str) -> str:
+    async def _post(self, path: str, body: bytes, what: str, *, idempotent: bool = False
+                    ) -> str:
         headers = {**self._auth, "Content-Type": "application/x-www-form-urlencoded"}
         url = f"{self.base_url}{path}"
-        response = await self.session.send("POST", url, headers, body, idempotent=False,
+        response = await self.session.send("POST", url, headers, body, idempotent=idempotent,
                                            scope=SCOPE)
         if response.status_code == 403 and b"crumb" in response.content.lower():
             # Refused before anything was done: safe to send again, with a crumb.
             headers.update(await self._crumb())
-            response = await self.session.send("POST", url, headers, body, idempotent=False,
-                                               scope=SCOPE)
-        if response.status_code >= 300:
+            response = await self.session.send("POST", url, headers, body,
+                                               idempotent=idempotent, scope=SCOPE)
+        # Jenkins answers a form it took with a redirect to the page (302), a build request
+        # with 201: both are done.
+        if response.status_code >= 400:
             text = response.content[:200].decode("utf-8", "replace").strip()
             raise error_for_status(
                 response.status_code,

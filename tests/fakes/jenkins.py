@@ -17,7 +17,9 @@ they matter to a client:
   `rebuilds` and puts the job in the queue (`inQueue`);
 - CSRF crumbs: API-token requests need none (Jenkins 2.96+); `crumbs_for_tokens` models an
   older controller that refuses a POST without `Jenkins-Crumb` (403 "No valid crumb was
-  included in the request"), served at `/crumbIssuer/api/json`.
+  included in the request"), served at `/crumbIssuer/api/json`;
+- build descriptions: `POST .../{n}/submitDescription` (form `description`) answers 302 to
+  the build's page, or 403 without Run/Update (`may_describe`).
 
 Every request is recorded (`calls`); `fail(method, pattern, status=, headers=, times=)`
 answers the next N matching requests with that status (a 429 with `Retry-After`, a 5xx)
@@ -201,6 +203,9 @@ class FakeJenkins:
         self.files: dict[tuple[str, int, str], bytes] = {}
         self.rebuilds: list[tuple[str, dict[str, str]]] = []
         self.crumbs_for_tokens = False
+        #: Whether the token's user has Run/Update (may set build descriptions).
+        self.may_describe = True
+        self.descriptions: list[tuple[str, int, str]] = []
         self.crumb = secrets.token_hex(16)
         self._queue_ids = itertools.count(88300)
 
@@ -346,6 +351,9 @@ class FakeJenkins:
             return self._trigger(job, rest, body, headers)
         if rest == "api/json" and method == "GET":
             return self._json(self._job_json(job), query)
+        described = re.fullmatch(r"(\d+)/submitDescription", rest)
+        if described is not None and method == "POST":
+            return self._describe(job, int(described.group(1)), body, headers)
         build_match = re.fullmatch(r"(\d+)/(api/json|testReport/api/json|artifact/(.+))", rest)
         if build_match is None or method != "GET":
             return _not_found()
@@ -399,6 +407,27 @@ class FakeJenkins:
         job.in_queue = True
         return Response(status_code=201,
                         headers={"Location": f"{self._root()}/queue/item/{next(self._queue_ids)}/"})
+
+    def _describe(self, job: Job, number: int, body: bytes, headers: dict[str, str]
+                  ) -> Response:
+        if self.crumbs_for_tokens and headers.get(CRUMB_FIELD.lower()) != self.crumb:
+            return Response("<html><body>HTTP ERROR 403 No valid crumb was included in the "
+                            "request</body></html>", 403, media_type="text/html")
+        if not self.may_describe:
+            return Response(f"<html><body>{self.user} is missing the Run/Update permission"
+                            "</body></html>", 403, media_type="text/html")
+        build = job.builds.get(number)
+        if build is None:
+            return _not_found()
+        form = parse_qs(body.decode(), keep_blank_values=True)
+        if "description" not in form:
+            return Response("<html><body>description is missing</body></html>", 400,
+                            media_type="text/html")
+        build["description"] = form["description"][-1]
+        self.descriptions.append((job.full_name, number, build["description"]))
+        # As Jenkins does: back to the build's page.
+        return Response(status_code=302, headers={
+            "Location": f"{self._root()}{_job_path(job.full_name)}/{number}/"})
 
     @staticmethod
     def _json(data: dict[str, Any], query: dict[str, str]) -> Response:

@@ -118,6 +118,9 @@ async def test_a_finished_build_is_reported_once_across_redeliveries(
     assert f"{build_page}testReport/" in comment["body"]
     assert len(fake.calls_to("POST", f"/repos/{REPO}/check-runs")) == 1
     assert len(fake.calls_to("POST", f"/repos/{REPO}/issues/{PR}/comments")) == 1
+    # Jenkins' own surface, second: the build's description, written once.
+    assert jenkins.descriptions == [(JOB, 17, check["output"]["title"].join((
+        "Herald: ", f" (reported on github {REPO}, pull request {PR})")))]
 
 
 @pytest.mark.parametrize(("status", "headers"), [(502, {}), (429, {"Retry-After": "1"})])
@@ -195,7 +198,7 @@ async def test_retest_from_an_untrusted_user_is_politely_refused(fake, jenkins, 
     await herald.comment(retest_comment(fake, "drive-by"))
     await herald.work()
     assert jenkins.rebuilds == []
-    assert not jenkins.calls_to("POST", r".*")
+    assert not jenkins.calls_to("POST", r".*/build(WithParameters)?")
     assert fake.repo(REPO).comments[PR][-1]["body"] == (
         f"{reply_marker('2498765432')}\n"
         f"@drive-by sorry, I can't retest on your request. {RETEST_POLICY}"
@@ -230,3 +233,26 @@ async def test_a_build_jenkins_does_not_have_leaves_a_check_run_saying_why(
     assert (check["name"], check["conclusion"]) == (CHECK_NAME, "neutral")
     assert check["output"]["title"] == "Herald could not report on this run"
     assert "Jenkins answered 404" in check["output"]["summary"]
+
+
+async def test_a_description_of_the_build_s_own_is_kept(fake, jenkins, herald) -> None:
+    seed_build(jenkins)["description"] = "Deployed to <b>staging</b>"
+    await herald.notify(notification())
+    await herald.work()
+    assert jenkins.descriptions == []
+    assert jenkins.job(JOB).builds[17]["description"] == "Deployed to <b>staging</b>"
+    assert len(fake.repo(REPO).check_runs) == 1
+
+
+async def test_without_run_update_the_report_on_github_stands_alone(
+    fake, jenkins, herald
+) -> None:
+    jenkins.may_describe = False
+    seed_build(jenkins)
+    await herald.notify(notification())
+    await herald.work()
+    assert jenkins.calls_to("POST", r".*/17/submitDescription")
+    assert jenkins.descriptions == []
+    [check] = fake.repo(REPO).check_runs
+    assert check["conclusion"] == "failure"
+    assert len(fake.repo(REPO).comments[PR]) == 1
