@@ -246,3 +246,42 @@ async def test_rerequesting_our_check_reruns_the_run_behind_it(redis) -> None:
     ci = FakeCI()
     await rerequested(context(event, redis, ci=ci))
     assert ci.calls == [("rerun", "4242/1", True)]
+
+
+class ReportedOnly(FakeCI):
+    """A CI source that cannot search runs by commit (`ReportedRunsSource`, Jenkins)."""
+
+    async def latest_failed_of(self, change: Change, reported: list[RunRef]) -> list[RunRef]:
+        self.calls.append(("latest_failed_of", change.sha, sorted(r.run_id for r in reported)))
+        return list(reported)
+
+
+class TwoSources:
+    def __init__(self, forge: FakeForge, **sources: FakeCI) -> None:
+        self.sources, self.forge_client = sources, forge
+
+    def source(self, provider: str) -> FakeCI:
+        return self.sources[provider]
+
+    def forge(self, provider: str) -> FakeForge:
+        return self.forge_client
+
+
+async def test_a_source_that_cannot_search_by_commit_is_handed_its_own_reported_runs(
+    redis,
+) -> None:
+    from bot.store import Store
+
+    head = Change(forge="github", repo="octo/app", sha="abc123", numbers=(5,))
+    store = Store(redis)
+    jenkins_run = RunRef(provider="jenkins", repo="octo/app/PR-5", run_id="17",
+                         extra={"name": "octo/app/PR-5 #17"})
+    await store.record_report(head, jenkins_run)
+    await store.record_report(head, failed_run("9", "CI"))
+    forge, actions, jenkins = FakeForge(trusted={"alice"}), FakeCI(), ReportedOnly()
+    ctx = context(comment_event(), redis, forge=forge)
+    ctx.clients = TwoSources(forge, github=actions, jenkins=jenkins)
+    await retest(ctx)
+    # GitHub searches its own runs; Jenkins is told only of the Jenkins build reported here.
+    assert actions.calls == [("latest_failed_runs", "abc123")]
+    assert jenkins.calls == [("latest_failed_of", "abc123", ["17"]), ("rerun", "17", True)]
