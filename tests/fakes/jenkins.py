@@ -9,6 +9,7 @@ they matter to a client:
   a wrong token → 401 "Invalid password/token";
 - `tree=` is applied as Jenkins applies it: only the fields asked for come back, nested
   `a[b,c]` and ranges `{0,10}` included, so a client that forgets a field does not see it;
+- a context path (`context = "/jenkins"`, as `--prefix` sets): everything else is 404;
 - nested folders and multibranch jobs: `/job/a/job/b/job/PR-12/17/api/json`, each name
   URL-encoded in the path (the raw path is read, so `feature%252Fx` stays `feature%2Fx`);
 - triggering: `POST .../build` (a job without parameters) and `.../buildWithParameters`
@@ -23,7 +24,9 @@ they matter to a client:
 
 Every request is recorded (`calls`); `fail(method, pattern, status=, headers=, times=)`
 answers the next N matching requests with that status (a 429 with `Retry-After`, a 5xx)
-without doing them, `hang=` holds them for that many seconds first.
+without doing them, `hang=` holds them for that many seconds first; `lose_answer` does
+the next N and then loses their answers, as when Jenkins acted and the network dropped
+the reply.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from urllib.parse import parse_qs, quote, unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from tests.fakes.lost import drop_answer
 
 USER = "herald-bot"
 TOKEN = "11f2c9f9ac5ffcb954158447874613629d"
@@ -67,6 +72,14 @@ class Fault:
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     hang: float | None = None
+
+
+@dataclass
+class LostAnswer:
+    method: str
+    pattern: re.Pattern[str]
+    times: int
+    how: str
 
 
 @dataclass
@@ -196,8 +209,11 @@ class FakeJenkins:
         #: What Jenkins believes its root URL is (Manage Jenkins » System): the `url` of
         #: builds and jobs. None: the address it is served at.
         self.root_url: str | None = None
+        #: The context path Jenkins is served under (`--prefix=/jenkins`), or "".
+        self.context = ""
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
+        self.lost_answers: list[LostAnswer] = []
         self.jobs: dict[str, Job] = {}
         self.reports: dict[tuple[str, int], dict[str, Any]] = {}
         self.files: dict[tuple[str, int, str], bytes] = {}
@@ -279,16 +295,33 @@ class FakeJenkins:
         return [c for c in self.calls if c.method == method and regex.fullmatch(c.path)]
 
     def _root(self) -> str:
-        return (self.root_url or self.url).rstrip("/")
+        return (self.root_url or self.url).rstrip("/") + self.context
 
     # ---- serving --------------------------------------------------------------------------
+
+    def lose_answer(self, method: str, pattern: str, *, how: str = "reset", times: int = 1
+                    ) -> None:
+        """Do the next N matching requests, then lose their answers ("reset": the
+        connection is reset; "timeout": held until the client gives up)."""
+        self.lost_answers.append(LostAnswer(method, re.compile(pattern), times, how))
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
         response = await self._handle(request)
+        lost = self._lost_answer(scope["method"], request.url.path)
+        if lost is not None:
+            await drop_answer(lost.how, receive, send)
+            return
         await response(scope, receive, send)
+
+    def _lost_answer(self, method: str, path: str) -> LostAnswer | None:
+        for lost in self.lost_answers:
+            if lost.times > 0 and lost.method == method and lost.pattern.fullmatch(path):
+                lost.times -= 1
+                return lost
+        return None
 
     async def _handle(self, request: Request) -> Response:
         raw = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
@@ -312,8 +345,11 @@ class FakeJenkins:
         refused = self._authenticate(headers)
         if refused is not None:
             return refused
+        if not path.startswith(f"{self.context}/"):
+            return _not_found()
         try:
-            return self._route(request.method, path, query, body, headers)
+            return self._route(request.method, path.removeprefix(self.context), query, body,
+                               headers)
         except ValueError as exc:
             return Response(f"<html><body>{exc}</body></html>", status_code=400,
                             media_type="text/html")

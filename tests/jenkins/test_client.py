@@ -94,6 +94,20 @@ async def test_nested_folders_and_encoded_branch_names_reach_the_right_job(
         "GET", "/job/acme/job/platform/job/inventory/job/feature%252Flogin/3/api/json")
 
 
+async def test_a_jenkins_under_a_context_path_is_reached_there(jenkins, make_client) -> None:
+    jenkins.context = "/ci/jenkins"
+    seed_build(jenkins, report=None, artifacts={"junit.xml": b"<testsuite/>"})
+    client = make_client(HERALD_JENKINS_URL=f"{jenkins.url}/ci/jenkins")
+    ref = ref_of(notification())
+    build = await client.get_build(ref)
+    assert build.url == f"{jenkins.url}/ci/jenkins/job/acme/job/inventory/job/PR-64/17/"
+    [artifact] = await client.list_artifacts(ref)
+    assert b"".join([c async for c in client.open_artifact(ref, artifact)]) == b"<testsuite/>"
+    await client.rerun(ref)
+    assert jenkins.rebuilds == [(JOB, {})]
+    assert all(c.path.startswith("/ci/jenkins/job/") for c in jenkins.calls)
+
+
 # ---- results ----------------------------------------------------------------------------
 
 
@@ -308,6 +322,18 @@ async def test_a_502_on_the_build_request_is_checked_before_sending_again(
     # the build asked for once more, and only once done.
     assert [c.fault for c in jenkins.calls_to("POST", r".*/build")] == [502, None]
     assert jenkins.rebuilds == [(JOB, {})]
+
+
+@pytest.mark.parametrize("how", ["reset", "timeout"])
+async def test_a_build_request_whose_answer_is_lost_is_not_sent_again(
+    jenkins, client, how
+) -> None:
+    seed_build(jenkins)
+    jenkins.lose_answer("POST", r".*/build", how=how)
+    await client.rerun(ref_of(notification()))
+    # Jenkins queued it; the read-back sees the job in the queue and sends nothing more.
+    assert jenkins.rebuilds == [(JOB, {})]
+    assert len(jenkins.calls_to("POST", r".*/build")) == 1
 
 
 # ---- what /retest reruns -----------------------------------------------------------------
