@@ -44,7 +44,7 @@ from urllib.parse import parse_qs, quote, unquote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tests.fakes.lost import drop_answer
+from tests.fakes.lost import LostAnswer, drop_answer, take_lost
 
 USER = "herald-bot"
 TOKEN = "11f2c9f9ac5ffcb954158447874613629d"
@@ -72,14 +72,6 @@ class Fault:
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     hang: float | None = None
-
-
-@dataclass
-class LostAnswer:
-    method: str
-    pattern: re.Pattern[str]
-    times: int
-    how: str
 
 
 @dataclass
@@ -310,18 +302,11 @@ class FakeJenkins:
             return
         request = Request(scope, receive)
         response = await self._handle(request)
-        lost = self._lost_answer(scope["method"], request.url.path)
+        lost = take_lost(self.lost_answers, scope["method"], request.url.path)
         if lost is not None:
             await drop_answer(lost.how, receive, send)
             return
         await response(scope, receive, send)
-
-    def _lost_answer(self, method: str, path: str) -> LostAnswer | None:
-        for lost in self.lost_answers:
-            if lost.times > 0 and lost.method == method and lost.pattern.fullmatch(path):
-                lost.times -= 1
-                return lost
-        return None
 
     async def _handle(self, request: Request) -> Response:
         raw = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
