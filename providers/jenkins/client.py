@@ -10,7 +10,8 @@ build's checkout), else from the git plugin's `BuildData` actions of the build
 (a Pipeline loading a shared library adds one `BuildData` each) and names none is refused
 rather than guessed at: a report on the library's commit would be in the wrong place.
 The pull request comes from multibranch data: `CHANGE_ID` among the parameters, or the
-job's own name `PR-<n>`.
+job's own name `PR-<n>`; for any other job the forge finds the open pull requests whose
+head is the built commit (`Change.numbers_known`).
 
 Every request goes to `HERALD_JENKINS_URL`: paths are built from the job's full name and
 the build number, never taken from a notification (whose URLs are not even on the
@@ -289,8 +290,11 @@ class JenkinsClient:
                 f"build #{ref.run_id} of {ref.repo} built {remote}, on no forge Herald is "
                 "configured for"
             )
+        # A multibranch pull request job names its pull request; any other job (a branch,
+        # a plain pipeline) cannot say, and the forge finds the open ones whose head it is.
         numbers = (ref.change,) if ref.change else ()
-        return Change(forge=repository.forge, repo=repository.repo, sha=sha, numbers=numbers)
+        return Change(forge=repository.forge, repo=repository.repo, sha=sha, numbers=numbers,
+                      numbers_known=bool(numbers))
 
     @staticmethod
     def _checkout(ref: RunRef, data: Mapping[str, Any] | None) -> tuple[str, str]:

@@ -27,8 +27,8 @@ from tests.fakes import herald as harness
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jenkins import FakeJenkins
 from tests.github.conftest import WEBHOOK_SECRET, github_env, payload
-from tests.jenkins.conftest import JOB, PR, SHA, jenkins_env
-from tests.jenkins.world import SECRET, notification, seed_build
+from tests.jenkins.conftest import JOB, PR, REMOTE, SHA, jenkins_env
+from tests.jenkins.world import SECRET, failing_report, notification, seed_build
 from tests.reports.checks import outside_code_blocks
 
 pytestmark = pytest.mark.e2e
@@ -256,3 +256,19 @@ async def test_without_run_update_the_report_on_github_stands_alone(
     [check] = fake.repo(REPO).check_runs
     assert check["conclusion"] == "failure"
     assert len(fake.repo(REPO).comments[PR]) == 1
+
+
+async def test_a_plain_job_s_build_is_commented_on_the_pull_request_of_its_commit(
+    fake, jenkins, herald
+) -> None:
+    # Not a multibranch PR job: no CHANGE_ID, no `PR-<n>` name; GitHub knows the PR.
+    jenkins.add_build("inventory-ci", 40, checkouts=[(REMOTE, SHA)], report=failing_report())
+    body = notification(number=40, full_url="https://ci.acme.example/job/inventory-ci/40/",
+                        parameters={})
+    body.update(name="inventory-ci", url="job/inventory-ci/")
+    await herald.notify(body)
+    await herald.work()
+    [check] = fake.repo(REPO).check_runs
+    assert check["name"] == "Herald (jenkins: inventory-ci)"
+    [comment] = fake.repo(REPO).comments[PR]
+    assert "rejectsNegativeStock" in comment["body"]
