@@ -92,6 +92,9 @@ FAILED_RESULTS: Final = frozenset({"FAILURE", "UNSTABLE", "ABORTED"})
 #: A JSON answer (a test report can be tens of MB) is read up to this size.
 MAX_JSON_BYTES: Final = 64 * 1024 * 1024
 BUILDS_CACHED: Final = 64
+#: Test reports read by `list_artifacts` and not yet taken by `native_results` (a job that
+#: stopped in between); each may be large, so few are held.
+REPORTS_HELD: Final = 4
 GIT_BUILD_DATA: Final = "hudson.plugins.git.util.BuildData"
 PARAMETERS: Final = "hudson.model.ParametersAction"
 CRUMB_ISSUER: Final = "/crumbIssuer/api/json"
@@ -175,6 +178,7 @@ class JenkinsClient:
         basic = base64.b64encode(f"{user}:{token}".encode()).decode()
         self._auth = {"Authorization": f"Basic {basic}", "Accept": "application/json"}
         self._builds: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+        self._reports: dict[tuple[str, int], TestRun | None] = {}
 
     @property
     def base_url(self) -> str:
@@ -219,6 +223,7 @@ class JenkinsClient:
     async def get_build(self, ref: RunRef) -> Build:
         data = await self._build(ref, fresh=True)
         number = build_number(ref)
+        self._reports.pop((ref.repo, number), None)
         result = data.get("result")
         status = result if isinstance(result, str) else ("BUILDING" if data.get("building")
                                                           else ref.status or "unknown")
@@ -236,7 +241,7 @@ class JenkinsClient:
 
     async def list_artifacts(self, ref: RunRef) -> list[RemoteArtifact]:
         data = await self._build(ref)
-        if has_test_report(data):
+        if await self._test_report(ref) is not None:
             return []  # the JUnit report holds them (see the module docstring)
         page = self.build_url(ref.repo, build_number(ref))
         return [
@@ -262,22 +267,39 @@ class JenkinsClient:
             yield chunk
 
     async def native_results(self, ref: RunRef) -> TestRun | None:
-        data = await self._build(ref)
-        if not has_test_report(data):
-            return None
-        number = build_number(ref)
-        try:
-            report = await self._json(
-                f"{job_path(ref.repo)}/{number}/testReport/api/json",
-                f"read the test report of build #{number} of {ref.repo}",
-                testreport.TREE,
-            )
-        except NotFound:
-            return None
-        if not isinstance(report, dict):
-            raise PermanentError(f"the test report of build #{number}: Jenkins sent no report")
-        page = f"{self.build_url(ref.repo, number)}testReport/"
-        return testreport.to_test_run(report, run_id=str(number), url=page)
+        run = await self._test_report(ref)
+        # Handed over: a large report is not kept beyond the job that reads it.
+        self._reports.pop((ref.repo, build_number(ref)), None)
+        return run
+
+    async def _test_report(self, ref: RunRef) -> TestRun | None:
+        """The JUnit report, read once between `list_artifacts` and `native_results`; None
+        when the build has none, or when Jenkins no longer serves it (then the archived
+        files are read instead)."""
+        key = (ref.repo, build_number(ref))
+        if key in self._reports:
+            return self._reports[key]
+        run = None
+        if has_test_report(await self._build(ref)):
+            number = key[1]
+            try:
+                report = await self._json(
+                    f"{job_path(ref.repo)}/{number}/testReport/api/json",
+                    f"read the test report of build #{number} of {ref.repo}",
+                    testreport.TREE,
+                )
+            except NotFound:
+                report = None
+            if report is not None and not isinstance(report, dict):
+                raise PermanentError(
+                    f"the test report of build #{number}: Jenkins sent no report")
+            if report is not None:
+                page = f"{self.build_url(ref.repo, number)}testReport/"
+                run = testreport.to_test_run(report, run_id=str(number), url=page)
+        self._reports[key] = run
+        while len(self._reports) > REPORTS_HELD:
+            self._reports.pop(next(iter(self._reports)))
+        return run
 
     # ---- the change and the origin ----------------------------------------------------
 

@@ -119,8 +119,12 @@ async def test_the_junit_report_gives_the_counts_and_the_archived_copies_are_not
         "target/surefire-reports/TEST-com.acme.inventory.StockLedgerTest.xml": b"<testsuite/>",
     })
     ref = ref_of(notification())
-    assert await read(client, ref) == (5, 2, 1)
-    assert await client.list_artifacts(ref) == []
+    await client.get_build(ref)
+    assert await client.list_artifacts(ref) == []  # as the report handler asks: first
+    run = await client.native_results(ref)
+    assert run is not None
+    assert (run.totals().total, run.totals().failures, run.totals().skipped) == (5, 2, 1)
+    # Read once for both questions.
     [call] = jenkins.calls_to("GET", r".*/17/testReport/api/json")
     assert "cases[className,name,status" in call.query["tree"]
 
@@ -157,6 +161,19 @@ async def test_counts_that_disagree_with_jenkins_totals_are_said_in_the_report(
     run = await client.native_results(ref_of(notification()))
     assert run is not None
     assert [e.reason for e in run.errors] == ["Jenkins counts 3 failed tests, Herald read 1"]
+
+
+async def test_a_junit_report_jenkins_no_longer_serves_leaves_the_archived_files(
+    jenkins, client
+) -> None:
+    junit = b'<testsuite name="s"><testcase name="t"/></testsuite>'
+    seed_build(jenkins, artifacts={"build/test-results/junit.xml": junit})
+    del jenkins.reports[(JOB, 17)]  # the action is listed, the report is gone
+    ref = ref_of(notification())
+    await client.get_build(ref)
+    assert [a.name for a in await client.list_artifacts(ref)] == ["build/test-results/junit.xml"]
+    assert await client.native_results(ref) is None
+    assert len(jenkins.calls_to("GET", r".*/17/testReport/api/json")) == 1
 
 
 async def test_without_a_junit_report_the_archived_files_are_the_results(jenkins, client) -> None:
@@ -393,3 +410,16 @@ async def test_the_token_is_never_logged(jenkins, make_client) -> None:
                          for line in lines)
     encoded = base64.b64encode(f"{USER}:{TOKEN}".encode()).decode()
     assert all(encoded not in repr(line) for line in lines)
+
+
+async def test_an_aggregated_matrix_report_is_named_as_unread_not_passed(jenkins, client) -> None:
+    report = {"_class": "hudson.tasks.test.MatrixTestResult", "failCount": 1, "skipCount": 0,
+              "totalCount": 9, "childReports": [
+                  {"child": {"_class": "hudson.matrix.MatrixRun",
+                             "url": f"{jenkins.url}/job/m/jdk=17/4/"},
+                   "result": {"_class": "hudson.tasks.junit.TestResult", "failCount": 1}}]}
+    seed_build(jenkins, report=report)
+    run = await client.native_results(ref_of(notification()))
+    assert run is not None and run.totals().total == 0
+    [error] = run.errors
+    assert "aggregated report" in error.reason

@@ -272,3 +272,17 @@ async def test_a_plain_job_s_build_is_commented_on_the_pull_request_of_its_commi
     assert check["name"] == "Herald (jenkins: inventory-ci)"
     [comment] = fake.repo(REPO).comments[PR]
     assert "rejectsNegativeStock" in comment["body"]
+
+
+async def test_urls_a_notification_names_on_other_hosts_see_no_request(
+    fake, jenkins, herald, capture
+) -> None:
+    seed_build(jenkins)
+    body = notification(full_url=f"{capture.url}/job/acme/job/inventory/job/PR-64/17/",
+                        artifacts={"report.xml": {"archive": f"{capture.url}/report.xml"}})
+    body["url"] = f"{capture.url}/job/acme/job/inventory/job/PR-64/"
+    await herald.notify(body)
+    await herald.work()
+    assert capture.requests == []
+    [check] = fake.repo(REPO).check_runs
+    assert check["details_url"].startswith(jenkins.url)
