@@ -171,14 +171,22 @@ class JenkinsClient:
         token: str,
         settings: Settings,
         max_artifact_bytes: int,
+        owns_http: bool = False,
     ) -> None:
         self.session = session
+        self._owns_http = owns_http
         self.settings = settings
         self.max_artifact_bytes = max_artifact_bytes
         basic = base64.b64encode(f"{user}:{token}".encode()).decode()
         self._auth = {"Authorization": f"Basic {basic}", "Accept": "application/json"}
         self._builds: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
         self._reports: dict[tuple[str, int], TestRun | None] = {}
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this client made it (the worker's is closed by the
+        worker)."""
+        if self._owns_http:
+            await self.session.client.aclose()
 
     @property
     def base_url(self) -> str:
@@ -516,7 +524,7 @@ def create_client(
     assert config.url is not None and config.user is not None and token is not None
     timeout = httpx.Timeout(config.timeout, connect=min(5.0, config.timeout))
     session = HttpSession(
-        http or httpx.AsyncClient(follow_redirects=False),
+        http if http is not None else httpx.AsyncClient(follow_redirects=False),
         provider=NAME,
         label="Jenkins",
         base_url=config.url,
@@ -529,4 +537,5 @@ def create_client(
         token=token.reveal().strip(),
         settings=whole,
         max_artifact_bytes=ArtifactLimits.from_settings(whole).max_download_bytes,
+        owns_http=http is None,
     )

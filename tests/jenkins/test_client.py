@@ -50,6 +50,11 @@ async def test_the_client_is_both_a_ci_source_and_a_reported_runs_source(client)
     assert isinstance(client, CISource) and isinstance(client, ReportedRunsSource)
 
 
+async def test_closing_the_client_leaves_the_worker_s_http_client_open(client, http) -> None:
+    await client.aclose()
+    assert not http.is_closed
+
+
 async def test_a_wrong_token_is_refused_with_jenkins_own_401(jenkins, make_client) -> None:
     seed_build(jenkins)
     client = make_client(HERALD_JENKINS_TOKEN="not-the-token")
@@ -74,6 +79,8 @@ async def test_the_token_may_come_from_a_file(jenkins, tmp_path) -> None:
     env["HERALD_JENKINS_TOKEN_FILE"] = str(tmp_path / "token")
     client = create_client(ProviderSettings("jenkins", env), None)
     assert (await client.get_build(ref_of(notification()))).status == "UNSTABLE"
+    await client.aclose()  # the HTTP client it made for itself
+    assert client.session.client.is_closed
 
 
 async def test_nested_folders_and_encoded_branch_names_reach_the_right_job(
