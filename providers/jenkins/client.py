@@ -233,8 +233,10 @@ class JenkinsClient:
         number = build_number(ref)
         self._reports.pop((ref.repo, number), None)
         result = data.get("result")
-        status = result if isinstance(result, str) else ("BUILDING" if data.get("building")
-                                                          else ref.status or "unknown")
+        # A Jenkinsfile's `post` step notifies before the build ends, when the API has no
+        # result yet: the notification's (authenticated) status says it then.
+        status = result if isinstance(result, str) else (
+            ref.status or ("BUILDING" if data.get("building") else "unknown"))
         found = checkouts(data)
         sha = ref.sha or (found[0][1] if len(found) == 1 else None)
         return Build(

@@ -46,6 +46,14 @@ async def test_a_build_is_read_with_tree_and_the_api_token(jenkins, client) -> N
     assert call.headers["authorization"] == f"Basic {expected}"
 
 
+async def test_a_build_notified_from_its_own_post_step_has_the_notification_s_result(
+    jenkins, client
+) -> None:
+    seed_build(jenkins, result=None)  # still in its `post` block: no result in the API yet
+    build = await client.get_build(ref_of(notification(status="FAILURE")))
+    assert (build.status, build.failed) == ("FAILURE", True)
+
+
 async def test_the_client_is_both_a_ci_source_and_a_reported_runs_source(client) -> None:
     assert isinstance(client, CISource) and isinstance(client, ReportedRunsSource)
 
