@@ -209,6 +209,9 @@ class FakeJenkins:
         self.jobs: dict[str, Job] = {}
         self.reports: dict[tuple[str, int], dict[str, Any]] = {}
         self.files: dict[tuple[str, int, str], bytes] = {}
+        #: Archived files served from elsewhere (job, build, path) → URL, as artifact
+        #: storage plugins (S3, Azure) redirect downloads.
+        self.redirects: dict[tuple[str, int, str], str] = {}
         self.rebuilds: list[tuple[str, dict[str, str]]] = []
         self.crumbs_for_tokens = False
         #: Whether the token's user has Run/Update (may set build descriptions).
@@ -389,7 +392,12 @@ class FakeJenkins:
         if what == "testReport/api/json":
             report = self.reports.get((full_name, number))
             return _not_found() if report is None else self._json(report, query)
-        data = self.files.get((full_name, number, unquote(build_match.group(3))))
+        path = unquote(build_match.group(3))
+        elsewhere = self.redirects.get((full_name, number, path))
+        if elsewhere is not None:
+            # As an artifact storage plugin does: the file is served from another host.
+            return Response(status_code=302, headers={"Location": elsewhere})
+        data = self.files.get((full_name, number, path))
         if data is None:
             return _not_found()
         return Response(data, media_type="application/octet-stream")

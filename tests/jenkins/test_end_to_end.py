@@ -286,3 +286,22 @@ async def test_urls_a_notification_names_on_other_hosts_see_no_request(
     assert capture.requests == []
     [check] = fake.repo(REPO).check_runs
     assert check["details_url"].startswith(jenkins.url)
+
+
+async def test_an_archived_file_redirected_to_a_private_address_is_never_contacted(
+    fake, jenkins, herald, capture
+) -> None:
+    """A redirect to loopback (a hostile or misconfigured storage hop) is refused before
+    connecting; the other file is still read, and the report names the refused one."""
+    junit = b'<testsuite name="s"><testcase name="t"/></testsuite>'
+    seed_build(jenkins, result="SUCCESS", report=None, artifacts={
+        "reports/unit-junit.xml": junit, "reports/it-junit.xml": b""})
+    jenkins.redirects[(JOB, 17, "reports/it-junit.xml")] = f"{capture.url}/bucket/it.xml"
+    await herald.notify(notification(status="SUCCESS"))
+    await herald.work()
+    assert capture.requests == []
+    [check] = fake.repo(REPO).check_runs
+    assert check["conclusion"] == "neutral"  # the unread file may have held a failure
+    assert check["output"]["title"] == "1 test passed in 0.0s; 1 input could not be read"
+    text = check["output"]["summary"] + (check["output"].get("text") or "")
+    assert "reports/it-junit.xml" in text and "refused to connect to" in text
