@@ -45,7 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.lost import LostAnswer, drop_answer, take_lost
+from tests.fakes.lost import drop_answer
 
 SUMMARY_LIMIT = 65_535
 COMMENT_LIMIT = 65_536
@@ -76,6 +76,12 @@ class Fault:
     hang: float | None = None
 
 
+@dataclass
+class LostAnswer:
+    method: str
+    path: re.Pattern[str]
+    times: int
+    how: str  # "timeout": never answered, until the client gives up; "reset": RST
 
 
 #: How long a lost answer is held at most, waiting for the client to give up.
@@ -262,7 +268,11 @@ class FakeGitHub:
                 self.writes_in_flight -= 1
 
     def _lost_answer(self, method: str, path: str) -> LostAnswer | None:
-        return take_lost(self.lost_answers, method, path)
+        for lost in self.lost_answers:
+            if lost.times > 0 and lost.method == method and lost.path.fullmatch(path):
+                lost.times -= 1
+                return lost
+        return None
 
     async def _do_then_lose_answer(self, lost: LostAnswer, scope: Any, receive: Any,
                                    send: Any) -> None:

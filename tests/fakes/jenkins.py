@@ -22,16 +22,16 @@ they matter to a client:
 - build descriptions: `POST .../{n}/submitDescription` (form `description`) answers 302 to
   the build's page, or 403 without Run/Update (`may_describe`).
 
-Every request is recorded (`calls`); `fail(method, pattern, status=, headers=, times=)`
-answers the next N matching requests with that status (a 429 with `Retry-After`, a 5xx)
-without doing them, `hang=` holds them for that many seconds first; `lose_answer` does
-the next N and then loses their answers, as when Jenkins acted and the network dropped
-the reply.
+Every request is recorded (`calls`); the shared `tests.fakes.faults.FakeAPI` machinery
+injects faults: `fail(method, pattern, status=, headers=, times=)` answers the next N
+matching requests with that status (a 429 with `Retry-After`, a 5xx) without doing them,
+`hang=True` holds them until the client gives up first; `lose_answer("^POST .*/build$")`
+does the next N and then loses their answers, as when Jenkins acted and the network
+dropped the reply.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import re
@@ -44,7 +44,7 @@ from urllib.parse import parse_qs, quote, unquote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tests.fakes.lost import LostAnswer, drop_answer, take_lost
+from tests.fakes.faults import FakeAPI
 
 USER = "herald-bot"
 TOKEN = "11f2c9f9ac5ffcb954158447874613629d"
@@ -62,16 +62,6 @@ class Call:
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
-
-
-@dataclass
-class Fault:
-    method: str
-    pattern: re.Pattern[str]
-    times: int
-    status: int = 500
-    headers: dict[str, str] = field(default_factory=dict)
-    hang: float | None = None
 
 
 @dataclass
@@ -192,10 +182,11 @@ def junit_report(suites: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-class FakeJenkins:
+class FakeJenkins(FakeAPI):
     """The state of a small Jenkins controller and the ASGI app that serves it."""
 
     def __init__(self, user: str = USER, token: str = TOKEN) -> None:
+        super().__init__()
         self.user, self.token = user, token
         self.url = ""  # set when served
         #: What Jenkins believes its root URL is (Manage Jenkins » System): the `url` of
@@ -203,9 +194,6 @@ class FakeJenkins:
         self.root_url: str | None = None
         #: The context path Jenkins is served under (`--prefix=/jenkins`), or "".
         self.context = ""
-        self.calls: list[Call] = []
-        self.faults: list[Fault] = []
-        self.lost_answers: list[LostAnswer] = []
         self.jobs: dict[str, Job] = {}
         self.reports: dict[tuple[str, int], dict[str, Any]] = {}
         self.files: dict[tuple[str, int, str], bytes] = {}
@@ -281,35 +269,16 @@ class FakeJenkins:
         return build
 
     def fail(self, method: str, pattern: str, *, status: int = 500, times: int = 1,
-             headers: dict[str, str] | None = None, hang: float | None = None) -> None:
-        self.faults.append(Fault(method, re.compile(pattern), times, status,
-                                 dict(headers or {}), hang))
-
-    def calls_to(self, method: str, pattern: str) -> list[Call]:
-        regex = re.compile(pattern)
-        return [c for c in self.calls if c.method == method and regex.fullmatch(c.path)]
+             headers: dict[str, str] | None = None, hang: bool = False) -> None:
+        """Answer the next `times` requests of `method` to a path `pattern` matches whole
+        with `status` (after holding them until the client gives up, with `hang`)."""
+        self.injected.fail(f"^{method} (?:{pattern})$", times=times, status=status,
+                           hang=hang, headers=dict(headers or {}))
 
     def _root(self) -> str:
         return (self.root_url or self.url).rstrip("/") + self.context
 
     # ---- serving --------------------------------------------------------------------------
-
-    def lose_answer(self, method: str, pattern: str, *, how: str = "reset", times: int = 1
-                    ) -> None:
-        """Do the next N matching requests, then lose their answers ("reset": the
-        connection is reset; "timeout": held until the client gives up)."""
-        self.lost_answers.append(LostAnswer(method, re.compile(pattern), times, how))
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        request = Request(scope, receive)
-        response = await self._handle(request)
-        lost = take_lost(self.lost_answers, scope["method"], request.url.path)
-        if lost is not None:
-            await drop_answer(lost.how, receive, send)
-            return
-        await response(scope, receive, send)
 
     async def _handle(self, request: Request) -> Response:
         raw = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
@@ -317,19 +286,16 @@ class FakeJenkins:
         body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
         query = {k: v for k, v in request.query_params.items()}
-        for fault in self.faults:
-            if fault.times > 0 and fault.method == request.method and fault.pattern.fullmatch(
-                path
-            ):
-                fault.times -= 1
-                self.calls.append(Call(request.method, path, query, body, headers,
-                                       "hang" if fault.hang else fault.status))
-                if fault.hang:
-                    await asyncio.sleep(fault.hang)
-                return Response(f"<html><body>Error {fault.status}</body></html>",
-                                status_code=fault.status, headers=fault.headers,
-                                media_type="text/html")
-        self.calls.append(Call(request.method, path, query, body, headers))
+        fault, lost = self.intercept(request, f"{request.method} {path}")
+        if fault is not None:
+            self.calls.append(Call(request.method, path, query, body, headers,
+                                   "hang" if fault.hang else fault.status))
+            if fault.hang:
+                await self.injected.hold(request)
+            return Response(f"<html><body>Error {fault.status}</body></html>",
+                            status_code=fault.status, headers=fault.headers,
+                            media_type="text/html")
+        self.calls.append(Call(request.method, path, query, body, headers, lost))
         refused = self._authenticate(headers)
         if refused is not None:
             return refused

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import socket
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 #: How long a "timeout" holds the connection open: longer than any client timeout in tests.
@@ -38,23 +36,3 @@ async def drop_answer(how: str, receive: Any, send: Any) -> None:
         if cycle.disconnected:
             break
         await asyncio.sleep(0.005)
-
-
-@dataclass
-class LostAnswer:
-    """The next `times` requests of `method` to a path `path` matches: done, then their
-    answers lost `how` ("timeout" or "reset")."""
-
-    method: str
-    path: re.Pattern[str]
-    times: int
-    how: str
-
-
-def take_lost(lost_answers: list[LostAnswer], method: str, path: str) -> LostAnswer | None:
-    """The scheduled loss this request meets, counted down; None for a normal answer."""
-    for lost in lost_answers:
-        if lost.times > 0 and lost.method == method and lost.path.fullmatch(path):
-            lost.times -= 1
-            return lost
-    return None

@@ -28,6 +28,7 @@ async def jenkins() -> AsyncIterator[FakeJenkins]:
     async with serve(fake) as url:
         fake.url = url
         yield fake
+        fake.release()  # hanging requests let go before the server stops
 
 
 @pytest.fixture

@@ -352,7 +352,7 @@ async def test_a_build_request_whose_answer_is_lost_is_not_sent_again(
     jenkins, client, how
 ) -> None:
     seed_build(jenkins)
-    jenkins.lose_answer("POST", r".*/build", how=how)
+    jenkins.lose_answer(r"^POST .*/build$", how=how)
     await client.rerun(ref_of(notification()))
     # Jenkins queued it; the read-back sees the job in the queue and sends nothing more.
     assert jenkins.rebuilds == [(JOB, {})]
@@ -393,7 +393,7 @@ async def test_without_records_jenkins_names_no_build(client) -> None:
 
 async def test_a_jenkins_that_hangs_once_is_asked_again(jenkins, client) -> None:
     seed_build(jenkins)
-    jenkins.fail("GET", BUILD, hang=3.0)
+    jenkins.fail("GET", BUILD, hang=True)
     build = await client.get_build(ref_of(notification()))
     assert build.status == "UNSTABLE"
     assert [c.fault for c in jenkins.calls_to("GET", BUILD)] == ["hang", None]
