@@ -1,0 +1,80 @@
+"""A Jenkins build of code on Bitbucket Cloud: the real Bitbucket client (against the fake
+Bitbucket) is the forge, as it is for Bitbucket's own pipelines: the commit status, the
+Code Insights report and the sticky pull request comment, once across retries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from bot.events import BUILD_COMPLETED, Event
+from bot.settings import ProviderSettings
+from handlers.report import report
+from providers.bitbucket import client as bitbucket_client
+from providers.jenkins import client as jenkins_client
+from tests.bitbucket.world import REPO, build_world
+from tests.fakes import context
+from tests.fakes.bitbucket import TOKEN, FakeBitbucket, serve
+from tests.jenkins.conftest import JOB, PR, SHA, jenkins_env
+from tests.jenkins.world import notification, ref_of, seed_build
+
+
+@pytest.fixture
+def bitbucket() -> Iterator[FakeBitbucket]:
+    fake = FakeBitbucket()
+    with serve(fake) as url:
+        fake.url = url
+        build_world(fake)
+        fake.repos[REPO].commits.append(SHA)  # the Jenkins build's commit is on Bitbucket
+        fake.add_pullrequest(REPO, PR, sha=SHA, branch="stock-ledger")
+        yield fake
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+class Clients:
+    def __init__(self, jenkins: Any, bitbucket: Any) -> None:
+        self.by_name = {"jenkins": jenkins, "bitbucket": bitbucket}
+
+    def source(self, provider: str) -> Any:
+        return self.by_name[provider]
+
+    def forge(self, provider: str) -> Any:
+        assert provider == "bitbucket"
+        return self.by_name[provider]
+
+
+async def test_a_jenkins_build_on_bitbucket_gets_one_status_report_and_comment(
+    jenkins, bitbucket, http: httpx.AsyncClient, redis
+) -> None:
+    env = {**jenkins_env(jenkins), "HERALD_BITBUCKET_API_URL": f"{bitbucket.url}/2.0",
+           "HERALD_BITBUCKET_TOKEN": TOKEN, "HERALD_BITBUCKET_TIMEOUT": "2"}
+    remote = f"{bitbucket.url}/{REPO}.git"
+    seed_build(jenkins, checkouts=[(remote, SHA)])
+    ref = ref_of(notification(scm={"url": remote, "branch": "PR-64", "commit": SHA}))
+    clients = Clients(jenkins_client.create_client(ProviderSettings("jenkins", env), http),
+                      bitbucket_client.create_client(ProviderSettings("bitbucket", env), http))
+    event = Event(provider="jenkins", name=BUILD_COMPLETED, native_name="build:FINALIZED",
+                  delivery_id="d-1", repo=ref.repo, run=ref)
+    for job_try in (1, 2):  # a retried job, or a redelivery: nothing twice
+        ctx = context(event, redis, environ=env, job_try=job_try)
+        ctx.clients = clients
+        await report(ctx)
+
+    repo = bitbucket.repos[REPO]
+    [status] = [s for (sha, _), s in repo.statuses.items() if sha == SHA]
+    assert status["name"] == f"Herald (jenkins: {JOB})"
+    assert status["state"] == "FAILED"
+    assert status["url"] == f"{jenkins.url}/job/acme/job/inventory/job/PR-64/17/"
+    assert len([r for (sha, _), r in repo.reports.items() if sha == SHA]) == 1
+    [comment] = bitbucket.our_comments(REPO, PR)
+    assert "rejectsNegativeStock" in comment["content"]["raw"]
