@@ -530,8 +530,9 @@ def create_client(
         provider=NAME,
         label="Jenkins",
         base_url=config.url,
-        policy=Policy(timeout=timeout, download_timeout=httpx.Timeout(
-            max(60.0, config.timeout), connect=min(10.0, config.timeout))),
+        # JSON answers are streamed too (`_json`): one timeout for every read, which
+        # httpx counts per chunk, so a large artifact still streams as long as it flows.
+        policy=Policy(timeout=timeout, download_timeout=timeout),
     )
     return JenkinsClient(
         session,

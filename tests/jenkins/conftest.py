@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from bot.settings import ProviderSettings
 from providers.jenkins.client import JenkinsClient, create_client
@@ -75,3 +76,10 @@ def make_client(jenkins: FakeJenkins, http: httpx.AsyncClient) -> Callable[..., 
 @pytest.fixture
 def client(make_client: Callable[..., JenkinsClient]) -> JenkinsClient:
     return make_client()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()

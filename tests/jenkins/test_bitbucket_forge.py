@@ -4,12 +4,10 @@ Code Insights report and the sticky pull request comment, once across retries.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from bot.events import BUILD_COMPLETED, Event
 from bot.settings import ProviderSettings
@@ -20,7 +18,7 @@ from tests.bitbucket.world import REPO, build_world
 from tests.fakes import context
 from tests.fakes.bitbucket import TOKEN, FakeBitbucket, serve
 from tests.jenkins.conftest import JOB, PR, SHA, jenkins_env
-from tests.jenkins.world import notification, ref_of, seed_build
+from tests.jenkins.world import JenkinsAndForge, notification, ref_of, seed_build
 
 
 @pytest.fixture
@@ -34,23 +32,6 @@ def bitbucket() -> Iterator[FakeBitbucket]:
         yield fake
 
 
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-class Clients:
-    def __init__(self, jenkins: Any, bitbucket: Any) -> None:
-        self.by_name = {"jenkins": jenkins, "bitbucket": bitbucket}
-
-    def source(self, provider: str) -> Any:
-        return self.by_name[provider]
-
-    def forge(self, provider: str) -> Any:
-        assert provider == "bitbucket"
-        return self.by_name[provider]
 
 
 async def test_a_jenkins_build_on_bitbucket_gets_one_status_report_and_comment(
@@ -61,8 +42,9 @@ async def test_a_jenkins_build_on_bitbucket_gets_one_status_report_and_comment(
     remote = f"{bitbucket.url}/{REPO}.git"
     seed_build(jenkins, checkouts=[(remote, SHA)])
     ref = ref_of(notification(scm={"url": remote, "branch": "PR-64", "commit": SHA}))
-    clients = Clients(jenkins_client.create_client(ProviderSettings("jenkins", env), http),
-                      bitbucket_client.create_client(ProviderSettings("bitbucket", env), http))
+    clients = JenkinsAndForge(
+        jenkins_client.create_client(ProviderSettings("jenkins", env), http), "bitbucket",
+        bitbucket_client.create_client(ProviderSettings("bitbucket", env), http))
     event = Event(provider="jenkins", name=BUILD_COMPLETED, native_name="build:FINALIZED",
                   delivery_id="d-1", repo=ref.repo, run=ref)
     for job_try in (1, 2):  # a retried job, or a redelivery: nothing twice

@@ -6,11 +6,9 @@ builds the Jenkins job again."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from bot.events import BUILD_COMPLETED, COMMENT_CREATED, Comment, Event, RunRef
 from bot.settings import ProviderSettings
@@ -22,7 +20,7 @@ from tests.fakes import context
 from tests.fakes.gitlab import DEVELOPER, GUEST, TOKEN, FakeGitLab, serve
 from tests.fakes.jenkins import FakeJenkins
 from tests.jenkins.conftest import JOB, PR, SHA, jenkins_env
-from tests.jenkins.world import notification, ref_of, seed_build
+from tests.jenkins.world import JenkinsAndForge, notification, ref_of, seed_build
 
 PROJECT, PATH = 48213, "acme/inventory"
 DEVELOPER_ID, GUEST_ID = 4127, 5001
@@ -40,33 +38,16 @@ def gitlab() -> Iterator[FakeGitLab]:
         yield fake
 
 
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-class Clients:
-    def __init__(self, jenkins: Any, gitlab: Any) -> None:
-        self.by_name = {"jenkins": jenkins, "gitlab": gitlab}
-
-    def source(self, provider: str) -> Any:
-        return self.by_name[provider]
-
-    def forge(self, provider: str) -> Any:
-        assert provider == "gitlab"
-        return self.by_name[provider]
 
 
 @pytest.fixture
 async def world(jenkins: FakeJenkins, gitlab: FakeGitLab, http: httpx.AsyncClient
-                ) -> AsyncIterator[tuple[dict[str, str], Clients]]:
+                ) -> AsyncIterator[tuple[dict[str, str], JenkinsAndForge]]:
     env = {**jenkins_env(jenkins), "HERALD_GITLAB_URL": gitlab.url,
            "HERALD_GITLAB_TOKEN": TOKEN, "HERALD_GITLAB_TIMEOUT": "2"}
     forge = gitlab_client.create_client(ProviderSettings("gitlab", env), None)
     ci = jenkins_client.create_client(ProviderSettings("jenkins", env), http)
-    yield env, Clients(ci, forge)
+    yield env, JenkinsAndForge(ci, "gitlab", forge)
     await forge.aclose()
 
 

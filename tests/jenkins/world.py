@@ -46,3 +46,18 @@ def seed_build(jenkins: FakeJenkins, number: int = 17, **changes: Any) -> dict[s
     options: dict[str, Any] = {"checkouts": [(REMOTE, SHA)], "report": failing_report()}
     options.update(changes)
     return jenkins.add_build(JOB, number, **options)
+
+
+class JenkinsAndForge:
+    """`ctx.clients` of a worker with Jenkins as CI source and one forge's real client."""
+
+    def __init__(self, jenkins: Any, forge_name: str, forge: Any) -> None:
+        self.by_name = {"jenkins": jenkins, forge_name: forge}
+        self.forge_name = forge_name
+
+    def source(self, provider: str) -> Any:
+        return self.by_name[provider]
+
+    def forge(self, provider: str) -> Any:
+        assert provider == self.forge_name
+        return self.by_name[provider]
