@@ -254,6 +254,24 @@ class BitbucketConfig(ProviderConfig):
     )
 
 
+class AzureDevOpsConfig(ClientConfig):
+    url: HttpUrl | None = setting(
+        None, "the organization's address (`https://dev.azure.com/<organization>`, or an "
+        "Azure DevOps Server collection); service hooks of another organization are refused",
+        shown_default="`https://dev.azure.com/<organization>`, the service hook's own",
+    )
+    token: SecretStr | None = setting(
+        None, "a personal access token: Build (read & execute), Code (read & write), Test "
+        "Management (read); for `/retest` Identity (read) and Security (manage)",
+        shown_default="none: no reports",
+    )
+    token_file: Path | None = setting(None, "a file holding the token instead")
+    timeout: Seconds = setting(
+        15.0, "seconds per Azure DevOps request (connect and read); shorter than "
+        "`HERALD_JOB_TIMEOUT_SECONDS`", gt=0,
+    )
+
+
 class TravisConfig(BaseModel):
     """Travis CI signs with its own key pair: no shared secret."""
 
@@ -401,7 +419,7 @@ class HeraldConfig(BaseSettings):
     github: GitHubConfig = GitHubConfig()
     gitlab: GitLabConfig = GitLabConfig()
     bitbucket: BitbucketConfig = BitbucketConfig()
-    azure_devops: ProviderConfig = ProviderConfig()
+    azure_devops: AzureDevOpsConfig = AzureDevOpsConfig()
     circleci: ProviderConfig = ProviderConfig()
     travis: TravisConfig = TravisConfig()
     jenkins: ProviderConfig = ProviderConfig()
@@ -426,6 +444,8 @@ class HeraldConfig(BaseSettings):
              "request_timeout" in github.model_fields_set or github.app_id is not None),
             ("HERALD_GITLAB_TIMEOUT", gitlab.timeout,
              bool({"timeout", "token", "token_file"} & gitlab.model_fields_set)),
+            ("HERALD_AZURE_DEVOPS_TIMEOUT", self.azure_devops.timeout,
+             bool({"timeout", "token", "token_file"} & self.azure_devops.model_fields_set)),
             ("HERALD_BITBUCKET_TIMEOUT", self.bitbucket.timeout,
              bool({"timeout", "token", "token_file"} & self.bitbucket.model_fields_set)),
         ):
@@ -658,9 +678,9 @@ DOCS: Final[dict[str, tuple[str, ...]]] = {
     "docs/limits.md": ("artifacts",),
     "docs/github.md": ("github",),
     "docs/gitlab.md": ("gitlab",),
+    "docs/azure-devops.md": ("azure-devops",),
     "docs/bitbucket.md": ("bitbucket",),
-    "docs/webhooks.md": ("azure-devops", "circleci", "travis", "jenkins",
-                         "teamcity"),
+    "docs/webhooks.md": ("circleci", "travis", "jenkins", "teamcity"),
 }
 _WEB = ("max_body_bytes", "max_buffered_bytes", "body_timeout_seconds",
         "header_timeout_seconds", "retry_after_seconds", "secrets_cache_seconds")
