@@ -86,6 +86,8 @@ MAX_LINKS: Final = 50
 #: Builds of one pull request looked at for `/retest`.
 MAX_BUILDS: Final = 100
 _PULL_REF = re.compile(r"^refs/pull/(\d+)/")
+#: What Azure DevOps allows in an organization's name: nothing that leaves its URL path.
+_ORGANIZATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,49}$")
 _BUILD_MARKER = re.compile(r"<!-- herald:build:(\d+) -->")
 
 
@@ -212,7 +214,7 @@ class AzureDevOpsClient:
     def api(self, organization: Any) -> AzureDevOpsAPI:
         """The API of `organization` (a name from a service hook), on the configured host
         only: a hook naming another organization than the configured one is refused."""
-        if not isinstance(organization, str) or not organization or "/" in organization:
+        if not isinstance(organization, str) or not _ORGANIZATION.match(organization):
             raise PermanentError("the service hook names no Azure DevOps organization")
         if self._url is None:
             url = f"https://{PUBLIC_HOST}/{quote(organization, safe='')}"

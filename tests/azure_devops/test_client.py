@@ -21,7 +21,13 @@ from providers.azure_devops.client import (
     AzureDevOpsClient,
     create_client,
 )
-from providers.base import CISource, ForgeTarget, NotConfigured, PermanentError
+from providers.base import (
+    CISource,
+    ForgeTarget,
+    NotConfigured,
+    PermanentError,
+    TransientError,
+)
 from providers.http import Unauthorized
 from tests.azure_devops.conftest import ClientFactory
 from tests.azure_devops.world import (
@@ -270,3 +276,57 @@ async def test_a_reply_goes_into_the_comments_thread_once(
     assert [c["content"].split("\n")[-1] for c in thread["comments"]] == ["/retest", "re-running"]
     assert thread["comments"][1]["parentCommentId"] == 1
     assert len(azure.likes) == 1
+
+
+@pytest.mark.parametrize("organization", ["", "..", "contoso/../evil", "a b", None])
+async def test_an_organization_name_that_would_leave_the_path_is_refused(
+    client: AzureDevOpsClient, organization: str | None,
+) -> None:
+    with pytest.raises(PermanentError, match="names no Azure DevOps organization"):
+        await client.get_build(build_ref(extra={**build_ref().extra,
+                                                "organization": organization}))
+
+
+async def test_a_pipeline_building_a_github_repository_reports_on_github(
+    azure: FakeAzureDevOps, client: AzureDevOpsClient,
+) -> None:
+    build = azure.builds[BUILD]
+    build["repository"] = {"id": "octo/app", "type": "GitHub", "name": "octo/app",
+                           "url": "https://github.com/octo/app.git"}
+    build["triggerInfo"] = {"pr.number": "42", "pr.sourceSha": "ab" * 20}
+    ref = build_ref(change=None)
+    change = await client.change_of(ref, await client.get_build(ref))
+    assert (change.forge, change.repo, change.sha, change.numbers) == (
+        "github", "octo/app", "ab" * 20, (42,))
+
+
+async def test_a_build_of_a_branch_gets_a_commit_status_and_no_thread(
+    azure: FakeAzureDevOps, client: AzureDevOpsClient,
+) -> None:
+    build = azure.builds[BUILD]
+    build.update(sourceBranch="refs/heads/main", triggerInfo={})
+    ref = build_ref(change=None, branch="refs/heads/main")
+    run = await client.native_results(ref)
+    assert run is not None
+    published = await publish(client, ref, run, await client.get_build(ref))
+    [status] = azure.herald_statuses(f"commit:{MERGE_SHA}")
+    assert (status["state"], published.comment_id) == ("failed", None)
+    assert azure.our_threads(PULL) == []
+
+
+async def test_a_5xx_on_a_read_is_retried_in_place(
+    azure: FakeAzureDevOps, client: AzureDevOpsClient,
+) -> None:
+    azure.fail_next(r"GET .*/build/builds/\d+$", status=503)
+    build = await client.get_build(build_ref())
+    assert build.status == "failed"
+    assert len(azure.calls_to("GET", r"/build/builds/\d+$")) == 2
+
+
+async def test_a_hanging_api_is_a_transient_error_for_the_queue(
+    azure: FakeAzureDevOps, make_client: ClientFactory,
+) -> None:
+    client = make_client(azure_devops_timeout="0.3")
+    azure.fail_next(r"GET .*/build/builds/\d+$", hang=True, times=10)
+    with pytest.raises(TransientError):
+        await client.get_build(build_ref())

@@ -173,6 +173,16 @@ async def test_retest_by_a_reader_is_politely_refused_once(
     assert "@guest@contoso.com sorry" in replies[0]["content"]
 
 
+async def test_a_service_identity_never_retests(
+    herald: Herald, azure: FakeAzureDevOps,
+) -> None:
+    event = comment_event(azure, PRIYA, "Build\\7f3e2d1c-0b9a-4876-a5b4-c3d2e1f0a9b8")
+    event["resource"]["comment"]["author"]["descriptor"] = "svc.YzEyZDBlYjg"
+    assert (await herald.deliver(event)).status_code == 202
+    await herald.work()
+    assert azure.calls == []
+
+
 async def test_a_wrong_secret_makes_no_job(herald: Herald, azure: FakeAzureDevOps) -> None:
     assert (await herald.deliver(build_complete(), secret="guess")).status_code == 401
     await herald.work()
