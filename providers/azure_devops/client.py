@@ -42,7 +42,7 @@ from bot.forges import forge_of_url, latest_per_key
 from bot.reports import render_markdown, run_title
 from bot.reports.budget import AZURE_DEVOPS_COMMENT_LIMIT, fit_comment
 from bot.reports.budget import one_line as clip
-from bot.reports.markdown import md_link, md_text
+from bot.reports.markdown import WORD_JOINER, md_link, md_text
 from bot.results.model import RunStatus, TestRun, format_size
 from bot.settings import ProviderSettings, Settings
 from providers.azure_devops import testresults
@@ -89,6 +89,10 @@ _PULL_REF = re.compile(r"^refs/pull/(\d+)/")
 #: What Azure DevOps allows in an organization's name: nothing that leaves its URL path.
 _ORGANIZATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,49}$")
 _BUILD_MARKER = re.compile(r"<!-- herald:build:(\d+) -->")
+# Azure DevOps' mention in Markdown is `@<user id>` (and `@{name}` in some editors); the
+# renderer breaks them outside code, this breaks them in code too, where Azure does not
+# document that it leaves them alone.
+_MENTION = re.compile(r"@(?=[<{])")
 
 
 # ---- markers and states -------------------------------------------------------------------
@@ -139,6 +143,11 @@ def status_state(run: TestRun, origin: ReportOrigin) -> str:
     if run.errors:
         return "failed"
     return "succeeded"
+
+
+def defuse_mentions(text: str) -> str:
+    """`text` with a word joiner after every `@` that would start an Azure mention."""
+    return _MENTION.sub(f"@{WORD_JOINER}", text)
 
 
 def _pull_request(build: dict[str, Any]) -> int | None:
@@ -539,7 +548,7 @@ class AzureDevOpsClient:
             report = render_markdown(run, budget=room, details_url=origin.url, heading_level=2)
             return head + report + tail
 
-        return fit_comment(render, COMMENT_LIMIT, TRUNCATED)
+        return fit_comment(render, COMMENT_LIMIT, TRUNCATED, defuse_mentions)
 
     def _build_section(self, origin: ReportOrigin, data: BuildData) -> str:
         """Links a reviewer wants next to the results: the build, failed jobs' logs, the

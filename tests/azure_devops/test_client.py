@@ -99,8 +99,8 @@ async def test_every_result_of_every_test_run_counts(client: AzureDevOpsClient) 
     and a timeout: nothing folds, nothing that did not pass reads as passed."""
     run = await client.native_results(build_ref())
     assert run is not None
-    # run 301: 2 passed, 1 + 5 + 1 failed, 1 timeout, 1 skipped; run 302: 2 passed
-    assert _counts(run) == (13, 4, 7, 1, 1)
+    # run 301: 2 passed, 1 + 6 + 1 failed, 1 timeout, 1 skipped; run 302: 2 passed
+    assert _counts(run) == (14, 4, 8, 1, 1)
     failing = {(c.origin.name if c.origin else "", c.name) for c in run.failures()}
     assert ("Test / unit tests", "test_refunds") in failing
     assert ("Test / unit tests", "test_amount[10]") in failing
@@ -181,6 +181,8 @@ async def test_hostile_test_names_render_inert(
         assert live_references(seen) == [], line
         assert "<img" not in line and "![" not in line, line  # shown as text, never drawn
     assert f"@{WORD_JOINER}everyone" in body and f"#{WORD_JOINER}123" in body
+    # Azure's own mention form is broken inside code too (the messages' code blocks).
+    assert "@<" not in body and f"@{WORD_JOINER}<6F9619FF" in body
 
 
 async def test_a_huge_report_fits_the_comment_limit(

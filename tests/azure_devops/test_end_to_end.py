@@ -79,9 +79,9 @@ async def test_a_failed_build_gets_one_status_and_one_thread(
     [status] = statuses(azure)
     assert (status["state"], status["context"]) == (
         "failed", {"name": DEFINITION[1], "genre": GENRE})
-    assert status["description"].startswith("7 failed, 1 error, 4 passed, 1 skipped")
+    assert status["description"].startswith("8 failed, 1 error, 4 passed, 1 skipped")
     body = report(azure)
-    assert "7 failed, 1 error of 13 executions" in body
+    assert "8 failed, 1 error of 14 executions" in body
     for shown in ("test\\_refunds", "Test / unit tests", "Failed jobs: [unit tests]",
                   "Artifacts: [drop]"):
         assert shown in body

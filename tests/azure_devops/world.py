@@ -36,7 +36,7 @@ PRIYA = "3c2b1a09-8f7e-4d6c-b5a4-f3e2d1c0b9a8"
 GUEST = "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a"
 CONTRIBUTORS = "Microsoft.TeamFoundation.Identity;S-1-9-1551374245-1204400969-contributors"
 READERS = "Microsoft.TeamFoundation.Identity;S-1-9-1551374245-1204400969-readers"
-HOSTILE = ("@everyone", "fixes #123", "![pixel](https://evil.example/p.png)",
+HOSTILE = ("@everyone", "@<6F9619FF-8B86-D011-B42D-00C04FC964FF>", "fixes #123", "![pixel](https://evil.example/p.png)",
            "<img src=x onerror=alert(1)>", "/retest")
 JUNIT = (b'<testsuite name="unit" tests="1" failures="1"><testcase name="test_refunds">'
          b'<failure message="refund not recorded"/></testcase></testsuite>')
