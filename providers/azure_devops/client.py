@@ -445,7 +445,9 @@ class AzureDevOpsClient:
                 raise PermanentError(
                     f"build {target.run_id} builds a {kind} repository on no configured forge"
                 )
-            return Change(forge=found.forge, repo=found.repo, sha=str(sha), numbers=numbers)
+            # A branch build names no pull request; the forge finds those it is the head of.
+            return Change(forge=found.forge, repo=found.repo, sha=str(sha), numbers=numbers,
+                          numbers_known=bool(numbers))
         sha = target.sha or ref.sha
         if not sha:
             raise PermanentError(f"build {target.run_id} has no commit")
@@ -486,7 +488,10 @@ class AzureDevOpsClient:
         data = await self._data(origin.run) if origin.ci == NAME else None
         state = status_state(run, origin)
         description = clip(run_title(run), DESCRIPTION_LIMIT)
-        targets = [f"{base}/pullRequests/{n}" for n in change.numbers] or \
+        numbers = change.numbers
+        if not change.numbers_known:
+            numbers = await self._pulls_headed_by(api, base, change.sha)
+        targets = [f"{base}/pullRequests/{n}" for n in numbers] or \
             [f"{base}/commits/{change.sha}"]
         status_id: str | None = None
         for target in targets:
@@ -494,12 +499,23 @@ class AzureDevOpsClient:
                 or status_id
         comment_id: str | None = None
         created = False
-        for number in change.numbers:
+        for number in numbers:
             body = self._thread_body(run, origin, data)
             thread_id, made = await self._upsert_thread(api, base, number, origin, body)
             comment_id = comment_id or thread_id
             created = created or made
         return Published(status_id=status_id, comment_id=comment_id, created=created)
+
+    async def _pulls_headed_by(self, api: AzureDevOpsAPI, base: str, sha: str
+                               ) -> tuple[int, ...]:
+        """The active pull requests whose source branch is at `sha`."""
+        pulls = await api.list(f"list the active pull requests of {sha[:12]}",
+                               f"{base}/pullrequests", {"searchCriteria.status": "active"})
+        return tuple(sorted(
+            int(p["pullRequestId"]) for p in pulls
+            if isinstance(p.get("pullRequestId"), int)
+            and _dict(p.get("lastMergeSourceCommit")).get("commitId") == sha
+        ))
 
     async def publish_error(self, change: Change, origin: ReportOrigin, message: str) -> None:
         api, base = self._repository_base(change)

@@ -41,6 +41,7 @@ from tests.azure_devops.world import (
     PROJECT,
     PULL,
     REPO_ID,
+    SOURCE_SHA,
     THREAD,
     build_ref,
     result,
@@ -245,7 +246,8 @@ async def test_retest_retries_the_failed_stage_of_the_latest_failed_build(
     azure: FakeAzureDevOps, client: AzureDevOpsClient,
 ) -> None:
     change = await client.head_change(f"{ORG}/{PROJECT}", comment(PRIYA))
-    assert change == Change("azure-devops", f"{ORG}/{PROJECT}", MERGE_SHA, (PULL,), change.extra)
+    assert change == Change("azure-devops", f"{ORG}/{PROJECT}", MERGE_SHA, numbers=(PULL,),
+                            extra=change.extra)
     runs = await client.latest_failed_runs(change)
     assert [r.run_id for r in runs] == [str(BUILD)]  # the older build is of another commit
     rerun = await client.rerun(runs[0])
@@ -298,8 +300,23 @@ async def test_a_pipeline_building_a_github_repository_reports_on_github(
     build["triggerInfo"] = {"pr.number": "42", "pr.sourceSha": "ab" * 20}
     ref = build_ref(change=None)
     change = await client.change_of(ref, await client.get_build(ref))
-    assert (change.forge, change.repo, change.sha, change.numbers) == (
-        "github", "octo/app", "ab" * 20, (42,))
+    assert (change.forge, change.repo, change.sha, change.numbers, change.numbers_known) == (
+        "github", "octo/app", "ab" * 20, (42,), True)
+
+
+async def test_a_change_without_known_pull_requests_reports_where_its_commit_is_the_head(
+    azure: FakeAzureDevOps, client: AzureDevOpsClient,
+) -> None:
+    ref = build_ref()
+    run = await client.native_results(ref)
+    assert run is not None
+    build = await client.get_build(ref)
+    change = await client.change_of(ref, build)
+    unknown = Change(change.forge, change.repo, SOURCE_SHA, numbers_known=False,
+                     extra=change.extra)
+    await client.publish(unknown, client.origin_of(ref, build), run)
+    assert len(azure.herald_statuses(f"pr:{PULL}")) == 1
+    assert len(azure.our_threads(PULL)) == 1
 
 
 async def test_a_build_of_a_branch_gets_a_commit_status_and_no_thread(

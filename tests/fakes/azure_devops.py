@@ -145,6 +145,7 @@ class FakeAzureDevOps:
                  self.update_stage),
                 ("GET", rf"{p}/test/runs", self.list_test_runs),
                 ("GET", rf"{p}/test/runs/(?P<rid>\d+)/results", self.list_results),
+                ("GET", rf"{repo}/pullRequests", self.list_pulls),
                 ("GET", rf"{pull}", self.get_pull),
                 ("GET", rf"{pull}/statuses", self.list_pr_statuses),
                 ("POST", rf"{pull}/statuses", self.create_pr_status),
@@ -581,6 +582,12 @@ class FakeAzureDevOps:
         if pull is None or pull["repository"]["id"] != repo:
             raise not_found(f"Pull request {pr}")
         return pull
+
+    def list_pulls(self, query: dict[str, str], body: Any, project: str, repo: str) -> Any:
+        self._project(project)
+        status = query.get("searchCriteria.status", "active")
+        return self._values([p for p in self.pulls.values() if p["repository"]["id"] == repo
+                             and status in ("all", p["status"])])
 
     def get_pull(self, query: dict[str, str], body: Any, project: str, repo: str,
                  pr: str) -> Any:
