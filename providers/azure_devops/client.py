@@ -501,7 +501,9 @@ class AzureDevOpsClient:
         created = False
         for number in numbers:
             body = self._thread_body(run, origin, data)
-            thread_id, made = await self._upsert_thread(api, base, number, origin, body)
+            # A green build with no thread yet starts no conversation (`bot.sticky`).
+            thread_id, made = await self._upsert_thread(api, base, number, origin, body,
+                                                        start=state != "succeeded")
             comment_id = comment_id or thread_id
             created = created or made
         return Published(status_id=status_id, comment_id=comment_id, created=created)
@@ -602,7 +604,8 @@ class AzureDevOpsClient:
         return me
 
     async def _upsert_thread(self, api: AzureDevOpsAPI, base: str, number: int,
-                             origin: ReportOrigin, body: str) -> tuple[str, bool]:
+                             origin: ReportOrigin, body: str, *, start: bool
+                             ) -> tuple[str | None, bool]:
         """Edit the first comment of our thread on the pull request, or start the thread:
         never two of them (see `bot.sticky`)."""
         lock = self._thread_locks.setdefault((api.url, base, number), asyncio.Lock())
@@ -611,9 +614,8 @@ class AzureDevOpsClient:
                                          await self._whoami(api), number)
             upserted = await sticky.upsert(
                 thread, marker=report_marker(origin), order=(origin.sequence,),
-                order_of=reported_build, render=lambda: body, start=True,
+                order_of=reported_build, render=lambda: body, start=start,
             )
-        assert upserted.id is not None  # `start`: a thread is always there afterwards
         return upserted.id, upserted.created
 
     # ---- ForgeTarget: /retest -----------------------------------------------------------

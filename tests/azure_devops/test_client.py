@@ -21,6 +21,7 @@ from providers.azure_devops.client import (
     AzureDevOpsClient,
     create_client,
 )
+from providers.azure_devops.testresults import to_test_run
 from providers.base import (
     CISource,
     ForgeTarget,
@@ -161,6 +162,26 @@ async def test_a_report_is_one_status_and_one_thread_edited_in_place(
     await publish(client, older, run, await client.get_build(older))
     assert azure.our_threads(PULL)[0]["comments"][0]["content"] == body
     assert len(azure.calls_to("POST", r"/threads$")) == 1
+
+
+async def test_a_green_build_starts_no_thread_but_updates_one(
+    azure: FakeAzureDevOps, client: AzureDevOpsClient,
+) -> None:
+    ref = build_ref()
+    build = await client.get_build(ref)
+    green = TestRun(id=str(BUILD))
+    green.merge([to_test_run([{"id": 1, "name": "r"}],
+                             {1: [{"testCaseTitle": "t", "outcome": "Passed"}]}, run_id="1")])
+    assert (await publish(client, ref, green, build)).comment_id is None
+    assert azure.our_threads(PULL) == []
+    [status] = azure.herald_statuses(f"pr:{PULL}")
+    assert status["state"] == "succeeded"
+    red = await client.native_results(ref)
+    assert red is not None
+    await publish(client, ref, red, build)
+    await publish(client, ref, green, build)  # fixed: the thread says so, in place
+    [thread] = azure.our_threads(PULL)
+    assert "Status: PASSED" in thread["comments"][0]["content"]
 
 
 async def test_hostile_test_names_render_inert(
