@@ -27,7 +27,7 @@ import asyncio
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
@@ -782,14 +782,26 @@ class AzureDevOpsClient:
         failed_jobs = [str(r.get("name")) for r in data.records
                        if r.get("type") == "Job" and r.get("result") == "failed"]
         if failed_only and stages:
-            for stage in stages:
-                await api.patch(
-                    f"retry stage {stage['identifier']} of build {build_id}",
+
+            async def restarted() -> dict[str, Any] | None:
+                # A retried stage puts its build back in progress at once.
+                build = await api.get(f"read build {build_id}",
+                                      f"/{project}/_apis/build/builds/{build_id}")
+                return build if _dict(build).get("status") != "completed" else None
+
+            def retry(identifier: str) -> Callable[[], Awaitable[Any]]:
+                return lambda: api.patch(
+                    f"retry stage {identifier} of build {build_id}",
                     f"/{project}/_apis/build/builds/{build_id}/stages/"
-                    f"{quote(stage['identifier'], safe='')}",
+                    f"{quote(identifier, safe='')}",
                     {"state": "retry", "forceRetryAllJobs": False},
-                    idempotent=True, version=STAGES_API_VERSION,
+                    idempotent=False, version=STAGES_API_VERSION,
                 )
+
+            for stage in stages:
+                # After a lost answer, sent again only if the build has not restarted: a
+                # stage that is running again cannot be retried a second time.
+                await append_once(retry(stage["identifier"]), restarted)
             self._builds.pop((str(ref.extra.get("organization")), ref.run_id), None)
             return Rerun(runs=[str(build_id)], jobs=failed_jobs)
         build = data.build

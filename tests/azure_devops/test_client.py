@@ -370,3 +370,21 @@ async def test_a_hanging_api_is_a_transient_error_for_the_queue(
     azure.fail_next(r"GET .*/build/builds/\d+$", hang=True, times=10)
     with pytest.raises(TransientError):
         await client.get_build(build_ref())
+
+
+async def test_a_lost_answer_to_a_stage_retry_is_not_sent_again(
+    azure: FakeAzureDevOps, client: AzureDevOpsClient,
+) -> None:
+    azure.lose_answer(r"PATCH .*/stages/Test$", how="reset")
+    await client.rerun(build_ref())
+    assert azure.retried_stages == [(BUILD, "Test")]
+
+
+async def test_a_lost_answer_to_a_reply_never_posts_it_twice(
+    azure: FakeAzureDevOps, client: AzureDevOpsClient,
+) -> None:
+    azure.add_comment(PULL, "/retest", author={"id": PRIYA}, thread_id=THREAD)
+    azure.lose_answer(r"POST .*/threads/\d+/comments$", how="reset")
+    await client.reply(f"{ORG}/{PROJECT}", comment(PRIYA), "re-running")
+    [thread] = [t for t in azure.threads[PULL] if t["id"] == THREAD]
+    assert len(thread["comments"]) == 2
