@@ -296,8 +296,13 @@ class AzureDevOpsClient:
         number = _pull_request(build) or ref.change
         trigger = _dict(build.get("triggerInfo"))
         sha = _text(build.get("sourceVersion")) or ref.sha
+        # A run-state hook names the project by id, a build hook by name: the change is
+        # named one way whichever hook reported it.
+        organization = ref.extra.get("organization")
+        repo = f"{organization}/{project['name']}" if isinstance(project.get("name"), str) \
+            and isinstance(organization, str) else ref.repo
         target = RunRef(
-            provider=NAME, repo=ref.repo, run_id=str(build.get("id") or ref.run_id), sha=sha,
+            provider=NAME, repo=repo, run_id=str(build.get("id") or ref.run_id), sha=sha,
             branch=ref.branch, change=number, url=web, status=status,
             extra={
                 **ref.extra,
@@ -454,7 +459,7 @@ class AzureDevOpsClient:
         repository = extra.get("repository_id")
         if not isinstance(repository, str):
             raise PermanentError(f"build {target.run_id} names no repository")
-        return Change(forge=NAME, repo=ref.repo, sha=sha, numbers=numbers, extra={
+        return Change(forge=NAME, repo=target.repo, sha=sha, numbers=numbers, extra={
             "organization": extra.get("organization"), "project": extra.get("project"),
             "project_id": extra.get("project_id"), "repository_id": repository,
         })

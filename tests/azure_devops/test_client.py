@@ -8,12 +8,13 @@ import time
 
 import pytest
 
-from bot.events import Comment
+from bot.events import Comment, Event
 from bot.ports import Change
 from bot.reports.markdown import WORD_JOINER
 from bot.results.model import Status, TestRun
 from bot.settings import ProviderSettings
 from handlers.retest import parse_command
+from providers.azure_devops import AzureDevOpsProvider
 from providers.azure_devops.client import (
     COMMENT_LIMIT,
     GENRE,
@@ -40,6 +41,7 @@ from tests.azure_devops.world import (
     ORG,
     PRIYA,
     PROJECT,
+    PROJECT_ID,
     PULL,
     REPO_ID,
     SOURCE_SHA,
@@ -49,6 +51,7 @@ from tests.azure_devops.world import (
 )
 from tests.fakes import publish
 from tests.fakes.azure_devops import FakeAzureDevOps
+from tests.providers.senders import fixture
 from tests.reports.checks import live_references, outside_code_blocks
 
 
@@ -388,3 +391,21 @@ async def test_a_lost_answer_to_a_reply_never_posts_it_twice(
     await client.reply(f"{ORG}/{PROJECT}", comment(PRIYA), "re-running")
     [thread] = [t for t in azure.threads[PULL] if t["id"] == THREAD]
     assert len(thread["comments"]) == 2
+
+
+async def test_a_pipeline_run_hook_reports_the_same_change_as_a_build_hook(
+    azure: FakeAzureDevOps, client: AzureDevOpsClient,
+) -> None:
+    """The run-state hook names the project by id and no repository: the build says."""
+    event = AzureDevOpsProvider().parse(
+        {"X-Herald-Token": "t"}, fixture("azure-devops", "run_state_changed_completed.json"),
+        [b"t"])
+    assert isinstance(event, Event) and event.run is not None
+    azure.add_build(PROJECT_ID, int(event.run.run_id), definition=(71, "payments-api-yaml"),
+                    sha=MERGE_SHA, branch=f"refs/pull/{PULL}/merge", pull=PULL,
+                    repository=(REPO_ID, "payments-api"))
+    build = await client.get_build(event.run)
+    change = await client.change_of(event.run, build)
+    assert (change.repo, change.numbers, change.extra["repository_id"]) == (
+        f"{ORG}/{PROJECT}", (PULL,), REPO_ID)
+    assert client.origin_of(event.run, build).name == "payments-api-yaml"
