@@ -12,7 +12,7 @@ from bot.settings import ProviderSettings
 from providers.azure_devops.client import AzureDevOpsClient, create_client
 from tests.azure_devops.world import ORG, build_world
 from tests.fakes.azure_devops import TOKEN, FakeAzureDevOps
-from tests.fakes.gitlab import serve
+from tests.fakes.faults import serve
 
 
 @pytest.fixture
@@ -21,10 +21,7 @@ def azure() -> Iterator[FakeAzureDevOps]:
     with serve(fake) as url:
         fake.url = f"{url}/{ORG}"
         build_world(fake)
-        try:
-            yield fake
-        finally:
-            fake.release()  # let a hanging request end before the server stops
+        yield fake
 
 
 def azure_settings(url: str, **env: str) -> ProviderSettings:

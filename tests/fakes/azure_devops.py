@@ -18,12 +18,12 @@ and Azure DevOps' manners where they matter to a client:
 Every request is recorded as a `Call`; `fail_next` makes the next N requests matching a
 pattern answer 429 (with `Retry-After`), a 5xx, or hang; `delay_next` answers them after
 a "delay" with `Retry-After` on a 200, as the global rate limiter does; `lose_answer` does
-them and loses the answer.
+them and loses the answer. Injection, lost answers, routing and serving are every fake's
+(`tests.fakes.faults`); the answers' words are Azure DevOps'.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import itertools
@@ -32,16 +32,15 @@ import re
 import threading
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
 
-from tests.fakes.lost import drop_answer
+from tests.fakes.faults import FakeAPI, Faults
 
 TOKEN = "azdo-pat-for-herald-tests"
 ORGANIZATION = "contoso"
@@ -66,16 +65,6 @@ class Call:
         return f"{self.method} {self.path}"
 
 
-@dataclass
-class Fault:
-    pattern: re.Pattern[str]
-    times: int
-    status: int = 429
-    hang: bool = False
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: bool = False  # answer normally, with these headers (a delayed request)
-
-
 class HttpError(Exception):
     def __init__(self, status: int, message: str, type_key: str = "InvalidArgumentValue") -> None:
         super().__init__(status)
@@ -97,16 +86,17 @@ def zipped(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-class FakeAzureDevOps:
+class FakeAzureDevOps(FakeAPI):
     """The state of one small organization and the ASGI app that serves it."""
 
     def __init__(self, token: str = TOKEN, organization: str = ORGANIZATION) -> None:
+        super().__init__()
         self.token = token
         self.organization = organization
         self.url = ""  # the organization's URL, set when served
         self.calls: list[Call] = []
-        self.faults: list[Fault] = []
-        self.lost: list[tuple[re.Pattern[str], list[int], str]] = []
+        #: Requests answered after a "delay", with `Retry-After` on their 200.
+        self.delayed = Faults()
         self.me = {"id": "a1b2c3d4-0000-4000-8000-00000000beef",
                    "descriptor": "Microsoft.TeamFoundation.ServiceIdentity;herald-pat",
                    "providerDisplayName": "Herald Bot"}
@@ -126,7 +116,6 @@ class FakeAzureDevOps:
         self.queued: list[dict[str, Any]] = []
         self._ids = itertools.count(7000)
         self._lock = threading.Lock()
-        self._released = threading.Event()
         p = r"(?P<project>[^/]+)/_apis"
         repo = rf"{p}/git/repositories/(?P<repo>[^/]+)"
         pull = rf"{repo}/pullRequests/(?P<pr>\d+)"
@@ -294,26 +283,17 @@ class FakeAzureDevOps:
         if status == 429 and headers is None and not hang:
             headers = {"Retry-After": "1", "X-RateLimit-Resource": "Core",
                        "X-RateLimit-Limit": "200", "X-RateLimit-Remaining": "0"}
-        self.faults.append(Fault(re.compile(pattern), times, status, hang, headers or {}))
+        self.injected.fail(pattern, times=times, status=status, hang=hang,
+                           headers=headers or {})
 
     def delay_next(self, pattern: str, seconds: int, *, times: int = 1) -> None:
         """Answer as usual, saying the request was delayed and the next should wait."""
-        self.faults.append(Fault(re.compile(pattern), times, 200, headers={
+        self.delayed.fail(pattern, times=times, status=200, hang=False, headers={
             "Retry-After": str(seconds), "X-RateLimit-Resource": "Core",
             "X-RateLimit-Delay": "0.5", "X-RateLimit-Limit": "200",
-            "X-RateLimit-Remaining": "30"}, delay=True))
-
-    def lose_answer(self, pattern: str, *, how: str = "timeout", times: int = 1) -> None:
-        self.lost.append((re.compile(pattern), [times], how))
-
-    def release(self) -> None:
-        self._released.set()
+            "X-RateLimit-Remaining": "30"})
 
     # ---- reading what happened ----------------------------------------------------------
-
-    def calls_to(self, method: str, pattern: str) -> list[Call]:
-        regex = re.compile(pattern, re.IGNORECASE)
-        return [c for c in self.calls if c.method == method and regex.search(c.path)]
 
     def our_threads(self, pull_id: int) -> list[dict[str, Any]]:
         return [t for t in self.threads[pull_id] if not t["isDeleted"]
@@ -323,17 +303,6 @@ class FakeAzureDevOps:
         return [s for s in self.statuses.get(key, []) if s["context"].get("genre") == "herald"]
 
     # ---- the ASGI app -------------------------------------------------------------------
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        request = Request(scope, receive)
-        response = await self._handle(request)
-        lost = scope.get("herald.lost")
-        if lost is None:
-            await response(scope, receive, send)
-        else:
-            await drop_answer(lost, receive, send)
 
     def _authorized(self, request: Request) -> bool | None:
         header = request.headers.get("authorization")
@@ -364,17 +333,12 @@ class FakeAzureDevOps:
                 return JSONResponse(HttpError(400, "The request body is not JSON").body, 400)
         query = {k: v[-1] for k, v in parse_qs(request.url.query).items()}
         target = f"{method} {path}"
-        fault = self._fault(target)
-        lost = self._lost(target) if fault is None or fault.delay else None
-        if lost is not None:
-            request.scope["herald.lost"] = lost
+        fault, _lost = self.intercept(request, target)
+        delay = self.delayed.take_fault(target) if fault is None else None
         self.calls.append(Call(method, path, query, body))
-        if fault is not None and not fault.delay:
+        if fault is not None:
             if fault.hang:
-                while not self._released.is_set():
-                    if await request.is_disconnected():
-                        break
-                    await asyncio.sleep(0.05)
+                await self.injected.hold(request)
                 return JSONResponse({"message": "gateway timeout"}, status_code=504)
             message = "TF400733: The request has been canceled: Request was blocked due to " \
                 "exceeding usage of resource 'Core'" if fault.status == 429 else "fault injected"
@@ -391,41 +355,24 @@ class FakeAzureDevOps:
             return JSONResponse(HttpError(400, "No api-version was supplied for the "
                                           f"\"{method}\" request.", "VssVersionNotSpecified").body,
                                 400)
-        for route_method, pattern, handler in self.routes:
-            match = pattern.match(path)
-            if match and route_method == method:
-                try:
-                    with self._lock:
-                        result = handler(query, body if body is not None else {},
-                                         **match.groupdict())
-                except HttpError as exc:
-                    return JSONResponse(exc.body, status_code=exc.status)
-                if isinstance(result, Response):
-                    return result
-                if isinstance(result, tuple):
-                    result, headers = result
-                else:
-                    headers = {}
-                if fault is not None and fault.delay:
-                    headers = {**headers, **fault.headers}
-                return JSONResponse(result, headers=headers)
-        return JSONResponse(HttpError(404, f"no route for {target}", "RouteNotFound").body, 404)
-
-    def _fault(self, target: str) -> Fault | None:
-        with self._lock:
-            for fault in self.faults:
-                if fault.times > 0 and fault.pattern.search(target):
-                    fault.times -= 1
-                    return fault
-        return None
-
-    def _lost(self, target: str) -> str | None:
-        with self._lock:
-            for pattern, left, how in self.lost:
-                if left[0] > 0 and pattern.search(target):
-                    left[0] -= 1
-                    return how
-        return None
+        try:
+            handler, params = self.route(method, raw_path[len(prefix):])
+        except LookupError:
+            return JSONResponse(HttpError(404, f"no route for {target}", "RouteNotFound").body,
+                                404)
+        try:
+            with self._lock:
+                result = handler(query, body if body is not None else {}, **params)
+        except HttpError as exc:
+            return JSONResponse(exc.body, status_code=exc.status)
+        if isinstance(result, Response):
+            return result
+        headers: dict[str, str] = {}
+        if isinstance(result, tuple):
+            result, headers = result
+        if delay is not None:
+            headers = {**headers, **delay.headers}
+        return JSONResponse(result, headers=headers)
 
     @staticmethod
     def _values(items: list[dict[str, Any]]) -> dict[str, Any]:
