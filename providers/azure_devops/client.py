@@ -824,7 +824,7 @@ class AzureDevOpsClient:
             idempotent=False,
         )
         return Rerun(runs=[str(queued.get("id"))] if isinstance(queued, dict) else [],
-                     jobs=failed_jobs)
+                     jobs=failed_jobs, url=_web(_dict(queued)))
 
 
 def _descriptor(value: Any) -> str | None:

@@ -31,12 +31,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from bot.results.compact import CaseList
-from bot.results.model import Origin, ParseError, Status, Suite, TestCase, TestRun, truncate
+from bot.results.model import (
+    Origin,
+    ParseError,
+    Status,
+    Suite,
+    TestCase,
+    TestRun,
+    first_line,
+    present_text,
+    seconds_of,
+    truncate,
+)
 
 #: Results read per request (the API's maximum without details) and per run at most.
 PAGE: Final = 1000
 MAX_RESULTS: Final = 100_000
-MESSAGE_LIMIT: Final = 500
 OUTCOMES: Final[dict[str, Status]] = {
     "passed": Status.PASSED,
     "failed": Status.FAILED,
@@ -45,17 +55,6 @@ OUTCOMES: Final[dict[str, Status]] = {
     "notimpacted": Status.SKIPPED,
     "none": Status.SKIPPED,
 }
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _first_line(text: str | None) -> str | None:
-    for line in (text or "").splitlines():
-        if line.strip():
-            return line.strip()[:MESSAGE_LIMIT]
-    return None
 
 
 def _job(run: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, int, str]:
@@ -80,29 +79,27 @@ def _job(run: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, int, str]:
 def case_from(result: Mapping[str, Any], suite: str, origin: Origin, source: str) -> TestCase:
     outcome = str(result.get("outcome") or "").lower()
     status = OUTCOMES.get(outcome, Status.ERROR)
-    title = _text(result.get("testCaseTitle"))
-    automated = _text(result.get("automatedTestName"))
+    title = present_text(result.get("testCaseTitle"))
+    automated = present_text(result.get("automatedTestName"))
     name = title or automated or f"result {result.get('id')}"
     classname = ""
     if automated and title and automated.endswith(f".{title}"):
         classname = automated[: -len(title) - 1]
     elif automated and automated != name:
         classname = automated
-    message = _text(result.get("errorMessage"))
+    message = present_text(result.get("errorMessage"))
     if status is Status.ERROR and outcome not in ("error",):
         message = f"outcome {result.get('outcome') or 'unknown'}" + (
             f": {message}" if message else "")
-    duration = result.get("durationInMs")
     return TestCase(
         name=name,
         classname=classname,
         suite=suite,
         status=status,
-        duration=float(duration) / 1000 if isinstance(duration, int | float) and duration > 0
-        else 0.0,
-        file=_text(result.get("automatedTestStorage")),
-        message=_first_line(message) if status.is_failure else None,
-        stack_trace=truncate(_text(result.get("stackTrace")) or message)
+        duration=seconds_of(result.get("durationInMs")) / 1000,
+        file=present_text(result.get("automatedTestStorage")),
+        message=first_line(message) if status.is_failure else None,
+        stack_trace=truncate(present_text(result.get("stackTrace")) or message)
         if status.is_failure else None,
         source=source,
         origin=origin,

@@ -290,6 +290,7 @@ async def test_a_build_without_stages_to_retry_is_queued_again(
     assert (queued["definition"], queued["sourceBranch"], queued["sourceVersion"]) == (
         {"id": DEFINITION[0]}, f"refs/pull/{PULL}/merge", MERGE_SHA)
     assert rerun.runs == [str(queued["id"])]
+    assert rerun.url == queued["_links"]["web"]["href"]  # the reply links the new build
 
 
 async def test_a_reply_goes_into_the_comments_thread_once(
