@@ -52,6 +52,7 @@ from providers.base import (
     Change,
     Job,
     NotConfigured,
+    OutcomeUnknown,
     PermanentError,
     Published,
     RemoteArtifact,
@@ -813,16 +814,23 @@ class AzureDevOpsClient:
         definition = _dict(build.get("definition"))
         if not isinstance(definition.get("id"), int):
             raise PermanentError(f"build {build_id} names no definition to queue again")
-        # Not resent after a lost answer: a new build cannot be told apart from one somebody
-        # else queued for the same commit.
-        queued = await api.post(
-            f"queue definition {definition['id']} again",
-            f"/{project}/_apis/build/builds",
-            {"definition": {"id": definition["id"]},
-             "sourceBranch": build.get("sourceBranch"),
-             "sourceVersion": build.get("sourceVersion")},
-            idempotent=False,
-        )
+        # Never resent after a lost answer, by this job or its retry: a new build cannot be
+        # told apart from one somebody else queued for the same commit. The reviewer is
+        # told instead, and can look before asking again.
+        try:
+            queued = await api.post(
+                f"queue definition {definition['id']} again",
+                f"/{project}/_apis/build/builds",
+                {"definition": {"id": definition["id"]},
+                 "sourceBranch": build.get("sourceBranch"),
+                 "sourceVersion": build.get("sourceVersion")},
+                idempotent=False,
+            )
+        except OutcomeUnknown:
+            raise PermanentError(
+                f"Azure DevOps did not say whether definition {definition['id']} was queued "
+                "again; look at its runs before asking once more"
+            ) from None
         return Rerun(runs=[str(queued.get("id"))] if isinstance(queued, dict) else [],
                      jobs=failed_jobs, url=_web(_dict(queued)))
 

@@ -410,3 +410,13 @@ async def test_a_pipeline_run_hook_reports_the_same_change_as_a_build_hook(
     assert (change.repo, change.numbers, change.extra["repository_id"]) == (
         f"{ORG}/{PROJECT}", (PULL,), REPO_ID)
     assert client.origin_of(event.run, build).name == "payments-api-yaml"
+
+
+async def test_a_queued_build_whose_answer_was_lost_is_never_queued_twice(
+    azure: FakeAzureDevOps, client: AzureDevOpsClient,
+) -> None:
+    azure.timelines[BUILD] = []
+    azure.lose_answer(r"POST .*/_apis/build/builds$", how="reset")
+    with pytest.raises(PermanentError, match="did not say whether"):
+        await client.rerun(build_ref())
+    assert len(azure.queued) == 1
