@@ -254,6 +254,24 @@ class BitbucketConfig(ProviderConfig):
     )
 
 
+class AzureDevOpsConfig(ClientConfig):
+    url: HttpUrl | None = setting(
+        None, "the organization's address (`https://dev.azure.com/<organization>`, or an "
+        "Azure DevOps Server collection); service hooks of another organization are refused",
+        shown_default="`https://dev.azure.com/<organization>`, the service hook's own",
+    )
+    token: SecretStr | None = setting(
+        None, "a personal access token: Build (read & execute), Code (read & write), Test "
+        "Management (read); for `/retest` Identity (read) and Security (manage)",
+        shown_default="none: no reports",
+    )
+    token_file: Path | None = setting(None, "a file holding the token instead")
+    timeout: Seconds = setting(
+        15.0, "seconds per Azure DevOps request (connect and read); shorter than "
+        "`HERALD_JOB_TIMEOUT_SECONDS`", gt=0,
+    )
+
+
 class JenkinsConfig(ClientConfig):
     """Jenkins as a CI source: its builds are read with a user's API token; the report goes
     to the forge the build's repository URL names (`bot.forges`)."""
@@ -425,7 +443,7 @@ class HeraldConfig(BaseSettings):
     github: GitHubConfig = GitHubConfig()
     gitlab: GitLabConfig = GitLabConfig()
     bitbucket: BitbucketConfig = BitbucketConfig()
-    azure_devops: ProviderConfig = ProviderConfig()
+    azure_devops: AzureDevOpsConfig = AzureDevOpsConfig()
     circleci: ProviderConfig = ProviderConfig()
     travis: TravisConfig = TravisConfig()
     jenkins: JenkinsConfig = JenkinsConfig()
@@ -444,16 +462,18 @@ class HeraldConfig(BaseSettings):
             )
         # Checked when the client will be made (credentials set) or the timeout was set:
         # a short job timeout alone must not refuse a provider nobody uses.
-        github, gitlab, jenkins = self.github, self.gitlab, self.jenkins
+        github, gitlab = self.github, self.gitlab
         for variable, seconds, relevant in (
             ("HERALD_GITHUB_REQUEST_TIMEOUT", github.request_timeout,
              "request_timeout" in github.model_fields_set or github.app_id is not None),
             ("HERALD_GITLAB_TIMEOUT", gitlab.timeout,
              bool({"timeout", "token", "token_file"} & gitlab.model_fields_set)),
+            ("HERALD_AZURE_DEVOPS_TIMEOUT", self.azure_devops.timeout,
+             bool({"timeout", "token", "token_file"} & self.azure_devops.model_fields_set)),
             ("HERALD_BITBUCKET_TIMEOUT", self.bitbucket.timeout,
              bool({"timeout", "token", "token_file"} & self.bitbucket.model_fields_set)),
-            ("HERALD_JENKINS_TIMEOUT", jenkins.timeout,
-             bool({"timeout", "token", "token_file"} & jenkins.model_fields_set)),
+            ("HERALD_JENKINS_TIMEOUT", self.jenkins.timeout,
+             bool({"timeout", "token", "token_file"} & self.jenkins.model_fields_set)),
         ):
             if relevant and seconds >= self.job_timeout_seconds:
                 raise PydanticCustomError(
@@ -684,8 +704,9 @@ DOCS: Final[dict[str, tuple[str, ...]]] = {
     "docs/limits.md": ("artifacts",),
     "docs/github.md": ("github",),
     "docs/gitlab.md": ("gitlab",),
+    "docs/azure-devops.md": ("azure-devops",),
     "docs/bitbucket.md": ("bitbucket",),
-    "docs/webhooks.md": ("azure-devops", "circleci", "travis", "teamcity"),
+    "docs/webhooks.md": ("circleci", "travis", "teamcity"),
     "docs/jenkins.md": ("jenkins",),
 }
 _WEB = ("max_body_bytes", "max_buffered_bytes", "body_timeout_seconds",

@@ -67,6 +67,7 @@ def get(name: str) -> Provider:
 CLIENTS: dict[str, str] = {
     "github": "providers.github.client:create_client",
     "gitlab": "providers.gitlab.client:create_client",
+    "azure-devops": "providers.azure_devops.client:create_client",
     "bitbucket": "providers.bitbucket.client:create_client",
     "jenkins": "providers.jenkins.client:create_client",
 }

@@ -55,3 +55,23 @@ async def append_once(
             if found is not None:
                 return found
     raise AssertionError("unreachable")
+
+
+async def post_unless_said(
+    latest: Callable[[], Awaitable[T | None]],
+    says_this: Callable[[T], bool],
+    post: Callable[[], Awaitable[T]],
+) -> T:
+    """A status written once: nothing is posted when the `latest` one already `says_this`
+    (a redelivery), and a post whose answer was lost is looked for the same way before it
+    is sent again (`append_once`). Forges keep every status posted, so resending one that
+    landed would stack up twins."""
+    current = await latest()
+    if current is not None and says_this(current):
+        return current
+
+    async def posted_already() -> T | None:
+        status = await latest()
+        return status if status is not None and says_this(status) else None
+
+    return await append_once(post, posted_already)

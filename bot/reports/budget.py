@@ -33,6 +33,9 @@ GITHUB_CHECK_SUMMARY_LIMIT = 65_535
 GITHUB_COMMENT_LIMIT = 65_536
 #: GitLab's limit on a note (merge request comment) body.
 GITLAB_NOTE_LIMIT = 1_000_000
+#: Azure DevOps refuses a pull request comment longer than this ("A discussion comment
+#: cannot be longer than 150000 characters"): said by the API, not in its reference.
+AZURE_DEVOPS_COMMENT_LIMIT = 150_000
 
 #: In tier 3 the secondary lists (metrics, artifacts, input errors) show this many entries.
 LIST_CAP = 10
@@ -134,6 +137,40 @@ def clip_lines(text: str, budget: int) -> str:
     if cut < 0:
         return ""
     return kept[:cut].rstrip("\n") + "\n"
+
+
+def one_line(text: str, limit: int) -> str:
+    """`text` on one line (white space folded), cut with an ellipsis to `limit` characters:
+    a commit or pull request status' description."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def fit_comment(
+    render: Callable[[int], str],
+    limit: int,
+    truncated: str,
+    finish: Callable[[str], str] = lambda text: text,
+) -> str:
+    """`finish(render(budget))`, the budget lowered until the result fits in `limit`.
+
+    `finish` is a forge's last pass over the whole comment (GitLab's `neutralise`), which
+    may lengthen it: the budget is lowered by the overshoot and tried again, and as a last
+    resort whole lines are dropped from the end and `truncated` says so.
+    """
+    budget = limit
+    text = ""
+    for _ in range(4):
+        text = finish(render(budget))
+        overshoot = len(text) - limit
+        if overshoot <= 0:
+            return text
+        budget -= overshoot + 256
+        if budget <= 0:
+            break
+    room = max(0, limit - len(truncated))
+    cut = text.rfind("\n", 0, room)
+    return text[: cut if cut > 0 else room] + truncated
 
 
 def cap(items: Sequence[T], limit: int | None) -> dict[str, object]:

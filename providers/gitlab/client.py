@@ -42,6 +42,7 @@ from bot.artifacts import ArtifactLimits
 from bot.events import Comment, RunRef
 from bot.forges import latest_per_key
 from bot.reports import render_markdown, run_title
+from bot.reports.budget import one_line as clip
 from bot.reports.markdown import md_link, md_text
 from bot.results.model import RunStatus, TestRun, format_size
 from bot.settings import ProviderSettings, Settings
@@ -64,7 +65,7 @@ from providers.gitlab.api import (
 )
 from providers.gitlab.testreport import to_test_run
 from providers.http import ClientError
-from providers.writes import append_once
+from providers.writes import append_once, post_unless_said
 
 log = structlog.get_logger(__name__)
 
@@ -181,11 +182,6 @@ def commit_state(run: TestRun, origin: ReportOrigin) -> str:
     if run.errors:
         return "failed"
     return "success"
-
-
-def clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ---- the client ---------------------------------------------------------------------------
@@ -630,20 +626,13 @@ class GitLabClient:
                 ours,
             )
 
-        def says_this(status: dict[str, Any] | None) -> bool:
-            return status is not None and (
+        def says_this(status: dict[str, Any]) -> bool:
+            return (
                 status.get("status"),
                 status.get("description"),
                 status.get("target_url"),
             ) == (state, description, url)
 
-        async def posted_already() -> dict[str, Any] | None:
-            status = await latest()
-            return status if says_this(status) else None
-
-        current = await latest()
-        if current is not None and says_this(current):
-            return str(current.get("id"))
         body: dict[str, Any] = {"state": state, "name": name, "description": description}
         if pipeline_id is not None:
             body["pipeline_id"] = pipeline_id
@@ -652,19 +641,21 @@ class GitLabClient:
         if target.branch:
             body["ref"] = target.branch
         try:
-            posted = await append_once(
+            posted = await post_unless_said(
+                latest,
+                says_this,
                 lambda: self.api.post(
                     f"set the {name} status on {sha[:12]}",
                     f"{base}/statuses/{sha}",
                     body,
                     idempotent=False,
                 ),
-                posted_already,
             )
         except ClientError as exc:
             # GitLab answers 400 "Cannot transition status via :run from :running" when
             # the status is already in that state: the goal is met.
             if exc.status == 400 and "Cannot transition status" in exc.detail:
+                current = await latest()
                 return str(current.get("id")) if current else None
             raise
         return str(posted.get("id")) if isinstance(posted, dict) else None

@@ -20,6 +20,7 @@ from typing import Final
 from urllib.parse import quote
 
 from bot.ports import ReportOrigin
+from bot.reports.budget import fit_comment
 
 #: The commit status a GitLab pipeline's report sets.
 STATUS_NAME: Final = "herald"
@@ -104,22 +105,7 @@ def reported_pipeline(body: str) -> int | None:
 
 
 def fit(render: Callable[[int], str], limit: int = NOTE_LIMIT) -> str:
-    """Render with a budget, neutralise, and shrink the budget until the result fits.
-
-    Neutralising lengthens the text (one character per line or mention it fixes), so the
-    budget given to the renderer is lowered by the overshoot, and as a last resort whole
-    lines are dropped from the end.
-    """
-    budget = limit
-    text = ""
-    for _ in range(4):
-        text = neutralise(render(budget))
-        overshoot = len(text) - limit
-        if overshoot <= 0:
-            return text
-        budget -= overshoot + 256
-        if budget <= 0:
-            break
-    room = max(0, limit - len(TRUNCATED))
-    cut = text.rfind("\n", 0, room)
-    return text[: cut if cut > 0 else room] + TRUNCATED
+    """Render with a budget, neutralise, and shrink the budget until the result fits
+    (`bot.reports.budget.fit_comment`: neutralising lengthens the text by one character
+    per line or mention it fixes)."""
+    return fit_comment(render, limit, TRUNCATED, neutralise)

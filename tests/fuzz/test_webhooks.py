@@ -61,7 +61,9 @@ def app_posting(redis_url: str, state: Path) -> Iterator[Post]:
     """The app with its lifespan on a loop of its own, and a blocking `post`: hypothesis
     drives a plain function, one request per example."""
     loop = asyncio.new_event_loop()
-    app = create_app(make_settings(redis_url, state, **environment()))
+    # The process' logging stays as it was: configuring it again would swap structlog's
+    # processor list under loggers already cached (`capture_logs` then sees nothing).
+    app = create_app(make_settings(redis_url, state, **environment()), configure_logging=False)
     lifespan = app.router.lifespan_context(app)
     loop.run_until_complete(lifespan.__aenter__())
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald")
