@@ -217,9 +217,27 @@ async def _trusted(
 
 @router.register(CHECK_REREQUESTED)
 async def rerequested(ctx: Context) -> None:
+    """GitHub's "Re-run" on one of Herald's check runs (only people with write access see
+    it). A check run of another CI system (external id `<ci>:<run>/<attempt>`) reruns in
+    that system: the run is the one Herald recorded reporting on that commit, never one
+    the external id alone names."""
     ref = ctx.event.run
     if ref is None:
         return
+    external = str(ref.extra.get("external_id") or "")
+    ci_name, foreign, own = external.partition(":")
+    if foreign:
+        run_id = own.rpartition("/")[0] or own
+        recorded = await Store(ctx.redis).reported_runs(
+            Change(forge=ref.provider, repo=ref.repo, sha=ref.sha or "")
+        )
+        matching = [r for r in recorded if r.provider == ci_name and r.run_id == run_id]
+        if not matching:
+            ctx.log.info("rerun requested on a check run Herald has no record of",
+                         ci=ci_name, run=run_id)
+            return
+        ref = matching[0]
     ci: CISource = ctx.clients.source(ref.provider)
     rerun = await ci.rerun(ref, failed_only=True)
-    ctx.log.info("rerun requested on our check", runs=rerun.runs, jobs=rerun.jobs)
+    ctx.log.info("rerun requested on our check", ci=ref.provider, runs=rerun.runs,
+                 jobs=rerun.jobs)

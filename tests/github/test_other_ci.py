@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from bot.events import BUILD_COMPLETED, COMMENT_CREATED, Event, RunRef
+from bot.events import BUILD_COMPLETED, CHECK_REREQUESTED, COMMENT_CREATED, Event, RunRef
 from bot.ports import Build, Change, ReportOrigin
 from handlers.report import report
-from handlers.retest import retest
+from handlers.retest import rerequested, retest
 from providers.github.client import GitHubClient
 from tests.fakes import FakeCI, context, publish, zipped
 from tests.fakes.github import FakeGitHub
@@ -179,3 +179,37 @@ def _failing() -> Any:
         TestCase(name="test_bad", classname="tests.test_calc", status=Status.FAILED,
                  message="boom"),
     ])])
+
+
+def rerun_pressed(external_id: str) -> Event:
+    """GitHub's "Re-run" on one of Herald's check runs, as the webhook parser reads it."""
+    ref = RunRef(provider="github", repo=REPO, run_id=external_id, sha=SHA,
+                 extra={"external_id": external_id, "action": "rerequested"})
+    return Event(provider="github", name=CHECK_REREQUESTED, native_name="check_run",
+                 delivery_id="delivery-3", repo=REPO, run=ref)
+
+
+async def test_github_s_rerun_button_on_a_circleci_check_reruns_in_circleci(
+    fake: FakeGitHub, client: GitHubClient, redis: Any
+) -> None:
+    seed_run(fake)
+    circleci = await report_circleci(fake, client, redis)
+    (check,) = fake.repo(REPO).check_runs
+    ctx = context(rerun_pressed(check["external_id"]), redis, environ=github_env(fake))
+    ctx.clients = Clients(circleci, client)
+    await rerequested(ctx)
+    assert ("rerun", PIPELINE, True) in circleci.calls
+    assert not fake.calls_to("POST", r".*/actions/runs/.*/rerun")
+
+
+async def test_the_rerun_button_reruns_only_what_herald_recorded_reporting(
+    fake: FakeGitHub, client: GitHubClient, redis: Any
+) -> None:
+    seed_run(fake)
+    circleci = await report_circleci(fake, client, redis)
+    # An external id naming a run Herald never reported on this commit: nothing runs.
+    ctx = context(rerun_pressed("circleci:some-other-workflow/1"), redis,
+                  environ=github_env(fake))
+    ctx.clients = Clients(circleci, client)
+    await rerequested(ctx)
+    assert not [call for call in circleci.calls if call[0] == "rerun"]
