@@ -140,14 +140,20 @@ def refusal(address: Address) -> str | None:
 # ---- who is trusted ----------------------------------------------------------------------
 
 
-def _configured_urls(config: BaseModel) -> Iterable[tuple[str, str | None, int | None]]:
-    """(scheme, host, port) of every URL in the settings, provider sections included.
-    Defaults are plain strings (pydantic validates only what was set)."""
+def _provider_urls(config: BaseModel) -> Iterable[tuple[str, str | None, int | None]]:
+    """(scheme, host, port) of every URL in the provider sections of the settings. The
+    core's own URLs (Herald's public address) are not providers: Herald has no call to
+    make there. Defaults are plain strings (pydantic validates only what was set)."""
     for name in type(config).model_fields:
-        value = getattr(config, name)
-        if isinstance(value, BaseModel):
-            yield from _configured_urls(value)
-        elif isinstance(value, AnyUrl):
+        section = getattr(config, name)
+        if isinstance(section, BaseModel):
+            yield from _urls(section)
+
+
+def _urls(section: BaseModel) -> Iterable[tuple[str, str | None, int | None]]:
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        if isinstance(value, AnyUrl):
             yield value.scheme, value.host, value.port
         elif isinstance(value, str) and value.startswith(("http://", "https://")):
             parts = urlsplit(value)
@@ -165,7 +171,7 @@ class EgressPolicy:
     def from_settings(cls, settings: Settings) -> EgressPolicy:
         config = settings.config
         trusted: set[tuple[str, int | None]] = set()
-        for scheme, host, port in _configured_urls(config):
+        for scheme, host, port in _provider_urls(config):
             if host:
                 trusted.add((host.strip("[]").lower().rstrip("."),
                              port or _DEFAULT_PORTS.get(scheme)))

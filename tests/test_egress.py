@@ -260,6 +260,11 @@ def test_every_configured_provider_url_is_trusted_on_its_port() -> None:
     assert policy.trusts("10.0.0.9", 9000) and not policy.trusts("10.0.0.9", 9001)
 
 
+def test_herald_s_own_public_address_is_not_a_provider_and_not_trusted() -> None:
+    policy = policy_for({"HERALD_PUBLIC_URL": "http://10.0.0.3:8000"})
+    assert not policy.trusts("10.0.0.3", 8000)
+
+
 @pytest.mark.parametrize("value", ["http://minio.internal", "host:0", "host:port", "host:70000",
                                    ":9000", "a/b"])
 def test_a_malformed_allowed_host_stops_the_process_with_the_variable_named(value: str) -> None:

@@ -9,6 +9,7 @@ GitLab's or Bitbucket's words) stays the fake's own.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import re
 import threading
@@ -90,7 +91,7 @@ class Faults:
         self._released.set()
 
 
-class FakeAPI:
+class FakeAPI(abc.ABC):
     """The ASGI side every provider fake shares: each request is answered by the fake's
     `_handle`, or done and its answer lost when `lose_answer` asked (`_handle` marks the
     request `herald.lost`); what was asked is in `calls`."""
@@ -110,8 +111,9 @@ class FakeAPI:
         else:
             await drop_answer(lost, receive, send)
 
+    @abc.abstractmethod
     async def _handle(self, request: Request) -> Response:
-        raise NotImplementedError
+        """The fake's answer to one request (its routes, checks and recorded calls)."""
 
     #: (method, compiled path pattern, handler) of each endpoint the fake serves.
     routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]]
