@@ -462,19 +462,20 @@ class HeraldConfig(BaseSettings):
             )
         # Checked when the client will be made (credentials set) or the timeout was set:
         # a short job timeout alone must not refuse a provider nobody uses.
-        github, gitlab = self.github, self.gitlab
-        for variable, seconds, relevant in (
+        github = self.github
+        limits: list[tuple[str, float, bool]] = [
             ("HERALD_GITHUB_REQUEST_TIMEOUT", github.request_timeout,
              "request_timeout" in github.model_fields_set or github.app_id is not None),
-            ("HERALD_GITLAB_TIMEOUT", gitlab.timeout,
-             bool({"timeout", "token", "token_file"} & gitlab.model_fields_set)),
-            ("HERALD_AZURE_DEVOPS_TIMEOUT", self.azure_devops.timeout,
-             bool({"timeout", "token", "token_file"} & self.azure_devops.model_fields_set)),
-            ("HERALD_BITBUCKET_TIMEOUT", self.bitbucket.timeout,
-             bool({"timeout", "token", "token_file"} & self.bitbucket.model_fields_set)),
-            ("HERALD_JENKINS_TIMEOUT", self.jenkins.timeout,
-             bool({"timeout", "token", "token_file"} & self.jenkins.model_fields_set)),
-        ):
+        ]
+        # Every token-holding client section with a `timeout`: GitLab, Bitbucket, Azure
+        # DevOps, Jenkins, and each one added later without a line here.
+        for name in type(self).model_fields:
+            section = getattr(self, name)
+            if isinstance(section, BaseModel) and "timeout" in type(section).model_fields:
+                used = {"timeout", "token", "token_file"} & section.model_fields_set
+                seconds = float(section.model_dump(include={"timeout"})["timeout"])
+                limits.append((variable_name(name, "timeout"), seconds, bool(used)))
+        for variable, seconds, relevant in limits:
             if relevant and seconds >= self.job_timeout_seconds:
                 raise PydanticCustomError(
                     "herald_consistency",

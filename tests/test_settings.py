@@ -247,6 +247,14 @@ def test_bounds(environ: dict[str, str], accepted: bool) -> None:
             Settings.from_env(environ)
 
 
+@pytest.mark.parametrize("provider", ["GITLAB", "BITBUCKET", "AZURE_DEVOPS", "JENKINS"])
+def test_a_provider_timeout_as_long_as_the_job_is_refused_by_name(provider: str) -> None:
+    environ = {f"HERALD_{provider}_TOKEN": "t", "HERALD_JOB_TIMEOUT_SECONDS": "10",
+               f"HERALD_{provider}_TIMEOUT": "10"}
+    with pytest.raises(ConfigError, match=f"HERALD_{provider}_TIMEOUT .* must be shorter"):
+        Settings.from_env(environ)
+
+
 def test_urls_lose_a_trailing_slash() -> None:
     config = Settings.from_env({"HERALD_GITLAB_URL": "https://gitlab.example.com/"}).config
     assert config.gitlab.url == "https://gitlab.example.com"
