@@ -312,6 +312,26 @@ class TravisConfig(BaseModel):
     )
 
 
+class LocalConfig(BaseModel):
+    """The Local provider (`providers.local`): runs are folders, reports are files. It has
+    no webhook (a folder cannot sign one); the library and the worker read runs by name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    root: Path | None = setting(
+        None, "the folder holding the runs: a run is a folder under it, named by its path",
+        shown_default="none: the Local provider is off",
+    )
+    reports_dir: Path | None = setting(
+        None, "where a run's `report.md`, `report.html` and `report.json` are written, at "
+        "the run's path", shown_default="`HERALD_STATE_DIR/reports`",
+    )
+    artifact_patterns: str = setting(
+        "*", "comma-separated, case-insensitive globs of the paths in a run's folder read "
+        "as test reports; every file by default, so one that is no report is named",
+    )
+
+
 # ---- the schema --------------------------------------------------------------------------
 
 
@@ -448,6 +468,7 @@ class HeraldConfig(BaseSettings):
     travis: TravisConfig = TravisConfig()
     jenkins: JenkinsConfig = JenkinsConfig()
     teamcity: ProviderConfig = ProviderConfig()
+    local: LocalConfig = LocalConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> HeraldConfig:
@@ -709,6 +730,7 @@ DOCS: Final[dict[str, tuple[str, ...]]] = {
     "docs/bitbucket.md": ("bitbucket",),
     "docs/webhooks.md": ("circleci", "travis", "teamcity"),
     "docs/jenkins.md": ("jenkins",),
+    "docs/local.md": ("local",),
 }
 _WEB = ("max_body_bytes", "max_buffered_bytes", "body_timeout_seconds",
         "header_timeout_seconds", "retry_after_seconds", "secrets_cache_seconds")
