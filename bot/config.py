@@ -391,6 +391,16 @@ class HeraldConfig(BaseSettings):
     retry_after_seconds: WholeNumber = setting(
         30, "the `Retry-After` of a 503", ge=1
     )
+    url_signing_key: SecretStr | None = setting(
+        None, "signs the links to files Herald serves (`/files/…`, a Local run's reports' "
+        "artifacts); comma-separated to roll a new key out beside the old",
+        shown_default="none: no files are served, links are `file:` URLs",
+    )
+    url_signing_key_file: Path | None = setting(None, "a file holding the signing key instead")
+    url_ttl_seconds: WholeNumber = setting(
+        7 * 24 * 3600, "how long a signed link stays valid: a week, as long as a pull "
+        "request is usually read", ge=60,
+    )
     secrets_cache_seconds: Seconds = setting(
         5.0, "how long webhook secrets read from files or provider APIs are kept "
         "(rotation needs no restart; 0 re-reads them for every delivery)", ge=0,
@@ -733,7 +743,8 @@ DOCS: Final[dict[str, tuple[str, ...]]] = {
     "docs/local.md": ("local",),
 }
 _WEB = ("max_body_bytes", "max_buffered_bytes", "body_timeout_seconds",
-        "header_timeout_seconds", "retry_after_seconds", "secrets_cache_seconds")
+        "header_timeout_seconds", "retry_after_seconds", "url_signing_key",
+        "url_signing_key_file", "url_ttl_seconds", "secrets_cache_seconds")
 _BEGIN = re.compile(r"<!-- settings: ([a-z, -]+) -->\n")
 END: Final = "<!-- end of settings: written by `python -m bot.config --write` -->"
 

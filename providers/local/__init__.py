@@ -23,8 +23,9 @@ examples, and tests that involve no forge.
   run's path, each replaced whole (`bot.reports.files`): a redelivery rewrites, never adds.
 
 No webhook: a folder cannot sign a delivery, and an endpoint that reads the paths a
-request names would be a way into the disk. Links to the files are `file:` URLs: a local
-run is read where it was written.
+request names would be a way into the disk. Links to the files are served by Herald's
+web app behind signed, expiring URLs when `HERALD_PUBLIC_URL` and
+`HERALD_URL_SIGNING_KEY` are set (`bot.files`), `file:` URLs otherwise.
 
 A folder cannot be run again, so `/retest` has nothing to rerun here (`Unsupported`, which
 the retest handler names), and there are no comments to answer.
@@ -43,6 +44,7 @@ from typing import Any, BinaryIO, Final
 
 from bot.artifacts import ArtifactLimits
 from bot.events import Comment, RunRef
+from bot.files import relative_path, signed_url
 from bot.forges import forge_of_url
 from bot.ports import (
     Build,
@@ -130,18 +132,11 @@ class Manifest:
 def run_path(run_id: str) -> PurePosixPath:
     """`run_id` as a relative path of plain names, or `PermanentError`: no `..`, no
     absolute path, no hidden part, nothing a path could escape the root with."""
-    parts = run_id.split("/")
-    if (
-        not run_id
-        or "\\" in run_id
-        or "\0" in run_id
-        or any(not part or part.startswith(".") for part in parts)
-    ):
-        raise PermanentError(
-            f"{run_id!r} is not a run: a run is a folder's relative path under "
-            "HERALD_LOCAL_ROOT, of names that do not start with a dot"
-        )
-    return PurePosixPath(*parts)
+    try:
+        return relative_path(run_id, "run")
+    except ValueError as exc:
+        raise PermanentError(f"{exc} (a run is a folder's path under HERALD_LOCAL_ROOT)"
+                             ) from None
 
 
 class LocalRuns:
@@ -255,8 +250,9 @@ class LocalRuns:
                 size: int | None = path.lstat().st_size
             except OSError:
                 size = None
+            url = signed_url(self.settings, f"{NAME}/{ref.run_id}/{relative}")
             found.append(RemoteArtifact(id=relative, name=relative, size=size,
-                                        url=path.as_uri()))
+                                        url=url or path.as_uri()))
         return found
 
     async def open_artifact(self, ref: RunRef, artifact: RemoteArtifact) -> AsyncIterator[bytes]:

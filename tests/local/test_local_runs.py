@@ -206,7 +206,7 @@ async def test_a_link_out_of_the_run_folder_is_named_and_never_read(
     ["../outside", "/etc", "ci/../../outside", ".hidden", "ci//7", "ci\\7", "", "ci/./7"],
 )
 def test_a_run_name_that_could_leave_the_root_is_refused(run_id: str) -> None:
-    with pytest.raises(PermanentError, match="is not a run"):
+    with pytest.raises(PermanentError, match="is not a run: a relative path"):
         run_path(run_id)
 
 
