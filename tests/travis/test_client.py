@@ -363,3 +363,17 @@ async def test_only_the_latest_reported_build_with_failed_jobs_is_retested(
     # Restarted, so no longer failed: a second /retest asks for nothing.
     assert await client.latest_failed_of(change, [run_ref]) == []
     assert travis.job(LEG_312).state == "passed"
+
+
+async def test_a_log_over_the_size_cap_is_named_unread_and_its_failed_job_still_shows(
+    travis: FakeTravis, make_client
+) -> None:
+    huge = b"PASSED t.py::a\n" * 2000 + b"=== 1 failed, 2000 passed in 9s ===\n"
+    seed_build(travis, legs=[TravisJob(LEG_311, "1042.1", "failed", {}, log=huge)])
+    client = make_client(HERALD_TRAVIS_LOG_SUMMARY="pytest", HERALD_ARTIFACT_MAX_BYTES="8192")
+    run = await results(client, ref())
+    [error] = run.errors
+    assert error.source == "job 1042.1 — log" and "8,192-byte limit" in error.reason
+    [failure] = run.failures()
+    assert failure.name == "job 1042.1"
+    assert "could not all be read" in failure.message
