@@ -236,18 +236,21 @@ class TravisClient:
         return f"{self._web_root()}/{ref.repo}/builds/{ref.run_id}"
 
     def job_page(self, ref: RunRef, job_id: object) -> str:
+        """The job's page, beside the build's (`…/github/o/r/builds/1` → `…/jobs/7`)."""
         page = self.build_page(ref)
-        parts = urlsplit(page)
-        root = f"{parts.scheme}://{parts.netloc}" if parts.netloc else self._web_root()
-        return f"{root}/{ref.repo}/jobs/{job_id}"
+        suffix = f"/builds/{ref.run_id}"
+        if page.endswith(suffix):
+            return f"{page.removesuffix(suffix)}/jobs/{job_id}"
+        return f"{self._web_root()}/{ref.repo}/jobs/{job_id}"
 
     def _web_root(self) -> str:
+        """The web app's root: `api.travis-ci.com` serves `app.travis-ci.com`; an
+        Enterprise API lives under `/api` of the web host itself."""
         parts = urlsplit(self.base_url)
         host = parts.netloc
         if host.startswith("api."):
             host = "app." + host.removeprefix("api.")
-            return f"{parts.scheme}://{host}"
-        return f"{parts.scheme}://{host}"  # Enterprise: the API lives under /api
+        return f"{parts.scheme}://{host}"
 
     async def get_build(self, ref: RunRef) -> Build:
         data = await self._build(ref, fresh=True)

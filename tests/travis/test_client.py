@@ -66,7 +66,7 @@ async def test_a_build_s_jobs_are_its_matrix_legs_named_by_number_and_config(
     assert [(j.name, j.status, j.failed) for j in build.jobs] == [
         (LEG_311_NAME, "failed", True), (LEG_312_NAME, "passed", False)]
     assert build.jobs[0].url == (
-        f"https://app.travis-ci.com/{REPO}/jobs/{LEG_311}")
+        f"https://app.travis-ci.com/github/{REPO}/jobs/{LEG_311}")
     assert build.url == f"https://app.travis-ci.com/github/{REPO}/builds/{BUILD_ID}"
     # The jobs were asked for with their config: the standard representation has none.
     [jobs] = travis.calls_to("GET", rf"/build/{BUILD_ID}/jobs")
@@ -124,7 +124,7 @@ async def test_a_failed_job_whose_log_has_no_summary_is_a_failure_named_after_it
     assert (failure.name, failure.status.value, failure.suite) == (
         "job 1042.1 (lint)", "error", "Travis CI jobs")
     assert failure.message.startswith("Travis CI says the job errored")
-    assert failure.origin.url == f"https://app.travis-ci.com/{REPO}/jobs/{LEG_311}"
+    assert failure.origin.url == f"https://app.travis-ci.com/github/{REPO}/jobs/{LEG_311}"
     assert run.overall_status().value == "failed"
 
 
@@ -377,3 +377,14 @@ async def test_a_log_over_the_size_cap_is_named_unread_and_its_failed_job_still_
     [failure] = run.failures()
     assert failure.name == "job 1042.1"
     assert "could not all be read" in failure.message
+
+
+async def test_without_a_build_url_in_the_notification_the_pages_are_derived_from_the_api(
+    travis: FakeTravis, client: TravisClient
+) -> None:
+    seed_build(travis)
+    run_ref = ref(build_url=None)
+    build = await client.get_build(run_ref)
+    # The fake serves on loopback: its "web root" is itself, as an Enterprise host's is.
+    assert build.url == f"{travis.url}/{REPO}/builds/{BUILD_ID}"
+    assert build.jobs[0].url == f"{travis.url}/{REPO}/jobs/{LEG_311}"

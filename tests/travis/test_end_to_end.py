@@ -98,7 +98,7 @@ async def test_a_finished_build_is_reported_once_across_redeliveries(
     [comment] = fake.repo(REPO).comments[PR]
     assert comment["body"].startswith("<!-- herald:report:travis%3Aorbit%2Dlabs%2Ftelemetry")
     assert "expected 3 batches, got 2" in comment["body"]
-    assert f"https://app.travis-ci.com/{REPO}/jobs/{LEG_311}" in comment["body"]
+    assert f"https://app.travis-ci.com/github/{REPO}/jobs/{LEG_311}" in comment["body"]
     assert len(fake.calls_to("POST", f"/repos/{REPO}/check-runs")) == 1
     assert len(fake.calls_to("POST", f"/repos/{REPO}/issues/{PR}/comments")) == 1
 
