@@ -1,5 +1,5 @@
 """A `/retest` (or any) comment on a GitHub pull request, as GitHub delivers it to Herald:
-the `issue_comment` payload and its signed delivery."""
+the `issue_comment` payload and its signed delivery (`deliver` signs any other event too)."""
 
 from __future__ import annotations
 
@@ -29,12 +29,13 @@ def issue_comment(fake: FakeGitHub, repo: str, number: int, author: str,
     return event
 
 
-async def deliver(http: httpx.AsyncClient, event: dict[str, Any]) -> httpx.Response:
+async def deliver(http: httpx.AsyncClient, event: dict[str, Any],
+                  event_name: str = "issue_comment") -> httpx.Response:
     raw = json.dumps(event).encode()
     signature = hmac.new(WEBHOOK_SECRET.encode(), raw, hashlib.sha256).hexdigest()
     return await http.post("/webhooks/github", content=raw, headers={
         "content-type": "application/json",
-        "x-github-event": "issue_comment",
+        "x-github-event": event_name,
         "x-github-delivery": str(uuid.uuid4()),
         "x-hub-signature-256": f"sha256={signature}",
     })

@@ -7,6 +7,7 @@ request → one restart of the failed job on the fake Travis."""
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from tests.fakes import github_comments
 from tests.fakes import herald as harness
 from tests.fakes.github import FakeGitHub
 from tests.fakes.travis import FakeTravis, ReportHost, TravisJob
-from tests.github.conftest import github_env
+from tests.github.conftest import github_env, payload
 from tests.jenkins.test_end_to_end import forget_deliveries
 from tests.reports.checks import outside_code_blocks
 from tests.travis.conftest import travis_env
@@ -53,6 +54,15 @@ class Herald(harness.Herald):
 
     async def comment(self, body: dict[str, Any]) -> httpx.Response:
         return await github_comments.deliver(self.http, body)
+
+    async def rerun_pressed(self, fake: FakeGitHub, check: dict[str, Any]) -> httpx.Response:
+        """GitHub's "Re-run" on the check run Herald published for the Travis build."""
+        event = copy.deepcopy(payload("check_run_rerequested.json"))
+        event["check_run"].update(id=check["id"], external_id=check["external_id"],
+                                  head_sha=check["head_sha"], name=check["name"])
+        event["repository"]["full_name"] = REPO
+        event["installation"]["id"] = fake.installation_id
+        return await github_comments.deliver(self.http, event, event_name="check_run")
 
 
 def start(redis_url: str, tmp_path: Path, github: FakeGitHub, travis: FakeTravis,
@@ -247,3 +257,47 @@ async def test_report_files_are_read_per_job_and_a_redirect_to_a_private_host_is
     assert check["output"]["title"].startswith("1 failed, 1 passed")
     text = check["output"]["summary"] + (check["output"].get("text") or "")
     assert "refused to connect to" in text
+
+
+async def test_a_failed_job_whose_report_file_is_missing_is_named_and_the_check_fails(
+    redis_url, tmp_path, fake, travis, reports: ReportHost
+) -> None:
+    fake.add_pull(REPO, PR, HEAD)
+    seed_build(travis)
+    reports.files["/r/1042.2.xml"] = b'<testsuite name="upload"><testcase name="ok"/></testsuite>'
+    async with start(redis_url, tmp_path, fake, travis,
+                     HERALD_TRAVIS_REPORT_URL=f"{reports.url}/r/{{job_number}}.xml") as herald:
+        await herald.notify(notification())
+        await herald.work()
+    [check] = fake.repo(REPO).check_runs
+    assert check["conclusion"] == "failure"  # not "neutral": Travis said the job failed
+    [comment] = fake.repo(REPO).comments[PR]
+    assert "job 1042.1 (os: linux, language: python, python: 3.11)" in comment["body"]
+    assert "could not all be read" in comment["body"]
+    assert "404" in check["output"]["summary"] + (check["output"].get("text") or "")
+
+
+async def test_github_s_rerun_button_on_the_travis_check_restarts_the_failed_job(
+    fake, travis, herald
+) -> None:
+    seed_build(travis)
+    await herald.notify(notification())
+    await herald.work()
+    [check] = fake.repo(REPO).check_runs
+    assert (await herald.rerun_pressed(fake, check)).status_code == 202
+    await herald.work()
+    assert travis.restarts == [LEG_311]
+
+
+async def test_a_redelivered_retest_comment_restarts_and_replies_once(fake, travis, herald
+                                                                      ) -> None:
+    seed_build(travis)
+    await herald.notify(notification())
+    await herald.work()
+    fake.grant(REPO, "lena", "write")
+    await herald.comment(retest_comment(fake, "lena"))
+    await herald.comment(retest_comment(fake, "lena"))  # a resend, with a new delivery id
+    await herald.work()
+    assert travis.restarts == [LEG_311]
+    replies = [c for c in fake.repo(REPO).comments[PR] if "herald:reply" in c["body"]]
+    assert len(replies) == 1
