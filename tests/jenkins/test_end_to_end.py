@@ -13,9 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
-from bot.queue import DEDUPE_PREFIX
 from bot.reports.markdown import md_link
 from providers.github.client import RETEST_POLICY
 from providers.github.publish import reply_marker
@@ -65,28 +63,12 @@ def retest_comment(fake: FakeGitHub, author: str, comment_id: int = 2498765432,
     return github_comments.issue_comment(fake, REPO, PR, author, comment_id, body)
 
 
-def forget_deliveries(redis_url: str) -> None:
-    """As if the dedupe window had passed: a resend is taken again."""
-    client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(f"{DEDUPE_PREFIX}*"):
-        client.delete(key)
-    client.close()
-
-
 async def test_a_finished_build_is_reported_once_across_redeliveries(
     fake, jenkins, herald, redis_url
 ) -> None:
     seed_build(jenkins)
     body = notification()
-    first = await herald.notify(body)
-    assert first.status_code == 202
-    again = await herald.notify(body)  # the plugin's retry of the same notification
-    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
-    await herald.work()
-    # A resend after the dedupe window runs the job again: it must update, never add.
-    forget_deliveries(redis_url)
-    assert (await herald.notify(body)).status_code == 202
-    await herald.work()
+    await herald.deliver_three_times(lambda: herald.notify(body), redis_url)
 
     [check] = fake.repo(REPO).check_runs
     assert check["name"] == CHECK_NAME

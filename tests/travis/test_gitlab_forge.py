@@ -17,7 +17,14 @@ from handlers.retest import retest
 from providers.gitlab import client as gitlab_client
 from providers.travis import client as travis_client
 from tests.fakes import context
-from tests.fakes.gitlab import DEVELOPER, GUEST, TOKEN, FakeGitLab, serve
+from tests.fakes.gitlab import FakeGitLab
+from tests.fakes.gitlab_review import (
+    DEVELOPER_ID,
+    GUEST_ID,
+    PROJECT,
+    gitlab_env,
+    merge_request_on_gitlab,
+)
 from tests.fakes.travis import FakeTravis
 from tests.travis.conftest import travis_env
 from tests.travis.world import (
@@ -32,28 +39,17 @@ from tests.travis.world import (
     seed_build,
 )
 
-PROJECT = 48213
-DEVELOPER_ID, GUEST_ID = 4127, 5001
-
 
 @pytest.fixture
 def gitlab() -> Iterator[FakeGitLab]:
-    fake = FakeGitLab()
-    with serve(fake) as url:
-        fake.url = url
-        fake.add_project(PROJECT, REPO)
-        fake.add_merge_request(PROJECT, PR, sha=HEAD, source_branch="offline-batches")
-        fake.add_member(PROJECT, DEVELOPER_ID, "mkovac", DEVELOPER)
-        fake.add_member(PROJECT, GUEST_ID, "visitor", GUEST)
+    with merge_request_on_gitlab(REPO, PR, HEAD, "offline-batches") as fake:
         yield fake
 
 
 @pytest.fixture
 async def world(travis: FakeTravis, gitlab: FakeGitLab, http: httpx.AsyncClient
                 ) -> AsyncIterator[tuple[dict[str, str], TravisAndForge]]:
-    env = {**travis_env(travis, HERALD_TRAVIS_LOG_SUMMARY="pytest"),
-           "HERALD_GITLAB_URL": gitlab.url, "HERALD_GITLAB_TOKEN": TOKEN,
-           "HERALD_GITLAB_TIMEOUT": "2"}
+    env = {**travis_env(travis, HERALD_TRAVIS_LOG_SUMMARY="pytest"), **gitlab_env(gitlab)}
     forge = gitlab_client.create_client(ProviderSettings("gitlab", env), None)
     ci = travis_client.create_client(ProviderSettings("travis", env), http)
     travis.add_repo(REPO_ID, REPO, "GitlabRepository")
