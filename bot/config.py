@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import string
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -296,6 +297,37 @@ class JenkinsConfig(ClientConfig):
     )
 
 
+#: The placeholders `HERALD_TRAVIS_REPORT_URL` may hold, each filled in per job.
+TRAVIS_REPORT_PLACEHOLDERS: Final = frozenset(
+    {"repo", "build_id", "build_number", "job_id", "job_number", "commit"}
+)
+TRAVIS_REPORT_URL_RULE: Final = (
+    "must be an http(s):// URL whose path (not its host) holds only the placeholders "
+    "{repo}, {build_id}, {build_number}, {job_id}, {job_number}, {commit}"
+)
+TRAVIS_LOG_SUMMARIES: Final = frozenset({"pytest", "go"})
+
+
+def _is_report_url_template(value: str) -> bool:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    if "{" in parts.netloc or "}" in parts.netloc or parts.username or parts.password:
+        return False  # a placeholder in the host would let a build choose where Herald goes
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion
+                  in string.Formatter().parse(value) if name is not None]
+    except ValueError:
+        return False
+    return all(name in TRAVIS_REPORT_PLACEHOLDERS and not spec and not conversion
+               for name, spec, conversion in fields)
+
+
+def _are_log_summaries(value: str) -> bool:
+    names = {part.strip() for part in value.split(",")}
+    return bool(names) and names <= TRAVIS_LOG_SUMMARIES
+
+
 class TravisConfig(BaseModel):
     """Travis CI signs with its own key pair: no shared secret."""
 
@@ -308,7 +340,34 @@ class TravisConfig(BaseModel):
     )
     public_key_file: Path | None = setting(None, "a file holding the public key instead")
     api_url: HttpUrl = setting(
-        "https://api.travis-ci.com", "where the key is fetched from (`<api_url>/config`)"
+        "https://api.travis-ci.com", "Travis CI's API: where the key is fetched from "
+        "(`<api_url>/config`) and builds, jobs and logs are read"
+    )
+    token: SecretStr | None = setting(
+        None, "an API token (`travis token`, or the profile's settings page) of a user "
+        "who can read the repositories' builds; restart access for `/retest`",
+        shown_default="none: no reports",
+    )
+    token_file: Path | None = setting(None, "a file holding the token instead")
+    timeout: Seconds = setting(
+        15.0, "seconds per Travis CI request (connect and read), report files and logs "
+        "included; shorter than `HERALD_JOB_TIMEOUT_SECONDS`", gt=0,
+    )
+    report_url: Annotated[
+        str | None, _check(_is_report_url_template, TRAVIS_REPORT_URL_RULE)
+    ] = setting(
+        None, "where each job's test report is published (the artifacts add-on's bucket, "
+        "your own host), with placeholders: `{repo}`, `{build_id}`, `{build_number}`, "
+        "`{job_id}`, `{job_number}`, `{commit}`; fetched without the Travis token",
+        shown_default="none: results from the job logs only",
+        allowed="an http(s):// URL template",
+    )
+    log_summary: Annotated[
+        str | None, _check(_are_log_summaries, "must be `pytest`, `go` or `pytest,go`")
+    ] = setting(
+        None, "when no `HERALD_TRAVIS_REPORT_URL` is set: the test runners whose summary "
+        "is read from each job's log", shown_default="none: logs are not read",
+        allowed="`pytest`, `go`, `pytest,go`",
     )
 
 
@@ -738,8 +797,9 @@ DOCS: Final[dict[str, tuple[str, ...]]] = {
     "docs/gitlab.md": ("gitlab",),
     "docs/azure-devops.md": ("azure-devops",),
     "docs/bitbucket.md": ("bitbucket",),
-    "docs/webhooks.md": ("circleci", "travis", "teamcity"),
+    "docs/webhooks.md": ("circleci", "teamcity"),
     "docs/jenkins.md": ("jenkins",),
+    "docs/travis.md": ("travis",),
     "docs/local.md": ("local",),
 }
 _WEB = ("max_body_bytes", "max_buffered_bytes", "body_timeout_seconds",

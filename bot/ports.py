@@ -257,6 +257,16 @@ class RunSurface(Protocol):
 
 
 @runtime_checkable
+class FailureAccounting(Protocol):
+    """A CI source whose results can miss a failure it knows of (Travis CI: a job that
+    failed while no test of it did, or whose results could not be read): once every result
+    is read, the report handler lets it add each such failure, named, so that a failed run
+    is never reported green."""
+
+    def account_for_failures(self, ref: RunRef, build: Build, run: TestRun) -> None: ...
+
+
+@runtime_checkable
 class ForgeTarget(Protocol):
     """What the handlers need from the place where the change is reviewed."""
 

@@ -35,6 +35,7 @@ from bot.isolation import ArtifactJob, ArtifactReader, InProcessReader
 from bot.ports import (
     Build,
     CISource,
+    FailureAccounting,
     ForgeTarget,
     PermanentError,
     ProviderError,
@@ -176,6 +177,8 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
         run.merge([native])
     run.artifacts = [Artifact(name=a.name, size=a.size, url=a.url) for a in chosen]
     run.url = build.url or ref.url
+    if isinstance(source, FailureAccounting):
+        source.account_for_failures(ref, build, run)
     change = await source.change_of(ref, build)
     origin = source.origin_of(ref, build)
     forge: ForgeTarget = ctx.clients.forge(change.forge)

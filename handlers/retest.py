@@ -107,8 +107,10 @@ def run_label(ref: RunRef, forge: str | None = None) -> str:
     # can neither forge a link nor mention anyone.
     name = ref.extra.get("name") or ref.extra.get("workflow_name") or f"run {ref.run_id}"
     label = md_link(str(name), ref.url)
-    if forge is not None and ref.provider != forge:
-        label += f" on {ci_name(ref.provider)}"
+    where = CI_NAMES.get(ref.provider, ref.provider)
+    # Not twice: a run's own name may say it already ("Travis CI build #1042 of ...").
+    if forge is not None and ref.provider != forge and where.lower() not in str(name).lower():
+        label += f" on {md_text(where)}"
     return label
 
 

@@ -401,13 +401,14 @@ async def _read_capped(response: httpx.Response, cap: int) -> bytes:
 
 
 def _detail(body: bytes) -> str:
-    """The server's own words from a JSON error body (`message` or `error`), if any."""
+    """The server's own words from a JSON error body (`message` or `error`; Travis CI's
+    `error_message`), if any."""
     try:
         data = json.loads(body)
     except ValueError:
         return body[:200].decode("utf-8", "replace").strip()
     if isinstance(data, dict):
-        for key in ("message", "error", "error_description"):
+        for key in ("message", "error", "error_description", "error_message"):
             value = data.get(key)
             if value is not None:
                 return value if isinstance(value, str) else json.dumps(value, sort_keys=True)

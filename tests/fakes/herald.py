@@ -5,14 +5,16 @@ burst worker that runs the queue dry. Each provider's end-to-end module subclass
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
+import redis
 
 from bot.composition import create_app, create_worker
+from bot.queue import DEDUPE_PREFIX
 from bot.settings import Settings
 
 H = TypeVar("H", bound="Herald")
@@ -23,6 +25,20 @@ class Herald:
     settings: Settings
     http: httpx.AsyncClient
 
+    async def deliver_three_times(
+        self, send: Callable[[], Awaitable[httpx.Response]], redis_url: str
+    ) -> None:
+        """What a sender's retry and a manual resend do: `send` once, again at once (a
+        duplicate, queued nothing), and again after the dedupe window (the job runs again,
+        and must update what it published, never add to it); the worker runs after each."""
+        assert (await send()).status_code == 202
+        again = await send()
+        assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+        await self.work()
+        forget_deliveries(redis_url)
+        assert (await send()).status_code == 202
+        await self.work()
+
     async def work(self) -> None:
         """Run a burst worker until the queue, deferred retries included, is empty."""
         worker = create_worker(self.settings, burst=True, handle_signals=False)
@@ -30,6 +46,14 @@ class Herald:
             await worker.main()
         finally:
             await worker.close()
+
+
+def forget_deliveries(redis_url: str) -> None:
+    """As if the dedupe window had passed: a resend is taken again."""
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{DEDUPE_PREFIX}*"):
+        client.delete(key)
+    client.close()
 
 
 @contextlib.asynccontextmanager

@@ -17,34 +17,31 @@ from handlers.retest import retest
 from providers.gitlab import client as gitlab_client
 from providers.jenkins import client as jenkins_client
 from tests.fakes import context
-from tests.fakes.gitlab import DEVELOPER, GUEST, TOKEN, FakeGitLab, serve
+from tests.fakes.gitlab import FakeGitLab
+from tests.fakes.gitlab_review import (
+    DEVELOPER_ID,
+    GUEST_ID,
+    PROJECT,
+    gitlab_env,
+    merge_request_on_gitlab,
+)
 from tests.fakes.jenkins import FakeJenkins
 from tests.jenkins.conftest import JOB, PR, SHA, jenkins_env
 from tests.jenkins.world import JenkinsAndForge, notification, ref_of, seed_build
 
-PROJECT, PATH = 48213, "acme/inventory"
-DEVELOPER_ID, GUEST_ID = 4127, 5001
+PATH = "acme/inventory"
 
 
 @pytest.fixture
 def gitlab() -> Iterator[FakeGitLab]:
-    fake = FakeGitLab()
-    with serve(fake) as url:
-        fake.url = url
-        fake.add_project(PROJECT, PATH)
-        fake.add_merge_request(PROJECT, PR, sha=SHA, source_branch="stock-ledger")
-        fake.add_member(PROJECT, DEVELOPER_ID, "mkovac", DEVELOPER)
-        fake.add_member(PROJECT, GUEST_ID, "visitor", GUEST)
+    with merge_request_on_gitlab(PATH, PR, SHA, "stock-ledger") as fake:
         yield fake
-
-
 
 
 @pytest.fixture
 async def world(jenkins: FakeJenkins, gitlab: FakeGitLab, http: httpx.AsyncClient
                 ) -> AsyncIterator[tuple[dict[str, str], JenkinsAndForge]]:
-    env = {**jenkins_env(jenkins), "HERALD_GITLAB_URL": gitlab.url,
-           "HERALD_GITLAB_TOKEN": TOKEN, "HERALD_GITLAB_TIMEOUT": "2"}
+    env = {**jenkins_env(jenkins), **gitlab_env(gitlab)}
     forge = gitlab_client.create_client(ProviderSettings("gitlab", env), None)
     ci = jenkins_client.create_client(ProviderSettings("jenkins", env), http)
     yield env, JenkinsAndForge(ci, "gitlab", forge)
