@@ -1,0 +1,105 @@
+"""What the tests of a CI source that reports on another system's forge (Jenkins,
+TeamCity) share: the fake GitHub its builds' code lives on, a capture server standing for
+any other host, the test's HTTP client and Redis, and the worker's `ctx.clients` with that
+CI source and one forge's real client. A provider's conftest imports the fixtures."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import redis as sync_redis
+import redis.asyncio as aioredis
+
+from bot.queue import DEDUPE_PREFIX
+from tests.fakes import herald as harness
+from tests.fakes.github import FakeGitHub, running_fake, serve
+from tests.fakes.jenkins import CaptureServer
+from tests.github.conftest import WEBHOOK_SECRET, app_key, payload
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeGitHub]:
+    """The fake GitHub the builds' code lives on (the forge Herald reports to)."""
+    private, public = app_key()
+    async with running_fake(FakeGitHub(private_key=private, public_key=public)) as running:
+        yield running
+
+
+@pytest.fixture
+async def capture() -> AsyncIterator[CaptureServer]:
+    server = CaptureServer()
+    async with serve(server) as url:
+        server.url = url.replace("127.0.0.1", "localhost")
+        yield server
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(follow_redirects=False) as client:
+        yield client
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+class SourceAndForge:
+    """`ctx.clients` of a worker with one CI source and one forge's real client."""
+
+    def __init__(self, source_name: str, source: Any, forge_name: str, forge: Any) -> None:
+        self.by_name = {source_name: source, forge_name: forge}
+        self.forge_name = forge_name
+
+    def source(self, provider: str) -> Any:
+        return self.by_name[provider]
+
+    def forge(self, provider: str) -> Any:
+        assert provider == self.forge_name
+        return self.by_name[provider]
+
+
+class HeraldOnGitHub(harness.Herald):
+    """Herald in an end-to-end test, with GitHub's signed `issue_comment` webhook."""
+
+    async def comment(self, body: dict[str, Any]) -> httpx.Response:
+        raw = json.dumps(body).encode()
+        signature = hmac.new(WEBHOOK_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        return await self.http.post("/webhooks/github", content=raw, headers={
+            "content-type": "application/json",
+            "x-github-event": "issue_comment",
+            "x-github-delivery": str(uuid.uuid4()),
+            "x-hub-signature-256": f"sha256={signature}",
+        })
+
+
+def retest_comment(fake: FakeGitHub, repo: str, number: int, author: str,
+                   comment_id: int = 2498765432, body: str = "/retest") -> dict[str, Any]:
+    """GitHub's `issue_comment` webhook of `author` writing `body` on pull request `number`."""
+    owner, name = repo.split("/", 1)
+    event = copy.deepcopy(payload("issue_comment_created.json"))
+    event["repository"].update(full_name=repo, name=name)
+    event["repository"]["owner"]["login"] = owner
+    event["issue"]["number"] = number
+    event["comment"].update(id=comment_id, body=body)
+    event["comment"]["user"].update(login=author, type="User")
+    event["installation"]["id"] = fake.installation_id
+    return event
+
+
+def forget_deliveries(redis_url: str) -> None:
+    """As if the dedupe window had passed: a resend is taken again."""
+    client = sync_redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{DEDUPE_PREFIX}*"):
+        client.delete(key)
+    client.close()
