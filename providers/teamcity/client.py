@@ -454,7 +454,9 @@ class TeamCityClient:
             body["branchName"] = data["branchName"]
         revisions = [self._revision(r) for r in revisions_of(data)]
         if revisions:
-            body["revisions"] = {"revision": revisions}
+            # The same commit or nothing: without the flag a revision TeamCity no longer
+            # knows would quietly build the latest changes instead.
+            body["revisions"] = {"revision": revisions, "failOnMissingRevisions": True}
         number = build_id(ref)
 
         async def queue() -> str:

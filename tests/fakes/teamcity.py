@@ -439,7 +439,10 @@ class FakeTeamCity(FakeAPI):
         roots = {r["vcs-root-instance"]["id"]: r["vcs-root-instance"]["vcs-root-id"]
                  for b in self.server.builds.values() if b["buildTypeId"] == build_type
                  for r in b["revisions"]["revision"]}
-        for revision in (asked.get("revisions") or {}).get("revision", []):
+        pinned = asked.get("revisions") or {}
+        if not isinstance(pinned.get("failOnMissingRevisions", False), bool):
+            raise Refused(400, "failOnMissingRevisions must be a boolean")
+        for revision in pinned.get("revision", []):
             instance = revision.get("vcs-root-instance") or {}
             if not isinstance(revision.get("version"), str) or not (
                 instance.get("id") in roots or instance.get("vcs-root-id") in roots.values()

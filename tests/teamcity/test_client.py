@@ -459,7 +459,8 @@ async def test_a_rerun_queues_the_same_configuration_branch_and_revision(
     assert queued["branchName"] == "pull/118"
     assert queued["revisions"] == {"revision": [{
         "version": SHA, "vcsBranchName": "refs/pull/118",
-        "vcs-root-instance": {"id": INSTANCE, "vcs-root-id": ROOT}}]}
+        "vcs-root-instance": {"id": INSTANCE, "vcs-root-id": ROOT}}],
+        "failOnMissingRevisions": True}
     assert queued["comment"]["text"].startswith("Herald: /retest by @lena on github [herald-")
 
 
