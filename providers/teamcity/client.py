@@ -498,7 +498,7 @@ class TeamCityClient:
             f"read the queue of {build_type}")
         started = await self._json(
             self._rest("/builds", locator=(
-                f"buildType:(id:{build_type}),branch:default:any,state:any,"
+                f"buildType:(id:{build_type}),branch:default:any,running:any,"
                 f"sinceBuild:(id:{since}),count:100"), fields=LATER_FIELDS),
             f"read the builds of {build_type} since {since}")
         found: list[dict[str, Any]] = []

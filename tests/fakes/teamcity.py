@@ -467,11 +467,12 @@ class FakeTeamCity(FakeAPI):
 
     def _list_builds(self, *, query: dict[str, str], **_: Any) -> Any:
         locator = parse_locator(query.get("locator", ""))
-        _only(locator, {"buildType", "branch", "state", "sinceBuild", "count"})
+        _only(locator, {"buildType", "branch", "running", "sinceBuild", "count"})
         build_type = parse_locator(locator.get("buildType", "")).get("id")
         since = _number(parse_locator(locator.get("sinceBuild", "id:0")).get("id", ""), "id")
         if locator.get("branch") != "default:any":
             raise Refused(400, "the fake serves branch:default:any only")
+        # TeamCity's default filter leaves canceled builds out unless asked for.
         found = [b for i, b in sorted(self.server.builds.items())
-                 if b["buildTypeId"] == build_type and i > since]
+                 if b["buildTypeId"] == build_type and i > since and "canceledInfo" not in b]
         return {"count": len(found), "build": found}
