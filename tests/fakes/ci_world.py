@@ -10,8 +10,9 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any, Final
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ import redis as sync_redis
 import redis.asyncio as aioredis
 
 from bot.queue import DEDUPE_PREFIX
+from tests.fakes import gitlab as gitlab_fake
 from tests.fakes import herald as harness
 from tests.fakes.github import FakeGitHub, running_fake, serve
 from tests.fakes.jenkins import CaptureServer
@@ -103,3 +105,23 @@ def forget_deliveries(redis_url: str) -> None:
     for key in client.scan_iter(f"{DEDUPE_PREFIX}*"):
         client.delete(key)
     client.close()
+
+
+#: The GitLab project a build's code lives on, and who may (and may not) retest there.
+GITLAB_PROJECT: Final = 48213
+DEVELOPER_ID, GUEST_ID = 4127, 5001
+
+
+@contextmanager
+def gitlab_project(path: str, number: int, sha: str, branch: str
+                   ) -> Iterator[gitlab_fake.FakeGitLab]:
+    """The fake GitLab serving project `path` with merge request `number` at `sha`, a
+    Developer (`mkovac`) and a Guest (`visitor`)."""
+    fake = gitlab_fake.FakeGitLab()
+    with gitlab_fake.serve(fake) as url:
+        fake.url = url
+        fake.add_project(GITLAB_PROJECT, path)
+        fake.add_merge_request(GITLAB_PROJECT, number, sha=sha, source_branch=branch)
+        fake.add_member(GITLAB_PROJECT, DEVELOPER_ID, "mkovac", gitlab_fake.DEVELOPER)
+        fake.add_member(GITLAB_PROJECT, GUEST_ID, "visitor", gitlab_fake.GUEST)
+        yield fake

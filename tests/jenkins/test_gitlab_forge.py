@@ -17,27 +17,19 @@ from handlers.retest import retest
 from providers.gitlab import client as gitlab_client
 from providers.jenkins import client as jenkins_client
 from tests.fakes import context
-from tests.fakes.gitlab import DEVELOPER, GUEST, TOKEN, FakeGitLab, serve
+from tests.fakes.ci_world import DEVELOPER_ID, GITLAB_PROJECT, GUEST_ID, gitlab_project
+from tests.fakes.gitlab import TOKEN, FakeGitLab
 from tests.fakes.jenkins import FakeJenkins
 from tests.jenkins.conftest import JOB, PR, SHA, jenkins_env
 from tests.jenkins.world import JenkinsAndForge, notification, ref_of, seed_build
 
-PROJECT, PATH = 48213, "acme/inventory"
-DEVELOPER_ID, GUEST_ID = 4127, 5001
+PROJECT, PATH = GITLAB_PROJECT, "acme/inventory"
 
 
 @pytest.fixture
 def gitlab() -> Iterator[FakeGitLab]:
-    fake = FakeGitLab()
-    with serve(fake) as url:
-        fake.url = url
-        fake.add_project(PROJECT, PATH)
-        fake.add_merge_request(PROJECT, PR, sha=SHA, source_branch="stock-ledger")
-        fake.add_member(PROJECT, DEVELOPER_ID, "mkovac", DEVELOPER)
-        fake.add_member(PROJECT, GUEST_ID, "visitor", GUEST)
+    with gitlab_project(PATH, PR, SHA, "stock-ledger") as fake:
         yield fake
-
-
 
 
 @pytest.fixture
