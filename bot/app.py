@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 
 from bot import logging as herald_logging
 from bot.egress import EgressPolicy, guarded_transport
+from bot.files import serve_file
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.ports import NotConfigured, ProviderDirectory
 from bot.queue import RedisQueue
@@ -178,6 +179,8 @@ ROUTES = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
+    # Signed, expiring links to files (bot.files); 404 unless HERALD_URL_SIGNING_KEY is set.
+    Route("/files/{key:path}", serve_file, methods=["GET", "HEAD"]),
 ]
 
 

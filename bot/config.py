@@ -334,6 +334,26 @@ class TravisConfig(BaseModel):
     )
 
 
+class LocalConfig(BaseModel):
+    """The Local provider (`providers.local`): runs are folders, reports are files. It has
+    no webhook (a folder cannot sign one); the library and the worker read runs by name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    root: Path | None = setting(
+        None, "the folder holding the runs: a run is a folder under it, named by its path",
+        shown_default="none: the Local provider is off",
+    )
+    reports_dir: Path | None = setting(
+        None, "where a run's `report.md`, `report.html` and `report.json` are written, at "
+        "the run's path", shown_default="`HERALD_STATE_DIR/reports`",
+    )
+    artifact_patterns: str = setting(
+        "*", "comma-separated, case-insensitive globs of the paths in a run's folder read "
+        "as test reports; every file by default, so one that is no report is named",
+    )
+
+
 # ---- the schema --------------------------------------------------------------------------
 
 
@@ -392,6 +412,16 @@ class HeraldConfig(BaseSettings):
     )
     retry_after_seconds: WholeNumber = setting(
         30, "the `Retry-After` of a 503", ge=1
+    )
+    url_signing_key: SecretStr | None = setting(
+        None, "signs the links to files Herald serves (`/files/…`, a Local run's reports' "
+        "artifacts); comma-separated to roll a new key out beside the old",
+        shown_default="none: no files are served, links are `file:` URLs",
+    )
+    url_signing_key_file: Path | None = setting(None, "a file holding the signing key instead")
+    url_ttl_seconds: WholeNumber = setting(
+        7 * 24 * 3600, "how long a signed link stays valid: a week, as long as a pull "
+        "request is usually read", ge=60,
     )
     secrets_cache_seconds: Seconds = setting(
         5.0, "how long webhook secrets read from files or provider APIs are kept "
@@ -470,6 +500,7 @@ class HeraldConfig(BaseSettings):
     travis: TravisConfig = TravisConfig()
     jenkins: JenkinsConfig = JenkinsConfig()
     teamcity: TeamCityConfig = TeamCityConfig()
+    local: LocalConfig = LocalConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> HeraldConfig:
@@ -732,9 +763,11 @@ DOCS: Final[dict[str, tuple[str, ...]]] = {
     "docs/webhooks.md": ("circleci", "travis"),
     "docs/jenkins.md": ("jenkins",),
     "docs/teamcity.md": ("teamcity",),
+    "docs/local.md": ("local",),
 }
 _WEB = ("max_body_bytes", "max_buffered_bytes", "body_timeout_seconds",
-        "header_timeout_seconds", "retry_after_seconds", "secrets_cache_seconds")
+        "header_timeout_seconds", "retry_after_seconds", "url_signing_key",
+        "url_signing_key_file", "url_ttl_seconds", "secrets_cache_seconds")
 _BEGIN = re.compile(r"<!-- settings: ([a-z, -]+) -->\n")
 END: Final = "<!-- end of settings: written by `python -m bot.config --write` -->"
 

@@ -72,6 +72,10 @@ GAVE_UP: Final = (
 def artifact_patterns(settings: Settings, provider: str) -> tuple[str, ...]:
     configured = settings.provider(provider).get("artifact_patterns")
     if configured is None:
+        # A section may have a default of its own (the Local provider reads every file).
+        section = getattr(settings.config, provider.replace("-", "_"), None)
+        configured = getattr(section, "artifact_patterns", None)
+    if configured is None:
         return DEFAULT_ARTIFACT_PATTERNS
     return tuple(p.strip() for p in configured.split(",") if p.strip())
 

@@ -87,11 +87,29 @@ def parse_command(body: str) -> Command | None:
     return None
 
 
-def run_label(ref: RunRef) -> str:
+#: The CI system behind each provider name, as people call it: a reply on the forge says
+#: where a rerun runs when that is not the forge's own CI.
+CI_NAMES: Final = {
+    "github": "GitHub Actions", "gitlab": "GitLab CI/CD", "bitbucket": "Bitbucket Pipelines",
+    "azure-devops": "Azure Pipelines", "jenkins": "Jenkins", "circleci": "CircleCI",
+    "travis": "Travis CI", "teamcity": "TeamCity",
+}
+
+
+def ci_name(provider: str) -> str:
+    return md_text(CI_NAMES.get(provider, provider))
+
+
+def run_label(ref: RunRef, forge: str | None = None) -> str:
+    """The run as a link; `on <CI>` after it when `forge` (where the reply goes) is another
+    system than the run's."""
     # Workflow and pipeline names come from the repository under review: escaped, they
     # can neither forge a link nor mention anyone.
     name = ref.extra.get("name") or ref.extra.get("workflow_name") or f"run {ref.run_id}"
-    return md_link(str(name), ref.url)
+    label = md_link(str(name), ref.url)
+    if forge is not None and ref.provider != forge:
+        label += f" on {ci_name(ref.provider)}"
+    return label
 
 
 def done_name(provider: str, repo: str, comment: Comment) -> str:
@@ -147,15 +165,15 @@ async def _retest(
             try:
                 result = await ci.rerun(asked, failed_only=True)
             except (PermanentError, Unsupported) as exc:
-                problems.append(
-                    COULD_NOT.format(run=run_label(ref), error=md_text(str(exc).rstrip(".")))
-                )
+                problems.append(COULD_NOT.format(run=run_label(ref, provider),
+                                                 error=md_text(str(exc).rstrip("."))))
                 continue
             await store.mark_done(done, item)
             if result.url:
                 started[ref.run_id] = result.url
         rerun.append(ref)
-    await forge.reply(repo, comment, reply_text(comment.author, rerun, problems, started))
+    await forge.reply(repo, comment, reply_text(comment.author, rerun, problems, started,
+                                                    forge=provider))
     await store.mark_done(done, "replied")
     ctx.log.info("retest", author=comment.author, rerun=[r.run_id for r in rerun],
                  problems=len(problems))
@@ -174,7 +192,7 @@ async def _failed_runs(
             source = ctx.clients.source(name)
         except (NotConfigured, Unsupported) as exc:
             if name != forge_name:  # a forge without a CI of its own is no problem
-                problems.append(f"Could not ask {md_text(name)}: {md_text(str(exc))}.")
+                problems.append(f"Could not ask {ci_name(name)}: {md_text(str(exc))}.")
             continue
         if not isinstance(source, CISource):
             continue
@@ -185,20 +203,22 @@ async def _failed_runs(
             else:
                 found.extend(await source.latest_failed_runs(change))
         except PermanentError as exc:
-            problems.append(f"Could not ask {md_text(name)}: {md_text(str(exc))}.")
+            problems.append(f"Could not ask {ci_name(name)}: {md_text(str(exc))}.")
     return found
 
 
 def reply_text(
-    author: str, rerun: list[RunRef], problems: list[str], started: dict[str, str] | None = None
+    author: str, rerun: list[RunRef], problems: list[str], started: dict[str, str] | None = None,
+    forge: str | None = None,
 ) -> str:
-    """The answer to `/retest`; `started` maps a rerun's run id to the new run it started
-    (a CI that reruns by starting a new run, as Bitbucket Pipelines does)."""
+    """The answer to `/retest` on `forge`; `started` maps a rerun's run id to the new run it
+    started (a CI that reruns by starting a new run, as Bitbucket Pipelines does)."""
     if rerun:
         labels = []
         for ref in rerun:
             url = (started or {}).get(ref.run_id)
-            labels.append(run_label(ref) + (f" ({md_link('new run', url)})" if url else ""))
+            labels.append(run_label(ref, forge)
+                          + (f" ({md_link('new run', url)})" if url else ""))
         lines = [RERUNNING.format(author=author, runs=", ".join(labels))]
     elif problems:
         lines = [f"@{author}"]

@@ -23,16 +23,16 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from bot.console import printable
-from bot.reports import iter_html, iter_json, render_markdown
+from bot.reports import iter_json
+from bot.reports.files import REPORT_FILES, write_reports
 from bot.results.model import Metric, ParseError, TestRun, format_duration
 
-FORMATS = {"md": "report.md", "html": "report.html", "json": "report.json"}
+FORMATS = REPORT_FILES
 DEFAULT_OUT = "herald-report"
 #: Below this many input bytes parsing takes a moment; a progress bar would only flicker.
 PROGRESS_THRESHOLD = 32 * 1024 * 1024
@@ -112,28 +112,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         out = Path(args.out or DEFAULT_OUT)
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            for name in args.format:
-                # Written piece by piece: a million-test report is never one string.
-                # `replace` writes what UTF-8 cannot hold (lone surrogates from a file
-                # name, PEP 383) as `?`, as `_encodable` does.
-                with open(out / FORMATS[name], "w", encoding="utf-8", errors="replace") as fp:
-                    fp.writelines(_pieces(name, result, args.passed_detail))
+            write_reports(out, result, args.format, passed_detail=args.passed_detail)
         except OSError as exc:
             print(printable(f"herald: cannot write the reports to {out}: {exc}"), file=sys.stderr)
             return 2
     print(_encodable(summary_line(result, read)), file=summary_stream)
     return exit_status(result)
-
-
-def _pieces(name: str, result: TestRun, passed_detail: bool) -> Iterator[str]:
-    if name == "json":
-        yield from iter_json(result, passed_detail=passed_detail)
-        yield "\n"
-    elif name == "html":
-        yield from iter_html(result)
-    else:
-        yield render_markdown(result)  # a comment's size: one string is fine
 
 
 def exit_status(result: TestRun) -> int:

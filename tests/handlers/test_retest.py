@@ -285,3 +285,26 @@ async def test_a_source_that_cannot_search_by_commit_is_handed_its_own_reported_
     # GitHub searches its own runs; Jenkins is told only of the Jenkins build reported here.
     assert actions.calls == [("latest_failed_runs", "abc123")]
     assert jenkins.calls == [("latest_failed_of", "abc123", ["17"]), ("rerun", "17", True)]
+
+
+async def test_the_reply_says_where_each_rerun_runs_when_it_is_not_the_forge_s_own_ci(
+    redis,
+) -> None:
+    from bot.store import Store
+
+    head = Change(forge="github", repo="octo/app", sha="abc123", numbers=(5,))
+    jenkins_run = RunRef(provider="jenkins", repo="octo/app/PR-5", run_id="17",
+                         url="https://ci.example/job/PR-5/17/", extra={"name": "PR-5 #17"})
+    actions_run = failed_run("9", "CI")
+    await Store(redis).record_report(head, jenkins_run)
+    forge = FakeForge(trusted={"alice"})
+    ctx = context(comment_event(), redis, forge=forge)
+    ctx.clients = TwoSources(forge, github=FakeCI(failed=[actions_run]),
+                             jenkins=ReportedOnly())
+    await retest(ctx)
+
+    [reply] = [call[1] for call in forge.calls if call[0] == "reply"]
+    assert reply == (
+        f"@alice re-running the failed jobs of [CI]({actions_run.url}), "
+        "[PR-\u20605 #\u206017](https://ci.example/job/PR-5/17/) on Jenkins."
+    )

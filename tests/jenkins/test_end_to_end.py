@@ -149,7 +149,7 @@ async def test_retest_from_a_trusted_user_builds_the_failed_job_once(
     build_page = f"{jenkins.url}/job/acme/job/inventory/job/PR-64/17/"
     # The job's name is inert in Markdown (`#17` is no issue link): shown as `run_label` does.
     assert reply == (f"{reply_marker('2498765432')}\n@lena re-running the failed jobs of "
-                     f"{md_link(f'{JOB} #17', build_page)}.")
+                     f"{md_link(f'{JOB} #17', build_page)} on Jenkins.")
     assert fake.repo(REPO).reactions == [{"comment_id": 2498765432, "content": "eyes"}]
 
     # Another /retest while that rebuild waits in Jenkins' queue asks for nothing more.

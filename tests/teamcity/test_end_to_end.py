@@ -175,7 +175,7 @@ async def test_retest_from_a_trusted_user_queues_the_failed_build_once(
     build_page = f"{teamcity.url}/buildConfiguration/{BUILD_TYPE}/{BUILD_ID}"
     # The build's name is inert in Markdown (`#512` is no issue link).
     assert reply == (f"{reply_marker('2498765432')}\n@lena re-running the failed jobs of "
-                     f"{md_link('Storefront / Build #512', build_page)}.")
+                     f"{md_link('Storefront / Build #512', build_page)} on TeamCity.")
 
     # Another /retest while that build waits in TeamCity's queue asks for nothing more.
     await herald.comment(retest_comment(fake, "lena", comment_id=2498765433))
