@@ -326,6 +326,26 @@ def _is_report_url_template(value: str) -> bool:
 def _are_log_summaries(value: str) -> bool:
     names = {part.strip() for part in value.split(",")}
     return bool(names) and names <= TRAVIS_LOG_SUMMARIES
+class TeamCityConfig(ClientConfig):
+    """TeamCity as a CI source: its builds are read with an access token; the report goes
+    to the forge the build's VCS root URL names (`bot.forges`)."""
+
+    url: HttpUrl | None = setting(
+        None, "your TeamCity server's address (`https://teamcity.example`, with its context "
+        "path if any); every request goes there, whatever URL a webhook names",
+        shown_default="none: no reports", allowed="an http(s):// URL with a host",
+    )
+    token: SecretStr | None = setting(
+        None, "an access token (sent as `Bearer`) of a user who may view the projects' "
+        "builds and build configuration settings; Run build for `/retest`, Edit build "
+        "comments for the build's comment",
+        shown_default="none: no reports",
+    )
+    token_file: Path | None = setting(None, "a file holding the token instead")
+    timeout: Seconds = setting(
+        15.0, "seconds per TeamCity request (connect and read); shorter than "
+        "`HERALD_JOB_TIMEOUT_SECONDS`", gt=0,
+    )
 
 
 class TravisConfig(BaseModel):
@@ -536,7 +556,7 @@ class HeraldConfig(BaseSettings):
     circleci: ProviderConfig = ProviderConfig()
     travis: TravisConfig = TravisConfig()
     jenkins: JenkinsConfig = JenkinsConfig()
-    teamcity: ProviderConfig = ProviderConfig()
+    teamcity: TeamCityConfig = TeamCityConfig()
     local: LocalConfig = LocalConfig()
 
     @model_validator(mode="after")
@@ -797,9 +817,10 @@ DOCS: Final[dict[str, tuple[str, ...]]] = {
     "docs/gitlab.md": ("gitlab",),
     "docs/azure-devops.md": ("azure-devops",),
     "docs/bitbucket.md": ("bitbucket",),
-    "docs/webhooks.md": ("circleci", "teamcity"),
+    "docs/webhooks.md": ("circleci",),
     "docs/jenkins.md": ("jenkins",),
     "docs/travis.md": ("travis",),
+    "docs/teamcity.md": ("teamcity",),
     "docs/local.md": ("local",),
 }
 _WEB = ("max_body_bytes", "max_buffered_bytes", "body_timeout_seconds",

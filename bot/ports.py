@@ -238,7 +238,8 @@ class CISource(Protocol):
 
 @runtime_checkable
 class ReportedRunsSource(Protocol):
-    """A CI source that cannot search its runs by commit (Jenkins): `/retest` hands it the
+    """A CI source that cannot search its runs by commit (Jenkins), or need not (TeamCity:
+    the records name the configurations that reported): `/retest` hands it the
     runs Herald recorded reporting on the change's commit, and it says which of them are
     the latest of their job and failed. A source without this method is asked
     `CISource.latest_failed_runs` instead."""
@@ -250,8 +251,9 @@ class ReportedRunsSource(Protocol):
 @runtime_checkable
 class RunSurface(Protocol):
     """A CI source that also shows a one-line result on the run itself (Jenkins' build
-    description), second to the forge's report: the report handler calls it after
-    publishing, and a refusal (no permission) costs the forge's report nothing."""
+    description, TeamCity's build comment), second to the forge's report: the report
+    handler calls it after publishing, and a refusal (no permission) costs the forge's
+    report nothing."""
 
     async def describe(self, ref: RunRef, run: TestRun, change: Change) -> None: ...
 

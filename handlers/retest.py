@@ -20,7 +20,7 @@ comment in Redis (`bot.store`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from bot.context import Context
@@ -160,8 +160,12 @@ async def _retest(
         item = f"run:{ref.provider}:{ref.run_id}"
         if not await store.done(done, item):
             ci: CISource = ctx.clients.source(ref.provider)
+            # Who asked, where: a CI that keeps a note with the rerun (TeamCity's queue
+            # comment) names them; the forge's own login, never a mention on the forge.
+            asked = replace(ref, extra={**ref.extra, "requested_by": comment.author,
+                                        "requested_on": provider})
             try:
-                result = await ci.rerun(ref, failed_only=True)
+                result = await ci.rerun(asked, failed_only=True)
             except (PermanentError, Unsupported) as exc:
                 problems.append(COULD_NOT.format(run=run_label(ref, provider),
                                                  error=md_text(str(exc).rstrip("."))))

@@ -71,6 +71,7 @@ CLIENTS: dict[str, str] = {
     "bitbucket": "providers.bitbucket.client:create_client",
     "jenkins": "providers.jenkins.client:create_client",
     "travis": "providers.travis.client:create_client",
+    "teamcity": "providers.teamcity.client:create_client",
     # Runs in folders and reports in files; no webhook, so not in BUILTIN.
     "local": "providers.local:create_client",
 }

@@ -659,3 +659,42 @@ class HttpSession:
         finally:
             await response.aclose()
 
+
+
+async def read_json(
+    session: HttpSession,
+    url: str,
+    *,
+    what: str,
+    max_bytes: int,
+    headers: Mapping[str, str] | None = None,
+    scope: str = "",
+) -> object:
+    """A JSON answer read through `HttpSession.download`: streamed under the download
+    timeout and refused over `max_bytes`, for answers that may be large (a test report,
+    a page of test results). Not JSON: a `PermanentError` naming `what`."""
+    body = bytearray()
+    async for chunk in session.download(
+        url, what=what, max_bytes=max_bytes, headers=headers, scope=scope
+    ):
+        body += chunk
+    try:
+        return json.loads(bytes(body))
+    except ValueError:
+        raise PermanentError(f"{what}: {session.label} sent no JSON") from None
+
+
+def streamed_session(
+    http: httpx.AsyncClient | None, *, provider: str, label: str, base_url: str,
+    seconds: float,
+) -> HttpSession:
+    """A session for an API whose JSON answers are streamed too (`read_json`): one timeout
+    for every read, which httpx counts per chunk, so a large artifact still streams as
+    long as it flows; connecting takes 5 s at most. Over a client of its own when `http`
+    is None (the caller then owns it)."""
+    timeout = httpx.Timeout(seconds, connect=min(5.0, seconds))
+    return HttpSession(
+        http if http is not None else httpx.AsyncClient(follow_redirects=False),
+        provider=provider, label=label, base_url=base_url,
+        policy=Policy(timeout=timeout, download_timeout=timeout),
+    )

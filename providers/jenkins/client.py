@@ -47,7 +47,6 @@ https://plugins.jenkins.io/junit, https://plugins.jenkins.io/git.
 from __future__ import annotations
 
 import base64
-import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -70,7 +69,13 @@ from providers.base import (
     ReportOrigin,
     Rerun,
 )
-from providers.http import HttpSession, NotFound, Policy, error_for_status
+from providers.http import (
+    HttpSession,
+    NotFound,
+    error_for_status,
+    read_json,
+    streamed_session,
+)
 from providers.jenkins import testreport
 from providers.writes import append_once
 
@@ -200,15 +205,8 @@ class JenkinsClient:
 
     async def _json(self, path: str, what: str, tree: str | None = None) -> Any:
         url = f"{self.base_url}{path}" + (f"?{urlencode({'tree': tree})}" if tree else "")
-        body = bytearray()
-        async for chunk in self.session.download(
-            url, what=what, max_bytes=MAX_JSON_BYTES, headers=self._auth, scope=SCOPE
-        ):
-            body += chunk
-        try:
-            return json.loads(bytes(body))
-        except ValueError:
-            raise PermanentError(f"{what}: Jenkins sent no JSON") from None
+        return await read_json(self.session, url, what=what, max_bytes=MAX_JSON_BYTES,
+                               headers=self._auth, scope=SCOPE)
 
     async def _build(self, ref: RunRef, *, fresh: bool = False) -> dict[str, Any]:
         key = (ref.repo, build_number(ref))
@@ -524,16 +522,8 @@ def create_client(
             "with Overall/Read and Job/Read, Job/Build for /retest)"
         )
     assert config.url is not None and config.user is not None and token is not None
-    timeout = httpx.Timeout(config.timeout, connect=min(5.0, config.timeout))
-    session = HttpSession(
-        http if http is not None else httpx.AsyncClient(follow_redirects=False),
-        provider=NAME,
-        label="Jenkins",
-        base_url=config.url,
-        # JSON answers are streamed too (`_json`): one timeout for every read, which
-        # httpx counts per chunk, so a large artifact still streams as long as it flows.
-        policy=Policy(timeout=timeout, download_timeout=timeout),
-    )
+    session = streamed_session(http, provider=NAME, label="Jenkins", base_url=config.url,
+                               seconds=config.timeout)
     return JenkinsClient(
         session,
         user=config.user,

@@ -9,6 +9,15 @@ against `HERALD_TEAMCITY_WEBHOOK_SECRET`; set-up in docs/webhooks.md.
 
 `BUILD_FINISHED` and `BUILD_INTERRUPTED` are final: an interrupted (canceled) build does
 not also fire `BUILD_FINISHED`.
+
+The tcWebHooks plugin (https://github.com/tcplugins/tcWebHooks), for servers older than
+the bundled webhooks or for its templates, posts its JSON payload `{"build": {notifyType,
+buildId, buildTypeId, buildExternalTypeId, buildNumber, buildStatusUrl, branchName,
+buildResult, ...}}` with HTTP Basic or a custom header: checked the same way. Its final
+states (`buildFinished` and the `buildSuccessful` / `buildFailed` / `buildFixed` /
+`buildBroken` variants, `buildInterrupted`) all name one finished build: they share one
+delivery id, so a hook that sends two of them reports once. The commit is not in its
+payload: the client reads the build's revisions.
 """
 
 from __future__ import annotations
@@ -34,6 +43,11 @@ from providers.signatures import (
 
 NAME: Final = "teamcity"
 FINAL_EVENTS: Final = frozenset({"BUILD_FINISHED", "BUILD_INTERRUPTED"})
+#: tcWebHooks' `notifyType`s of a build that has finished (or was canceled).
+TCWEBHOOKS_FINAL: Final = frozenset({
+    "buildFinished", "buildSuccessful", "buildFailed", "buildFixed", "buildBroken",
+    "buildInterrupted",
+})
 #: Logical branch names the Pull Requests build feature gives PR builds.
 _PULL_BRANCH = re.compile(r"(?:^|/)(?:pull|pull-requests|merge-requests)/(\d+)(?:/|$)")
 #: A build properties file is a few kB; refuse to read anything much larger.
@@ -74,6 +88,42 @@ def read_properties(path: str) -> dict[str, str]:
     return values
 
 
+def _tcwebhooks(build: Mapping[str, Any], payload: dict[str, Any]) -> Event | Ignored:
+    """tcWebHooks' JSON payload (see the module docstring)."""
+    notify = as_str(build.get("notifyType")) or "unknown"
+    build_id = as_id(build.get("buildId"))
+    # One finished build, whichever final state (and however many of them) the hook sends.
+    final = notify in TCWEBHOOKS_FINAL
+    delivery = body_digest(as_str(build.get("buildStatusUrl")) or build_id or notify,
+                           "finished" if final else notify)
+    if not final:
+        return Ignored(NAME, notify, f"tcWebHooks state {notify!r} is not a finished build")
+    repo = as_str(build.get("buildExternalTypeId")) or as_str(build.get("buildTypeId"))
+    if repo is None or build_id is None:
+        raise BadPayload(f"tcWebHooks {notify} payload lacks buildId or buildTypeId")
+    branch = as_str(build.get("branchName"))
+    interrupted = notify == "buildInterrupted"
+    run = RunRef(
+        provider=NAME,
+        repo=repo,
+        run_id=build_id,
+        sha=None,
+        branch=strip_ref(branch),
+        change=change_from_branch(branch),
+        url=as_str(build.get("buildStatusUrl")),
+        status=(as_str(build.get("buildResult")) or "").upper() or None,
+        extra={
+            "event_type": notify,
+            "interrupted": interrupted,
+            "number": as_str(build.get("buildNumber")),
+            "build_type_name": as_text(build.get("buildName")),
+            "project_name": as_text(build.get("projectName")),
+            "default_branch": build.get("branchIsDefault") is True,
+        },
+    )
+    return Event(NAME, BUILD_COMPLETED, notify, delivery, repo=repo, run=run, payload=payload)
+
+
 class TeamCityProvider(Provider):
     name: ClassVar[str] = NAME
 
@@ -82,8 +132,12 @@ class TeamCityProvider(Provider):
         payload = load_json_object(body)
         event_type = as_str(payload.get("eventType"))
         build = payload.get("payload")
+        legacy = payload.get("build")
+        if not event_type and isinstance(legacy, dict) and as_str(legacy.get("notifyType")):
+            return _tcwebhooks(legacy, payload)
         if not event_type or not isinstance(build, dict):
-            raise BadPayload("not a TeamCity webhook: expected {eventType, payload}")
+            raise BadPayload("not a TeamCity webhook: expected {eventType, payload} (or "
+                             "tcWebHooks' {build: {notifyType, ...}})")
         web_url = as_str(build.get("webUrl"))
         build_id = as_id(build.get("id"))
         delivery = body_digest(web_url or build_id or body, event_type)
@@ -115,6 +169,7 @@ class TeamCityProvider(Provider):
                 "project_name": as_text(dig(build, "buildType", "projectName")),
                 "default_branch": build.get("defaultBranch") is True,
                 "vcs_root_id": as_str(dig(revision, "vcs-root-instance", "vcs-root-id")),
+                "vcs_root_instance_id": as_id(dig(revision, "vcs-root-instance", "id")),
             },
         )
         return Event(

@@ -29,6 +29,21 @@ from bot.embedded_redis import free_port
 from tests.fakes.lost import drop_answer
 
 
+@dataclass(frozen=True)
+class Call:
+    """One request a fake received, as it came (a `fault` it was answered with instead)."""
+
+    method: str
+    path: str  # as sent, still URL-encoded
+    query: dict[str, str]
+    body: bytes
+    headers: dict[str, str]
+    fault: int | str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
 @dataclass
 class Fault:
     pattern: re.Pattern[str]
@@ -135,6 +150,25 @@ class FakeAPI(abc.ABC):
         if lost is not None:
             request.scope["herald.lost"] = lost
         return fault, lost
+
+    async def received(self, request: Request) -> tuple[Call, Fault | None]:
+        """Record `request` as sent (raw path, query, body, lower-case headers) and say the
+        fault to answer it with instead of doing it; a hanging one is held here until the
+        client gives up."""
+        raw = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+        path = raw.split("?", 1)[0]
+        body = await request.body()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        fault, lost = self.intercept(request, f"{request.method} {path}")
+        outcome: int | str | None = lost
+        if fault is not None:
+            outcome = "hang" if fault.hang else fault.status
+        call = Call(request.method, path, dict(request.query_params.items()), body, headers,
+                    outcome)
+        self.calls.append(call)
+        if fault is not None and fault.hang:
+            await self.injected.hold(request)
+        return call, fault
 
     def lose_answer(self, pattern: str, *, how: str = "timeout", times: int = 1) -> None:
         """Do the next `times` requests whose `"METHOD /path"` matches `pattern`, then lose

@@ -51,19 +51,6 @@ TOKEN = "11f2c9f9ac5ffcb954158447874613629d"
 CRUMB_FIELD = "Jenkins-Crumb"
 
 
-@dataclass(frozen=True)
-class Call:
-    method: str
-    path: str  # as sent, still URL-encoded
-    query: dict[str, str]
-    body: bytes
-    headers: dict[str, str]
-    fault: int | str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.path}"
-
-
 @dataclass
 class Job:
     full_name: str
@@ -281,21 +268,12 @@ class FakeJenkins(FakeAPI):
     # ---- serving --------------------------------------------------------------------------
 
     async def _handle(self, request: Request) -> Response:
-        raw = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
-        path = raw.split("?", 1)[0]
-        body = await request.body()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        query = {k: v for k, v in request.query_params.items()}
-        fault, lost = self.intercept(request, f"{request.method} {path}")
+        call, fault = await self.received(request)
+        path, query, body, headers = call.path, call.query, call.body, call.headers
         if fault is not None:
-            self.calls.append(Call(request.method, path, query, body, headers,
-                                   "hang" if fault.hang else fault.status))
-            if fault.hang:
-                await self.injected.hold(request)
             return Response(f"<html><body>Error {fault.status}</body></html>",
                             status_code=fault.status, headers=fault.headers,
                             media_type="text/html")
-        self.calls.append(Call(request.method, path, query, body, headers, lost))
         refused = self._authenticate(headers)
         if refused is not None:
             return refused

@@ -8,13 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from bot.settings import ProviderSettings
 from providers.jenkins.client import JenkinsClient, create_client
-from tests.fakes.github import FakeGitHub, running_fake, serve
-from tests.fakes.jenkins import TOKEN, USER, CaptureServer, FakeJenkins
-from tests.github.conftest import app_key
+from tests.fakes.ci_world import capture, fake, http, redis  # noqa: F401 (fixtures)
+from tests.fakes.github import serve
+from tests.fakes.jenkins import TOKEN, USER, FakeJenkins
 
 #: The job of a multibranch pull request in nested folders, as in the webhook fixture.
 JOB = "acme/inventory/PR-64"
@@ -25,32 +24,16 @@ PR = 64
 
 @pytest.fixture
 async def jenkins() -> AsyncIterator[FakeJenkins]:
-    fake = FakeJenkins()
-    async with serve(fake) as url:
-        fake.url = url
-        yield fake
-        fake.release()  # hanging requests let go before the server stops
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeGitHub]:
-    """The fake GitHub the builds' code lives on (the forge Herald reports to)."""
-    private, public = app_key()
-    async with running_fake(FakeGitHub(private_key=private, public_key=public)) as running:
-        yield running
-
-
-@pytest.fixture
-async def capture() -> AsyncIterator[CaptureServer]:
-    server = CaptureServer()
+    server = FakeJenkins()
     async with serve(server) as url:
-        server.url = url.replace("127.0.0.1", "localhost")
+        server.url = url
         yield server
+        server.release()  # hanging requests let go before the server stops
 
 
-def jenkins_env(fake: FakeJenkins, **extra: str) -> dict[str, str]:
+def jenkins_env(server: FakeJenkins, **extra: str) -> dict[str, str]:
     return {
-        "HERALD_JENKINS_URL": fake.url,
+        "HERALD_JENKINS_URL": server.url,
         "HERALD_JENKINS_USER": USER,
         "HERALD_JENKINS_TOKEN": TOKEN,
         "HERALD_JENKINS_TIMEOUT": "2",
@@ -60,13 +43,9 @@ def jenkins_env(fake: FakeJenkins, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(follow_redirects=False) as client:
-        yield client
-
-
-@pytest.fixture
-def make_client(jenkins: FakeJenkins, http: httpx.AsyncClient) -> Callable[..., JenkinsClient]:
+def make_client(
+    jenkins: FakeJenkins, http: httpx.AsyncClient  # noqa: F811 (the fixture)
+) -> Callable[..., JenkinsClient]:
     def make(**extra: Any) -> JenkinsClient:
         return create_client(ProviderSettings("jenkins", jenkins_env(jenkins, **extra)), http)
 
@@ -77,9 +56,3 @@ def make_client(jenkins: FakeJenkins, http: httpx.AsyncClient) -> Callable[..., 
 def client(make_client: Callable[..., JenkinsClient]) -> JenkinsClient:
     return make_client()
 
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()

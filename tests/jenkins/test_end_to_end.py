@@ -17,7 +17,7 @@ import pytest
 from bot.reports.markdown import md_link
 from providers.github.client import RETEST_POLICY
 from providers.github.publish import reply_marker
-from tests.fakes import github_comments
+from tests.fakes import ci_world as world
 from tests.fakes import herald as harness
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jenkins import FakeJenkins
@@ -33,15 +33,12 @@ CHECK_NAME = f"Herald (jenkins: {JOB})"
 BUILD = r"/job/acme/job/inventory/job/PR-64/17/api/json"
 
 
-class Herald(harness.Herald):
+class Herald(world.HeraldOnGitHub):
     async def notify(self, body: dict[str, Any], *, token: str = SECRET) -> httpx.Response:
         """What the Jenkinsfile step of docs/jenkins.md sends."""
         return await self.http.post("/webhooks/jenkins", content=json.dumps(body).encode(),
                                     headers={"content-type": "application/json",
                                              "x-herald-token": token})
-
-    async def comment(self, body: dict[str, Any]) -> httpx.Response:
-        return await github_comments.deliver(self.http, body)
 
 
 def start(redis_url: str, tmp_path: Path, github: FakeGitHub, jenkins: FakeJenkins,
@@ -60,7 +57,7 @@ async def herald(redis_url: str, tmp_path: Path, fake: FakeGitHub,
 
 def retest_comment(fake: FakeGitHub, author: str, comment_id: int = 2498765432,
                    body: str = "/retest") -> dict[str, Any]:
-    return github_comments.issue_comment(fake, REPO, PR, author, comment_id, body)
+    return world.retest_comment(fake, REPO, PR, author, comment_id, body)
 
 
 async def test_a_finished_build_is_reported_once_across_redeliveries(

@@ -17,24 +17,24 @@ from handlers.retest import retest
 from providers.gitlab import client as gitlab_client
 from providers.jenkins import client as jenkins_client
 from tests.fakes import context
-from tests.fakes.gitlab import FakeGitLab
-from tests.fakes.gitlab_review import (
+from tests.fakes.ci_world import (
     DEVELOPER_ID,
+    GITLAB_PROJECT,
     GUEST_ID,
-    PROJECT,
     gitlab_env,
-    merge_request_on_gitlab,
+    gitlab_project,
 )
+from tests.fakes.gitlab import FakeGitLab
 from tests.fakes.jenkins import FakeJenkins
 from tests.jenkins.conftest import JOB, PR, SHA, jenkins_env
 from tests.jenkins.world import JenkinsAndForge, notification, ref_of, seed_build
 
-PATH = "acme/inventory"
+PROJECT, PATH = GITLAB_PROJECT, "acme/inventory"
 
 
 @pytest.fixture
 def gitlab() -> Iterator[FakeGitLab]:
-    with merge_request_on_gitlab(PATH, PR, SHA, "stock-ledger") as fake:
+    with gitlab_project(PATH, PR, SHA, "stock-ledger") as fake:
         yield fake
 
 

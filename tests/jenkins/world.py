@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.events import Event, RunRef
 from providers.jenkins import JenkinsProvider
-from tests.fakes.forge_clients import SourceAndForge
+from tests.fakes.ci_world import SourceAndForge
 from tests.fakes.jenkins import FakeJenkins, case, junit_report, suite
 from tests.jenkins.conftest import JOB, REMOTE, SHA
 from tests.providers.senders import fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
@@ -56,6 +57,7 @@ def test_a_finished_build_is_a_finished_build() -> None:
         "project_name": "Storefront",
         "default_branch": False,
         "vcs_root_id": "Storefront_GitHub",
+        "vcs_root_instance_id": "1201",
     }
 
 
@@ -91,3 +93,45 @@ def test_a_body_that_is_not_the_webhook_envelope_is_bad() -> None:
 )
 def test_pull_request_branches_name_their_change(branch: str | None, change: int | None) -> None:
     assert change_from_branch(branch) == change
+
+
+def tcwebhooks(notify: str, **build: object) -> bytes:
+    """tcWebHooks' JSON payload of build 204118 (its `legacy JSON` / `JSON` templates)."""
+    fields: dict[str, object] = {
+        "notifyType": notify, "buildId": "204118", "buildTypeId": "Storefront_Build",
+        "buildExternalTypeId": "Storefront_Build", "buildInternalTypeId": "bt12",
+        "buildName": "Build", "projectName": "Storefront", "buildNumber": "512",
+        "buildResult": "failure", "branchName": "pull/118", "branchIsDefault": False,
+        "buildStatusUrl": "https://teamcity.acme.example/viewLog.html?buildId=204118",
+    }
+    fields.update(build)
+    return json.dumps({"build": fields}).encode()
+
+
+def test_a_tcwebhooks_finished_build_is_a_finished_build() -> None:
+    event = deliver(tcwebhooks("buildFinished"))
+    assert isinstance(event, Event) and event.run is not None
+    run = event.run
+    assert (run.repo, run.run_id, run.sha, run.branch, run.change, run.status) == (
+        "Storefront_Build", "204118", None, "pull/118", 118, "FAILURE")
+    assert (run.extra["build_type_name"], run.extra["project_name"]) == ("Build", "Storefront")
+
+
+def test_every_final_tcwebhooks_state_of_one_build_is_one_delivery() -> None:
+    deliveries = {
+        event.delivery_id
+        for notify in ("buildFinished", "buildFailed", "buildBroken", "buildInterrupted")
+        if isinstance(event := deliver(tcwebhooks(notify)), Event)
+    }
+    assert len(deliveries) == 1
+
+
+def test_a_tcwebhooks_build_that_has_not_finished_is_ignored() -> None:
+    result = deliver(tcwebhooks("beforeBuildFinish"))
+    assert isinstance(result, Ignored)
+    assert result.reason == "tcWebHooks state 'beforeBuildFinish' is not a finished build"
+
+
+def test_a_tcwebhooks_payload_without_a_build_id_is_bad() -> None:
+    with pytest.raises(BadPayload, match="lacks buildId or buildTypeId"):
+        deliver(tcwebhooks("buildFinished", buildId=None))

@@ -17,14 +17,14 @@ from handlers.retest import retest
 from providers.gitlab import client as gitlab_client
 from providers.travis import client as travis_client
 from tests.fakes import context
-from tests.fakes.gitlab import FakeGitLab
-from tests.fakes.gitlab_review import (
+from tests.fakes.ci_world import (
     DEVELOPER_ID,
     GUEST_ID,
-    PROJECT,
     gitlab_env,
-    merge_request_on_gitlab,
+    gitlab_project,
 )
+from tests.fakes.ci_world import GITLAB_PROJECT as PROJECT
+from tests.fakes.gitlab import FakeGitLab
 from tests.fakes.travis import FakeTravis
 from tests.travis.conftest import travis_env
 from tests.travis.world import (
@@ -42,7 +42,7 @@ from tests.travis.world import (
 
 @pytest.fixture
 def gitlab() -> Iterator[FakeGitLab]:
-    with merge_request_on_gitlab(REPO, PR, HEAD, "offline-batches") as fake:
+    with gitlab_project(REPO, PR, HEAD, "offline-batches") as fake:
         yield fake
 
 

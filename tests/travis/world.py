@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.events import Event, RunRef
 from providers.travis import TravisProvider
-from tests.fakes.forge_clients import SourceAndForge
+from tests.fakes.ci_world import SourceAndForge
 from tests.fakes.travis import FakeTravis, TravisBuild, TravisJob
 from tests.providers.senders import fixture, travis_body, travis_key_pair, travis_signature
 
