@@ -431,6 +431,7 @@ class HttpSession:
         rate_limits: RateLimitReader = retry_after_only,
         throttle: Throttle | None = None,
         credential_headers: Iterable[str] = (),
+        download_origins: Iterable[str] = (),
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -445,6 +446,10 @@ class HttpSession:
         self._sleep = sleep
         self._clock = clock
         self._origin = origin(self.base_url)
+        #: Origins beside the API's where a download may start and credentials travel
+        #: (CircleCI's artifact host): a hop to any other origin still drops them.
+        self._download_origins = frozenset(origin(url) for url in download_origins) | {
+            self._origin}
 
     # ---- the API origin ------------------------------------------------------------------
 
@@ -582,6 +587,26 @@ class HttpSession:
             raise PermanentError(f"{what}: refusing a download link that carries credentials")
         return location
 
+    async def download_json(
+        self,
+        url: str,
+        *,
+        what: str,
+        max_bytes: int,
+        headers: Mapping[str, str] | None = None,
+        scope: str = "",
+    ) -> object:
+        """A JSON answer read as a `download` (streamed, capped, under the download
+        timeout), for APIs whose answers can be large; `PermanentError` when it is not JSON."""
+        body = bytearray()
+        async for chunk in self.download(url, what=what, max_bytes=max_bytes, headers=headers,
+                                         scope=scope):
+            body += chunk
+        try:
+            return json.loads(bytes(body))
+        except ValueError:
+            raise PermanentError(f"{what}: {self.label} sent no JSON") from None
+
     async def download(
         self,
         url: str,
@@ -598,9 +623,10 @@ class HttpSession:
         host) goes without any credential header or cookie, and stays without them even
         if it leads back. Each hop is retried like any read; an error answer is typed by
         status (`NotFound` for an expired artifact). The response is closed however the
-        consumer stops.
+        consumer stops. A download may also start on one of the session's
+        `download_origins`, which keeps the credentials as the API origin does.
         """
-        if origin(url) != self._origin:
+        if origin(url) not in self._download_origins:
             raise PermanentError(f"refusing to send a {self.label} request outside {self.base_url}")
         await self.wait_for_window(scope, f"GET {urlsplit(url).path}")
         current = url
@@ -619,8 +645,10 @@ class HttpSession:
                 if hop_foreign:
                     # The shared client's defaults and cookies must not travel there either.
                     strip_credentials(request.headers, self.credential_headers)
+                # The API's rate limits are its own: another origin's are not kept.
+                api = not hop_foreign and origin(hop_url) == self._origin
                 return await self._exchange(
-                    request, number, scope=None if hop_foreign else scope, stream=True
+                    request, number, scope=scope if api else None, stream=True
                 )
 
             response = await retrying(attempt, idempotent=True, policy=self.policy,
@@ -633,7 +661,7 @@ class HttpSession:
             if not location:
                 raise PermanentError(f"{what}: a redirect without a location")
             current = self.checked_location(urljoin(current, location), what)
-            foreign = foreign or origin(current) != self._origin
+            foreign = foreign or origin(current) not in self._download_origins
         if response is None:
             raise PermanentError(f"{what}: more than {max_redirects} redirects")
         try:

@@ -47,7 +47,6 @@ https://plugins.jenkins.io/junit, https://plugins.jenkins.io/git.
 from __future__ import annotations
 
 import base64
-import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -200,15 +199,9 @@ class JenkinsClient:
 
     async def _json(self, path: str, what: str, tree: str | None = None) -> Any:
         url = f"{self.base_url}{path}" + (f"?{urlencode({'tree': tree})}" if tree else "")
-        body = bytearray()
-        async for chunk in self.session.download(
+        return await self.session.download_json(
             url, what=what, max_bytes=MAX_JSON_BYTES, headers=self._auth, scope=SCOPE
-        ):
-            body += chunk
-        try:
-            return json.loads(bytes(body))
-        except ValueError:
-            raise PermanentError(f"{what}: Jenkins sent no JSON") from None
+        )
 
     async def _build(self, ref: RunRef, *, fresh: bool = False) -> dict[str, Any]:
         key = (ref.repo, build_number(ref))
