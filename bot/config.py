@@ -296,6 +296,32 @@ class JenkinsConfig(ClientConfig):
     )
 
 
+class CircleCIConfig(ClientConfig):
+    """CircleCI as a CI source: workflows, jobs, stored test results and artifacts read
+    with a personal API token; the report goes to the forge of the pipeline's repository."""
+
+    api_url: HttpUrl = setting(
+        "https://circleci.com/api/v2", "CircleCI's API v2 (`https://<host>/api/v2` for "
+        "CircleCI server); every request goes there, whatever URL a webhook names",
+    )
+    token: SecretStr | None = setting(
+        None, "a personal API token (sent as `Circle-Token`) of a user who can see the "
+        "projects; triggering workflows (write) for `/retest`",
+        shown_default="none: no reports",
+    )
+    token_file: Path | None = setting(None, "a file holding the token instead")
+    artifact_hosts: Annotated[
+        str, _check(_are_hosts, "must be comma-separated `host` or `host:port`")
+    ] = setting(
+        "output.circle-artifacts.com", "comma-separated hosts CircleCI serves artifacts "
+        "from: downloads start there with the token (https), and nowhere else",
+    )
+    timeout: Seconds = setting(
+        15.0, "seconds per CircleCI request (connect and read); shorter than "
+        "`HERALD_JOB_TIMEOUT_SECONDS`", gt=0,
+    )
+
+
 class TravisConfig(BaseModel):
     """Travis CI signs with its own key pair: no shared secret."""
 
@@ -444,7 +470,7 @@ class HeraldConfig(BaseSettings):
     gitlab: GitLabConfig = GitLabConfig()
     bitbucket: BitbucketConfig = BitbucketConfig()
     azure_devops: AzureDevOpsConfig = AzureDevOpsConfig()
-    circleci: ProviderConfig = ProviderConfig()
+    circleci: CircleCIConfig = CircleCIConfig()
     travis: TravisConfig = TravisConfig()
     jenkins: JenkinsConfig = JenkinsConfig()
     teamcity: ProviderConfig = ProviderConfig()
@@ -707,8 +733,9 @@ DOCS: Final[dict[str, tuple[str, ...]]] = {
     "docs/gitlab.md": ("gitlab",),
     "docs/azure-devops.md": ("azure-devops",),
     "docs/bitbucket.md": ("bitbucket",),
-    "docs/webhooks.md": ("circleci", "travis", "teamcity"),
+    "docs/webhooks.md": ("travis", "teamcity"),
     "docs/jenkins.md": ("jenkins",),
+    "docs/circleci.md": ("circleci",),
 }
 _WEB = ("max_body_bytes", "max_buffered_bytes", "body_timeout_seconds",
         "header_timeout_seconds", "retry_after_seconds", "secrets_cache_seconds")
