@@ -8,11 +8,13 @@ import copy
 import hashlib
 import hmac
 import json
+import uuid
 from typing import Any
 
-from bot.events import Event, RunRef
+from bot.events import BUILD_COMPLETED, Event, RunRef
 from providers.circleci import CircleCIProvider
 from tests.circleci.conftest import SECRET
+from tests.fakes import SourceAndForge
 from tests.fakes.circleci import Artifact, FakeCircleCI, FakeJob, stored_test
 from tests.providers.senders import fixture
 
@@ -28,9 +30,12 @@ PR = 88
 
 
 def webhook(**workflow: Any) -> dict[str, Any]:
-    """The fixture's `workflow-completed`, with `workflow` fields replaced."""
+    """The fixture's `workflow-completed`, with `workflow` fields replaced; another
+    workflow's is another delivery (its own event `id`)."""
     body: dict[str, Any] = copy.deepcopy(json.loads(fixture("circleci", "workflow_completed.json")))
     body["workflow"].update(workflow)
+    if "id" in workflow:
+        body["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, str(workflow["id"])))
     return body
 
 
@@ -74,6 +79,17 @@ def seed(circleci: FakeCircleCI, *, status: str = "failed", jobs: list[FakeJob] 
         jobs = [FakeJob("lint", "success", 4410),
                 FakeJob("test", "failed", 4411, tests=failing_tests())]
     return circleci.add_workflow(workflow, PIPELINE, status=status, jobs=jobs)
+
+
+def CircleCIAndForge(circleci: Any, forge_name: str, forge: Any) -> SourceAndForge:
+    """`ctx.clients` with CircleCI as CI source and one forge's real client."""
+    return SourceAndForge("circleci", circleci, forge_name, forge)
+
+
+def completed(ref: RunRef) -> Event:
+    """The `build.completed` event the webhook of `ref` queues."""
+    return Event(provider="circleci", name=BUILD_COMPLETED, native_name="workflow-completed",
+                 delivery_id=f"d-{ref.run_id}", repo=ref.repo, run=ref)
 
 
 def junit(*cases: tuple[str, str]) -> bytes:

@@ -180,6 +180,22 @@ class FakeClients:
         return self.forge_client
 
 
+class SourceAndForge:
+    """`ctx.clients` of a worker with one CI source that is not a forge (Jenkins,
+    CircleCI) and one forge's real client."""
+
+    def __init__(self, ci_name: str, ci: Any, forge_name: str, forge: Any) -> None:
+        self.by_name = {ci_name: ci, forge_name: forge}
+        self.forge_name = forge_name
+
+    def source(self, provider: str) -> Any:
+        return self.by_name[provider]
+
+    def forge(self, provider: str) -> Any:
+        assert provider == self.forge_name
+        return self.by_name[provider]
+
+
 def context(
     event: Event,
     redis: Any,

@@ -5,10 +5,15 @@ burst worker that runs the queue dry. Each provider's end-to-end module subclass
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
+import hmac
+import json
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -30,6 +35,39 @@ class Herald:
             await worker.main()
         finally:
             await worker.close()
+
+
+class OnGitHub(Herald):
+    """Herald whose forge is GitHub: pull request comments arrive as signed
+    `issue_comment` deliveries (a CI source's `/retest`)."""
+
+    async def comment(self, body: dict[str, Any]) -> httpx.Response:
+        from tests.github.conftest import WEBHOOK_SECRET
+
+        raw = json.dumps(body).encode()
+        signature = hmac.new(WEBHOOK_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        return await self.http.post("/webhooks/github", content=raw, headers={
+            "content-type": "application/json",
+            "x-github-event": "issue_comment",
+            "x-github-delivery": str(uuid.uuid4()),
+            "x-hub-signature-256": f"sha256={signature}",
+        })
+
+
+def pull_request_comment(fake: Any, repo: str, number: int, author: str, comment_id: int,
+                         body: str) -> dict[str, Any]:
+    """GitHub's `issue_comment` `created` by `author` on pull request `number` of `repo`."""
+    from tests.github.conftest import payload
+
+    event = copy.deepcopy(payload("issue_comment_created.json"))
+    owner, name = repo.split("/")
+    event["repository"].update(full_name=repo, name=name)
+    event["repository"]["owner"]["login"] = owner
+    event["issue"]["number"] = number
+    event["comment"].update(id=comment_id, body=body)
+    event["comment"]["user"].update(login=author, type="User")
+    event["installation"]["id"] = fake.installation_id
+    return event
 
 
 @contextlib.asynccontextmanager

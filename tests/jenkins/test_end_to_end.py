@@ -6,11 +6,7 @@ a `/retest` comment on that pull request → one rebuild on the fake Jenkins."""
 from __future__ import annotations
 
 import contextlib
-import copy
-import hashlib
-import hmac
 import json
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +22,7 @@ from providers.github.publish import reply_marker
 from tests.fakes import herald as harness
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jenkins import FakeJenkins
-from tests.github.conftest import WEBHOOK_SECRET, github_env, payload
+from tests.github.conftest import github_env
 from tests.jenkins.conftest import JOB, PR, REMOTE, SHA, jenkins_env
 from tests.jenkins.world import SECRET, failing_report, notification, seed_build
 from tests.reports.checks import outside_code_blocks
@@ -38,22 +34,12 @@ CHECK_NAME = f"Herald (jenkins: {JOB})"
 BUILD = r"/job/acme/job/inventory/job/PR-64/17/api/json"
 
 
-class Herald(harness.Herald):
+class Herald(harness.OnGitHub):
     async def notify(self, body: dict[str, Any], *, token: str = SECRET) -> httpx.Response:
         """What the Jenkinsfile step of docs/jenkins.md sends."""
         return await self.http.post("/webhooks/jenkins", content=json.dumps(body).encode(),
                                     headers={"content-type": "application/json",
                                              "x-herald-token": token})
-
-    async def comment(self, body: dict[str, Any]) -> httpx.Response:
-        raw = json.dumps(body).encode()
-        signature = hmac.new(WEBHOOK_SECRET.encode(), raw, hashlib.sha256).hexdigest()
-        return await self.http.post("/webhooks/github", content=raw, headers={
-            "content-type": "application/json",
-            "x-github-event": "issue_comment",
-            "x-github-delivery": str(uuid.uuid4()),
-            "x-hub-signature-256": f"sha256={signature}",
-        })
 
 
 def start(redis_url: str, tmp_path: Path, github: FakeGitHub, jenkins: FakeJenkins,
@@ -72,14 +58,7 @@ async def herald(redis_url: str, tmp_path: Path, fake: FakeGitHub,
 
 def retest_comment(fake: FakeGitHub, author: str, comment_id: int = 2498765432,
                    body: str = "/retest") -> dict[str, Any]:
-    event = copy.deepcopy(payload("issue_comment_created.json"))
-    event["repository"].update(full_name=REPO, name="inventory")
-    event["repository"]["owner"]["login"] = "acme"
-    event["issue"]["number"] = PR
-    event["comment"].update(id=comment_id, body=body)
-    event["comment"]["user"].update(login=author, type="User")
-    event["installation"]["id"] = fake.installation_id
-    return event
+    return harness.pull_request_comment(fake, REPO, PR, author, comment_id, body)
 
 
 def forget_deliveries(redis_url: str) -> None:

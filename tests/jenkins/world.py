@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.events import Event, RunRef
 from providers.jenkins import JenkinsProvider
+from tests.fakes import SourceAndForge
 from tests.fakes.jenkins import FakeJenkins, case, junit_report, suite
 from tests.jenkins.conftest import JOB, REMOTE, SHA
 from tests.providers.senders import fixture
@@ -48,16 +49,6 @@ def seed_build(jenkins: FakeJenkins, number: int = 17, **changes: Any) -> dict[s
     return jenkins.add_build(JOB, number, **options)
 
 
-class JenkinsAndForge:
-    """`ctx.clients` of a worker with Jenkins as CI source and one forge's real client."""
-
-    def __init__(self, jenkins: Any, forge_name: str, forge: Any) -> None:
-        self.by_name = {"jenkins": jenkins, forge_name: forge}
-        self.forge_name = forge_name
-
-    def source(self, provider: str) -> Any:
-        return self.by_name[provider]
-
-    def forge(self, provider: str) -> Any:
-        assert provider == self.forge_name
-        return self.by_name[provider]
+def JenkinsAndForge(jenkins: Any, forge_name: str, forge: Any) -> SourceAndForge:
+    """`ctx.clients` with Jenkins as CI source and one forge's real client."""
+    return SourceAndForge("jenkins", jenkins, forge_name, forge)
