@@ -18,10 +18,11 @@ with the API's scheme, and the shared HTTP layer drops the token on any hop else
 
 Results. A job's results are its stored test results (`store_test_results`), read page by
 page (`providers.circleci.testmetadata` says what that could hide). A job that stored none
-has its artifacts read instead, those matching `HERALD_CIRCLECI_ARTIFACT_PATTERNS`: never
-both for one job, which would count every test twice. Artifacts are named
-`<job>[<node>]/<path>`: the nodes of a parallel job upload files of the same path, and
-those are different results, not attempts of one (`CISource.list_artifacts`). A failed job
+has its artifacts read instead, those whose path matches `HERALD_CIRCLECI_ARTIFACT_PATTERNS`:
+never both for one job, which would count every test twice. Artifacts are named
+`<job>[<node>]/<path>` (which the report handler matches against the patterns too): the
+nodes of a parallel job upload files of the same path, and those are different results,
+not attempts of one (`CISource.list_artifacts`). A failed job
 whose results hold no failure is one error case in the report, never a green job.
 
 Rerun. `/retest` reruns the workflow from failed (`POST /workflow/{id}/rerun`), which
@@ -49,7 +50,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
-from bot.artifacts import ArtifactLimits
+from bot.artifacts import ArtifactLimits, artifact_patterns, matches
 from bot.config import allowed_hosts
 from bot.events import RunRef
 from bot.forges import forge_of_url, latest_per_key
@@ -348,10 +349,12 @@ class CircleCIClient:
 
     async def list_artifacts(self, ref: RunRef) -> list[RemoteArtifact]:
         """The artifacts of the jobs that stored no test results (see the module
-        docstring), each named `<job>[<node>]/<path>`."""
+        docstring) whose path matches the artifact patterns, each named
+        `<job>[<node>]/<path>`."""
         _, without = await self._read_results(ref)
         workflow = await self._workflow(ref.run_id)
         slug = slug_path(self._slug(ref, workflow))
+        patterns = artifact_patterns(self.settings, NAME)
         found: list[RemoteArtifact] = []
         for job in await self._workflow_jobs(ref.run_id):
             number = job.get("job_number")
@@ -364,7 +367,10 @@ class CircleCIClient:
                     for item in items:
                         path, url, node = item.get("path"), item.get("url"), item.get(
                             "node_index", 0)
-                        if not isinstance(path, str) or not isinstance(url, str):
+                        # Matched on the path: a job named `test` must not make its
+                        # screenshots and logs read as reports.
+                        if not isinstance(path, str) or not isinstance(url, str) or not (
+                                matches(path, patterns)):
                             continue
                         found.append(RemoteArtifact(
                             id=f"{number}/{node}/{path}", name=f"{name}[{node}]/{path}",

@@ -220,8 +220,19 @@ async def test_artifacts_are_listed_only_for_jobs_that_stored_no_test_results(
     assert circleci.api_calls("GET", f"/project/{SLUG}/4411/artifacts") == []
     # Two nodes' files of one path are two results, not two attempts of one.
     assert [a.name for a in listed] == [
-        "api-tests[0]/reports/junit.xml", "api-tests[1]/reports/junit.xml",
-        "api-tests[0]/coverage/index.html"]
+        "api-tests[0]/reports/junit.xml", "api-tests[1]/reports/junit.xml"]
+
+
+async def test_artifacts_are_chosen_by_their_path_not_by_their_job_s_name(
+    circleci, make_client
+) -> None:
+    seed(circleci, jobs=[FakeJob("e2e-tests", "success", 4470, artifacts=[
+        Artifact("screenshots/login.png", 0, b"\x89PNG"),
+        Artifact("out/junit.xml", 0, junit(("t", "pass")))])])
+    ref = ref_of(webhook(status="success"))
+    client = make_client(HERALD_CIRCLECI_ARTIFACT_PATTERNS="*/junit.xml")
+    await client.get_build(ref)
+    assert [a.name for a in await client.list_artifacts(ref)] == ["e2e-tests[0]/out/junit.xml"]
 
 
 async def test_an_artifact_is_downloaded_from_the_artifact_host_with_the_token(
@@ -389,3 +400,22 @@ async def test_retest_finds_nothing_for_a_passed_workflow_or_without_records(
     seed(circleci, status="success")
     assert await client.latest_failed_of(CHANGE, [ref_of(webhook(status="success"))]) == []
     assert await client.latest_failed_runs(CHANGE) == []
+
+
+@pytest.mark.parametrize("spelling", [
+    "http://localhost:{port}", "http://2130706433:{port}", "http://0x7f.1:{port}",
+    "http://[::ffff:127.0.0.1]:{port}", "http://169.254.169.254", "file://",
+], ids=["loopback-name", "decimal", "hex", "ipv4-mapped", "link-local", "file"])
+async def test_an_artifact_url_naming_loopback_in_any_spelling_sees_no_request(
+    circleci, client, capture, spelling
+) -> None:
+    seed(circleci, jobs=[parallel_job()])
+    port = capture.url.rsplit(":", 1)[1]
+    circleci.artifact_base = spelling.format(port=port)
+    ref = ref_of(webhook())
+    await client.get_build(ref)
+    first = (await client.list_artifacts(ref))[0]
+    with pytest.raises(PermanentError):
+        async for _ in client.open_artifact(ref, first):
+            pass
+    assert capture.requests == []

@@ -266,8 +266,12 @@ async def test_urls_a_webhook_names_on_other_hosts_see_no_request(
     assert check["details_url"] == page(circleci)
 
 
+@pytest.mark.parametrize("spelling", [
+    "http://localhost:{port}", "http://2130706433:{port}", "http://0x7f.0.0.1:{port}",
+    "http://[::ffff:127.0.0.1]:{port}",
+], ids=["loopback-name", "decimal", "hex", "ipv4-mapped"])
 async def test_an_artifact_redirected_to_a_private_address_is_never_contacted(
-    fake, circleci, herald, capture
+    fake, circleci, herald, capture, spelling
 ) -> None:
     """A redirect to loopback (a hostile or misconfigured storage hop) is refused before
     connecting; the other file is still read, and the report names the refused one."""
@@ -275,7 +279,8 @@ async def test_an_artifact_redirected_to_a_private_address_is_never_contacted(
         Artifact("reports/unit-junit.xml", 0, junit(("test_a", "pass"))),
         Artifact("reports/it-junit.xml", 0, b""),
     ])])
-    circleci.redirects["reports/it-junit.xml"] = f"{capture.url}/bucket/it.xml"
+    port = capture.url.rsplit(":", 1)[1]
+    circleci.redirects["reports/it-junit.xml"] = f"{spelling.format(port=port)}/bucket/it.xml"
     await herald.deliver(webhook(status="success"))
     await herald.work()
     assert capture.requests == []
