@@ -236,6 +236,8 @@ class CircleCIClient:
         if cached is not None and not fresh:
             return cached
         data = await self._json(f"/workflow/{key}", f"read workflow {key}")
+        if fresh:
+            self._jobs.pop(key, None)  # a workflow read afresh has its jobs read afresh
         self._workflows[key] = data
         self._workflows.move_to_end(key)
         while len(self._workflows) > WORKFLOWS_CACHED:
@@ -263,9 +265,7 @@ class CircleCIClient:
 
     async def get_build(self, ref: RunRef) -> Build:
         data = await self._workflow(ref.run_id, fresh=True)
-        key = workflow_id(ref.run_id)
-        self._jobs.pop(key, None)
-        self._results.pop(key, None)
+        self._results.pop(workflow_id(ref.run_id), None)
         status = str(data.get("status") or ref.status or "unknown")
         page = self._url_of(ref, data)
         jobs = [

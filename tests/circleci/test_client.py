@@ -12,7 +12,7 @@ from bot.ports import CISource, NotConfigured, PermanentError, ReportedRunsSourc
 from bot.results.model import Status
 from bot.settings import ProviderSettings
 from providers.base import Change
-from providers.circleci.client import CircleCIClient, create_client
+from providers.circleci.client import CircleCIClient, checkout, create_client, slug_path
 from providers.http import ClientError, RateLimited, Unauthorized
 from tests.circleci.conftest import circleci_env
 from tests.circleci.world import (
@@ -419,3 +419,26 @@ async def test_an_artifact_url_naming_loopback_in_any_spelling_sees_no_request(
         async for _ in client.open_artifact(ref, first):
             pass
     assert capture.requests == []
+
+
+# ---- pure helpers ---------------------------------------------------------------------------
+
+
+def test_a_pipeline_s_checkout_is_the_target_s_whichever_kind_of_project() -> None:
+    fork = {"vcs": {"origin_repository_url": "https://github.com/forker/ledger",
+                    "target_repository_url": REMOTE, "revision": SHA}}
+    assert checkout(fork) == (REMOTE, SHA)
+    gitlab = {"trigger_parameters": {"gitlab": {"web_url": "https://gitlab.com/acme/l"},
+                                     "git": {"checkout_sha": SHA}}}
+    assert checkout(gitlab) == ("https://gitlab.com/acme/l", SHA)
+    assert checkout({}) == (None, None)
+
+
+@pytest.mark.parametrize("slug", ["gh/acme", "gh/../ledger", "gh/acme/ledger/extra", "gh//x"])
+def test_a_project_slug_of_another_shape_never_reaches_a_path(slug) -> None:
+    with pytest.raises(PermanentError, match="not a CircleCI project slug"):
+        slug_path(slug)
+
+
+def test_a_slug_s_parts_are_encoded_in_the_path() -> None:
+    assert slug_path("gh/acme fin/led?ger") == "gh/acme%20fin/led%3Fger"
