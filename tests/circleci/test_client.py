@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.config import ConfigError
 from bot.events import RunRef
 from bot.ports import CISource, NotConfigured, PermanentError, ReportedRunsSource
 from bot.results.model import Status
@@ -442,3 +443,50 @@ def test_a_project_slug_of_another_shape_never_reaches_a_path(slug) -> None:
 
 def test_a_slug_s_parts_are_encoded_in_the_path() -> None:
     assert slug_path("gh/acme fin/led?ger") == "gh/acme%20fin/led%3Fger"
+
+
+# ---- bounds and secrets -------------------------------------------------------------------
+
+
+async def test_a_circleci_that_hangs_once_is_asked_again_within_the_timeout(
+    circleci, make_client
+) -> None:
+    seed(circleci)
+    circleci.fail("GET", WORKFLOW_PATH, hang=True)
+    client = make_client(HERALD_CIRCLECI_TIMEOUT="0.5")
+    build = await client.get_build(ref_of(webhook()))
+    assert build.status == "failed"
+    assert [c.fault for c in circleci.api_calls("GET", WORKFLOW_PATH)] == ["hang", None]
+
+
+def test_a_request_timeout_longer_than_the_job_s_is_refused(circleci) -> None:
+    env = circleci_env(circleci, HERALD_CIRCLECI_TIMEOUT="90", HERALD_JOB_TIMEOUT_SECONDS="60")
+    with pytest.raises(ConfigError, match="HERALD_CIRCLECI_TIMEOUT"):
+        create_client(ProviderSettings("circleci", env), None)
+
+
+def test_artifact_hosts_of_another_shape_are_refused(circleci) -> None:
+    env = circleci_env(circleci, HERALD_CIRCLECI_ARTIFACT_HOSTS="https://x.example/a")
+    with pytest.raises(ConfigError, match="HERALD_CIRCLECI_ARTIFACT_HOSTS"):
+        create_client(ProviderSettings("circleci", env), None)
+
+
+async def test_the_token_is_never_logged(circleci, make_client) -> None:
+    from structlog.testing import capture_logs
+
+    seed(circleci, jobs=[FakeJob("test", "failed", 4411, tests=[stored_test("t", "failure")]),
+                         parallel_job()])
+    with capture_logs() as lines:
+        client = make_client()
+        ref = ref_of(webhook())
+        await client.get_build(ref)
+        for artifact in await client.list_artifacts(ref):
+            async for _ in client.open_artifact(ref, artifact):
+                pass
+        await client.native_results(ref)
+        await client.rerun(ref)
+        bad = make_client(HERALD_CIRCLECI_TOKEN=TOKEN[::-1])
+        with pytest.raises(Unauthorized):
+            await bad.get_build(ref)
+    assert lines and all(TOKEN not in repr(line) and TOKEN[::-1] not in repr(line)
+                         for line in lines)
