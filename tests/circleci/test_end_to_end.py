@@ -7,6 +7,7 @@ rerun from failed on the fake CircleCI."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -37,7 +38,7 @@ from tests.circleci.world import (
 from tests.fakes import herald as harness
 from tests.fakes.circleci import STARTED, Artifact, FakeCircleCI, FakeJob, stored_test
 from tests.fakes.github import FakeGitHub
-from tests.github.conftest import github_env
+from tests.github.conftest import github_env, payload
 from tests.jenkins.test_end_to_end import forget_deliveries
 from tests.reports.checks import outside_code_blocks
 
@@ -202,6 +203,23 @@ async def test_retest_from_a_trusted_user_reruns_the_failed_workflow_once(
     await herald.work()
     assert len(circleci.api_calls("POST", RERUN)) == 1
     assert "nothing to retest" in fake.repo(REPO).comments[PR][-1]["body"]
+
+
+async def test_github_s_rerun_button_on_the_circleci_check_reruns_the_workflow_once(
+    fake, circleci, herald
+) -> None:
+    await reported(herald, circleci)
+    [check] = fake.repo(REPO).check_runs
+    pressed = copy.deepcopy(payload("check_run_rerequested.json"))
+    owner, name = REPO.split("/")
+    pressed["repository"].update(full_name=REPO, name=name)
+    pressed["repository"]["owner"]["login"] = owner
+    pressed["check_run"].update(id=check["id"], external_id=check["external_id"],
+                                head_sha=SHA, name=check["name"])
+    pressed["installation"]["id"] = fake.installation_id
+    assert (await herald.github("check_run", pressed)).status_code == 202
+    await herald.work()
+    assert circleci.reruns == [(WORKFLOW, {"from_failed": True})]
 
 
 async def test_retest_whose_rerun_answer_was_lost_reruns_once(fake, circleci, herald) -> None:

@@ -42,13 +42,17 @@ class OnGitHub(Herald):
     `issue_comment` deliveries (a CI source's `/retest`)."""
 
     async def comment(self, body: dict[str, Any]) -> httpx.Response:
+        return await self.github("issue_comment", body)
+
+    async def github(self, event: str, body: dict[str, Any]) -> httpx.Response:
+        """A signed GitHub App delivery of `event`."""
         from tests.github.conftest import WEBHOOK_SECRET
 
         raw = json.dumps(body).encode()
         signature = hmac.new(WEBHOOK_SECRET.encode(), raw, hashlib.sha256).hexdigest()
         return await self.http.post("/webhooks/github", content=raw, headers={
             "content-type": "application/json",
-            "x-github-event": "issue_comment",
+            "x-github-event": event,
             "x-github-delivery": str(uuid.uuid4()),
             "x-hub-signature-256": f"sha256={signature}",
         })
