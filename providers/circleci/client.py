@@ -55,7 +55,7 @@ from bot.config import allowed_hosts
 from bot.events import RunRef
 from bot.forges import forge_of_url, latest_per_key
 from bot.results.compact import CaseList
-from bot.results.model import Origin, Suite, TestRun
+from bot.results.model import Origin, ParseError, Suite, TestRun
 from bot.settings import ProviderSettings, Settings
 from providers.base import (
     Build,
@@ -321,8 +321,12 @@ class CircleCIClient:
                         case = testmetadata.case_from(item, name, origin)
                         failures += case.status.is_failure
                         cases.append(case)
-            except NotFound:
-                pass  # CircleCI keeps test results for a limited time
+            except NotFound as exc:
+                # Gone (CircleCI keeps results for a limited time): none, from the first
+                # page; from a later one, the pages read are not the job's whole result.
+                if cases:
+                    run.errors.append(ParseError(source=f"test results of job {name}",
+                                                 reason=f"read in part: {exc}"))
             if not cases:
                 without.add(number)
             if failed and not failures:

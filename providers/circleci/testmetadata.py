@@ -15,7 +15,10 @@ What reading it this way could hide, and what keeps it from hiding it:
   read as green: it becomes one error case named after the job (`job_failure`), so the
   report counts it and names it;
 - a workflow that failed with no failed job (a configuration error, an unauthorized
-  context) likewise becomes one error case named after the workflow.
+  context) likewise becomes one error case named after the workflow;
+- results that expire while they are read (404 on a later page) are kept as read, and
+  the report says the job's results were read in part (a `ParseError`), so it is never
+  a clean pass.
 
 Pure: no I/O, so it is tested with documented payloads alone.
 """

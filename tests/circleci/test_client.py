@@ -172,6 +172,20 @@ async def test_a_result_circleci_adds_later_is_an_error_never_a_pass(circleci, c
     assert failure.status is Status.ERROR and failure.message == "CircleCI result 'flaky'"
 
 
+async def test_results_that_expire_while_read_are_said_to_be_read_in_part(
+    circleci, client
+) -> None:
+    seed(circleci, status="success", jobs=[FakeJob("test", "success", 4445, tests=[
+        stored_test(f"test_{i}") for i in range(5)], tests_gone_from=2)])
+    ref = ref_of(webhook(status="success"))
+    await client.get_build(ref)
+    assert await client.list_artifacts(ref) == []
+    run = await client.native_results(ref)
+    assert run is not None and run.totals().total == 2
+    [error] = run.errors
+    assert error.source == "test results of job test" and "read in part" in error.reason
+
+
 async def test_a_passed_workflow_without_tests_or_artifacts_has_nothing_to_report(
     circleci, client
 ) -> None:
