@@ -365,9 +365,11 @@ class CircleCIClient:
             if number not in without:
                 continue
             name = str(job.get("name") or "job")
+            pages = 0
             try:
                 async for items in self._pages(f"/project/{slug}/{number}/artifacts",
                                                f"list the artifacts of job {name}"):
+                    pages += 1
                     for item in items:
                         path, url, node = item.get("path"), item.get("url"), item.get(
                             "node_index", 0)
@@ -380,8 +382,12 @@ class CircleCIClient:
                             id=f"{number}/{node}/{path}", name=f"{name}[{node}]/{path}",
                             url=url, extra={"job_number": number, "node_index": node},
                         ))
-            except NotFound:
-                continue
+            except NotFound as exc:
+                if pages:
+                    # A list cut short could hide the one report that failed.
+                    raise PermanentError(
+                        f"the artifacts of job {name} could be listed in part only: {exc}"
+                    ) from exc
         return found
 
     async def open_artifact(self, ref: RunRef, artifact: RemoteArtifact) -> AsyncIterator[bytes]:

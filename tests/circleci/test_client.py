@@ -176,7 +176,7 @@ async def test_results_that_expire_while_read_are_said_to_be_read_in_part(
     circleci, client
 ) -> None:
     seed(circleci, status="success", jobs=[FakeJob("test", "success", 4445, tests=[
-        stored_test(f"test_{i}") for i in range(5)], tests_gone_from=2)])
+        stored_test(f"test_{i}") for i in range(5)], gone_from=2)])
     ref = ref_of(webhook(status="success"))
     await client.get_build(ref)
     assert await client.list_artifacts(ref) == []
@@ -248,6 +248,19 @@ async def test_artifacts_are_chosen_by_their_path_not_by_their_job_s_name(
     client = make_client(HERALD_CIRCLECI_ARTIFACT_PATTERNS="*/junit.xml")
     await client.get_build(ref)
     assert [a.name for a in await client.list_artifacts(ref)] == ["e2e-tests[0]/out/junit.xml"]
+
+
+async def test_an_artifact_list_cut_short_is_an_error_not_a_shorter_list(
+    circleci, client
+) -> None:
+    job = parallel_job()
+    job.artifacts += [Artifact(f"reports/more-{i}-junit.xml", 0, b"") for i in range(3)]
+    job.gone_from = 2
+    seed(circleci, jobs=[job])
+    ref = ref_of(webhook())
+    await client.get_build(ref)
+    with pytest.raises(PermanentError, match="listed in part only"):
+        await client.list_artifacts(ref)
 
 
 async def test_an_artifact_is_downloaded_from_the_artifact_host_with_the_token(

@@ -75,8 +75,9 @@ class FakeJob:
     tests: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[Artifact] = field(default_factory=list)
     type: str = "build"
-    #: The stored results expire while being read: pages from this item on answer 404.
-    tests_gone_from: int | None = None
+    #: The job's data expire while being read: pages of its tests and artifacts from this
+    #: item on answer 404.
+    gone_from: int | None = None
 
 
 def stamp(at: datetime) -> str:
@@ -228,10 +229,10 @@ class FakeCircleCI(FakeAPI):
             job = self._job(slug, number)
             if job is None:
                 return _message("Job not found", 404)
+            gone = job.gone_from
+            if gone is not None and token is not None and self._pages.get(token, 0) >= gone:
+                return _message("Job not found", 404)
             if project.group(3) == "tests":
-                gone = job.tests_gone_from
-                if gone is not None and token is not None and self._pages.get(token, 0) >= gone:
-                    return _message("Job not found", 404)
                 return self._page(path, job.tests, token)
             return self._page(path, [
                 {"path": a.path, "node_index": a.node_index,
