@@ -44,6 +44,7 @@ its parsers keep (docs/limits.md).
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import gc
 import gzip
 import io
@@ -52,12 +53,39 @@ import struct
 import tempfile
 import zipfile
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import IO, BinaryIO, Protocol
+from typing import IO, BinaryIO, Final, Protocol
 
 from bot.results.model import ParseError
 from bot.settings import Settings
+
+#: Artifact names (case-insensitive globs) read when HERALD_<PROVIDER>_ARTIFACT_PATTERNS is
+#: unset: the names CI templates and test tools give test results. Coverage reports are not
+#: test results and stay out.
+DEFAULT_ARTIFACT_PATTERNS: Final = (
+    "*test*", "*junit*", "*report*", "*result*", "*surefire*", "*failsafe*", "*xunit*",
+    "*nunit*", "*trx*",
+)
+
+
+def artifact_patterns(settings: Settings, provider: str) -> tuple[str, ...]:
+    """HERALD_<PROVIDER>_ARTIFACT_PATTERNS, or the section's own default, or the defaults."""
+    configured = settings.provider(provider).get("artifact_patterns")
+    if configured is None:
+        # A section may have a default of its own (the Local provider reads every file).
+        section = getattr(settings.config, provider.replace("-", "_"), None)
+        configured = getattr(section, "artifact_patterns", None)
+    if configured is None:
+        return DEFAULT_ARTIFACT_PATTERNS
+    return tuple(p.strip() for p in configured.split(",") if p.strip())
+
+
+def matches(name: str, patterns: Sequence[str]) -> bool:
+    """Whether `name` matches any of the case-insensitive globs."""
+    lowered = name.lower()
+    return any(fnmatch.fnmatchcase(lowered, p.lower()) for p in patterns)
+
 
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"

@@ -326,6 +326,8 @@ def _is_report_url_template(value: str) -> bool:
 def _are_log_summaries(value: str) -> bool:
     names = {part.strip() for part in value.split(",")}
     return bool(names) and names <= TRAVIS_LOG_SUMMARIES
+
+
 class TeamCityConfig(ClientConfig):
     """TeamCity as a CI source: its builds are read with an access token; the report goes
     to the forge the build's VCS root URL names (`bot.forges`)."""
@@ -344,6 +346,32 @@ class TeamCityConfig(ClientConfig):
     token_file: Path | None = setting(None, "a file holding the token instead")
     timeout: Seconds = setting(
         15.0, "seconds per TeamCity request (connect and read); shorter than "
+        "`HERALD_JOB_TIMEOUT_SECONDS`", gt=0,
+    )
+
+
+class CircleCIConfig(ClientConfig):
+    """CircleCI as a CI source: workflows, jobs, stored test results and artifacts read
+    with a personal API token; the report goes to the forge of the pipeline's repository."""
+
+    api_url: HttpUrl = setting(
+        "https://circleci.com/api/v2", "CircleCI's API v2 (`https://<host>/api/v2` for "
+        "CircleCI server); every request goes there, whatever URL a webhook names",
+    )
+    token: SecretStr | None = setting(
+        None, "a personal API token (sent as `Circle-Token`) of a user who can see the "
+        "projects; triggering workflows (write) for `/retest`",
+        shown_default="none: no reports",
+    )
+    token_file: Path | None = setting(None, "a file holding the token instead")
+    artifact_hosts: Annotated[
+        str, _check(_are_hosts, "must be comma-separated `host` or `host:port`")
+    ] = setting(
+        "output.circle-artifacts.com", "comma-separated hosts CircleCI serves artifacts "
+        "from: downloads start there with the token (https), and nowhere else",
+    )
+    timeout: Seconds = setting(
+        15.0, "seconds per CircleCI request (connect and read); shorter than "
         "`HERALD_JOB_TIMEOUT_SECONDS`", gt=0,
     )
 
@@ -553,7 +581,7 @@ class HeraldConfig(BaseSettings):
     gitlab: GitLabConfig = GitLabConfig()
     bitbucket: BitbucketConfig = BitbucketConfig()
     azure_devops: AzureDevOpsConfig = AzureDevOpsConfig()
-    circleci: ProviderConfig = ProviderConfig()
+    circleci: CircleCIConfig = CircleCIConfig()
     travis: TravisConfig = TravisConfig()
     jenkins: JenkinsConfig = JenkinsConfig()
     teamcity: TeamCityConfig = TeamCityConfig()
@@ -817,8 +845,8 @@ DOCS: Final[dict[str, tuple[str, ...]]] = {
     "docs/gitlab.md": ("gitlab",),
     "docs/azure-devops.md": ("azure-devops",),
     "docs/bitbucket.md": ("bitbucket",),
-    "docs/webhooks.md": ("circleci",),
     "docs/jenkins.md": ("jenkins",),
+    "docs/circleci.md": ("circleci",),
     "docs/travis.md": ("travis",),
     "docs/teamcity.md": ("teamcity",),
     "docs/local.md": ("local",),

@@ -23,12 +23,19 @@ ARQ cancels at its timeout is never retried, so the handler stops itself first,
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from bot.artifacts import ArchiveBudget, ArtifactLimits, Sizes, budget_spent
+from bot.artifacts import (
+    DEFAULT_ARTIFACT_PATTERNS,  # noqa: F401 (re-exported: where the report reads them)
+    ArchiveBudget,
+    ArtifactLimits,
+    Sizes,
+    artifact_patterns,
+    budget_spent,
+    matches,
+)
 from bot.context import Context
 from bot.events import BUILD_COMPLETED, RunRef
 from bot.isolation import ArtifactJob, ArtifactReader, InProcessReader
@@ -50,13 +57,6 @@ from bot.store import LockBusy, Store, lock_ttl
 
 router = Router()
 
-#: Artifact names (case-insensitive globs) read when HERALD_<PROVIDER>_ARTIFACT_PATTERNS is
-#: unset: the names CI templates and test tools give test results. Coverage reports are not
-#: test results and stay out.
-DEFAULT_ARTIFACT_PATTERNS: Final = (
-    "*test*", "*junit*", "*report*", "*result*", "*surefire*", "*failsafe*", "*xunit*",
-    "*nunit*", "*trx*",
-)
 #: How long a second delivery of one run waits for the first to finish before it is
 #: retried later (the lock's remaining TTL tells when).
 LOCK_WAIT_SECONDS = 10.0
@@ -70,21 +70,9 @@ GAVE_UP: Final = (
 )
 
 
-def artifact_patterns(settings: Settings, provider: str) -> tuple[str, ...]:
-    configured = settings.provider(provider).get("artifact_patterns")
-    if configured is None:
-        # A section may have a default of its own (the Local provider reads every file).
-        section = getattr(settings.config, provider.replace("-", "_"), None)
-        configured = getattr(section, "artifact_patterns", None)
-    if configured is None:
-        return DEFAULT_ARTIFACT_PATTERNS
-    return tuple(p.strip() for p in configured.split(",") if p.strip())
-
-
 def wanted(artifacts: Sequence[RemoteArtifact], patterns: Sequence[str]) -> list[RemoteArtifact]:
     """The artifacts whose names match any pattern, in the CI's order."""
-    lowered = [p.lower() for p in patterns]
-    return [a for a in artifacts if any(fnmatch.fnmatchcase(a.name.lower(), p) for p in lowered)]
+    return [a for a in artifacts if matches(a.name, patterns)]
 
 
 def report_budget(settings: Settings) -> float:

@@ -70,6 +70,7 @@ CLIENTS: dict[str, str] = {
     "azure-devops": "providers.azure_devops.client:create_client",
     "bitbucket": "providers.bitbucket.client:create_client",
     "jenkins": "providers.jenkins.client:create_client",
+    "circleci": "providers.circleci.client:create_client",
     "travis": "providers.travis.client:create_client",
     "teamcity": "providers.teamcity.client:create_client",
     # Runs in folders and reports in files; no webhook, so not in BUILTIN.

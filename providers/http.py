@@ -432,6 +432,7 @@ class HttpSession:
         rate_limits: RateLimitReader = retry_after_only,
         throttle: Throttle | None = None,
         credential_headers: Iterable[str] = (),
+        download_origins: Iterable[str] = (),
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -446,6 +447,10 @@ class HttpSession:
         self._sleep = sleep
         self._clock = clock
         self._origin = origin(self.base_url)
+        #: Origins beside the API's where a download may start and credentials travel
+        #: (CircleCI's artifact host): a hop to any other origin still drops them.
+        self._download_origins = frozenset(origin(url) for url in download_origins) | {
+            self._origin}
 
     # ---- the API origin ------------------------------------------------------------------
 
@@ -583,6 +588,26 @@ class HttpSession:
             raise PermanentError(f"{what}: refusing a download link that carries credentials")
         return location
 
+    async def download_json(
+        self,
+        url: str,
+        *,
+        what: str,
+        max_bytes: int,
+        headers: Mapping[str, str] | None = None,
+        scope: str = "",
+    ) -> object:
+        """A JSON answer read as a `download` (streamed, capped, under the download
+        timeout), for APIs whose answers can be large; `PermanentError` when it is not JSON."""
+        body = bytearray()
+        async for chunk in self.download(url, what=what, max_bytes=max_bytes, headers=headers,
+                                         scope=scope):
+            body += chunk
+        try:
+            return json.loads(bytes(body))
+        except ValueError:
+            raise PermanentError(f"{what}: {self.label} sent no JSON") from None
+
     async def download(
         self,
         url: str,
@@ -599,9 +624,10 @@ class HttpSession:
         host) goes without any credential header or cookie, and stays without them even
         if it leads back. Each hop is retried like any read; an error answer is typed by
         status (`NotFound` for an expired artifact). The response is closed however the
-        consumer stops.
+        consumer stops. A download may also start on one of the session's
+        `download_origins`, which keeps the credentials as the API origin does.
         """
-        if origin(url) != self._origin:
+        if origin(url) not in self._download_origins:
             raise PermanentError(f"refusing to send a {self.label} request outside {self.base_url}")
         await self.wait_for_window(scope, f"GET {urlsplit(url).path}")
         current = url
@@ -620,8 +646,10 @@ class HttpSession:
                 if hop_foreign:
                     # The shared client's defaults and cookies must not travel there either.
                     strip_credentials(request.headers, self.credential_headers)
+                # The API's rate limits are its own: another origin's are not kept.
+                api = not hop_foreign and origin(hop_url) == self._origin
                 return await self._exchange(
-                    request, number, scope=None if hop_foreign else scope, stream=True
+                    request, number, scope=scope if api else None, stream=True
                 )
 
             response = await retrying(attempt, idempotent=True, policy=self.policy,
@@ -634,7 +662,7 @@ class HttpSession:
             if not location:
                 raise PermanentError(f"{what}: a redirect without a location")
             current = self.checked_location(urljoin(current, location), what)
-            foreign = foreign or origin(current) != self._origin
+            foreign = foreign or origin(current) not in self._download_origins
         if response is None:
             raise PermanentError(f"{what}: more than {max_redirects} redirects")
         try:
@@ -660,35 +688,11 @@ class HttpSession:
             await response.aclose()
 
 
-
-async def read_json(
-    session: HttpSession,
-    url: str,
-    *,
-    what: str,
-    max_bytes: int,
-    headers: Mapping[str, str] | None = None,
-    scope: str = "",
-) -> object:
-    """A JSON answer read through `HttpSession.download`: streamed under the download
-    timeout and refused over `max_bytes`, for answers that may be large (a test report,
-    a page of test results). Not JSON: a `PermanentError` naming `what`."""
-    body = bytearray()
-    async for chunk in session.download(
-        url, what=what, max_bytes=max_bytes, headers=headers, scope=scope
-    ):
-        body += chunk
-    try:
-        return json.loads(bytes(body))
-    except ValueError:
-        raise PermanentError(f"{what}: {session.label} sent no JSON") from None
-
-
 def streamed_session(
     http: httpx.AsyncClient | None, *, provider: str, label: str, base_url: str,
-    seconds: float,
+    seconds: float, download_origins: Iterable[str] = (),
 ) -> HttpSession:
-    """A session for an API whose JSON answers are streamed too (`read_json`): one timeout
+    """A session for an API whose JSON answers are streamed too (`download_json`): one timeout
     for every read, which httpx counts per chunk, so a large artifact still streams as
     long as it flows; connecting takes 5 s at most. Over a client of its own when `http`
     is None (the caller then owns it)."""
@@ -697,4 +701,5 @@ def streamed_session(
         http if http is not None else httpx.AsyncClient(follow_redirects=False),
         provider=provider, label=label, base_url=base_url,
         policy=Policy(timeout=timeout, download_timeout=timeout),
+        download_origins=download_origins,
     )

@@ -73,7 +73,6 @@ from providers.http import (
     HttpSession,
     NotFound,
     error_for_status,
-    read_json,
     streamed_session,
 )
 from providers.jenkins import testreport
@@ -205,8 +204,9 @@ class JenkinsClient:
 
     async def _json(self, path: str, what: str, tree: str | None = None) -> Any:
         url = f"{self.base_url}{path}" + (f"?{urlencode({'tree': tree})}" if tree else "")
-        return await read_json(self.session, url, what=what, max_bytes=MAX_JSON_BYTES,
-                               headers=self._auth, scope=SCOPE)
+        return await self.session.download_json(
+            url, what=what, max_bytes=MAX_JSON_BYTES, headers=self._auth, scope=SCOPE
+        )
 
     async def _build(self, ref: RunRef, *, fresh: bool = False) -> dict[str, Any]:
         key = (ref.repo, build_number(ref))

@@ -74,7 +74,7 @@ from providers.base import (
     ReportOrigin,
     Rerun,
 )
-from providers.http import HttpSession, NotFound, read_json, streamed_session
+from providers.http import HttpSession, NotFound, streamed_session
 from providers.teamcity import results
 from providers.teamcity.webhook import change_from_branch
 from providers.writes import append_once
@@ -174,8 +174,8 @@ class TeamCityClient:
         return f"{self.base_url}{REST}{path}" + (f"?{urlencode(query)}" if query else "")
 
     async def _json(self, url: str, what: str) -> Any:
-        return await read_json(self.session, url, what=what, max_bytes=MAX_JSON_BYTES,
-                               headers=self._auth, scope=SCOPE)
+        return await self.session.download_json(url, what=what, max_bytes=MAX_JSON_BYTES,
+                                                headers=self._auth, scope=SCOPE)
 
     async def _build(self, ref: RunRef, *, fresh: bool = False) -> dict[str, Any]:
         number = build_id(ref)

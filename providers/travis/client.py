@@ -68,7 +68,7 @@ from providers.base import (
     ReportOrigin,
     Rerun,
 )
-from providers.http import HttpSession, NotFound, Policy, TooLarge
+from providers.http import HttpSession, NotFound, TooLarge, streamed_session
 from providers.travis.logsummary import LogSummary
 from providers.writes import append_once
 
@@ -520,16 +520,15 @@ def create_client(
             "Travis CI is not configured: set HERALD_TRAVIS_TOKEN (an API token of a user "
             "who can read the repositories' builds, and restart their jobs for /retest)"
         )
-    timeout = httpx.Timeout(config.timeout, connect=min(5.0, config.timeout))
     client = http if http is not None else httpx.AsyncClient(follow_redirects=False)
-    policy = Policy(timeout=timeout, download_timeout=timeout)
-    session = HttpSession(client, provider=NAME, label="Travis CI",
-                          base_url=str(config.api_url), policy=policy)
+    session = streamed_session(client, provider=NAME, label="Travis CI",
+                               base_url=str(config.api_url), seconds=config.timeout)
     reports = None
     if config.report_url is not None:
         parts = urlsplit(config.report_url)
-        reports = HttpSession(client, provider=NAME, label="the Travis CI report host",
-                              base_url=f"{parts.scheme}://{parts.netloc}", policy=policy)
+        reports = streamed_session(client, provider=NAME, label="the Travis CI report host",
+                                   base_url=f"{parts.scheme}://{parts.netloc}",
+                                   seconds=config.timeout)
     formats = frozenset(p.strip() for p in (config.log_summary or "").split(",") if p.strip())
     return TravisClient(
         session,

@@ -71,6 +71,10 @@ class HeraldOnGitHub(harness.Herald):
     async def comment(self, body: dict[str, Any]) -> httpx.Response:
         return await github_comments.deliver(self.http, body)
 
+    async def github(self, event: str, body: dict[str, Any]) -> httpx.Response:
+        """A signed GitHub App delivery of `event` (`check_run`: the Re-run button)."""
+        return await github_comments.deliver(self.http, body, event_name=event)
+
 
 #: GitHub's `issue_comment` webhook of an author writing `/retest` on a pull request.
 retest_comment = github_comments.issue_comment

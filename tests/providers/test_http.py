@@ -452,6 +452,27 @@ async def test_a_cross_origin_redirect_drops_every_credential(origins: Any) -> N
     assert asked["private-token"] == "glpat-x" and asked["authorization"] == "token t0ken"
 
 
+async def test_a_download_origin_keeps_the_credentials_and_a_hop_elsewhere_drops_them(
+    origins: Any,
+) -> None:
+    """A second origin the provider serves downloads from (CircleCI's artifact host) is
+    asked with the credentials, directly; any other origin still gets none."""
+    api, storage, api_url, storage_url = origins
+    storage_origin = storage_url.replace("127.0.0.1", "localhost")
+    async with httpx.AsyncClient() as client:
+        session = HttpSession(client, provider="t", label="T", base_url=api_url,
+                              download_origins=[storage_origin])
+        data = await _download(session, f"{storage_origin}/blob")
+        api.target = f"{storage_url}/blob"  # 127.0.0.1: not the download origin
+        await _download(session, f"{api_url}/artifact")
+        with pytest.raises(PermanentError, match="outside"):
+            await _download(session, f"{storage_url}/blob")
+    assert data == storage.data
+    direct, redirected = storage.seen
+    assert direct["circle-token"] == "cc-x" and direct["private-token"] == "glpat-x"
+    assert not {"authorization", "private-token", "circle-token", "cookie"} & set(redirected)
+
+
 async def test_a_download_over_the_cap_stops_while_streaming(origins: Any) -> None:
     _, storage, api_url, _ = origins
     async with httpx.AsyncClient() as client:
