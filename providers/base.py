@@ -1,5 +1,8 @@
 """The provider contract as providers import it: defined in `bot.ports`, so that the core
-depends on no provider (see that module); re-exported here for the providers' own use."""
+depends on no provider (see that module); re-exported here for the providers' own use,
+with what every client factory checks of its settings."""
+
+from collections.abc import Mapping
 
 from bot.ports import (
     BadPayload,
@@ -23,6 +26,16 @@ from bot.ports import (
     Unsupported,
 )
 
+
+def require_settings(system: str, needs: str, values: Mapping[str, object]) -> None:
+    """`NotConfigured` naming every variable of `values` (name -> value) that is unset or
+    blank, and what the credentials need (`needs`), or nothing when all are set."""
+    missing = [name for name, value in values.items()
+               if value is None or (isinstance(value, str) and not value.strip())]
+    if missing:
+        raise NotConfigured(f"{system} is not configured: set {', '.join(missing)} ({needs})")
+
+
 __all__ = [
     "BadPayload",
     "Build",
@@ -43,4 +56,5 @@ __all__ = [
     "Rerun",
     "TransientError",
     "Unsupported",
+    "require_settings",
 ]

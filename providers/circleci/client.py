@@ -23,7 +23,8 @@ never both for one job, which would count every test twice. Artifacts are named
 `<job>[<node>]/<path>` (which the report handler matches against the patterns too): the
 nodes of a parallel job upload files of the same path, and those are different results,
 not attempts of one (`CISource.list_artifacts`). A failed job
-whose results hold no failure is one error case in the report, never a green job.
+whose results hold no failure is one error case in the report, never a green job; for a
+job read from its artifacts that is decided after they are read (`account_for_failures`).
 
 Rerun. `/retest` reruns the workflow from failed (`POST /workflow/{id}/rerun`), which
 makes a new workflow of the same name in the same pipeline; its report is a new origin of
@@ -55,17 +56,17 @@ from bot.config import allowed_hosts
 from bot.events import RunRef
 from bot.forges import forge_of_url, latest_per_key
 from bot.results.compact import CaseList
-from bot.results.model import Origin, ParseError, Suite, TestRun
+from bot.results.model import Origin, ParseError, Suite, TestCase, TestRun
 from bot.settings import ProviderSettings, Settings
 from providers.base import (
     Build,
     Change,
     Job,
-    NotConfigured,
     PermanentError,
     RemoteArtifact,
     ReportOrigin,
     Rerun,
+    require_settings,
 )
 from providers.circleci import testmetadata
 from providers.http import HttpSession, NotFound, streamed_session
@@ -176,8 +177,14 @@ class CircleCIClient:
         self._auth = {TOKEN_HEADER: token, "Accept": "application/json"}
         self._workflows: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._jobs: dict[str, list[dict[str, Any]]] = {}
-        #: workflow id -> (results, job numbers that stored no test results)
-        self._results: dict[str, tuple[TestRun, frozenset[int]]] = {}
+        #: workflow id -> (results, job numbers that stored no test results, the failure
+        #: case of each of those that failed)
+        self._results: dict[str, tuple[TestRun, frozenset[int], dict[int, TestCase]]] = {}
+        #: workflow id -> jobs whose artifacts `list_artifacts` handed out
+        self._listed: OrderedDict[str, frozenset[int]] = OrderedDict()
+        #: workflow id -> failure cases of failed jobs whose artifacts are read: added by
+        #: `account_for_failures` only if those artifacts hold no failure
+        self._deferred: OrderedDict[str, list[TestCase]] = OrderedDict()
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -290,7 +297,9 @@ class CircleCIClient:
 
     # ---- results --------------------------------------------------------------------------
 
-    async def _read_results(self, ref: RunRef) -> tuple[TestRun, frozenset[int]]:
+    async def _read_results(
+        self, ref: RunRef
+    ) -> tuple[TestRun, frozenset[int], dict[int, TestCase]]:
         """The workflow's stored test results, job by job, page by page, and which jobs
         stored none; read once between `list_artifacts` and `native_results`."""
         key = workflow_id(ref.run_id)
@@ -302,6 +311,7 @@ class CircleCIClient:
         page = self._url_of(ref, workflow)
         run = TestRun(id=key, url=page)
         without: set[int] = set()
+        pending: dict[int, TestCase] = {}
         failed_jobs = 0
         for job in await self._workflow_jobs(key):
             number = job.get("job_number")
@@ -329,7 +339,10 @@ class CircleCIClient:
                                                  reason=f"read in part: {exc}"))
             if not cases:
                 without.add(number)
-            if failed and not failures:
+                if failed:
+                    # Its artifacts may hold its failures: decided once they are read.
+                    pending[number] = testmetadata.job_failure(name, status, origin)
+            elif failed and not failures:
                 cases.append(testmetadata.job_failure(name, status, origin))
             if cases:
                 run.suites.append(Suite(name=name, cases=cases,
@@ -340,26 +353,52 @@ class CircleCIClient:
             run.suites.append(Suite(name=name, cases=CaseList([
                 testmetadata.workflow_failure(name, status, Origin(name, url=page))
             ]), source=testmetadata.SOURCE))
-        held = self._results[key] = (run, frozenset(without))
+        held = self._results[key] = (run, frozenset(without), pending)
         while len(self._results) > RESULTS_HELD:
             self._results.pop(next(iter(self._results)))
         return held
 
     async def native_results(self, ref: RunRef) -> TestRun | None:
-        run, _ = await self._read_results(ref)
+        key = workflow_id(ref.run_id)
+        run, _, pending = await self._read_results(ref)
+        listed = self._listed.pop(key, frozenset())
+        deferred = []
+        for number, case in pending.items():
+            if number in listed:
+                deferred.append(case)
+            else:  # no artifact of it is read: nothing else can show how it failed
+                run.suites.append(Suite(name=case.suite, cases=CaseList([case]),
+                                        source=testmetadata.SOURCE))
+        if deferred:
+            _hold(self._deferred, key, deferred)
         # Handed over: large results are not kept beyond the job that reads them.
-        self._results.pop(workflow_id(ref.run_id), None)
+        self._results.pop(key, None)
         return run if run.suites else None
+
+    def account_for_failures(self, ref: RunRef, build: Build, run: TestRun) -> None:
+        """A failed job whose results are its artifacts is named as a failure of its own
+        only when no failing test came from those artifacts (`<job>[<node>]/...`): its
+        files then do not say how it failed. With one, its files say it."""
+        deferred = self._deferred.pop(workflow_id(ref.run_id), [])
+        if not deferred:
+            return
+        explained = {case.origin.name for case in run.failures() if case.origin is not None}
+        for case in deferred:
+            prefix = f"{case.suite}["
+            if not any(name.startswith(prefix) for name in explained):
+                run.suites.append(Suite(name=case.suite, cases=CaseList([case]),
+                                        source=testmetadata.SOURCE))
 
     async def list_artifacts(self, ref: RunRef) -> list[RemoteArtifact]:
         """The artifacts of the jobs that stored no test results (see the module
         docstring) whose path matches the artifact patterns, each named
         `<job>[<node>]/<path>`."""
-        _, without = await self._read_results(ref)
+        _, without, _ = await self._read_results(ref)
         workflow = await self._workflow(ref.run_id)
         slug = slug_path(self._slug(ref, workflow))
         patterns = artifact_patterns(self.settings, NAME)
         found: list[RemoteArtifact] = []
+        listed: set[int] = set()
         for job in await self._workflow_jobs(ref.run_id):
             number = job.get("job_number")
             if number not in without:
@@ -382,12 +421,14 @@ class CircleCIClient:
                             id=f"{number}/{node}/{path}", name=f"{name}[{node}]/{path}",
                             url=url, extra={"job_number": number, "node_index": node},
                         ))
+                        listed.add(number)
             except NotFound as exc:
                 if pages:
                     # A list cut short could hide the one report that failed.
                     raise PermanentError(
                         f"the artifacts of job {name} could be listed in part only: {exc}"
                     ) from exc
+        _hold(self._listed, workflow_id(ref.run_id), frozenset(listed))
         return found
 
     async def open_artifact(self, ref: RunRef, artifact: RemoteArtifact) -> AsyncIterator[bytes]:
@@ -574,11 +615,10 @@ def create_client(
     whole = Settings.from_env(settings.environ)
     config = whole.config.circleci
     token = settings.secret("token")
-    if token is None or not token.reveal().strip():
-        raise NotConfigured(
-            "CircleCI is not configured: set HERALD_CIRCLECI_TOKEN (a personal API token of "
-            "a user who can see the projects; one who may trigger workflows for /retest)"
-        )
+    require_settings("CircleCI", "a personal API token of a user who can see the projects; "
+                     "one who may trigger workflows for /retest",
+                     {"HERALD_CIRCLECI_TOKEN": token.reveal() if token else None})
+    assert token is not None
     api_url = str(config.api_url).rstrip("/")
     origins = artifact_origins(api_url, config.artifact_hosts)
     # JSON pages are streamed too (`_json`): one timeout for every read.
@@ -593,3 +633,11 @@ def create_client(
         owns_http=http is None,
     )
 
+
+def _hold(held: OrderedDict[str, Any], key: str, value: Any) -> None:
+    """`value` kept under `key`, the oldest let go beyond `RESULTS_HELD` (a job that
+    stopped between the calls that set and take it)."""
+    held[key] = value
+    held.move_to_end(key)
+    while len(held) > RESULTS_HELD:
+        held.popitem(last=False)

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import base64
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
@@ -63,11 +63,11 @@ from bot.settings import ProviderSettings, Settings
 from providers.base import (
     Build,
     Change,
-    NotConfigured,
     PermanentError,
     RemoteArtifact,
     ReportOrigin,
     Rerun,
+    require_settings,
 )
 from providers.http import (
     HttpSession,
@@ -509,18 +509,12 @@ def create_client(
     whole = Settings.from_env(settings.environ)
     config = whole.config.jenkins
     token = settings.secret("token")
-    missing: Iterable[str] = [
-        name for name, value in (
-            ("HERALD_JENKINS_URL", config.url),
-            ("HERALD_JENKINS_USER", config.user),
-            ("HERALD_JENKINS_TOKEN", token.reveal().strip() if token else None),
-        ) if not value
-    ]
-    if missing:
-        raise NotConfigured(
-            f"Jenkins is not configured: set {', '.join(missing)} (an API token of a user "
-            "with Overall/Read and Job/Read, Job/Build for /retest)"
-        )
+    require_settings("Jenkins", "an API token of a user with Overall/Read and Job/Read, "
+                     "Job/Build for /retest", {
+                         "HERALD_JENKINS_URL": config.url,
+                         "HERALD_JENKINS_USER": config.user,
+                         "HERALD_JENKINS_TOKEN": token.reveal() if token else None,
+                     })
     assert config.url is not None and config.user is not None and token is not None
     session = streamed_session(http, provider=NAME, label="Jenkins", base_url=config.url,
                                seconds=config.timeout)

@@ -53,7 +53,7 @@ import json
 import re
 import secrets
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
@@ -68,11 +68,11 @@ from bot.settings import ProviderSettings, Settings
 from providers.base import (
     Build,
     Change,
-    NotConfigured,
     PermanentError,
     RemoteArtifact,
     ReportOrigin,
     Rerun,
+    require_settings,
 )
 from providers.http import HttpSession, NotFound, streamed_session
 from providers.teamcity import results
@@ -564,18 +564,11 @@ def create_client(
     whole = Settings.from_env(settings.environ)
     config = whole.config.teamcity
     token = settings.secret("token")
-    missing: Iterable[str] = [
-        name for name, value in (
-            ("HERALD_TEAMCITY_URL", config.url),
-            ("HERALD_TEAMCITY_TOKEN", token.reveal().strip() if token else None),
-        ) if not value
-    ]
-    if missing:
-        raise NotConfigured(
-            f"TeamCity is not configured: set {', '.join(missing)} (an access token of a "
-            "user who may view the builds and build configuration settings, run builds "
-            "for /retest)"
-        )
+    require_settings("TeamCity", "an access token of a user who may view the builds and "
+                     "build configuration settings, run builds for /retest", {
+                         "HERALD_TEAMCITY_URL": config.url,
+                         "HERALD_TEAMCITY_TOKEN": token.reveal() if token else None,
+                     })
     assert config.url is not None and token is not None
     session = streamed_session(http, provider=NAME, label="TeamCity", base_url=str(config.url),
                                seconds=config.timeout)

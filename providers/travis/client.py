@@ -62,11 +62,11 @@ from providers.base import (
     Build,
     Change,
     Job,
-    NotConfigured,
     PermanentError,
     RemoteArtifact,
     ReportOrigin,
     Rerun,
+    require_settings,
 )
 from providers.http import HttpSession, NotFound, TooLarge, streamed_session
 from providers.travis.logsummary import LogSummary
@@ -515,11 +515,10 @@ def create_client(
     whole = Settings.from_env(settings.environ)
     config = whole.config.travis
     token = settings.secret("token")
-    if token is None or not token.reveal().strip():
-        raise NotConfigured(
-            "Travis CI is not configured: set HERALD_TRAVIS_TOKEN (an API token of a user "
-            "who can read the repositories' builds, and restart their jobs for /retest)"
-        )
+    require_settings("Travis CI", "an API token of a user who can read the repositories' "
+                     "builds, and restart their jobs for /retest",
+                     {"HERALD_TRAVIS_TOKEN": token.reveal() if token else None})
+    assert token is not None
     client = http if http is not None else httpx.AsyncClient(follow_redirects=False)
     session = streamed_session(client, provider=NAME, label="Travis CI",
                                base_url=str(config.api_url), seconds=config.timeout)

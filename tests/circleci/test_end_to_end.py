@@ -149,9 +149,26 @@ async def test_a_parallel_job_s_artifacts_count_every_node(fake, circleci, heral
     await herald.deliver(webhook())
     await herald.work()
     [check] = fake.repo(REPO).check_runs
-    # Two nodes, two results each: neither node's file stands in for the other's. The
-    # job stored no test results, so its failure is named too (docs/circleci.md).
-    assert check["output"]["title"].startswith("2 failed, 1 error, 2 passed")
+    # Two nodes, two results each: neither node's file stands in for the other's. Their
+    # failures say how the job failed: it is not counted again as an error of its own.
+    assert check["output"]["title"].startswith("2 failed, 2 passed")
+
+
+async def test_a_failed_job_whose_artifacts_show_no_failure_is_named_as_failed(
+    fake, circleci, herald
+) -> None:
+    seed(circleci, jobs=[FakeJob("api-tests", "failed", 4510, artifacts=[
+        Artifact("reports/junit.xml", 0, junit(("test_a", "pass"))),
+        Artifact("reports/junit.xml", 1, junit(("test_c", "pass"))),
+    ])])
+    await herald.deliver(webhook())
+    await herald.work()
+    [check] = fake.repo(REPO).check_runs
+    # Every test in its files passed, yet the job failed (a step after the tests): the
+    # report must not read green.
+    assert (check["conclusion"], check["output"]["title"].startswith("1 error, 2 passed")) == (
+        "failure", True)
+    assert md_text("job api-tests") in fake.repo(REPO).comments[PR][0]["body"]
 
 
 async def test_a_rerun_s_report_replaces_the_comment_and_a_late_older_one_does_not(
