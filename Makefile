@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/herald serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot handlers providers tests bench
+	$(BIN)/ruff check bot handlers providers herald tests bench examples
 	$(BIN)/mypy
 	$(BIN)/python -m bot.config --check
 

@@ -461,6 +461,10 @@ class HeraldConfig(BaseSettings):
     queue_name: str = setting(
         "herald:queue", "the Redis queue web and workers share", min_length=1
     )
+    store_dir: Path | None = setting(
+        None, "where the library's `Reporter` keeps the artifacts it collects, served as "
+        "signed `/files/store/…` links", shown_default="`HERALD_STATE_DIR/store`",
+    )
     public_url: Annotated[str | None, BeforeValidator(_without_trailing_slash)] = setting(
         None, "the address Herald is reached at, for links back to it"
     )

@@ -10,7 +10,9 @@ verifies). So a link names one file for a bounded time: a tampered key or expiry
 link past its time, is refused (403, 410) before any file is looked at, and even a valid
 signature never reaches outside the folder its key's first part names.
 
-Keys today: `local/<run>/<path>`, a file of a Local provider run (`HERALD_LOCAL_ROOT`).
+Keys: `local/<run>/<path>`, a file of a Local provider run (`HERALD_LOCAL_ROOT`), and
+`store/<run>/<name>`, an artifact the library's `Reporter` collected (`HERALD_STORE_DIR`,
+`bot.artifact_store`).
 Files are served as downloads or as inert text: never as HTML or anything a browser
 would run on Herald's own origin.
 """
@@ -112,9 +114,16 @@ def check(key: str, expires_text: str | None, given: str | None, keys: Sequence[
         raise Refused(410, "this link has expired: open the report again for a fresh one")
 
 
+def store_dir(settings: Settings) -> Path:
+    """`HERALD_STORE_DIR`, or `store` in the state directory."""
+    return settings.config.store_dir or settings.state_dir / "store"
+
+
 def _folder_of(settings: Settings, area: str) -> Path | None:
     if area == "local":
         return settings.config.local.root
+    if area == "store":
+        return store_dir(settings)
     return None
 
 

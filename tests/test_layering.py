@@ -5,6 +5,7 @@
 - `handlers` use the contract (`bot.ports`) and never a provider's module: a handler that
   knew GitHub would need copying for every forge.
 - `providers` never import `handlers`, and no provider imports another provider's package.
+- Nothing in `bot`, `handlers` or `providers` imports `herald`, the users' facade.
 
 Imports are read from the source (every `import` statement, inside functions too), so a
 lazy import cannot slip through.
@@ -76,6 +77,15 @@ def test_providers_import_no_handler_and_no_other_provider(path: Path) -> None:
         segments = name.split(".")
         if segments[0] == "providers" and len(segments) > 2 and own is not None:
             assert segments[1] == own, f"{relative(path)} imports {name}, another provider's"
+
+
+@pytest.mark.parametrize(
+    "path", [*modules("bot"), *modules("handlers"), *modules("providers")], ids=relative)
+def test_nothing_inside_imports_the_public_facade(path: Path) -> None:
+    # `herald` re-exports the internals for users; an internal module importing it back
+    # would make the facade part of the core it stands in front of.
+    wrong = sorted(n for n in imported(path) if top(n) == "herald")
+    assert not wrong, f"{relative(path)} imports {wrong}: the facade is for users only"
 
 
 def test_the_rules_see_lazy_imports() -> None:

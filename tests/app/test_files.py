@@ -187,3 +187,19 @@ def test_a_signed_url_needs_the_public_url_too() -> None:
 def test_keys_are_plain_relative_paths(text: str) -> None:
     with pytest.raises(ValueError, match="relative path of names"):
         relative_path(text)
+
+
+async def test_an_artifact_the_reporter_stored_opens_from_its_link(
+    start_app: AppFactory, tmp_path: Path
+) -> None:
+    from bot.reporter import Reporter
+
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "app.log").write_bytes(b"started\n")
+    async with start_app(HERALD_PUBLIC_URL="https://herald.example",
+                         HERALD_URL_SIGNING_KEY=KEY) as running:
+        reporter = Reporter(None, artifact_dir=tmp_path / "build", settings=running.settings)
+        [stored] = await reporter.collect_and_upload_artifacts("run-9", ["*.log"])
+        response = await running.client.get(path_of(stored.url))
+
+    assert (response.status_code, response.content) == (200, b"started\n")
