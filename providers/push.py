@@ -193,7 +193,12 @@ def job_change(ref: RunRef, environ: Mapping[str, str], settings: Settings) -> C
     if ref.provider == "azure-devops":
         kind = ref.extra.get("repository_provider")
         if kind not in (None, "TfsGit"):
-            return _elsewhere(environ.get("BUILD_REPOSITORY_URI"), ref.sha, ref.change,
+            # For a GitHub pull request SYSTEM_PULLREQUEST_PULLREQUESTID is GitHub's
+            # internal id, not the number people and the API use.
+            number = _number(environ.get("SYSTEM_PULLREQUEST_PULLREQUESTNUMBER"))
+            if number is None and environ.get("BUILD_REASON") == "PullRequest":
+                number = ref.change
+            return _elsewhere(environ.get("BUILD_REPOSITORY_URI"), ref.sha, number,
                               settings, "BUILD_REPOSITORY_URI, BUILD_SOURCEVERSION")
         repository = environ.get("BUILD_REPOSITORY_ID")
         if not ref.sha or not repository:

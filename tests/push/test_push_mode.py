@@ -127,6 +127,24 @@ async def test_an_azure_pipelines_job_gets_one_pull_request_status_and_one_threa
     assert azure_fake.TOKEN not in first.text + second.text
 
 
+async def test_an_azure_pipeline_of_a_github_repository_reports_on_its_pull_request_number(
+    github, azure, reports, herald
+) -> None:
+    """GitHub's internal pull request id (SYSTEM_PULLREQUEST_PULLREQUESTID) is not its
+    number: the report must land on pull request 17, not on id 1534218807."""
+    env = {**azure_pipelines(azure), **github_forge(github, github.issue_token()),
+           "BUILD_REPOSITORY_PROVIDER": "GitHub", "BUILD_REPOSITORY_NAME": GITHUB_REPO,
+           "BUILD_REPOSITORY_URI": f"https://github.com/{GITHUB_REPO}",
+           "SYSTEM_PULLREQUEST_PULLREQUESTID": "1534218807",
+           "SYSTEM_PULLREQUEST_PULLREQUESTNUMBER": str(GITHUB_PR),
+           "SYSTEM_PULLREQUEST_SOURCECOMMITID": HEAD}
+    await twice(herald, env, reports)
+
+    _one_check_and_comment(github, "Herald (azure-devops: payments-api-ci / unit tests)",
+                           "herald[bot]")
+    assert azure.calls == []
+
+
 async def test_a_jenkins_multibranch_build_reports_on_the_github_its_git_url_names(
     github, reports, herald
 ) -> None:
