@@ -400,3 +400,16 @@ def test_the_command_line_reads_the_job_environment_and_a_config_file(
     [note] = gitlab.our_notes(GITLAB_PROJECT, GITLAB_MR)
     assert "p95" in note["body"]
     assert gitlab_fake.TOKEN not in capsys.readouterr().out
+
+
+def test_provider_picks_the_system_when_a_job_carries_variables_of_two() -> None:
+    """A Jenkins agent running inside a GitHub Actions job: detection takes GitHub
+    (PROVIDERS.md section 9); `--provider jenkins` reads Jenkins' variables instead."""
+    from providers.push import CannotPublish, detect_job
+
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": GITHUB_REPO, "GITHUB_RUN_ID": "1",
+           **jenkins_multibranch("https://github.com/acme/widgets.git")}
+    assert detect_job(env).provider == "github"
+    assert detect_job(env, "jenkins").provider == "jenkins"
+    with pytest.raises(CannotPublish, match="unknown CI system 'jenkinz'"):
+        detect_job(env, "jenkinz")
