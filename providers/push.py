@@ -286,9 +286,12 @@ def job_origin(ref: RunRef, environ: Mapping[str, str], name: str | None = None)
         label: str | None = f"{base} / {name}" if base else name
     else:
         label = f"{base} / {job}" if base and job else base or job
+    # The job that reported is where its log is: its page when the CI names one.
+    job_url = ref.extra.get("job_url")
     return ReportOrigin(
         run=ref, name=label, attempt=attempt, sequence=_number(sequence_of) or 0,
-        number=number or ref.run_id, url=ref.url,
+        number=number or ref.run_id,
+        url=job_url if isinstance(job_url, str) and job_url else ref.url,
     )
 
 

@@ -90,6 +90,7 @@ async def test_a_gitlab_ci_job_gets_one_commit_status_and_one_merge_request_note
 
     [status] = gitlab.statuses[(GITLAB_PROJECT, GITLAB_SHA)]
     assert status["status"] == "failed"
+    assert status["target_url"] == env["CI_JOB_URL"]  # the job that reported, its log
     [note] = gitlab.our_notes(GITLAB_PROJECT, GITLAB_MR)
     assert "total was 9, expected 10" in note["body"]
     assert f"merge_requests/{GITLAB_MR}#note_{note['id']}" in first.out
