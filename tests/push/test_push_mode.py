@@ -414,3 +414,25 @@ def test_provider_picks_the_system_when_a_job_carries_variables_of_two() -> None
     assert detect_job(env, "jenkins").provider == "jenkins"
     with pytest.raises(CannotPublish, match="unknown CI system 'jenkinz'"):
         detect_job(env, "jenkinz")
+
+
+def test_the_herald_command_in_a_process_of_its_own_publishes_and_prints_no_secret(
+    gitlab, reports
+) -> None:
+    """As a job runs it: `python -m bot.cli report ...` with only the job's environment
+    (no Redis configured or reachable: HERALD_REDIS_URL points at a closed port)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**gitlab_ci(gitlab), "PATH": os.environ.get("PATH", ""),
+           "HERALD_REDIS_URL": "redis://127.0.0.1:9/0", "PYTHONIOENCODING": "utf-8"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "report", "--auto-detect", _pattern(reports)],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert f"merge_requests/{GITLAB_MR}#note_" in done.stdout
+    assert gitlab_fake.TOKEN not in done.stdout + done.stderr
+    assert len(gitlab.our_notes(GITLAB_PROJECT, GITLAB_MR)) == 1
