@@ -27,6 +27,7 @@ from tests.push.conftest import (
     GITLAB_PATH,
     GITLAB_SHA,
     HEAD,
+    MERGE,
     PASSING,
     azure_pipelines,
     bitbucket_pipelines,
@@ -436,3 +437,19 @@ def test_the_herald_command_in_a_process_of_its_own_publishes_and_prints_no_secr
     assert f"merge_requests/{GITLAB_MR}#note_" in done.stdout
     assert gitlab_fake.TOKEN not in done.stdout + done.stderr
     assert len(gitlab.our_notes(GITLAB_PROJECT, GITLAB_MR)) == 1
+
+
+async def test_a_push_to_a_branch_gets_a_check_run_on_its_commit_and_no_comment(
+    github, reports, tmp_path, herald
+) -> None:
+    env = github_actions(github, tmp_path / "event.json", github.issue_actions_token())
+    (tmp_path / "event.json").write_text(f'{{"ref": "refs/heads/main", "after": "{MERGE}"}}')
+    env.update({"GITHUB_EVENT_NAME": "push", "GITHUB_REF": "refs/heads/main",
+                "GITHUB_REF_NAME": "main", "GITHUB_HEAD_REF": "", "GITHUB_BASE_REF": ""})
+    outcome = await herald(env, _pattern(reports))
+
+    assert outcome.code == 1, outcome.err
+    [check] = github.repo(GITHUB_REPO).check_runs
+    assert check["head_sha"] == MERGE  # on a push, GITHUB_SHA is the pushed commit
+    assert github.repo(GITHUB_REPO).comments.get(GITHUB_PR, []) == []
+    assert f"/runs/{check['id']}" in outcome.out
