@@ -97,6 +97,7 @@ async def test_a_gitlab_ci_job_gets_one_commit_status_and_one_merge_request_note
     assert f"merge_requests/{GITLAB_MR}#note_{note['id']}" in first.out
     assert gitlab_fake.TOKEN not in first.text + second.text
     assert env["CI_JOB_TOKEN"] not in first.text
+    assert gitlab.mentions == [] and gitlab.quick_actions == []  # `@everyone` stays inert
 
 
 async def test_a_bitbucket_pipelines_step_gets_one_status_one_insights_report_and_one_comment(
@@ -113,6 +114,7 @@ async def test_a_bitbucket_pipelines_step_gets_one_status_one_insights_report_an
     [comment] = bitbucket.our_comments(BITBUCKET_REPO, BITBUCKET_PR)
     assert "total was 9, expected 10" in comment["content"]["raw"]
     assert bitbucket_fake.TOKEN not in first.text + second.text
+    assert bitbucket.mentions == []
 
 
 async def test_an_azure_pipelines_job_gets_one_pull_request_status_and_one_thread(
@@ -288,6 +290,18 @@ async def test_a_workflow_that_does_not_map_github_token_is_told_how_and_nothing
     assert "HERALD_GITHUB_TOKEN" in outcome.err and "secrets.GITHUB_TOKEN" in outcome.err
     assert "checks: write" in outcome.err
     assert github.calls == []
+
+
+async def test_a_teamcity_build_without_herald_bitbucket_token_names_it(
+    bitbucket, reports, herald
+) -> None:
+    env = {**teamcity_build(f"{bitbucket.url}/{BITBUCKET_REPO}.git"),
+           "HERALD_BITBUCKET_API_URL": f"{bitbucket.url}/2.0"}
+    outcome = await herald(env, _pattern(reports))
+
+    assert outcome.code == CANNOT_PUBLISH
+    assert "HERALD_BITBUCKET_TOKEN" in outcome.err and "repository access token" in outcome.err
+    assert bitbucket.calls == []
 
 
 async def test_an_azure_job_without_system_accesstoken_names_it(azure, reports, herald) -> None:
