@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("bot.commands.worker", "run workers only, for production"),
     "web": ("bot.commands.web", "run the web app only, for production (beside `herald worker`)"),
     "render": ("bot.commands.render", "parse test reports and write Markdown, HTML, JSON"),
+    "report": ("bot.commands.report", "inside a CI job: parse its test reports and publish them"),
     "replay": ("bot.commands.replay", "sign a saved webhook payload and post it"),
 }
 

@@ -210,6 +210,16 @@ class GitHubConfig(ClientConfig):
         shown_default="none: no reports",
     )
     private_key_file: Path | None = setting(None, "a file holding the private key instead")
+    token: SecretStr | None = setting(
+        None, "without the App: a token with `checks: write` and `pull-requests: write` "
+        "(push mode: the workflow's `GITHUB_TOKEN` when this is unset)",
+        shown_default="none: the App",
+    )
+    token_file: Path | None = setting(None, "a file holding the token instead")
+    token_login: str = setting(
+        "github-actions[bot]", "the login GitHub credits the token's comments to: its "
+        "sticky comment is the one by this login",
+    )
     api_url: HttpUrl = setting(
         "https://api.github.com", "`https://<host>/api/v3` for GitHub Enterprise Server"
     )

@@ -45,9 +45,21 @@ _METRIC = re.compile(
 )
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def add_paths(parser: argparse.ArgumentParser) -> None:
+    """The PATHS argument, as every command that reads test reports takes it."""
     parser.add_argument("paths", nargs="+", metavar="PATHS",
                         help="report files, directories or glob patterns ('reports/**/*.xml')")
+
+
+def add_metric(parser: argparse.ArgumentParser) -> None:
+    """The repeatable `--metric NAME=VALUE[UNIT]` option."""
+    parser.add_argument("--metric", action="append", type=metric, default=[],
+                        metavar="NAME=VALUE[UNIT]",
+                        help="a performance figure for the metrics table; repeatable")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_paths(parser)
     parser.add_argument("--format", type=_formats, default=list(FORMATS), metavar="md,html,json",
                         help="which reports to write (default: all three)")
     parser.add_argument("--out", metavar="DIR",
@@ -58,9 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--passed-detail", action="store_true",
                         help="write passed tests in full in report.json (location, output); "
                              "by default only their identity, status and duration")
-    parser.add_argument("--metric", action="append", type=metric, default=[],
-                        metavar="NAME=VALUE[UNIT]",
-                        help="a performance figure for the metrics table; repeatable")
+    add_metric(parser)
 
 
 def _formats(text: str) -> list[str]:

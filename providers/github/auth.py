@@ -40,6 +40,32 @@ class AppCredentials:
         return self.client_id or self.app_id
 
 
+@dataclass(frozen=True)
+class TokenCredentials:
+    """A plain token instead of the App: a workflow's `GITHUB_TOKEN` in push mode
+    (`bot.push`), or another token handed to Herald. GitHub attributes what it writes to
+    the token's owner, `login`: `github-actions[bot]` for a workflow's token, which GitHub
+    documents as the actor of everything that token does. Neither `GET /user` nor `GET /app`
+    answers an Actions token, so the login is configured, not asked."""
+
+    token: Secret
+    login: str = "github-actions[bot]"
+
+
+class FixedToken:
+    """`InstallationTokens`' interface over one token that never changes: a refused one
+    cannot be refreshed, so the second 401 reaches the caller."""
+
+    def __init__(self, token: Secret) -> None:
+        self._token = token
+
+    async def get(self, installation_id: str) -> Secret:
+        return self._token
+
+    def invalidate(self, installation_id: str, token: Secret) -> None:
+        return None
+
+
 class AppJWT:
     """Signs App JWTs, reusing one until it is within a minute of its expiry."""
 

@@ -16,7 +16,8 @@ apps (repository installation, installation access token).
 Settings (`HERALD_GITHUB_*`): `APP_ID`, `CLIENT_ID` (optional JWT issuer), `PRIVATE_KEY` /
 `PRIVATE_KEY_FILE`, `API_URL` (GitHub Enterprise Server: `https://<host>/api/v3`),
 `RETEST_ALLOWLIST` (logins allowed to `/retest` without write access), `REQUEST_TIMEOUT`
-(seconds per request).
+(seconds per request). Without the App, `TOKEN` / `TOKEN_FILE` and `TOKEN_LOGIN`: a plain
+token (a workflow's `GITHUB_TOKEN` in push mode) whose own comments are Herald's.
 """
 
 from __future__ import annotations
@@ -60,12 +61,21 @@ from providers.base import (
 )
 from providers.github import publish as checks
 from providers.github.api import DEFAULT_TIMEOUT, GitHubAPI, Throttle, retry_policy
-from providers.github.auth import AppCredentials, AppJWT, InstallationToken, InstallationTokens
+from providers.github.auth import (
+    AppCredentials,
+    AppJWT,
+    FixedToken,
+    InstallationToken,
+    InstallationTokens,
+    TokenCredentials,
+)
 from providers.http import NotFound, Unauthorized, error_for_status
 from providers.writes import RESENDS, append_once, pause
 
 NAME: Final = "github"
 DEFAULT_API_URL: Final = "https://api.github.com"
+#: The API scope of a plain token (`TokenCredentials`): it needs no installation.
+TOKEN_SCOPE: Final = "token"  # noqa: S105 (a scope name, not a secret)
 API_VERSION: Final = "2022-11-28"
 FAILED_CONCLUSIONS: Final = frozenset({"failure", "timed_out", "startup_failure"})
 RERUNNABLE_CONCLUSIONS: Final = frozenset({"failure", "timed_out", "cancelled"})
@@ -126,7 +136,7 @@ class GitHubClient:
 
     def __init__(
         self,
-        credentials: AppCredentials,
+        credentials: AppCredentials | TokenCredentials,
         http: httpx.AsyncClient,
         *,
         api_url: str = DEFAULT_API_URL,
@@ -142,8 +152,12 @@ class GitHubClient:
         self.max_artifact_bytes = max_artifact_bytes
         self.timeout = timeout
         self.throttle = throttle or Throttle()
-        self.jwt = AppJWT(credentials)
-        self.tokens = InstallationTokens(self._new_token)
+        self.tokens: InstallationTokens | FixedToken
+        if isinstance(credentials, TokenCredentials):
+            self.tokens = FixedToken(credentials.token)
+        else:
+            self.jwt = AppJWT(credentials)
+            self.tokens = InstallationTokens(self._new_token)
         self._apis: dict[str, GitHubAPI] = {}
         self._installations: dict[str, str] = {}
 
@@ -179,6 +193,8 @@ class GitHubClient:
         return InstallationToken.from_response(data)
 
     async def _installation(self, repo: str, extra: Mapping[str, Any]) -> str:
+        if isinstance(self.credentials, TokenCredentials):
+            return TOKEN_SCOPE  # one token for every repository it may reach
         given = extra.get("installation_id")
         if given:
             return str(int(given))
@@ -695,6 +711,9 @@ class GitHubClient:
             sent += len(batch)
 
     def _is_ours(self, comment: Mapping[str, Any]) -> bool:
+        if isinstance(self.credentials, TokenCredentials):
+            login = str((comment.get("user") or {}).get("login") or "")
+            return login.lower() == self.credentials.login.lower()
         app = comment.get("performed_via_github_app") or {}
         if app.get("id") is not None:
             return str(app["id"]) == self.credentials.app_id
@@ -874,21 +893,31 @@ class GitHubClient:
 
 
 def create_client(settings: ProviderSettings, http: httpx.AsyncClient) -> GitHubClient:
-    """The worker's factory (`providers.CLIENTS`); `NotConfigured` without App credentials."""
+    """The worker's factory (`providers.CLIENTS`): the App when its credentials are set,
+    else a plain token (`HERALD_GITHUB_TOKEN`, push mode's credential); `NotConfigured`
+    without either."""
     app_id = settings.get("app_id")
     key = settings.secret("private_key")
-    if not app_id or key is None:
-        raise NotConfigured(
-            "the GitHub App is not configured: set HERALD_GITHUB_APP_ID and "
-            "HERALD_GITHUB_PRIVATE_KEY (or HERALD_GITHUB_PRIVATE_KEY_FILE)"
-        )
+    token = settings.secret("token")
+    credentials: AppCredentials | TokenCredentials
     # bounds (a numeric id, a timeout inside the job's) are checked by the schema
     whole = Settings.from_env(settings.environ)
     config = whole.config.github
+    if app_id and key is not None:
+        credentials = AppCredentials(app_id, read_private_key(key), config.client_id)
+    elif token is not None and token.reveal().strip():
+        credentials = TokenCredentials(Secret(token.reveal().strip()), config.token_login)
+    else:
+        raise NotConfigured(
+            "the GitHub App is not configured: set HERALD_GITHUB_APP_ID and "
+            "HERALD_GITHUB_PRIVATE_KEY (or HERALD_GITHUB_PRIVATE_KEY_FILE), or "
+            "HERALD_GITHUB_TOKEN (or HERALD_GITHUB_TOKEN_FILE) to a token with checks: "
+            "write and pull-requests: write"
+        )
     seconds = config.request_timeout
     allowlist = config.retest_allowlist or ""
     return GitHubClient(
-        AppCredentials(app_id, read_private_key(key), config.client_id),
+        credentials,
         http,
         api_url=config.api_url,
         retest_allowlist=frozenset(u.strip() for u in allowlist.split(",") if u.strip()),

@@ -54,6 +54,10 @@ REACTIONS = {"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes
 ANNOTATION_FIELDS = ("path", "start_line", "end_line", "annotation_level", "message")
 
 
+#: The github-actions App, which a workflow's GITHUB_TOKEN belongs to.
+ACTIONS_APP_ID = 15368
+
+
 @dataclass(frozen=True)
 class Call:
     method: str
@@ -131,6 +135,8 @@ class FakeGitHub:
         self.installation_id = installation_id
         self.token_lifetime = token_lifetime
         self.tokens: dict[str, float] = {}  # token → expiry
+        #: A workflow's GITHUB_TOKEN: GitHub credits what it writes to github-actions[bot].
+        self.actions_tokens: set[str] = set()
         self.repos: dict[str, Repo] = {}
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
@@ -203,6 +209,12 @@ class FakeGitHub:
     def issue_token(self) -> str:
         token = "ghs_" + secrets.token_urlsafe(24)
         self.tokens[token] = time.time() + self.token_lifetime
+        return token
+
+    def issue_actions_token(self) -> str:
+        """A workflow job's GITHUB_TOKEN (an installation token of the github-actions App)."""
+        token = self.issue_token()
+        self.actions_tokens.add(token)
         return token
 
     # ---- plumbing ----------------------------------------------------------------------
@@ -534,11 +546,15 @@ class FakeGitHub:
         if problem is not None:
             return problem
         comment_id = next(self._ids)
+        actions = request.headers.get("authorization", "").partition(" ")[2] \
+            in self.actions_tokens
         comment = {
             "id": comment_id,
             "body": body["body"],
-            "user": {"login": "herald[bot]", "type": "Bot"},
-            "performed_via_github_app": {"id": self.app_id, "slug": "herald"},
+            "user": {"login": "github-actions[bot]" if actions else "herald[bot]",
+                     "type": "Bot"},
+            "performed_via_github_app": {"id": ACTIONS_APP_ID, "slug": "github-actions"}
+            if actions else {"id": self.app_id, "slug": "herald"},
             "html_url": f"https://github.com/{repo.full_name}/pull/{number}#issuecomment-"
                         f"{comment_id}",
         }
