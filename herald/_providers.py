@@ -5,21 +5,27 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+import httpx
 
 import providers
+from bot.egress import EgressPolicy, guarded_transport
 from bot.events import RunRef
-from bot.ports import Change, NotConfigured, ReportOrigin, Unsupported
+from bot.ports import Change, NotConfigured, ReportOrigin
 from bot.reporter import PublishedReport
 from bot.results.model import TestRun
 from bot.settings import ConfigError, Settings, env_name
+from providers import push
 from providers.base import Provider
 from providers.detect import detect
 from providers.local import LocalRuns, run_path
 
 #: Config keys that name the run rather than a setting: the seed's, as `detect` fills them.
-RUN_KEYS = frozenset({"repository", "commit_sha", "branch", "pr_number", "run_id", "url",
-                      "project_id", "mr_iid"})
+RUN_KEYS = frozenset({"repository", "commit_sha", "branch", "pr_number", "run_id",
+                      "run_url", "project_id", "mr_iid", "name"})
+#: The CI name of a report a script publishes through a forge named by a config.
+LIBRARY: Final = "library"
 
 
 def register_provider(name: str, cls: type[Provider]) -> None:
@@ -40,7 +46,7 @@ def detect_ci_environment(
     """`(provider, config)` of the CI job this process runs in, or None outside one.
 
     The config names the run as `create_provider` takes it: `repository`, `commit_sha`,
-    `branch`, `pr_number`, `run_id`, `url`, and what the system adds (`project_id` on
+    `branch`, `pr_number`, `run_id`, `run_url`, and what the system adds (`project_id` on
     GitLab...), each present only when the job's variables say it.
     """
     ref = detect(os.environ if environ is None else environ)
@@ -54,7 +60,7 @@ def run_config(ref: RunRef) -> dict[str, str]:
         "branch": ref.branch,
         "pr_number": str(ref.change) if ref.change is not None else None,
         "run_id": ref.run_id,
-        "url": ref.url,
+        "run_url": ref.url,
     }
     extra = {key: str(value) for key, value in ref.extra.items()
              if isinstance(value, (str, int)) and not isinstance(value, bool)}
@@ -108,28 +114,119 @@ class LocalProvider:
                                url=(folder / "report.html").as_uri())
 
 
-def create_provider(name: str, config: Mapping[str, Any] | None = None) -> LocalProvider:
+class JobProvider:
+    """A provider inside its CI job: publishes as `herald report` does (push mode), the
+    run, commit, pull request, forge and token read from the job's environment."""
+
+    def __init__(self, name: str, environ: Mapping[str, str]) -> None:
+        self.name = name
+        self.environ = dict(environ)
+
+    async def publish(self, run: TestRun) -> PublishedReport:
+        try:
+            report = await push.publish_from_job(self.environ, run, provider=self.name)
+        except push.CannotPublish as exc:
+            raise NotConfigured(str(exc)) from None
+        change = report.change
+        return PublishedReport(where=f"{change.forge} {change.repo} at {change.sha[:12]}",
+                               url=report.url)
+
+
+class ForgeProvider:
+    """A forge named by a config mapping: the repository, commit and pull request the
+    report is for, and the token to publish with."""
+
+    def __init__(self, name: str, settings: Settings, change: Change,
+                 report_name: str | None = None) -> None:
+        self.name = name
+        self.settings = settings
+        self.change = change
+        self.name_ = report_name
+
+    async def publish(self, run: TestRun) -> PublishedReport:
+        change = self.change
+        # The run is the script's, not one of the forge's own CI (whose ids it would
+        # read as pipeline or run numbers): reported as `Herald (library: <name>)`.
+        origin = ReportOrigin(run=RunRef(provider=LIBRARY, repo=change.repo, run_id=run.id,
+                                         sha=change.sha), name=self.name_ or run.id,
+                              url=run.url)
+        async with httpx.AsyncClient(
+            transport=guarded_transport(EgressPolicy.from_settings(self.settings)),
+            follow_redirects=False,
+        ) as http:
+            try:
+                forge = push.forge_client(change.forge, self.settings, http)
+            except push.CannotPublish as exc:
+                raise NotConfigured(str(exc)) from None
+            try:
+                published = await forge.publish(change, origin, run)
+            finally:
+                closing = getattr(forge, "aclose", None)
+                if closing is not None:
+                    await closing()
+        return PublishedReport(
+            where=f"{change.forge} {change.repo} at {change.sha[:12]}",
+            url=push.report_url(change, published, self.settings, self.settings.environ))
+
+
+#: The forges a config mapping can name a change on (Azure DevOps needs its pipeline's
+#: coordinates: inside the pipeline, with no config, it publishes in push mode).
+CONFIGURABLE_FORGES: Final = ("github", "gitlab", "bitbucket")
+
+
+def _change_from(name: str, run: Mapping[str, str]) -> Change:
+    missing = [key for key in ("repository", "commit_sha") if not run.get(key)]
+    if missing:
+        raise ValueError(f"create_provider({name!r}): the config needs {' and '.join(missing)}")
+    number = run.get("mr_iid") if name == "gitlab" else run.get("pr_number")
+    if number is not None and not number.isdigit():
+        raise ValueError(f"create_provider({name!r}): {number!r} is no pull request number")
+    extra: dict[str, Any] = {}
+    if name == "gitlab" and run.get("project_id"):
+        if not run["project_id"].isdigit():
+            raise ValueError(f"create_provider('gitlab'): project_id {run['project_id']!r} "
+                             "is not a number")
+        extra["project_id"] = int(run["project_id"])
+    numbers = (int(number),) if number else ()
+    # Without a number the forge finds the open pull requests whose head is the commit.
+    return Change(forge=name, repo=run["repository"], sha=run["commit_sha"], numbers=numbers,
+                  numbers_known=bool(numbers), extra=extra)
+
+
+def create_provider(
+    name: str, config: Mapping[str, Any] | None = None
+) -> LocalProvider | JobProvider | ForgeProvider:
     """A provider ready to publish, from `config` or, when omitted, the environment.
 
-    `local`: `reports_dir` (default `HERALD_LOCAL_REPORTS_DIR`, else
-    `HERALD_STATE_DIR/reports`) and `root` (the runs' folder, `HERALD_LOCAL_ROOT`, for
-    reading runs). The forges and CI systems publish in push mode (`herald report`),
-    which the library reaches through the same call once their job credentials are read.
+    - `local`: `reports_dir` (default `HERALD_LOCAL_REPORTS_DIR`, else
+      `HERALD_STATE_DIR/reports`) and `root` (the runs' folder, for reading runs).
+    - `github`, `gitlab`, `bitbucket` with a config: `token`, `repository` (`owner/name`,
+      a GitLab project path), `commit_sha`, and `pr_number` (GitLab: `mr_iid`, and
+      `project_id`), `api_url`/`url` for a self-hosted forge, `name` for the report
+      (`Herald (library: <name>)`, the run's id by default), `token_login` (GitHub: the
+      login the token posts as, to find its own sticky comment); without `pr_number` the
+      forge finds the open pull requests of the commit.
+    - any of the eight CI systems with no config: inside its job, as `herald report`
+      does (the job's variables and the forge's token from the environment).
     """
     if name not in available_providers():
         raise ValueError(f"no provider named {name!r}: choose from "
                          f"{', '.join(available_providers())}")
-    if name != "local":
-        raise Unsupported(
-            f"create_provider({name!r}) is not in this build yet: the library publishes "
-            "through the Local provider; use `herald report` in the CI job for the forges")
-    settings, run = settings_of(name, config)
-    local = settings.config.local
-    reports = local.reports_dir or settings.state_dir / "reports"
-    root = local.root or Path.cwd()
-    if run.get("run_id"):
-        run_path(run["run_id"])
-    try:
+    if name == "local":
+        settings, run = settings_of(name, config)
+        local = settings.config.local
+        reports = local.reports_dir or settings.state_dir / "reports"
+        root = local.root or Path.cwd()
+        if run.get("run_id"):
+            run_path(run["run_id"])
         return LocalProvider(LocalRuns(root, reports, settings))
-    except OSError as exc:
-        raise NotConfigured(f"the Local provider cannot use {root}: {exc}") from None
+    if config is None:
+        if name not in providers.BUILTIN:
+            raise ValueError(f"{name!r} has no push mode: only the built-in CI systems do")
+        return JobProvider(name, os.environ)
+    if name not in CONFIGURABLE_FORGES:
+        raise ValueError(
+            f"create_provider({name!r}, config): a config names a change on a forge "
+            f"({', '.join(CONFIGURABLE_FORGES)}); inside a {name} job, omit the config")
+    settings, run = settings_of(name, config)
+    return ForgeProvider(name, settings, _change_from(name, run), run.get("name"))

@@ -342,7 +342,9 @@ def _settings(env: Mapping[str, str]) -> Settings:
         raise CannotPublish(f"the settings are wrong: {exc}") from None
 
 
-def _forge(forge: str, settings: Settings, http: httpx.AsyncClient) -> ForgeTarget:
+def forge_client(forge: str, settings: Settings, http: httpx.AsyncClient) -> ForgeTarget:
+    """The forge's client with its token from `settings`; `CannotPublish` naming the
+    token's variable when there is none."""
     setting = _TOKEN_SETTING.get(forge)
     provider_settings = settings.provider(forge)
     try:
@@ -384,7 +386,7 @@ async def publish_from_job(
         follow_redirects=False,
     )
     try:
-        forge = _forge(change.forge, settings, client)
+        forge = forge_client(change.forge, settings, client)
         try:
             published = await forge.publish(change, origin, run)
         except ProviderError as exc:
