@@ -12,6 +12,7 @@ import pytest
 
 from bot.artifact_store import TooLargeToStore
 from bot.reporter import Reporter
+from bot.results.model import TestRun
 from providers.http import Unauthorized
 from providers.stores import CHUNK_BYTES
 from tests.stores.conftest import RUN, Hosted
@@ -154,3 +155,19 @@ async def test_the_reporter_collects_into_the_forge_and_names_what_it_refused(
     assert await reporter.get_artifact_urls(RUN, ["logs/app.log", "logs/core.dump"]) == {
         "logs/app.log": stored[0].url, "logs/core.dump": None}
     assert [len(data) for _, data in hosted.held()] == [100]
+
+
+async def test_a_stored_name_with_a_mention_and_an_issue_reference_stays_inert_in_the_report(
+        hosted: Hosted, http: httpx.AsyncClient, tmp_path: Path) -> None:
+    build = tmp_path / "build"
+    build.mkdir()
+    a_file(build, "@admin #123.log", 10)
+    reporter = Reporter(store=hosted.store(http), settings=hosted.settings(),
+                        artifact_dir=build, report_dir=tmp_path / "report")
+    [stored] = await reporter.collect_and_upload_artifacts(RUN, ["*.log"])
+
+    report = await reporter.report_test_result(TestRun(id=RUN), formats=["markdown"])
+
+    text = report.files["md"].read_text()
+    assert stored.url in text
+    assert "@admin" not in text and "#123" not in text
