@@ -6,8 +6,9 @@ uploads that land once.
     await store.url("run-42", "logs/app.log")  # the forge's own link, or None
 
 Each forge (providers/gitlab/store.py, bitbucket/store.py, azure_devops/store.py) says how
-a run's file is named there, how it is sent (`_upload`) and how a run's files are listed
-(`_list`); the rest is here:
+a run's file is named there (`stored_name`), how it is sent (`_upload`) and how it is
+found again (`_lookup`, or the run's listing, `_list`, for a `ListedStore`); the rest is
+here:
 
 - names: the run id and the name are checked by `bot.files.relative_path`, then made flat
   with `flat_name`, which keeps letters, digits, `.` and `-` and writes every other byte as

@@ -171,3 +171,22 @@ async def test_a_stored_name_with_a_mention_and_an_issue_reference_stays_inert_i
     text = report.files["md"].read_text()
     assert stored.url in text
     assert "@admin" not in text and "#123" not in text
+
+
+async def test_a_file_the_forge_refuses_costs_that_file_only_and_is_named_in_the_report(
+        hosted: Hosted, http: httpx.AsyncClient, tmp_path: Path) -> None:
+    build = tmp_path / "build"
+    build.mkdir()
+    a_file(build, "a-refused.log", 10)
+    a_file(build, "b-kept.log", 20)
+    reporter = Reporter(store=hosted.store(http), settings=hosted.settings(),
+                        artifact_dir=build, report_dir=tmp_path / "report")
+    hosted.fake.fail_next(hosted.upload, times=1, status=400)  # type: ignore[attr-defined]
+
+    stored = await reporter.collect_and_upload_artifacts(RUN, ["*.log"])
+    run = TestRun(id=RUN)
+    await reporter.report_test_result(run, formats=["json"])
+
+    assert [s.name for s in stored] == ["b-kept.log"]
+    assert [e.source for e in run.errors] == ["a-refused.log"]
+    assert "not stored" in run.errors[0].reason
