@@ -10,9 +10,10 @@ The same core as the bot: `bot.reports.files` writes the Markdown, HTML and JSON
 provider (`Publisher`: the Local provider's folder, a forge in push mode) upserts, so a
 retried script replaces what it published instead of adding to it.
 
-What is never lost silently: an artifact the store refuses (too large) is named among the
-run's unreadable inputs in the next report and logged; a name whose link cannot be had
-is `None` in `get_artifact_urls`, logged once, and never costs the other names theirs.
+What is never lost silently: an artifact the store refuses (too large, or refused by the
+forge that hosts it) is named among the run's unreadable inputs in the next report and
+logged; a name whose link cannot be had is `None` in `get_artifact_urls`, logged once,
+and never costs the other names theirs.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Final, Protocol
 from bot.artifact_store import ArtifactStore, DirectoryStore, StoredArtifact, TooLargeToStore
 from bot.files import relative_path
 from bot.logging import get_logger
+from bot.ports import ProviderError
 from bot.reports.files import write_reports
 from bot.results.model import Artifact, ParseError, TestRun
 from bot.settings import Settings
@@ -137,7 +139,8 @@ class Reporter:
             name = path.relative_to(self.artifact_dir.resolve()).as_posix()
             try:
                 kept = await self.store.put(test_run_id, name, path)
-            except (TooLargeToStore, OSError, ValueError) as exc:
+            except (TooLargeToStore, OSError, ValueError, ProviderError) as exc:
+                # A forge refusing one file (its name, its size) costs that file only.
                 log.warning("artifact not stored", run=test_run_id, artifact=name,
                             error=str(exc))
                 collected.refused.append(ParseError(source=name, reason=f"not stored: {exc}"))

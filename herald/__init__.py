@@ -25,6 +25,7 @@ from bot.results.model import (
 from bot.results.parsers import collect as _collect
 from herald._providers import (
     available_providers,
+    create_artifact_store,
     create_provider,
     detect_ci_environment,
     register_provider,
@@ -58,6 +59,7 @@ __all__ = [
     "TestRunResult",
     "__version__",
     "available_providers",
+    "create_artifact_store",
     "create_provider",
     "detect_ci_environment",
     "parse_reports",

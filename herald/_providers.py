@@ -10,6 +10,7 @@ from typing import Any, Final
 import httpx
 
 import providers
+from bot.artifact_store import ArtifactStore, DirectoryStore
 from bot.egress import EgressPolicy, guarded_transport
 from bot.events import RunRef
 from bot.ports import Change, NotConfigured, ReportOrigin
@@ -17,8 +18,11 @@ from bot.reporter import PublishedReport
 from bot.results.model import TestRun
 from bot.settings import ConfigError, Settings, env_name
 from providers import push
+from providers.azure_devops.store import create_store as azure_store
 from providers.base import Provider
+from providers.bitbucket.store import create_store as bitbucket_store
 from providers.detect import detect
+from providers.gitlab.store import create_store as gitlab_store
 from providers.local import LocalRuns, run_path
 
 #: Config keys that name the run rather than a setting: the seed's, as `detect` fills them.
@@ -230,3 +234,47 @@ def create_provider(
             f"({', '.join(CONFIGURABLE_FORGES)}); inside a {name} job, omit the config")
     settings, run = settings_of(name, config)
     return ForgeProvider(name, settings, _change_from(name, run), run.get("name"))
+
+
+#: Providers that host artifacts themselves, and the config key naming where.
+HOSTED_STORES: dict[str, tuple[str, ...]] = {
+    "gitlab": ("project_id", "repository"),
+    "bitbucket": ("repository",),
+    "azure-devops": ("repository",),
+}
+
+
+def create_artifact_store(
+    name: str,
+    config: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    http: httpx.AsyncClient | None = None,
+) -> ArtifactStore:
+    """Where `Reporter` keeps the artifacts of a run on provider `name`: GitLab's generic
+    packages, Bitbucket's Downloads, Azure DevOps' test run attachments when that
+    provider's token is configured (`config` as `create_provider` takes it, or the
+    environment); Herald's own `DirectoryStore` for every other provider, and for these
+    three without a token. A token without the place to store in is a `ValueError` naming
+    the key: `project_id` or `repository` (`group/app`) for GitLab, `repository`
+    (`workspace/repo`) for Bitbucket, `repository` (`organization/project`) for Azure DevOps.
+    """
+    settings, run = settings_of(name, config, environ)
+    keys = HOSTED_STORES.get(name)
+    token = settings.provider(name).secret("token") if keys else None
+    if keys is None or token is None or not token.reveal().strip():
+        return DirectoryStore.from_settings(settings)
+    where = next((run[key] for key in keys if run.get(key)), None)
+    if where is None:
+        raise ValueError(f"create_artifact_store({name!r}) needs {' or '.join(keys)} "
+                         "to know where to store")
+    if name == "gitlab":
+        project: int | str = int(where) if where.isdigit() else where
+        return gitlab_store(settings, project, http)
+    owner, _, rest = where.partition("/")
+    if not owner or not rest or "/" in rest:
+        raise ValueError(f"create_artifact_store({name!r}): repository {where!r} is not "
+                         "`owner/name`")
+    if name == "bitbucket":
+        return bitbucket_store(settings, where, http)
+    return azure_store(settings, owner, rest, http)

@@ -45,7 +45,7 @@ import email.utils
 import json
 import threading
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Final, Protocol, TypeVar
@@ -211,6 +211,8 @@ def retry_after_only(status: int, headers: Mapping[str, str], body: bytes, now: 
 
 
 Sleep = Callable[[float], Awaitable[None]]
+#: A request's body: bytes, or a function making its chunks afresh for each attempt.
+Body = bytes | Callable[[], AsyncIterable[bytes]]
 
 
 class Throttle:
@@ -459,14 +461,16 @@ class HttpSession:
         method: str,
         url: str,
         headers: Mapping[str, str] | None = None,
-        content: bytes = b"",
+        content: Body = b"",
         *,
         idempotent: bool,
         scope: str = "",
     ) -> httpx.Response:
         """One request to the API origin, body read, with the rules of the module
-        docstring. Any answer below 500 that is not a rate limit is returned as it is
-        (redirects are not followed); see `request` for one that raises on 4xx."""
+        docstring. `content` may be a function making the body's chunks (a file streamed
+        from disk, with its `Content-Length` in `headers`), called afresh for each attempt.
+        Any answer below 500 that is not a rate limit is returned as it is (redirects are
+        not followed); see `request` for one that raises on 4xx."""
         method = method.upper()
         if origin(url) != self._origin:
             raise PermanentError(f"refusing to send a {self.label} request outside {self.base_url}")
@@ -482,7 +486,7 @@ class HttpSession:
         method: str,
         url: str,
         headers: Mapping[str, str] | None = None,
-        content: bytes = b"",
+        content: Body = b"",
         *,
         idempotent: bool,
         scope: str = "",
@@ -501,13 +505,15 @@ class HttpSession:
         method: str,
         url: str,
         headers: Mapping[str, str] | None,
-        content: bytes,
+        content: Body,
         idempotent: bool,
         scope: str,
     ) -> httpx.Response:
         async def attempt(number: int) -> httpx.Response:
+            # httpx times each chunk written, so a large file goes up as long as it flows.
             request = self.client.build_request(
-                method, url, headers=dict(headers or {}), content=content,
+                method, url, headers=dict(headers or {}),
+                content=content() if callable(content) else content,
                 timeout=self.policy.timeout,
             )
             response = await self._exchange(request, number, scope=scope, stream=False)

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
 import httpx
 
-from providers.base import PermanentError
+from providers.base import PermanentError, ProviderError
 from providers.http import (
     ClientError,
     Forbidden,
@@ -142,16 +142,23 @@ class BitbucketAPI:
             method, url, self._headers(body is not None), content,
             idempotent=idempotent, scope=SCOPE,
         )
-        status = response.status_code
-        if status >= 300:
-            detail = _bitbucket_detail(response.content)
-            raise error_for_status(status, f"{what}: {self._said(status, detail)}", detail=detail)
+        return self._answer(what, response)
+
+    def _answer(self, what: str, response: httpx.Response) -> Any:
+        """The decoded JSON of an answer (None for an empty one), or its typed error."""
+        if response.status_code >= 300:
+            raise self._refusal(what, response)
         if not response.content:
             return None
         try:
             return response.json()
         except ValueError as exc:
             raise PermanentError(f"{what}: Bitbucket sent malformed JSON") from exc
+
+    def _refusal(self, what: str, response: httpx.Response) -> ProviderError:
+        detail = _bitbucket_detail(response.content)
+        status = response.status_code
+        return error_for_status(status, f"{what}: {self._said(status, detail)}", detail=detail)
 
     @staticmethod
     def _said(status: int, detail: str) -> str:
@@ -210,3 +217,26 @@ class BitbucketAPI:
             following = page.get("next")
             url = following if isinstance(following, str) and following else None
         return items, False
+
+    async def upload(
+        self, what: str, path: str, content_type: str, body: Callable[[], AsyncIterable[bytes]],
+        size: int, *, idempotent: bool,
+    ) -> Any:
+        """A POST of `size` bytes streamed from `body()` (a file from disk); the decoded JSON
+        answer (None for an empty one)."""
+        headers = {**self._headers(False), "Content-Type": content_type,
+                   "Content-Length": str(size)}
+        response = await self.session.send("POST", self.url(path), headers, body,
+                                           idempotent=idempotent, scope=SCOPE)
+        return self._answer(what, response)
+
+    async def exists(self, what: str, path: str) -> bool:
+        """Whether a GET of `path` finds something: a redirect (a download's file on the
+        object store, not followed) or a 200 is yes, a 404 no."""
+        response = await self.session.send("GET", self.url(path), self._headers(False),
+                                           idempotent=True, scope=SCOPE)
+        if response.status_code < 400:
+            return True
+        if response.status_code == 404:
+            return False
+        raise self._refusal(what, response)

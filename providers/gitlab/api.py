@@ -37,7 +37,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 from urllib.parse import quote, urlencode
@@ -446,3 +446,21 @@ class GitLabAPI:
                 yield chunk
         finally:
             await chunks.aclose()
+
+    async def upload(
+        self, what: str, path: str, body: Callable[[], AsyncIterable[bytes]], size: int,
+        query: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """A PUT of `size` bytes streamed from `body()` (a file on disk), through the shared
+        layer as downloads go; sent once: GitLab keeps every upload of a package file, so
+        the caller reads back after a lost answer. The decoded JSON answer."""
+        response = await self._byte_session().request(
+            "PUT", self._url(path, query),
+            {"PRIVATE-TOKEN": self._token, "User-Agent": "Herald",
+             "Content-Type": "application/octet-stream", "Content-Length": str(size)},
+            body, idempotent=False, scope=SCOPE, what=what,
+        )
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise PermanentError(f"{what}: GitLab sent malformed JSON") from exc

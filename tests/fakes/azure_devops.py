@@ -65,6 +65,15 @@ class Call:
         return f"{self.method} {self.path}"
 
 
+#: https://learn.microsoft.com/rest/api/azure/devops/test/attachments: the types a test
+#: attachment may have; a file name takes no path or reserved characters.
+ATTACHMENT_TYPES = ("GeneralAttachment", "AfnStrip", "BugFilingData", "CodeCoverage",
+                    "IntermediateCollectorData", "RunConfig", "TestImpactDetails",
+                    "TmiTestRunDeploymentFiles", "TmiTestRunReverseDeploymentFiles",
+                    "TmiTestResultDetail", "TmiTestRunSummary")
+ATTACHMENT_NAME_REFUSED = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
 class HttpError(Exception):
     def __init__(self, status: int, message: str, type_key: str = "InvalidArgumentValue") -> None:
         super().__init__(status)
@@ -106,6 +115,11 @@ class FakeAzureDevOps(FakeAPI):
         self.artifacts: dict[int, list[tuple[dict[str, Any], bytes]]] = {}
         self.test_runs: dict[int, dict[str, Any]] = {}
         self.results: dict[int, list[dict[str, Any]]] = {}
+        #: Test run attachments (every one posted, twins of a name included) and bytes.
+        self.attachments: dict[int, list[dict[str, Any]]] = {}
+        self.attachment_bytes: dict[int, bytes] = {}
+        #: The largest attachment the fake takes (the service's own is not documented).
+        self.attachment_max_bytes = 100 * 1024 * 1024
         self.pulls: dict[int, dict[str, Any]] = {}
         self.statuses: dict[str, list[dict[str, Any]]] = {}  # "pr:1187" / "commit:<sha>"
         self.threads: dict[int, list[dict[str, Any]]] = {}
@@ -134,6 +148,10 @@ class FakeAzureDevOps(FakeAPI):
                  self.update_stage),
                 ("GET", rf"{p}/test/runs", self.list_test_runs),
                 ("GET", rf"{p}/test/runs/(?P<rid>\d+)/results", self.list_results),
+                ("POST", rf"{p}/test/runs/(?P<rid>\d+)/attachments", self.create_attachment),
+                ("GET", rf"{p}/test/runs/(?P<rid>\d+)/attachments", self.list_attachments),
+                ("GET", rf"{p}/test/runs/(?P<rid>\d+)/attachments/(?P<aid>\d+)",
+                 self.get_attachment),
                 ("GET", rf"{repo}/pullRequests", self.list_pulls),
                 ("GET", rf"{pull}", self.get_pull),
                 ("GET", rf"{pull}/statuses", self.list_pr_statuses),
@@ -501,6 +519,48 @@ class FakeAzureDevOps(FakeAPI):
         return Response(status_code=204)
 
     # ---- tests --------------------------------------------------------------------------
+
+    def _attachment_run(self, project: str, rid: str) -> tuple[dict[str, Any], int]:
+        found = self._project(project)
+        if int(rid) not in self.test_runs:
+            raise not_found(f"Test run {rid}")
+        return found, int(rid)
+
+    def create_attachment(self, query: dict[str, str], body: Any, project: str,
+                          rid: str) -> Any:
+        found, run = self._attachment_run(project, rid)
+        name, stream = body.get("fileName"), body.get("stream")
+        if not isinstance(name, str) or not name or ATTACHMENT_NAME_REFUSED.search(name):
+            raise HttpError(400, "The file name is not valid.")
+        if not isinstance(stream, str) or not stream:
+            raise HttpError(400, "Value cannot be null. Parameter name: stream")
+        if body.get("attachmentType", "GeneralAttachment") not in ATTACHMENT_TYPES:
+            raise HttpError(400, "The attachment type is not valid.")
+        try:
+            data = base64.b64decode(stream, validate=True)
+        except ValueError:
+            raise HttpError(400, "The stream is not valid base64.") from None
+        if len(data) > self.attachment_max_bytes:
+            raise HttpError(400, "The attachment is too large.")
+        aid = self.next_id()
+        url = f"{self.url}/{found['id']}/_apis/test/Runs/{run}/Attachments/{aid}"
+        self.attachments.setdefault(run, []).append({
+            "id": aid, "url": url, "fileName": name, "comment": body.get("comment", ""),
+            "createdDate": now_iso(), "size": len(data),
+            "attachmentType": body.get("attachmentType", "GeneralAttachment")})
+        self.attachment_bytes[aid] = data
+        return {"id": aid, "url": url}
+
+    def list_attachments(self, query: dict[str, str], body: Any, project: str, rid: str) -> Any:
+        _, run = self._attachment_run(project, rid)
+        return self._values(list(self.attachments.get(run, [])))
+
+    def get_attachment(self, query: dict[str, str], body: Any, project: str, rid: str,
+                       aid: str) -> Any:
+        _, run = self._attachment_run(project, rid)
+        if not any(a["id"] == int(aid) for a in self.attachments.get(run, [])):
+            raise not_found(f"Attachment {aid}")
+        return Response(self.attachment_bytes[int(aid)], media_type="application/octet-stream")
 
     def list_test_runs(self, query: dict[str, str], body: Any, project: str) -> Any:
         self._project(project)

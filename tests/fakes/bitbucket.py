@@ -128,6 +128,30 @@ def mentions_in(raw: str) -> list[str]:
     return found
 
 
+def form_files(content_type: str, body: bytes) -> list[tuple[str, str, bytes]] | None:
+    """(field, file name, bytes) of each part of a `multipart/form-data` body (RFC 7578),
+    or None when it is not one."""
+    found = re.search(r'boundary="?([^";]+)"?', content_type)
+    if found is None:
+        return None
+    delimiter = b"--" + found.group(1).encode()
+    pieces = body.split(delimiter)
+    if len(pieces) < 3 or not pieces[-1].startswith(b"--"):
+        return None
+    parts = []
+    for piece in pieces[1:-1]:
+        head, sep, data = piece.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not sep or not data.endswith(b"\r\n"):
+            return None
+        disposition = head.decode("latin-1")
+        name = re.search(r'\bname="([^"]*)"', disposition)
+        filename = re.search(r'\bfilename="([^"]*)"', disposition)
+        if name is None:
+            return None
+        parts.append((name.group(1), filename.group(1) if filename else "", data[:-2]))
+    return parts
+
+
 @dataclass
 class Repo:
     full_name: str
@@ -143,6 +167,8 @@ class Repo:
     pullrequests: dict[int, dict[str, Any]] = field(default_factory=dict)
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     grants: dict[str, str] = field(default_factory=dict)  # account id → explicit permission
+    downloads: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → entry
+    download_bytes: dict[str, bytes] = field(default_factory=dict)
 
 
 class FakeBitbucket(FakeAPI):
@@ -166,6 +192,8 @@ class FakeBitbucket(FakeAPI):
                    "nickname": "herald-bot"}
         self.users: dict[str, dict[str, Any]] = {}
         self.created_pipelines: list[dict[str, Any]] = []
+        #: Where a download's file is served from (a signed object-store URL, elsewhere).
+        self.downloads_storage = "https://bbuseruploads.s3.amazonaws.com"
         self._ids = itertools.count(512_900_000)
         self._lock = threading.Lock()
         repo = r"/repositories/(?P<ws>[^/]+)/(?P<slug>[^/]+)"
@@ -200,6 +228,9 @@ class FakeBitbucket(FakeAPI):
             ("GET", r"/workspaces/(?P<ws>[^/]+)/permissions/repositories/(?P<slug>[^/]+)",
              self.workspace_permissions),
             ("GET", repo + r"/permissions-config/users/(?P<uid>[^/]+)", self.explicit_grant),
+            ("POST", repo + r"/downloads/?", self.upload_downloads),
+            ("GET", repo + r"/downloads/?", self.list_downloads),
+            ("GET", repo + r"/downloads/(?P<name>[^/]+)", self.get_download),
         ]]
 
     # ---- building the world -------------------------------------------------------------
@@ -343,7 +374,17 @@ class FakeBitbucket(FakeAPI):
                                 status_code=fault.status, headers=fault.headers)
         if not self._authorised(auth):
             return JSONResponse(HttpError(401, "Unauthorized").body, status_code=401)
-        if body_bytes and "application/json" not in request.headers.get("content-type", ""):
+        content_type = request.headers.get("content-type", "")
+        form = method == "POST" and re.search(r"/downloads/?$", path) is not None
+        if form:
+            # Downloads are uploaded as a form, whose files `upload_downloads` reads.
+            if not content_type.startswith("multipart/form-data"):
+                return JSONResponse(bad("Unsupported Media Type").body, status_code=415)
+            body = form_files(content_type, body_bytes)
+            if body is None:
+                return JSONResponse(bad("Bad request", "malformed multipart body").body,
+                                    status_code=400)
+        elif body_bytes and "application/json" not in content_type:
             return JSONResponse(bad("Unsupported Media Type").body, status_code=415)
         if body_bytes and body is None:
             return JSONResponse(bad("Bad request", "the body is not valid JSON").body,
@@ -362,6 +403,37 @@ class FakeBitbucket(FakeAPI):
         if result is None:
             return Response(status_code=204)
         return JSONResponse(result, status_code=201 if method == "POST" else 200)
+
+    # ---- Downloads ----------------------------------------------------------------------
+
+    def upload_downloads(self, request: Request, query: dict[str, str], body: Any, ws: str,
+                         slug: str) -> Any:
+        repo = self._repo(ws, slug)
+        files = [part for part in body if part[0] == "files"]
+        if not files or any(not filename for _, filename, _ in files):
+            raise bad("Bad request", "no file sent in the `files` field")
+        for _, filename, data in files:
+            # One name is one download: sending it again replaces it.
+            repo.downloads[filename] = {
+                "type": "download", "name": filename, "size": len(data), "downloads": 0,
+                "created_on": now_iso(), "user": self.me,
+                "links": {"self": {"href": f"{self.url}/2.0/repositories/{repo.full_name}"
+                                           f"/downloads/{filename}"}}}
+            repo.download_bytes[filename] = data
+        return Response(status_code=201)
+
+    def list_downloads(self, request: Request, query: dict[str, str], body: Any, ws: str,
+                       slug: str) -> Any:
+        return self._page(request, query, list(self._repo(ws, slug).downloads.values()))
+
+    def get_download(self, request: Request, query: dict[str, str], body: Any, ws: str,
+                     slug: str, name: str) -> Any:
+        repo = self._repo(ws, slug)
+        if name not in repo.downloads:
+            raise HttpError(404, f"No such file: {name}")
+        return Response(status_code=302, headers={
+            "Location": f"{self.downloads_storage}/{repo.uuid.strip('{}')}/{name}"
+                        "?Signature=abc&Expires=1"})
 
     # ---- lookups ------------------------------------------------------------------------
 

@@ -114,12 +114,31 @@ class FakeAPI(abc.ABC):
     def __init__(self) -> None:
         self.calls: list[Any] = []
         self.injected = Faults()
+        #: (pattern, seconds): requests matching a pattern are answered that much later.
+        self.slow: list[tuple[re.Pattern[str], float]] = []
+        #: Requests being answered now, and the most there ever were at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def delay(self, pattern: str, seconds: float) -> None:
+        """Answer every request whose `"METHOD /path"` (as sent) matches `pattern` only after
+        `seconds`: a slow API, whose requests a client should have in flight together."""
+        self.slow.append((re.compile(pattern), seconds))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        response = await self._handle(request)
+        target = f"{scope['method']} {unquote(scope['path'])}"
+        pause = max((s for p, s in self.slow if p.search(target)), default=0.0)
+        self.in_flight += 1  # one event loop serves the fake: no lock needed
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if pause:
+                await asyncio.sleep(pause)
+            response = await self._handle(request)
+        finally:
+            self.in_flight -= 1
         lost = scope.get("herald.lost")
         if lost is None:
             await response(scope, receive, send)

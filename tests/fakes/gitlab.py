@@ -25,6 +25,7 @@ connection reset), as when GitLab acts on a write and the network loses the repl
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -51,6 +52,16 @@ GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
 QUICK_ACTION = re.compile(r"^/([a-z_]+)", re.MULTILINE)
 # Roughly GitLab's user reference pattern: not after a word character.
 MENTION = re.compile(r"(?<![\w])@([A-Za-z0-9_][A-Za-z0-9_.\-]*(?:/[A-Za-z0-9_.\-]+)*)")
+
+
+#: https://docs.gitlab.com/user/packages/generic_packages/: a package name and file name of
+#: letters, digits, `.`, `_`, `-`, `+` (and `~` in a file name); a version of word
+#: characters, `.`, `+` and `-` (`\A(\.?[\w\+-]+\.?)+\z`).
+GENERIC_NAME = re.compile(r"[A-Za-z0-9._+-]+")
+GENERIC_FILE_NAME = re.compile(r"[A-Za-z0-9._+~-]+")
+GENERIC_VERSION = re.compile(r"(\.?[\w+-]+\.?)+", re.ASCII)
+GENERIC_FILE = (r"/projects/(?P<p>[^/]+)/packages/generic/(?P<name>[^/]+)/(?P<version>[^/]+)/"
+                r"(?P<file>[^/]+)")
 
 
 def now_iso() -> str:
@@ -111,6 +122,13 @@ class FakeGitLab(FakeAPI):
         self.retried: list[int] = []
         self.created_pipelines: list[dict[str, Any]] = []
         self.redirect_artifacts_to: str | None = None
+        #: The generic package registry: packages by id, their files (newest last), the
+        #: bytes of each file by id; the instance's size limit and the group's setting.
+        self.packages: dict[int, dict[str, Any]] = {}
+        self.package_files: dict[int, list[dict[str, Any]]] = {}
+        self.package_bytes: dict[int, bytes] = {}
+        self.generic_max_file_size = 5 * 1024**3
+        self.generic_duplicates_allowed = True
         #: Rate-limit headers on every successful answer (tests spend the window with it).
         self.rate_limit: dict[str, str] = {"RateLimit-Limit": "600",
                                            "RateLimit-Remaining": "599"}
@@ -154,6 +172,14 @@ class FakeGitLab(FakeAPI):
                 ("POST", r"/projects/(?P<p>[^/]+)/merge_requests/(?P<iid>\d+)/notes/"
                  r"(?P<nid>\d+)/award_emoji", self.award_emoji),
                 ("GET", r"/projects/(?P<p>[^/]+)/members/all/(?P<uid>\d+)", self.get_member),
+                ("PUT", GENERIC_FILE, self.put_generic_file),
+                ("GET", GENERIC_FILE, self.get_generic_file),
+                ("GET", r"/projects/(?P<p>[^/]+)/packages", self.list_packages),
+                ("GET", r"/projects/(?P<p>[^/]+)/packages/(?P<pkg>\d+)/package_files",
+                 self.list_package_files),
+                ("DELETE",
+                 r"/projects/(?P<p>[^/]+)/packages/(?P<pkg>\d+)/package_files/(?P<fid>\d+)",
+                 self.delete_package_file),
             ]
         ]
 
@@ -328,7 +354,11 @@ class FakeGitLab(FakeAPI):
         method = request.method
         body_bytes = await request.body()
         body: Any = None
-        if body_bytes:
+        # A generic package file is the raw bytes of the file, whatever they are.
+        generic = method == "PUT" and "/packages/generic/" in path
+        if generic:
+            body = {"size": len(body_bytes)}
+        elif body_bytes:
             try:
                 body = json.loads(body_bytes)
             except ValueError:
@@ -353,7 +383,9 @@ class FakeGitLab(FakeAPI):
             return JSONResponse({"error": "404 Not Found"}, status_code=404)
         try:
             with self._lock:
-                result = handler(request, query, body if body is not None else {}, **params)
+                result = handler(request, query,
+                                 body_bytes if generic else body if body is not None else {},
+                                 **params)
         except HttpError as exc:
             return JSONResponse(exc.body, status_code=exc.status)
         if isinstance(result, Response):
@@ -662,6 +694,98 @@ class FakeGitLab(FakeAPI):
         if member is None:
             raise not_found()
         return member
+
+
+    # ---- the generic package registry ---------------------------------------------------
+
+    def generic_files(self, project_id: int, name: str, version: str) -> list[dict[str, Any]]:
+        """The files of one generic package, oldest first (empty when there is none)."""
+        for package in self.packages.values():
+            if (package["project_id"], package["name"], package["version"]) == \
+                    (project_id, name, version):
+                return self.package_files[package["id"]]
+        return []
+
+    def put_generic_file(self, request: Request, query: dict[str, str], body: bytes, p: str,
+                         name: str, version: str, file: str) -> Any:
+        project = self._project(p)
+        if not GENERIC_NAME.fullmatch(name):
+            raise HttpError(400, {"error": "package_name is invalid"})
+        if not GENERIC_VERSION.fullmatch(version):
+            raise HttpError(400, {"error": "package_version is invalid"})
+        if not GENERIC_FILE_NAME.fullmatch(file):
+            raise HttpError(400, {"error": "file_name is invalid"})
+        if len(body) > self.generic_max_file_size:
+            raise HttpError(400, {"message": "400 Bad request - File is too large"})
+        package = next((k for k in self.packages.values()
+                        if (k["project_id"], k["name"], k["version"]) ==
+                        (project["id"], name, version)), None)
+        if package is None:
+            package = {"id": self.next_id(), "project_id": project["id"], "name": name,
+                       "version": version, "package_type": "generic", "status": "default",
+                       "created_at": now_iso(), "tags": [], "_links": {
+                           "web_path": f"/{project['path_with_namespace']}/-/packages/"}}
+            package["_links"]["web_path"] += str(package["id"])
+            self.packages[package["id"]] = package
+            self.package_files[package["id"]] = []
+        files = self.package_files[package["id"]]
+        if not self.generic_duplicates_allowed and any(f["file_name"] == file for f in files):
+            raise HttpError(403, {"message": "403 Forbidden - Duplicate package is not allowed"})
+        entry = {"id": self.next_id(), "package_id": package["id"], "created_at": now_iso(),
+                 "updated_at": now_iso(), "size": len(body), "file_store": 1,
+                 "file_md5": None, "file_sha1": hashlib.sha1(body).hexdigest(),
+                 "file_sha256": hashlib.sha256(body).hexdigest(), "file_name": file,
+                 "file": {"url": f"/{file}"}, "verification_retry_at": None}
+        files.append(entry)
+        self.package_bytes[entry["id"]] = body
+        if query.get("select") == "package_file":
+            return JSONResponse(entry, status_code=201)
+        return JSONResponse({"message": "201 Created"}, status_code=201)
+
+    def get_generic_file(self, request: Request, query: dict[str, str], body: Any, p: str,
+                         name: str, version: str, file: str) -> Any:
+        project = self._project(p)
+        # Of several files of one name, GitLab serves the newest.
+        found = [f for f in self.generic_files(project["id"], name, version)
+                 if f["file_name"] == file]
+        if not found:
+            raise not_found("404 Package Not Found")
+        return Response(self.package_bytes[found[-1]["id"]],
+                        media_type="application/octet-stream")
+
+    def list_packages(self, request: Request, query: dict[str, str], body: Any,
+                      p: str) -> Any:
+        project = self._project(p)
+        items = [k for k in self.packages.values() if k["project_id"] == project["id"]
+                 and query.get("package_type", k["package_type"]) == k["package_type"]
+                 # GitLab's package_name filter is a fuzzy (substring) search.
+                 and query.get("package_name", "") in k["name"]
+                 and query.get("package_version", k["version"]) == k["version"]]
+        return self._paginate(request, query, items)
+
+    def list_package_files(self, request: Request, query: dict[str, str], body: Any, p: str,
+                           pkg: str) -> Any:
+        project = self._project(p)
+        package = self.packages.get(int(pkg))
+        if package is None or package["project_id"] != project["id"]:
+            raise not_found("404 Package Not Found")
+        items = [{k: v for k, v in f.items() if k not in ("file", "file_store")}
+                 | {"pipelines": []} for f in self.package_files[package["id"]]]
+        return self._paginate(request, query, items)
+
+
+    def delete_package_file(self, request: Request, query: dict[str, str], body: Any, p: str,
+                            pkg: str, fid: str) -> Any:
+        project = self._project(p)
+        package = self.packages.get(int(pkg))
+        if package is None or package["project_id"] != project["id"]:
+            raise not_found("404 Package Not Found")
+        files = self.package_files[package["id"]]
+        if not any(f["id"] == int(fid) for f in files):
+            raise not_found("404 Package file Not Found")
+        files[:] = [f for f in files if f["id"] != int(fid)]
+        self.package_bytes.pop(int(fid), None)
+        return Response(status_code=204)
 
 
 class ObjectStorage:

@@ -185,7 +185,9 @@ async def test_one_name_failing_is_none_logged_once_and_costs_the_others_nothing
                        "missing.xml": None}
     assert again == {"flaky.xml": None}
     assert store.calls.count("flaky.xml") == 2  # a failure is not kept: asked again
-    logged = capsys.readouterr().out + caplog.text
+    # Unconfigured structlog prints to stdout, Herald's configured logging to stderr.
+    captured = capsys.readouterr()
+    logged = captured.out + captured.err + caplog.text
     assert logged.count("no link for an artifact") == 1
 
 
