@@ -55,6 +55,7 @@ import httpx
 import tenacity
 
 from bot.logging import get_logger
+from bot.settings import Settings
 from providers.base import OutcomeUnknown, PermanentError, ProviderError, TransientError
 
 T = TypeVar("T")
@@ -709,3 +710,24 @@ def streamed_session(
         policy=Policy(timeout=timeout, download_timeout=timeout),
         download_origins=download_origins,
     )
+
+
+class SessionClient:
+    """What every client over one `HttpSession` shares: the session, the settings it was
+    made from, the artifact size cap, and closing the HTTP client only when it made it
+    (the worker's is closed by the worker)."""
+
+    def __init__(self, session: HttpSession, *, settings: Settings, max_artifact_bytes: int,
+                 owns_http: bool = False) -> None:
+        self.session = session
+        self.settings = settings
+        self.max_artifact_bytes = max_artifact_bytes
+        self._owns_http = owns_http
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self.session.client.aclose()
+
+    @property
+    def base_url(self) -> str:
+        return self.session.base_url

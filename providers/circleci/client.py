@@ -69,7 +69,7 @@ from providers.base import (
     require_settings,
 )
 from providers.circleci import testmetadata
-from providers.http import HttpSession, NotFound, streamed_session
+from providers.http import HttpSession, NotFound, SessionClient, streamed_session
 from providers.signatures import dig
 from providers.writes import append_once
 
@@ -156,7 +156,7 @@ def checkout(pipeline: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return url, sha
 
 
-class CircleCIClient:
+class CircleCIClient(SessionClient):
     """`CISource` (and `ReportedRunsSource`) for CircleCI's API v2."""
 
     def __init__(
@@ -169,11 +169,9 @@ class CircleCIClient:
         artifact_origins: Sequence[str],
         owns_http: bool = False,
     ) -> None:
-        self.session = session
-        self.settings = settings
-        self.max_artifact_bytes = max_artifact_bytes
+        super().__init__(session, settings=settings, max_artifact_bytes=max_artifact_bytes,
+                         owns_http=owns_http)
         self.artifact_origins = tuple(artifact_origins)
-        self._owns_http = owns_http
         self._auth = {TOKEN_HEADER: token, "Accept": "application/json"}
         self._workflows: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._jobs: dict[str, list[dict[str, Any]]] = {}
@@ -186,13 +184,7 @@ class CircleCIClient:
         #: `account_for_failures` only if those artifacts hold no failure
         self._deferred: OrderedDict[str, list[TestCase]] = OrderedDict()
 
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self.session.client.aclose()
 
-    @property
-    def base_url(self) -> str:
-        return self.session.base_url
 
     @property
     def app_url(self) -> str:

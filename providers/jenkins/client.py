@@ -72,6 +72,7 @@ from providers.base import (
 from providers.http import (
     HttpSession,
     NotFound,
+    SessionClient,
     error_for_status,
     streamed_session,
 )
@@ -164,7 +165,7 @@ def checkouts(build: Mapping[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-class JenkinsClient:
+class JenkinsClient(SessionClient):
     """`CISource` (and `ReportedRunsSource`) for one Jenkins controller."""
 
     def __init__(
@@ -177,24 +178,14 @@ class JenkinsClient:
         max_artifact_bytes: int,
         owns_http: bool = False,
     ) -> None:
-        self.session = session
-        self._owns_http = owns_http
-        self.settings = settings
-        self.max_artifact_bytes = max_artifact_bytes
+        super().__init__(session, settings=settings, max_artifact_bytes=max_artifact_bytes,
+                         owns_http=owns_http)
         basic = base64.b64encode(f"{user}:{token}".encode()).decode()
         self._auth = {"Authorization": f"Basic {basic}", "Accept": "application/json"}
         self._builds: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
         self._reports: dict[tuple[str, int], TestRun | None] = {}
 
-    async def aclose(self) -> None:
-        """Close the HTTP client if this client made it (the worker's is closed by the
-        worker)."""
-        if self._owns_http:
-            await self.session.client.aclose()
 
-    @property
-    def base_url(self) -> str:
-        return self.session.base_url
 
     def build_url(self, job: str, number: int) -> str:
         """The build's page on the configured Jenkins: what reports link to."""

@@ -74,7 +74,7 @@ from providers.base import (
     Rerun,
     require_settings,
 )
-from providers.http import HttpSession, NotFound, streamed_session
+from providers.http import HttpSession, NotFound, SessionClient, streamed_session
 from providers.teamcity import results
 from providers.teamcity.webhook import change_from_branch
 from providers.writes import append_once
@@ -134,7 +134,7 @@ def label_of(build: Mapping[str, Any] | None, ref: RunRef) -> str:
     return ref.repo
 
 
-class TeamCityClient:
+class TeamCityClient(SessionClient):
     """`CISource` (and `ReportedRunsSource`, `RunSurface`) for one TeamCity server."""
 
     def __init__(
@@ -146,23 +146,13 @@ class TeamCityClient:
         max_artifact_bytes: int,
         owns_http: bool = False,
     ) -> None:
-        self.session = session
-        self._owns_http = owns_http
-        self.settings = settings
-        self.max_artifact_bytes = max_artifact_bytes
+        super().__init__(session, settings=settings, max_artifact_bytes=max_artifact_bytes,
+                         owns_http=owns_http)
         self._auth = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self._builds: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._roots: dict[str, str | None] = {}
 
-    async def aclose(self) -> None:
-        """Close the HTTP client if this client made it (the worker's is closed by the
-        worker)."""
-        if self._owns_http:
-            await self.session.client.aclose()
 
-    @property
-    def base_url(self) -> str:
-        return self.session.base_url
 
     def build_url(self, build_type: str, number: int) -> str:
         """The build's page on the configured TeamCity: what reports link to."""

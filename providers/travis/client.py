@@ -68,7 +68,7 @@ from providers.base import (
     Rerun,
     require_settings,
 )
-from providers.http import HttpSession, NotFound, TooLarge, streamed_session
+from providers.http import HttpSession, NotFound, SessionClient, TooLarge, streamed_session
 from providers.travis.logsummary import LogSummary
 from providers.writes import append_once
 
@@ -150,7 +150,7 @@ class _BuildData:
     jobs: list[dict[str, Any]]
 
 
-class TravisClient:
+class TravisClient(SessionClient):
     """`CISource` (and `ReportedRunsSource`) for Travis CI's API."""
 
     def __init__(
@@ -165,15 +165,13 @@ class TravisClient:
         log_formats: frozenset[str] = frozenset(),
         owns_http: bool = False,
     ) -> None:
-        self.session = session
-        self.settings = settings
-        self.max_artifact_bytes = max_artifact_bytes
+        super().__init__(session, settings=settings, max_artifact_bytes=max_artifact_bytes,
+                         owns_http=owns_http)
         self.report_url = report_url
         # The report host's session carries no credential at all: the Travis token is
         # for Travis' API only, whichever host the template names.
         self.reports = reports
         self.log_formats = log_formats
-        self._owns_http = owns_http
         self._headers = {
             "Authorization": f"token {token}",
             "Travis-API-Version": "3",
@@ -182,13 +180,7 @@ class TravisClient:
         self._builds: OrderedDict[int, _BuildData] = OrderedDict()
         self._forges: dict[int, str] = {}
 
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self.session.client.aclose()
 
-    @property
-    def base_url(self) -> str:
-        return self.session.base_url
 
     # ---- reading ----------------------------------------------------------------------
 
