@@ -36,7 +36,9 @@ from bot.reports.files import write_reports
 from bot.results.model import Artifact, ParseError, TestRun
 from bot.settings import Settings
 
-log = get_logger("herald.reporter")
+#: Looked up where it logs, not at import: a logger cached before logging is configured
+#: would keep the defaults (as `providers.http` does).
+LOGGER: Final = "herald.reporter"
 
 #: The names `report_test_result` takes, and the file format each writes.
 FORMATS: Final = {"markdown": "md", "md": "md", "html": "html", "json": "json"}
@@ -141,8 +143,8 @@ class Reporter:
                 kept = await self.store.put(test_run_id, name, path)
             except (TooLargeToStore, OSError, ValueError, ProviderError) as exc:
                 # A forge refusing one file (its name, its size) costs that file only.
-                log.warning("artifact not stored", run=test_run_id, artifact=name,
-                            error=str(exc))
+                get_logger(LOGGER).warning("artifact not stored", run=test_run_id,
+                                           artifact=name, error=str(exc))
                 collected.refused.append(ParseError(source=name, reason=f"not stored: {exc}"))
                 continue
             stored.append(kept)
@@ -189,8 +191,8 @@ class Reporter:
         except Exception as exc:  # one name's trouble is that name's None only
             if (run_id, name) not in self._logged:
                 self._logged.add((run_id, name))
-                log.warning("no link for an artifact", run=run_id, artifact=name,
-                            error=str(exc) or type(exc).__name__)
+                get_logger(LOGGER).warning("no link for an artifact", run=run_id,
+                                           artifact=name, error=str(exc) or type(exc).__name__)
             return None  # not kept: the next call asks again
         self._remember((run_id, name), url)
         return url
