@@ -12,6 +12,7 @@ API; `bot`, `handlers` and `providers` are Herald's internals.
 
 from bot import __version__
 from bot.artifact_store import ArtifactStore, DirectoryStore, StoredArtifact
+from bot.ports import NotConfigured, ProviderError
 from bot.reporter import PublishedReport, Publisher, Report, Reporter
 from bot.results.model import (
     Artifact,
@@ -46,7 +47,9 @@ __all__ = [
     "ArtifactStore",
     "DirectoryStore",
     "Metric",
+    "NotConfigured",
     "ParseError",
+    "ProviderError",
     "PublishedReport",
     "Publisher",
     "Report",
