@@ -9,6 +9,8 @@ module decides:
 - **a newer run stays**: the marker records the run's order (`ReportOrigin.sequence` and
   attempt); a late report of an older run leaves a newer one in place;
 - **a green run starts no conversation**: without a comment yet, a passing run posts none;
+- **no edit that says nothing**: a body that differs only in its "Generated on" stamp is
+  left as it is;
 - **no twins**: after creating, ours are listed again, and if another process created one
   at the same moment the oldest is kept and the others deleted, the kept one then saying
   what this run says (unless it holds a newer run's report).
@@ -19,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+from bot.reports.summary import same_but_for_the_stamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +77,7 @@ async def upsert(
         if shown is not None and shown > order:
             return Upserted(first.id)  # a newer run's report is already there
         body = render()
-        if first.body != body:
+        if not same_but_for_the_stamp(first.body, body):
             await thread.edit(first.id, body)
         return Upserted(first.id)
     if not start:

@@ -68,6 +68,14 @@ async def test_the_same_report_twice_sends_nothing_the_second_time() -> None:
     assert thread.calls == ["create"]
 
 
+async def test_a_report_that_differs_only_in_when_it_was_generated_is_not_edited() -> None:
+    thread = ListThread()
+    await put(thread, 7, "2 failed\nGenerated on 2026-12-04 03:00:59 UTC by Herald")
+    await put(thread, 7, "2 failed\nGenerated on 2026-12-04 03:01:00 UTC by Herald")
+    await put(thread, 7, "1 failed\nGenerated on 2026-12-04 03:01:01 UTC by Herald")
+    assert thread.calls == ["create", "edit 1"]
+
+
 async def test_an_older_run_never_replaces_a_newer_run_s_report() -> None:
     thread = ListThread(report(9, "all passed"))
     upserted = await put(thread, 8)
