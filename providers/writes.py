@@ -17,7 +17,9 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
-from providers.base import OutcomeUnknown
+from bot.reports import run_title
+from bot.results.model import TestRun
+from providers.base import Change, OutcomeUnknown
 
 T = TypeVar("T")
 
@@ -75,3 +77,17 @@ async def post_unless_said(
         return status if status is not None and says_this(status) else None
 
     return await append_once(post, posted_already)
+
+
+def surface_line(current: object, prefix: str, run: TestRun, change: Change) -> str | None:
+    """The one line a CI shows on the run itself (Jenkins' build description, TeamCity's
+    build comment): the counts and where they were reported, after `prefix`; or None when
+    nothing is to be written, because the run holds someone's own text (never replaced)
+    or already says exactly this."""
+    if isinstance(current, str) and current.strip() and not current.startswith(prefix):
+        return None
+    where = f"{change.forge} {change.repo}" + (
+        f", pull request {change.numbers[0]}" if change.numbers else ""
+    )
+    text = f"{prefix}{run_title(run)} (reported on {where})"
+    return None if current == text else text

@@ -57,7 +57,6 @@ import httpx
 from bot.artifacts import ArtifactLimits
 from bot.events import RunRef
 from bot.forges import forge_of_url, latest_per_key
-from bot.reports import run_title
 from bot.results.model import TestRun
 from bot.settings import ProviderSettings, Settings
 from providers.base import (
@@ -77,7 +76,7 @@ from providers.http import (
     streamed_session,
 )
 from providers.jenkins import testreport
-from providers.writes import append_once
+from providers.writes import append_once, surface_line
 
 NAME: Final = "jenkins"
 #: The whole token is one scope: Jenkins keeps no rate limits of its own (a proxy may).
@@ -366,16 +365,8 @@ class JenkinsClient(SessionClient):
         no test. Needs Run/Update: without it Jenkins answers 403, and the report on the
         forge stands alone."""
         data = await self._build(ref)
-        current = data.get("description")
-        if isinstance(current, str) and current.strip() and not current.startswith(
-            DESCRIPTION_PREFIX
-        ):
-            return
-        where = f"{change.forge} {change.repo}" + (
-            f", pull request {change.numbers[0]}" if change.numbers else ""
-        )
-        text = f"{DESCRIPTION_PREFIX}{run_title(run)} (reported on {where})"
-        if current == text:
+        text = surface_line(data.get("description"), DESCRIPTION_PREFIX, run, change)
+        if text is None:
             return
         number = build_number(ref)
         # Setting a description replaces it: sending it again after a lost answer is safe.

@@ -62,7 +62,6 @@ import httpx
 from bot.artifacts import ArtifactLimits
 from bot.events import RunRef
 from bot.forges import Repository, forge_of_url, latest_per_key
-from bot.reports import run_title
 from bot.results.model import Origin, TestRun
 from bot.settings import ProviderSettings, Settings
 from providers.base import (
@@ -77,7 +76,7 @@ from providers.base import (
 from providers.http import HttpSession, NotFound, SessionClient, streamed_session
 from providers.teamcity import results
 from providers.teamcity.webhook import change_from_branch
-from providers.writes import append_once
+from providers.writes import append_once, surface_line
 
 NAME: Final = "teamcity"
 SCOPE: Final = "token"
@@ -406,16 +405,9 @@ class TeamCityClient(SessionClient):
         names no test. Needs the Edit build comment permission: without it TeamCity
         answers 403, and the report on the forge stands alone."""
         data = await self._build(ref)
-        current = (data.get("comment") or {}).get("text")
-        if isinstance(current, str) and current.strip() and not current.startswith(
-            COMMENT_PREFIX
-        ):
-            return
-        where = f"{change.forge} {change.repo}" + (
-            f", pull request {change.numbers[0]}" if change.numbers else ""
-        )
-        text = f"{COMMENT_PREFIX}{run_title(run)} (reported on {where})"
-        if current == text:
+        text = surface_line((data.get("comment") or {}).get("text"), COMMENT_PREFIX, run,
+                            change)
+        if text is None:
             return
         number = build_id(ref)
         # Setting a comment replaces it: sending it again after a lost answer is safe.
