@@ -16,13 +16,17 @@ when Herald's web app serves them (`HERALD_PUBLIC_URL`, `HERALD_URL_SIGNING_KEY`
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from bot.files import relative_path, signed_url, store_dir
+from bot.ports import ProviderError
+from bot.results.model import ParseError
 from bot.settings import Settings
 
 
@@ -95,4 +99,54 @@ class DirectoryStore:
         return self._link(run_id, name, path)
 
 
-__all__ = ["ArtifactStore", "DirectoryStore", "StoredArtifact", "TooLargeToStore"]
+def matching(base: Path, patterns: Iterable[str]) -> tuple[dict[Path, str], list[str]]:
+    """Regular files the patterns (`logs/*.log`, `**/*.png`) name inside `base`, each once
+    and in order with its name (its path from `base`), and the patterns that named none.
+    A pattern that would leave the folder (absolute, `..`) is a `ValueError`; a link out
+    of it is not followed."""
+    root = base.resolve()
+    found: dict[Path, str] = {}
+    unmatched: list[str] = []
+    for pattern in patterns:
+        if os.path.isabs(pattern) or ".." in Path(pattern).parts:
+            raise ValueError(f"artifact pattern {pattern!r} must stay inside {root}")
+        before = len(found)
+        for match in sorted(glob.glob(pattern, root_dir=root, recursive=True)):
+            path = (root / match).resolve()
+            if path.is_relative_to(root) and path.is_file():
+                found.setdefault(path, path.relative_to(root).as_posix())
+        if len(found) == before:
+            unmatched.append(pattern)
+    return found, unmatched
+
+
+@dataclass(slots=True)
+class Collected:
+    """What `collect` did with a run's artifacts."""
+
+    stored: list[StoredArtifact] = field(default_factory=list)
+    #: Each file the store would not take, by name and why (the run's report names them).
+    refused: list[ParseError] = field(default_factory=list)
+    #: Patterns that named no file: a screenshot folder is empty when nothing failed, so
+    #: these are said, not counted as unusable input.
+    unmatched: list[str] = field(default_factory=list)
+
+
+async def collect(store: ArtifactStore, run_id: str, base: Path,
+                  patterns: Iterable[str]) -> Collected:
+    """Every file under `base` a pattern names, put in `store` under its path from `base`.
+    A file the store refuses (too large, a name or size the forge will not take, the
+    forge failing) costs that file only: it is in `refused`, and the rest are stored."""
+    relative_path(run_id, "run id")
+    paths, unmatched = await asyncio.to_thread(matching, base, list(patterns))
+    done = Collected(unmatched=unmatched)
+    for path, name in paths.items():
+        try:
+            done.stored.append(await store.put(run_id, name, path))
+        except (TooLargeToStore, OSError, ValueError, ProviderError) as exc:
+            done.refused.append(ParseError(source=name, reason=f"not stored: {exc}"))
+    return done
+
+
+__all__ = ["ArtifactStore", "Collected", "DirectoryStore", "StoredArtifact", "TooLargeToStore",
+           "collect", "matching"]

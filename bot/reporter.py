@@ -19,7 +19,6 @@ and never costs the other names theirs.
 from __future__ import annotations
 
 import asyncio
-import glob
 import os
 import time
 from collections import OrderedDict
@@ -28,10 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
-from bot.artifact_store import ArtifactStore, DirectoryStore, StoredArtifact, TooLargeToStore
-from bot.files import relative_path
+from bot.artifact_store import ArtifactStore, DirectoryStore, StoredArtifact, collect
 from bot.logging import get_logger
-from bot.ports import ProviderError
 from bot.reports.files import write_reports
 from bot.results.model import Artifact, ParseError, TestRun
 from bot.settings import Settings
@@ -134,37 +131,19 @@ class Reporter:
         """Every file under `artifact_dir` that a pattern (`logs/*.log`, `**/*.png`) names,
         kept in the store under its path; what was stored, with sizes and links. A file
         the store refuses is logged and named in the run's next report."""
-        relative_path(test_run_id, "run id")
+        done = await collect(self.store, test_run_id, self.artifact_dir, patterns)
+        log = get_logger(LOGGER)
+        for refused in done.refused:
+            log.warning("artifact not stored", run=test_run_id, artifact=refused.source,
+                        error=refused.reason)
+        for pattern in done.unmatched:
+            log.info("no artifact matches", run=test_run_id, pattern=pattern)
         collected = self._collected.setdefault(test_run_id, _Collected())
-        stored: list[StoredArtifact] = []
-        for path in await asyncio.to_thread(self._matching, list(patterns)):
-            name = path.relative_to(self.artifact_dir.resolve()).as_posix()
-            try:
-                kept = await self.store.put(test_run_id, name, path)
-            except (TooLargeToStore, OSError, ValueError, ProviderError) as exc:
-                # A forge refusing one file (its name, its size) costs that file only.
-                get_logger(LOGGER).warning("artifact not stored", run=test_run_id,
-                                           artifact=name, error=str(exc))
-                collected.refused.append(ParseError(source=name, reason=f"not stored: {exc}"))
-                continue
-            stored.append(kept)
-            self._remember((test_run_id, name), kept.url)
-        collected.stored.extend(stored)
-        return stored
-
-    def _matching(self, patterns: list[str]) -> list[Path]:
-        """Regular files the patterns name inside `artifact_dir`, each once, in order; a
-        pattern that would leave the folder (absolute, `..`) is refused."""
-        base = self.artifact_dir.resolve()
-        found: dict[Path, None] = {}
-        for pattern in patterns:
-            if os.path.isabs(pattern) or ".." in Path(pattern).parts:
-                raise ValueError(f"artifact pattern {pattern!r} must stay inside {base}")
-            for match in sorted(glob.glob(pattern, root_dir=base, recursive=True)):
-                path = (base / match).resolve()
-                if path.is_relative_to(base) and path.is_file():
-                    found.setdefault(path, None)
-        return list(found)
+        collected.refused.extend(done.refused)
+        collected.stored.extend(done.stored)
+        for kept in done.stored:
+            self._remember((test_run_id, kept.name), kept.url)
+        return done.stored
 
     async def get_artifact_urls(
         self, test_run_id: str, names: Iterable[str]

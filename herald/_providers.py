@@ -18,11 +18,9 @@ from bot.reporter import PublishedReport
 from bot.results.model import TestRun
 from bot.settings import ConfigError, Settings, env_name
 from providers import push
-from providers.azure_devops.store import create_store as azure_store
 from providers.base import Provider
-from providers.bitbucket.store import create_store as bitbucket_store
 from providers.detect import detect
-from providers.gitlab.store import create_store as gitlab_store
+from providers.hosting import HOSTED_STORES, forge_store
 from providers.local import LocalRuns, run_path
 
 #: Config keys that name the run rather than a setting: the seed's, as `detect` fills them.
@@ -236,14 +234,6 @@ def create_provider(
     return ForgeProvider(name, settings, _change_from(name, run), run.get("name"))
 
 
-#: Providers that host artifacts themselves, and the config key naming where.
-HOSTED_STORES: dict[str, tuple[str, ...]] = {
-    "gitlab": ("project_id", "repository"),
-    "bitbucket": ("repository",),
-    "azure-devops": ("repository",),
-}
-
-
 def create_artifact_store(
     name: str,
     config: Mapping[str, Any] | None = None,
@@ -268,13 +258,7 @@ def create_artifact_store(
     if where is None:
         raise ValueError(f"create_artifact_store({name!r}) needs {' or '.join(keys)} "
                          "to know where to store")
-    if name == "gitlab":
-        project: int | str = int(where) if where.isdigit() else where
-        return gitlab_store(settings, project, http)
-    owner, _, rest = where.partition("/")
-    if not owner or not rest or "/" in rest:
-        raise ValueError(f"create_artifact_store({name!r}): repository {where!r} is not "
-                         "`owner/name`")
-    if name == "bitbucket":
-        return bitbucket_store(settings, where, http)
-    return azure_store(settings, owner, rest, http)
+    try:
+        return forge_store(name, settings, where, http)
+    except ValueError as exc:
+        raise ValueError(f"create_artifact_store({name!r}): {exc}") from None

@@ -24,27 +24,36 @@ it, and it knows its own results.
   retried step (same job, same attempt) updates the report it made instead of adding one;
   the forge clients upsert (check run by external id, statuses by key, sticky comments by
   marker).
+- **Artifacts** (`--artifacts GLOB`): kept where the forge hosts files (GitLab's generic
+  packages, Bitbucket's Downloads; `providers.hosting`), under the run and the report's
+  name, and linked from the report. Where the forge hosts none Herald can write (GitHub,
+  Azure DevOps from a job), the report says they were not stored and why, unless a Herald
+  web app serves the store (`HERALD_PUBLIC_URL`, `HERALD_URL_SIGNING_KEY`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 import providers
+from bot.artifact_store import ArtifactStore, Collected, StoredArtifact, collect
 from bot.egress import EgressPolicy, guarded_transport
 from bot.events import RunRef
 from bot.forges import forge_of_url
-from bot.ports import Change, ForgeTarget, ProviderError, Published, ReportOrigin
-from bot.results.model import TestRun
+from bot.ports import Change, ForgeTarget, NotConfigured, ProviderError, Published, ReportOrigin
+from bot.results.model import Artifact, ParseError, TestRun
 from bot.settings import ConfigError, Settings
 from providers.detect import detect
+from providers.hosting import job_store
+from providers.stores import flat_name
 
 #: A workflow's event file is read for the pull request's head commit; GitHub caps
 #: webhook payloads at 25 MB, and a larger file is not an event.
@@ -84,6 +93,11 @@ class JobReport:
     published: Published
     #: Where a person reads the report: the sticky comment, else the check run or commit.
     url: str | None
+    #: The artifacts stored and linked from the report, those that could not be (named in
+    #: the report too), and the patterns that named no file.
+    artifacts: tuple[StoredArtifact, ...] = ()
+    refused: tuple[ParseError, ...] = ()
+    unmatched: tuple[str, ...] = ()
 
 
 def detect_job(environ: Mapping[str, str], provider: str | None = None) -> RunRef:
@@ -362,18 +376,47 @@ def forge_client(forge: str, settings: Settings, http: httpx.AsyncClient) -> For
     return client
 
 
+def store_key(ref: RunRef, origin: ReportOrigin) -> str:
+    """The name a job's artifacts are kept under: the run and the report's name, so two
+    jobs of one run (matrix legs included) never replace each other's files."""
+    return flat_name(ref.run_id, origin.name) if origin.name else flat_name(ref.run_id)
+
+
+async def store_artifacts(store: ArtifactStore | str, key: str, run: TestRun,
+                          patterns: Sequence[str], base: Path) -> Collected:
+    """`patterns`' files kept in `store` and linked from `run`; a file that could not be
+    kept, or all of them when there is no store (`store` then says why), named among the
+    run's unusable inputs, so the report says so rather than leaving them out unseen."""
+    if isinstance(store, str):
+        done = Collected()
+        done.refused.append(ParseError(source=", ".join(patterns), reason=store))
+    else:
+        try:
+            done = await collect(store, key, base, patterns)
+        except ValueError as exc:  # a pattern leaving the folder: the user's to fix
+            raise CannotPublish(str(exc)) from None
+    run.artifacts.extend(Artifact(name=s.name, size=s.size, url=s.url) for s in done.stored)
+    run.errors.extend(done.refused)
+    return done
+
+
 async def publish_from_job(
     environ: Mapping[str, str],
     run: TestRun,
     *,
     provider: str | None = None,
     name: str | None = None,
+    artifacts: Sequence[str] = (),
+    artifact_dir: Path | None = None,
     http: httpx.AsyncClient | None = None,
 ) -> JobReport:
     """Detect the job in `environ` (of `provider` when named), and publish `run` on the
     forge holding its change; `name` names the report instead of the job (matrix legs
-    that share a job name need one each). Raises `CannotPublish` with a printable reason;
-    nothing is sent before the forge and its token are known."""
+    that share a job name need one each). The files `artifacts` (globs under
+    `artifact_dir`, the working directory by default) name are kept where the forge hosts
+    files (`providers.hosting.job_store`) and linked from the report. Raises
+    `CannotPublish` with a printable reason; nothing is sent before the forge and its
+    token are known."""
     ref = detect_job(environ, provider)
     env = job_environ(environ, ref)
     settings = _settings(env)
@@ -385,8 +428,21 @@ async def publish_from_job(
         transport=guarded_transport(EgressPolicy.from_settings(settings)),
         follow_redirects=False,
     )
+    done = Collected()
     try:
         forge = forge_client(change.forge, settings, client)
+        if artifacts:
+            try:
+                store = job_store(change, settings, client)
+            except (NotConfigured, ValueError) as exc:
+                store = f"not stored: {exc}"
+            try:
+                done = await store_artifacts(store, store_key(ref, origin), run, artifacts,
+                                             artifact_dir or Path.cwd())
+            finally:
+                closing = getattr(store, "aclose", None)
+                if closing is not None:
+                    await closing()
         try:
             published = await forge.publish(change, origin, run)
         except ProviderError as exc:
@@ -399,4 +455,6 @@ async def publish_from_job(
         if own:
             await client.aclose()
     return JobReport(ref=ref, change=change, origin=origin, published=published,
-                     url=report_url(change, published, settings, env))
+                     url=report_url(change, published, settings, env),
+                     artifacts=tuple(done.stored), refused=tuple(done.refused),
+                     unmatched=tuple(done.unmatched))

@@ -3,11 +3,14 @@ publish them where the change is reviewed, through the bot's own forge clients.
 
     herald report --auto-detect 'reports/**/*.xml'
     herald report --auto-detect junit.xml --provider jenkins --metric p95=12.5ms
+    herald report --auto-detect 'reports/*.xml' --artifacts 'logs/**/*.log' --artifacts core
 
 The CI system, run, commit and pull request come from the job's environment
 (`providers.push`, docs/push-mode.md); the token from the environment or a `_FILE`, never
 from an argument. `--config FILE` reads `HERALD_*` settings from a file of `NAME=value`
-lines, under the environment (a variable set in the job wins). No Redis is used.
+lines, under the environment (a variable set in the job wins). `--artifacts GLOB` keeps
+the files it names (under the working directory) where the forge hosts files and links
+them from the report; one that cannot be kept is named in the report. No Redis is used.
 
 Exit status as `herald render`: 1 when a test failed or errored; else 2 when an input was
 unusable; else 0. 3 when the report could not be published (no job detected, no token, the
@@ -49,6 +52,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", metavar="NAME",
                         help="the report's name after the run's (default: the job's name); "
                              "give each matrix leg its own")
+    parser.add_argument("--artifacts", metavar="GLOB", action="append", default=[],
+                        help="files to keep beside the report and link from it (a glob "
+                             "under the working directory; repeatable)")
     add_metric(parser)
 
 
@@ -76,11 +82,12 @@ def run(args: argparse.Namespace) -> int:
             print(printable(f"herald: cannot read {args.config}: {exc}"), file=sys.stderr)
             return CANNOT_PUBLISH
     return report(args.paths, environ, provider=args.provider, name=args.name,
-                  metrics=args.metric)
+                  metrics=args.metric, artifacts=args.artifacts)
 
 
 def report(paths: list[str], environ: dict[str, str], *, provider: str | None = None,
-           name: str | None = None, metrics: list[Metric] | None = None) -> int:
+           name: str | None = None, metrics: list[Metric] | None = None,
+           artifacts: list[str] | None = None) -> int:
     from bot.results.parsers import expand_paths
     from providers.push import CannotPublish, detect_job, publish_from_job
 
@@ -95,10 +102,17 @@ def report(paths: list[str], environ: dict[str, str], *, provider: str | None = 
     result.metrics.extend(metrics or [])
     print(_encodable(summary_line(result, read)))
     try:
-        done = asyncio.run(publish_from_job(environ, result, provider=ref.provider, name=name))
+        done = asyncio.run(publish_from_job(environ, result, provider=ref.provider, name=name,
+                                            artifacts=artifacts or ()))
     except CannotPublish as exc:
         print(printable(f"herald: cannot publish: {exc}"), file=sys.stderr)
         return CANNOT_PUBLISH
+    for pattern in done.unmatched:
+        print(printable(f"herald: --artifacts {pattern!r} names no file"), file=sys.stderr)
+    for refused in done.refused:
+        print(printable(f"herald: {refused.source}: {refused.reason}"), file=sys.stderr)
+    for kept in done.artifacts:
+        print(printable(f"herald: stored {kept.name} ({kept.size:,} bytes): {kept.url}"))
     print(printable(f"herald: reported on {done.change.forge} {done.change.repo}: "
                     f"{done.url or done.change.sha}"))
     return exit_status(result)

@@ -11,8 +11,10 @@ file or name can share.
 
 - upload: `POST /2.0/repositories/{workspace}/{repo}/downloads`, `multipart/form-data`
   with the file in the `files` field, streamed from disk (the multipart frame is written
-  around the file's chunks, its length declared); Bitbucket replaces a download sent again
-  under one name, so a retried upload (a lost answer, a 5xx) is simply sent again;
+  around the file's chunks, its length declared); a name stored before (a retried step)
+  is deleted first (`DELETE .../downloads/{name}`): Bitbucket has been seen to list two
+  downloads of one name, one of them then unreachable, so one name is one file only when
+  Herald makes it so. A retried upload (a lost answer, a 5xx) is sent again as is;
 - size: Bitbucket documents no limit for one download; `HERALD_ARTIFACT_MAX_BYTES` is
   refused by name before sending;
 - links: `https://bitbucket.org/{workspace}/{repo}/downloads/{name}`, the page's own
@@ -78,6 +80,12 @@ class BitbucketStore(HostedStore):
                               f"multipart/form-data; boundary={boundary}", body,
                               len(head) + size + len(tail), idempotent=True)
         return Listed(name=stored, size=size, url=self._link(stored))
+
+    async def _put_once(self, run_id: str, stored: str, source: Path, size: int) -> Listed:
+        if await self._lookup(run_id, stored) is not None:
+            await self.api.delete(f"replacing {stored} in {self.repository}'s Downloads",
+                                  f"{self.path}/{segment(stored)}")
+        return await self._upload(run_id, stored, source, size)
 
     async def _lookup(self, run_id: str, stored: str) -> Listed | None:
         there = await self.api.exists(f"looking up {stored} in {self.repository}'s Downloads",

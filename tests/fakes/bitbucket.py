@@ -231,6 +231,7 @@ class FakeBitbucket(FakeAPI):
             ("POST", repo + r"/downloads/?", self.upload_downloads),
             ("GET", repo + r"/downloads/?", self.list_downloads),
             ("GET", repo + r"/downloads/(?P<name>[^/]+)", self.get_download),
+            ("DELETE", repo + r"/downloads/(?P<name>[^/]+)", self.delete_download),
         ]]
 
     # ---- building the world -------------------------------------------------------------
@@ -434,6 +435,14 @@ class FakeBitbucket(FakeAPI):
         return Response(status_code=302, headers={
             "Location": f"{self.downloads_storage}/{repo.uuid.strip('{}')}/{name}"
                         "?Signature=abc&Expires=1"})
+
+    def delete_download(self, request: Request, query: dict[str, str], body: Any, ws: str,
+                        slug: str, name: str) -> Any:
+        repo = self._repo(ws, slug)
+        if repo.downloads.pop(name, None) is None:
+            raise HttpError(404, f"No such file: {name}")
+        repo.download_bytes.pop(name, None)
+        return Response(status_code=204)
 
     # ---- lookups ------------------------------------------------------------------------
 
