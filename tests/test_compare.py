@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bot.compare import (
     LISTED,
-    BaseTest,
     Baseline,
+    BaseTest,
     Better,
     TestHistory,
     Thresholds,

@@ -15,6 +15,7 @@ from markupsafe import Markup
 
 from bot.reports import summary as words
 from bot.reports.budget import Plan, Tier, cap, everything, fit
+from bot.reports.comparison import html_context
 from bot.reports.layout import Layout, Listed, arrange
 from bot.reports.templating import environment
 from bot.results.model import (
@@ -246,6 +247,8 @@ def _render(run: TestRun, budget: int | None, now: datetime | None, details_url:
             artifacts=cap(artifacts, plan.lists),
             errors=cap(errors, plan.lists),
             flaky=cap(flaky, plan.lists),
+            comparison=html_context(run.comparison, plan.lists)
+            if run.comparison is not None and run.comparison.base is not None else None,
         )
 
     def render(plan: Plan) -> str | None:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from bot.reports.comparison import as_json as comparison_json
 from bot.reports.summary import title
 from bot.results.model import (
     Artifact,
@@ -155,6 +156,8 @@ def _document(run: TestRun) -> dict[str, Any]:
         "duration_seconds": _number(run.duration),
         "url": run.url,
         "metadata": dict(run.metadata),
+        **({"comparison": comparison_json(run.comparison)}
+           if run.comparison is not None and run.comparison.base is not None else {}),
         "suites": [
             {
                 "name": suite.name,

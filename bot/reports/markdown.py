@@ -68,6 +68,7 @@ from urllib.parse import quote
 
 from bot.reports import summary as words
 from bot.reports.budget import Plan, Tier, cap, fit
+from bot.reports.comparison import markdown_lines
 from bot.reports.layout import Layout, Listed, arrange
 from bot.reports.templating import environment
 from bot.results.model import (
@@ -460,6 +461,9 @@ def render_markdown(
             flaky=cap(flaky, plan.lists),
             skipped=skipped if plan.others else [],
             more_skipped=len(layout.skipped) - len(skipped),
+            comparison=markdown_lines(run.comparison, h2, plan.lists, md_text, md_link,
+                                      CELL_LIMIT) if run.comparison is not None
+            and run.comparison.base is not None else [],
         )
 
     text, _plan = fit(render, len(failing), budget)

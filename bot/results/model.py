@@ -21,9 +21,12 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.results.compact import CaseList
+
+if TYPE_CHECKING:
+    from bot.compare import Comparison
 
 T = TypeVar("T")
 
@@ -254,6 +257,9 @@ class TestRun:
     artifacts: list[Artifact] = field(default_factory=list)
     errors: list[ParseError] = field(default_factory=list)
     url: str | None = None
+    #: This run against its base branch (`bot.compare`), when history knows one; the
+    #: reports lead with it.
+    comparison: Comparison | None = None
 
     def cases(self) -> Iterator[TestCase]:
         for suite in self.suites:
