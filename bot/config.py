@@ -545,6 +545,17 @@ class HeraldConfig(BaseSettings):
         25, "on SIGTERM, how long running jobs may finish", ge=1
     )
 
+    # -- one report per commit (bot.coalesce)
+    coalesce_seconds: Seconds = setting(
+        0.0, "runs of one commit (matrix runs, workflows, CI systems) make one report once "
+        "none has arrived for this long; 0: each run is reported on its own "
+        "([docs/coalescing.md](docs/coalescing.md))", ge=0, le=3600,
+    )
+    coalesce_expected_runs: WholeNumber = setting(
+        0, "with coalescing, report as soon as this many runs of the commit are in, "
+        "without waiting out the quiet period; 0: always wait", ge=0, le=1000,
+    )
+
     # -- parsing: each artifact in a child process under these limits (bot.isolation)
     parse_max_memory_bytes: WholeNumber = setting(
         1024 * MiB, "address space of the child that parses one artifact (`RLIMIT_AS`, the "

@@ -14,7 +14,11 @@ BUILD_COMPLETED: Final = "build.completed"
 COMMENT_CREATED: Final = "comment.created"
 CHECK_REREQUESTED: Final = "check.rerequested"
 PING: Final = "ping"
-CANONICAL_EVENTS: Final = frozenset({BUILD_COMPLETED, COMMENT_CREATED, CHECK_REREQUESTED, PING})
+#: Herald's own, never a webhook's: a commit's runs are quiet, make their one report
+#: (`bot.coalesce`).
+COMMIT_REPORT: Final = "commit.report"
+CANONICAL_EVENTS: Final = frozenset({BUILD_COMPLETED, COMMENT_CREATED, CHECK_REREQUESTED, PING,
+                                     COMMIT_REPORT})
 
 
 class JsonObject(dict[str, Any]):

@@ -272,6 +272,17 @@ class _Batcher(Generic[T, R]):
             await asyncio.gather(task, return_exceptions=True)
 
 
+async def schedule(redis: Redis[bytes], queue_name: str, event: Event, *, at_ms: int
+                   ) -> EnqueueOutcome:
+    """Queue `event` to run at `at_ms` (epoch ms): ARQ's queue is ordered by run-at, and
+    the dedupe record makes scheduling one job id twice (a retried handler) queue it once."""
+    queue = RedisQueue(redis, queue_name=queue_name)
+    try:
+        return await queue.enqueue_prepared(PreparedJob.from_event(event, now_ms=at_ms))
+    finally:
+        await queue.aclose()
+
+
 class RedisQueue:
     """`Queue` over ARQ's layout in Redis, with our dedupe record in the same atomic step."""
 

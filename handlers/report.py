@@ -46,6 +46,7 @@ from bot.ports import (
     ForgeTarget,
     PermanentError,
     ProviderError,
+    Published,
     RemoteArtifact,
     RunSurface,
     TransientError,
@@ -54,6 +55,7 @@ from bot.results.model import Artifact, Origin, ParseError, TestRun
 from bot.routing import Router
 from bot.settings import Settings
 from bot.store import LockBusy, Store, lock_ttl
+from handlers import commit
 
 router = Router()
 
@@ -170,7 +172,10 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
     change = await source.change_of(ref, build)
     origin = source.origin_of(ref, build)
     forge: ForgeTarget = ctx.clients.forge(change.forge)
-    published = await forge.publish(change, origin, run)
+    published: Published | None = None
+    arrival = await commit.arrive(ctx, change, origin, run) if commit.coalescing(ctx) else None
+    if arrival is None or arrival.alone:
+        published = await forge.publish(change, origin, run)
     # `/retest` on this commit asks every CI system recorded here what failed.
     await Store(ctx.redis).record_report(change, origin.run)
     if isinstance(source, RunSurface):
@@ -188,9 +193,10 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
         tests=totals.total,
         failures=totals.failures,
         parse_errors=len(run.errors),
-        check_run=published.check_run_id,
-        comment=published.comment_id,
-        created=published.created,
+        check_run=published.check_run_id if published else None,
+        comment=published.comment_id if published else None,
+        created=published.created if published else None,
+        coalesced=published is None,
     )
 
 

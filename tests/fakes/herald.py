@@ -39,9 +39,11 @@ class Herald:
         assert (await send()).status_code == 202
         await self.work()
 
-    async def work(self) -> None:
-        """Run a burst worker until the queue, deferred retries included, is empty."""
-        worker = create_worker(self.settings, burst=True, handle_signals=False)
+    async def work(self, jobs: int = -1) -> None:
+        """Run a burst worker until the queue, deferred retries included, is empty, or
+        until it has started `jobs` jobs (jobs due later then stay queued)."""
+        worker = create_worker(self.settings, burst=True, handle_signals=False,
+                               max_burst_jobs=jobs)
         try:
             await worker.main()
         finally:
