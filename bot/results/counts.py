@@ -16,9 +16,10 @@ The rules, and what each could hide:
   is ignored and the failures win: a report must never read green with failures, and
   refusing the run instead would lose the whole report over the field the seed always set
   to "success" (its own example did, with 2 failed). Given without failures it is
-  ignored too, so the status is derived from the cases as for a parsed run. `failed`,
-  `error`, `cancelled` and `running` are kept as the run's reported status whatever the
-  counts say; the failures are listed and counted all the same.
+  ignored too, so the status is derived from the cases as for a parsed run (and so is
+  `no_tests`: with tests counted, the counts say otherwise). `failed`, `error`,
+  `cancelled` and `running` (`pending` reads as running) are kept as the run's reported
+  status whatever the counts say; the failures are listed and counted all the same.
 - Counts are whole numbers, not negative, and at most `MAX_TESTS` together: an absurd
   count is a ValueError, not a run that fills the disk. Memory stays flat in the count:
   unnamed passed and skipped tests are packed by `CaseList` (about 8 bytes of memory each).

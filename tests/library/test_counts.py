@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import herald
 from bot.reports import from_json, render_html, render_json, render_markdown
@@ -341,3 +343,24 @@ async def test_the_seeds_example_is_published_through_the_local_provider(
         "flaky": 0, "duration_seconds": None}
     assert document["environment"]["GPU"] == "NVIDIA A100"
     assert from_json(report.files["json"].read_text()).totals() == seed_example().totals()
+
+
+@settings(max_examples=100, deadline=None)
+@given(counts=st.fixed_dictionaries({name: st.integers(0, 6) for name, *_ in KINDS}),
+       named=st.fixed_dictionaries({name: st.integers(0, 6) for name, *_ in KINDS}))
+def test_whatever_is_named_the_report_counts_what_was_counted(
+    counts: dict[str, int], named: dict[str, int],
+) -> None:
+    lists = {listed: [{"name": f"{listed}_{i}"} for i in range(named[count])]
+             for count, listed, _status, _unnamed in KINDS}
+    if any(named[name] > counts[name] for name in counts):
+        with pytest.raises(ValueError, match="the count and the names disagree"):
+            herald.from_counts(id="r", status="success", **counts, **lists)
+        return
+    run = herald.from_counts(id="r", status="success", **counts, **lists)
+    totals = run.totals()
+    assert (totals.passed, totals.failed, totals.skipped, totals.errors) == (
+        counts["passed"], counts["failed"], counts["skipped"], counts["errors"])
+    assert len(run.failures()) == counts["failed"] + counts["errors"]
+    green = run.overall_status() in (RunStatus.PASSED, RunStatus.NO_TESTS)
+    assert green is not bool(counts["failed"] + counts["errors"])
