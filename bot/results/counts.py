@@ -177,8 +177,7 @@ def from_counts(
         for position, entry in enumerate(named[status_of]):
             built.cases.append(_case(entry, status_of, suite_name, f"{list_name}[{position}]"))
         missing = wanted[status_of] - len(named[status_of])
-        for number in range(1, missing + 1):
-            built.cases.append(_unnamed(status_of, unnamed_label, number, missing, suite_name))
+        _add_unnamed(built, status_of, unnamed_label, missing)
 
     failures = wanted[Status.FAILED] + wanted[Status.ERROR]
     reported = _status(status, failures)
@@ -311,13 +310,17 @@ def _case(entry: Mapping[str, Any], status: Status, suite: str, where: str) -> T
     )
 
 
-def _unnamed(status: Status, label: str, number: int, missing: int, suite: str) -> TestCase:
+def _add_unnamed(suite: Suite, status: Status, label: str, missing: int) -> None:
+    """`missing` cases named `label i of missing`: up to a million, so the loop does no
+    more than make each case (its name's tail is formatted once)."""
     message = None
     if status.is_failure:
         # Said in the message too, so a reader of one line knows Herald was given only a count.
         message = f"counted as {status.value} but not named: Herald was given only the count"
-    return TestCase(name=f"{label} {number:,} of {missing:,}", suite=suite, status=status,
-                    message=message)
+    tail = f" of {missing:,}"
+    name, append = suite.name, suite.cases.append
+    for number in range(1, missing + 1):
+        append(TestCase(f"{label} {number:,}{tail}", "", name, status, message=message))
 
 
 def _scalar(what: str, value: Any) -> str:
