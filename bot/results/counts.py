@@ -126,6 +126,7 @@ def from_counts(
                               "errors": errors}
     named: dict[Status, list[Mapping[str, Any]]] = {}
     for status_of, count_name, list_name, _label in _KINDS:
+        lists_given = 0
         named[status_of] = []
         argument = {"passed_tests": passed_tests, "failed_tests": failed_tests,
                     "skipped_tests": skipped_tests, "error_tests": error_tests}[list_name]
@@ -136,9 +137,10 @@ def from_counts(
                 continue
             if isinstance(value, int) and not isinstance(value, bool):
                 counts[count_name] = _one(count_name, counts[count_name], list_name, value)
-            elif named[status_of]:
+            elif lists_given:
                 raise ValueError(f"{list_name} is given both as an argument and in metadata")
             else:
+                lists_given += 1
                 named[status_of] = _tests(list_name, value)
     extras: dict[str, Any] = {"performance_metrics": performance_metrics,
                               "environment": environment}
@@ -190,8 +192,16 @@ def from_counts(
         metadata=rest,
         environment=_environment(extras["environment"]),
         metrics=_metrics(extras["performance_metrics"]),
-        artifacts=list(artifacts),
+        artifacts=_artifacts(artifacts),
     )
+
+
+def _artifacts(artifacts: Iterable[Artifact]) -> list[Artifact]:
+    found = list(artifacts)
+    wrong = [type(item).__name__ for item in found if not isinstance(item, Artifact)]
+    if wrong:
+        raise ValueError(f"artifacts must be Artifact objects, not {wrong[0]}")
+    return found
 
 
 def _one(name: str, value: Any, alias: str, other: Any) -> Any:
