@@ -5,6 +5,8 @@ API; `bot`, `handlers` and `providers` are Herald's internals.
     import asyncio, herald
 
     run = herald.parse_reports(["build/test-results/**/*.xml"], run_id="nightly-412")
+    # or, from counts as the seed's TestRunResult was built:
+    # run = herald.from_counts(id="nightly-412", passed=38, failed=1, failed_tests=[...])
     provider = herald.create_provider("local", {"reports_dir": "herald-reports"})
     reporter = herald.Reporter(provider, report_dir="herald-report", artifact_dir="build")
     report = asyncio.run(reporter.report_test_result(run))
@@ -14,6 +16,7 @@ from bot import __version__
 from bot.artifact_store import ArtifactStore, DirectoryStore, StoredArtifact
 from bot.ports import NotConfigured, ProviderError
 from bot.reporter import PublishedReport, Publisher, Report, Reporter
+from bot.results.counts import from_counts
 from bot.results.model import (
     Artifact,
     Metric,
@@ -65,6 +68,7 @@ __all__ = [
     "create_artifact_store",
     "create_provider",
     "detect_ci_environment",
+    "from_counts",
     "parse_reports",
     "register_provider",
 ]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -38,12 +37,6 @@ DEFAULT_OUT = "herald-report"
 PROGRESS_THRESHOLD = 32 * 1024 * 1024
 #: A reason in the summary line is cut here; the reports carry it whole.
 REASON_LIMIT = 80
-
-_METRIC = re.compile(
-    r"(?P<name>[^=]+)=\s*(?P<number>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)?(?P<rest>.*)",
-    re.DOTALL,
-)
-
 
 def add_paths(parser: argparse.ArgumentParser) -> None:
     """The PATHS argument, as every command that reads test reports takes it."""
@@ -86,18 +79,13 @@ def _formats(text: str) -> list[str]:
 def metric(text: str) -> Metric:
     """`p95=12.5ms` -> Metric("p95", 12.5, "ms"); `build=fast` -> Metric("build", "fast");
     `build=1m30s` -> Metric("build", "1m30s")."""
-    match = _METRIC.fullmatch(text)
-    if match is None or not match["name"].strip():
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE[UNIT], got {text!r}")
-    name, number, rest = match["name"].strip(), match["number"], match["rest"].strip()
-    if number is None or any(char.isdigit() for char in rest):
-        # A value the number does not end, such as `1m30s` or `12.5.3`, is shown as written:
-        # split, it would read as 1 with the unit `m30s`.
-        value = text.partition("=")[2].strip()
-        if not value:
-            raise argparse.ArgumentTypeError(f"metric {name!r} has no value")
-        return Metric(name, value)
-    return Metric(name, float(number), rest)
+    try:
+        return Metric.read(name.strip(), value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def run(args: argparse.Namespace) -> int:

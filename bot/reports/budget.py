@@ -10,7 +10,7 @@ or an unclosed code fence, so each renderer instead describes what it shows as a
    ones keep theirs, in listing order, at least one).
 2. `Tier.TABLE`: every failure listed, each on one line (name, message's first line).
 3. `Tier.CAPPED`: the first failures that fit, then "… and K more failures: see <link>";
-   the other lists (unreadable inputs, flaky tests, metrics, artifacts) are capped at
+   the other lists (unreadable inputs, flaky tests, metrics, environment, artifacts) are capped at
    `LIST_CAP` entries.
 4. `Tier.COUNTS`: the counts and a link to the full report, nothing else.
 
@@ -37,8 +37,12 @@ GITLAB_NOTE_LIMIT = 1_000_000
 #: cannot be longer than 150000 characters"): said by the API, not in its reference.
 AZURE_DEVOPS_COMMENT_LIMIT = 150_000
 
-#: In tier 3 the secondary lists (metrics, artifacts, input errors) show this many entries.
+#: In tier 3 the secondary lists (metrics, environment, artifacts, input errors) show this
+#: many entries.
 LIST_CAP = 10
+#: The Environment table shows at most this many rows at any tier: it is context for the
+#: results, and a caller's whole `os.environ` would otherwise crowd them out.
+ENVIRONMENT_ROWS = 50
 
 
 class Tier(enum.IntEnum):
@@ -173,7 +177,8 @@ def fit_comment(
     return text[: cut if cut > 0 else room] + truncated
 
 
-def cap(items: Sequence[T], limit: int | None) -> dict[str, object]:
-    """A list as the templates show it: the first `limit` items and how many more there are."""
+def cap(items: Sequence[T], limit: int | None, total: int | None = None) -> dict[str, object]:
+    """A list as the templates show it: the first `limit` items and how many more there are
+    (of `total`, when `items` is already only the first of them)."""
     shown = list(items) if limit is None else list(items[:limit])
-    return {"shown": shown, "more": len(items) - len(shown)}
+    return {"shown": shown, "more": (len(items) if total is None else total) - len(shown)}

@@ -6,6 +6,7 @@ made only for http(s) URLs, since escaping alone does not stop a `javascript:` h
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,7 @@ from typing import Any
 from markupsafe import Markup
 
 from bot.reports import summary as words
-from bot.reports.budget import Plan, Tier, cap, everything, fit
+from bot.reports.budget import ENVIRONMENT_ROWS, Plan, Tier, cap, everything, fit
 from bot.reports.comparison import html_context
 from bot.reports.layout import Layout, Listed, arrange
 from bot.reports.templating import environment
@@ -24,10 +25,13 @@ from bot.results.model import (
     TestRun,
     format_duration,
     format_size,
+    truncate,
 )
 
 #: The first this many failures show open; the rest are collapsed to one line each.
 OPEN_FAILURES = 10
+#: An Environment table's value is cut here (the JSON report has it whole).
+ENVIRONMENT_VALUE_LIMIT = 1_000
 
 
 @dataclass(slots=True)
@@ -227,6 +231,8 @@ def _render(run: TestRun, budget: int | None, now: datetime | None, details_url:
         "generated": f"Generated on {words.generated_at(now)} by {words.BRAND}",
     }
     metrics = [(m.name, words.metric_value(m.value), m.unit) for m in run.metrics]
+    ran_in = [(name, truncate(value, ENVIRONMENT_VALUE_LIMIT) or "") for name, value
+              in itertools.islice(run.environment.items(), ENVIRONMENT_ROWS)]
     artifacts = [(a.name, words.safe_url(a.url), format_size(a.size)) for a in run.artifacts]
     errors = [(e.source, e.reason) for e in run.errors]
     flaky = [_flaky(case) for case in layout.flaky]
@@ -244,6 +250,7 @@ def _render(run: TestRun, budget: int | None, now: datetime | None, details_url:
             if plan.others else [],
             passed=_Passed(run, totals.passed) if plan.others else [],
             metrics=cap(metrics, plan.lists),
+            environment=cap(ran_in, plan.lists, len(run.environment)),
             artifacts=cap(artifacts, plan.lists),
             errors=cap(errors, plan.lists),
             flaky=cap(flaky, plan.lists),

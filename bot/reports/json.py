@@ -156,6 +156,7 @@ def _document(run: TestRun) -> dict[str, Any]:
         "duration_seconds": _number(run.duration),
         "url": run.url,
         "metadata": dict(run.metadata),
+        "environment": dict(run.environment),
         **({"comparison": comparison_json(run.comparison)}
            if run.comparison is not None and run.comparison.base is not None else {}),
         "suites": [
@@ -345,6 +346,15 @@ def _origin_reader(document: dict[str, Any]) -> Callable[[Any], Origin | None]:
     return by_index
 
 
+def _strings(value: Any, field: str) -> dict[str, str]:
+    """An object of strings. Documents written before the field existed have none: empty."""
+    if not isinstance(value, dict) or not all(
+        isinstance(key, str) and isinstance(text, str) for key, text in value.items()
+    ):
+        raise ValueError(f"{field} must be an object of strings")
+    return dict(value)
+
+
 def _run(document: dict[str, Any]) -> TestRun:
     suites = [
         Suite(
@@ -402,6 +412,7 @@ def _run(document: dict[str, Any]) -> TestRun:
         finished_at=_datetime(document["finished_at"]),
         duration=document["duration_seconds"],
         metadata=dict(document["metadata"]),
+        environment=_strings(document.get("environment", {}), "environment"),
         metrics=[
             Metric(name=m["name"], value=m["value"], unit=m["unit"])
             for m in document["metrics"]

@@ -4,8 +4,8 @@ The report reads top-down as a reviewer scans it: the title; "Status: FAILED —
 1 error of 1,204 tests"; the files that could not be read, by name and reason; the other
 counts (zeros left out); the failures under their CI job (when the run has several) and
 file or suite (`bot.reports.layout`), one list item each with its message shown once;
-flaky tests with what their failing attempt said; skipped tests collapsed; metrics and
-artifacts last.
+flaky tests with what their failing attempt said; skipped tests collapsed; metrics, the
+environment the tests ran in and artifacts last.
 
 Everything in a report that came from a test run is untrusted text: a test name can hold
 `|` (splits a table cell), backticks (closes a code span or fence), `<script>`, `@team`
@@ -61,13 +61,14 @@ text as it was; a table row has exactly as many unescaped `|` as its header.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import quote
 
 from bot.reports import summary as words
-from bot.reports.budget import Plan, Tier, cap, fit
+from bot.reports.budget import ENVIRONMENT_ROWS, Plan, Tier, cap, fit
 from bot.reports.comparison import markdown_lines
 from bot.reports.layout import Layout, Listed, arrange
 from bot.reports.templating import environment
@@ -435,6 +436,10 @@ def render_markdown(
         f"| {md_cell(m.name)} | {md_cell(words.metric_value(m.value))} | {md_cell(m.unit)} |"
         for m in run.metrics
     ]
+    ran_in = [
+        f"| {md_cell(name)} | {md_cell(value)} |"
+        for name, value in itertools.islice(run.environment.items(), ENVIRONMENT_ROWS)
+    ]
     artifacts = [
         f"- {md_link(a.name, a.url)} ({format_size(a.size)})" for a in run.artifacts
     ]
@@ -456,6 +461,7 @@ def render_markdown(
             if plan.tier <= Tier.TABLE else 0,
             detailed=min(plan.details, plan.rows),
             metrics=cap(metrics, plan.lists),
+            environment=cap(ran_in, plan.lists, len(run.environment)),
             artifacts=cap(artifacts, plan.lists),
             errors=cap(errors, plan.lists),
             flaky=cap(flaky, plan.lists),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -192,6 +193,11 @@ class Suite:
         object.__setattr__(self, name, value)
 
 
+_METRIC_VALUE = re.compile(
+    r"\s*(?P<number>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)?(?P<rest>.*)", re.DOTALL
+)
+
+
 @dataclass(slots=True)
 class Metric:
     """A performance figure shown in the report's metrics table."""
@@ -199,6 +205,21 @@ class Metric:
     name: str
     value: float | str
     unit: str = ""
+
+    @classmethod
+    def read(cls, name: str, text: str) -> Metric:
+        """`12.5ms` -> 12.5 in `ms`; `fast` and `1m30s` stay text. Raises ValueError for a
+        blank value."""
+        match = _METRIC_VALUE.fullmatch(text)
+        number, rest = (match["number"], match["rest"].strip()) if match else (None, "")
+        if number is None or any(char.isdigit() for char in rest):
+            # A value the number does not end, such as `1m30s` or `12.5.3`, is shown as
+            # written: split, it would read as 1 with the unit `m30s`.
+            value = text.strip()
+            if not value:
+                raise ValueError(f"metric {name!r} has no value")
+            return cls(name, value)
+        return cls(name, float(number), rest)
 
 
 @dataclass(slots=True)
@@ -253,6 +274,9 @@ class TestRun:
     finished_at: datetime | None = None
     duration: float | None = None  # wall clock; None: derived from the suites
     metadata: dict[str, str] = field(default_factory=dict)
+    #: Where the tests ran (`Python Version`, `Platform`, `GPU`): the reports' Environment
+    #: table. Apart from `metadata`, which is for machines and only the JSON report shows.
+    environment: dict[str, str] = field(default_factory=dict)
     metrics: list[Metric] = field(default_factory=list)
     artifacts: list[Artifact] = field(default_factory=list)
     errors: list[ParseError] = field(default_factory=list)
@@ -344,6 +368,7 @@ class TestRun:
             self.artifacts.extend(other.artifacts)
             self.errors.extend(other.errors)
             self.metadata.update(other.metadata)
+            self.environment.update(other.environment)
         return self
 
     def set_origin(self, origin: Origin | None) -> None:

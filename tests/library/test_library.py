@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 FAILING = (b'<testsuite name="unit"><testcase classname="app" name="ok"/>'
            b'<testcase classname="app" name="bad"><failure message="boom"/></testcase>'
            b"</testsuite>")
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    for name in [n for n in __import__("os").environ if n.startswith("HERALD_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("HERALD_STATE_DIR", str(tmp_path / "state"))
-    yield tmp_path
 
 
 def readme_example() -> str:

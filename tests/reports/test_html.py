@@ -45,6 +45,7 @@ def hostile_run() -> TestRun:
         id=f"run {SCRIPT}",
         suites=[Suite(name="s", cases=[case, passed])],
         metrics=[Metric(f"m{SCRIPT}", f"v{SCRIPT}", f"u{SCRIPT}")],
+        environment={f"p{SCRIPT}": f"v{SCRIPT}"},
         artifacts=[Artifact(f"a{SCRIPT}", 10, "javascript:alert(1)"),
                    Artifact("ok", 10, 'https://ci.example.com/a?x=1&y="2"')],
         errors=[ParseError(f"bad{SCRIPT}.xml", f"reason {SCRIPT}")],
@@ -194,7 +195,8 @@ def test_no_generated_text_opens_a_script(text: str) -> None:
     others = [TestCase(name=text, attempts=[Attempt(Status.FAILED, message=text)]),
               TestCase(name=text, status=Status.SKIPPED, message=text)]
     run = TestRun(id=text, suites=[Suite(text, [*cases, *others])],
-                  errors=[ParseError(text, text)], metrics=[Metric(text, text, text)])
+                  errors=[ParseError(text, text)], metrics=[Metric(text, text, text)],
+                  environment={text: text})
     page = render_html(run, now=NOW)
     assert "<script" not in page.lower()
     assert page.count("<pre") == page.count("</pre>")

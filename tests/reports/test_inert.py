@@ -152,8 +152,8 @@ def test_removing_the_joiners_gives_back_the_text() -> None:
 
 def hostile_run(form: str) -> TestRun:
     """A run holding `form` in every field a report shows: run id, test names and
-    classnames, messages and types, files, suites, CI jobs, metrics, artifacts and the
-    files that could not be read."""
+    classnames, messages and types, files, suites, CI jobs, metrics, the environment,
+    artifacts and the files that could not be read."""
     raw = HOSTILE[form]
     job = Origin(f"job {raw}", "https://ci.example.com/job/1")
     other_job = Origin(f"{raw} leg 2")
@@ -174,6 +174,7 @@ def hostile_run(form: str) -> TestRun:
         url="https://ci.example.com/run/1",
         suites=[Suite(f"suite {raw}", cases)],
         metrics=[Metric(f"metric {raw}", 1.5, f"{raw}ms")],
+        environment={f"parameter {raw}": f"value {raw}"},
         artifacts=[Artifact(f"artifact {raw}", 10, "https://ci.example.com/a/1")],
         errors=[ParseError(f"{raw}/broken.xml", f"not a test report: {raw}")],
     )
@@ -211,6 +212,7 @@ def test_a_rendered_report_is_inert_wherever_a_run_puts_the_text(
         everything = "\n".join(seen).replace(WORD_JOINER, "")
         for expected in (f"run {shown(HOSTILE[form])}", f"job {shown(HOSTILE[form])}",
                          f"metric {shown(HOSTILE[form])}",
+                         f"parameter {shown(HOSTILE[form])}", f"value {shown(HOSTILE[form])}",
                          f"not a test report: {shown(HOSTILE[form])}"):
             assert expected.replace("\n", " ") in everything.replace("\n", " ")
 

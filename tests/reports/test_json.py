@@ -31,8 +31,8 @@ SCHEMA_DOC = Path(__file__).parents[2] / "bot" / "reports" / "SCHEMA.md"
 
 TOP_LEVEL = {
     "schema_version", "test_run_id", "status", "status_reported", "title", "summary",
-    "started_at", "finished_at", "duration_seconds", "url", "metadata", "suites", "metrics",
-    "artifacts", "errors", "truncated", "origins", "tests",
+    "started_at", "finished_at", "duration_seconds", "url", "metadata", "environment",
+    "suites", "metrics", "artifacts", "errors", "truncated", "origins", "tests",
 }
 SUMMARY = {"total", "tests", "passed", "failed", "errors", "skipped", "flaky", "duration_seconds"}
 TEST = {
@@ -187,6 +187,31 @@ def test_from_json_refuses_an_origin_that_names_no_entry_of_origins(origin: obje
         from_json(json.dumps(document))
 
 
+def test_the_environment_round_trips_in_its_order() -> None:
+    run = seed_run()
+    run.environment = {"Python Version": "3.11.7", "GPU": "NVIDIA A100", "Platform": "linux"}
+    document = json.loads(render_json(run))
+    assert list(document["environment"].items()) == list(run.environment.items())
+    assert list(from_json(render_json(run)).environment) == ["Python Version", "GPU",
+                                                             "Platform"]
+
+
+def test_a_document_written_before_the_environment_existed_reads_as_none() -> None:
+    document = json.loads(render_json(seed_run()))
+    del document["environment"]
+    assert from_json(json.dumps(document)).environment == {}
+
+
+@pytest.mark.parametrize("environment", [["linux"], {"GPU": 1}, {"GPU": None}, "linux"])
+def test_from_json_refuses_an_environment_that_is_not_an_object_of_strings(
+    environment: object,
+) -> None:
+    document = json.loads(render_json(seed_run()))
+    document["environment"] = environment
+    with pytest.raises(SchemaError, match="environment must be an object of strings"):
+        from_json(json.dumps(document))
+
+
 def test_a_reported_status_survives_and_a_derived_one_stays_derived() -> None:
     run = seed_run()
     assert from_json(render_json(run)).status is None
@@ -301,6 +326,7 @@ runs = st.builds(
     status=st.none() | st.sampled_from(RunStatus), started_at=run_moments,
     finished_at=run_moments,
     duration=st.none() | durations, metadata=st.dictionaries(names, names, max_size=3),
+    environment=st.dictionaries(names, names, max_size=3),
     metrics=st.lists(st.builds(Metric, name=names, value=durations | names, unit=names),
                      max_size=3),
     artifacts=st.lists(st.builds(Artifact, name=names,
