@@ -21,6 +21,12 @@ FAILING = ('<testsuite name="unit"><testcase classname="app" name="ok"/>'
            "</testsuite>")
 
 
+@pytest.fixture(autouse=True)
+def _in_its_own_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An example run in this process writes where it runs: never into the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 def run(script: str, *args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
     environ.update(HERALD_STATE_DIR=str(cwd / "state"), **env)
