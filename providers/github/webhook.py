@@ -54,6 +54,18 @@ def _first_pull_request(pull_requests: Any) -> int | None:
     return None
 
 
+def _base_of(pull_requests: Any) -> dict[str, str]:
+    """The first pull request's target branch and its commit then, for the comparison
+    with the base (`bot.compare`); empty when the run builds no pull request."""
+    if isinstance(pull_requests, list):
+        for pull in pull_requests:
+            branch = as_str(dig(pull, "base", "ref"))
+            if branch:
+                sha = as_str(dig(pull, "base", "sha"))
+                return {"base_branch": branch, **({"base_sha": sha} if sha else {})}
+    return {}
+
+
 def _is_bot(user: Mapping[str, Any] | None) -> bool:
     login = as_str(dig(user, "login")) or ""
     return dig(user, "type") == "Bot" or login.endswith("[bot]")
@@ -135,6 +147,7 @@ class GitHubProvider(Provider):
                 # PR from the head repository and sha.
                 "head_repository": as_str(dig(run, "head_repository", "full_name")),
                 "check_suite_id": as_int(run.get("check_suite_id")),
+                **_base_of(run.get("pull_requests")),
             },
         )
         return Event(NAME, BUILD_COMPLETED, native, delivery, repo=repo, run=ref, payload=payload)

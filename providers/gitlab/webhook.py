@@ -167,6 +167,8 @@ class GitLabProvider(Provider):
                 "tag": bool(attributes.get("tag")),
                 "merge_request_url": as_str(dig(payload, "merge_request", "url")),
                 "parent_pipeline": parent,
+                # The merge request's target, for the comparison with the base.
+                "base_branch": as_str(dig(payload, "merge_request", "target_branch")),
             },
         )
         return Event(NAME, BUILD_COMPLETED, native, delivery, repo=repo, run=run, payload=payload)

@@ -95,6 +95,9 @@ def test_a_completed_workflow_run_is_a_finished_build() -> None:
         "event": "pull_request",
         "head_repository": "heraldhq/herald",
         "check_suite_id": 30412987654,
+        # The pull request's target and its commit, for the comparison with the base.
+        "base_branch": "main",
+        "base_sha": "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b",
     }
 
 

@@ -60,6 +60,7 @@ def test_a_finished_merge_request_pipeline_is_a_finished_build() -> None:
         "tag": False,
         "merge_request_url": "https://gitlab.example.com/platform/herald/-/merge_requests/57",
         "parent_pipeline": None,
+        "base_branch": "main",
     }
 
 
