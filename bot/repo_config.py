@@ -19,14 +19,16 @@ reading it.
 
 from __future__ import annotations
 
-import hashlib
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
+from types import UnionType
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.logging import get_logger
@@ -125,9 +127,11 @@ class Flaky(_Strict):
     """When a failure counts as known-flaky (applied once history lands, issue 15 item 4)."""
 
     min_failures: Int = Field(default=2, ge=1, le=1_000,
-                              description="Failures on the base branch within the window.")
+                              description="Not applied yet. "
+                              "Failures on the base branch within the window.")
     window_days: Int = Field(default=14, ge=1, le=365,
-                             description="Days of base-branch history looked at.")
+                             description="Not applied yet. "
+                             "Days of base-branch history looked at.")
 
 
 class Slow(_Strict):
@@ -135,25 +139,30 @@ class Slow(_Strict):
     both thresholds must be passed."""
 
     percent: Number = Field(default=50.0, gt=0, le=100_000,
-                           description="At least this much slower than the base's median.")
+                           description="Not applied yet. "
+                           "At least this much slower than the base's median.")
     seconds: Number = Field(default=1.0, ge=0, le=86_400,
-                           description="And at least this many seconds slower.")
+                           description="Not applied yet. "
+                           "And at least this many seconds slower.")
 
 
 class Coalesce(_Strict):
     """One report per commit (applied once coalescing lands, issue 15 item 6)."""
 
     quiet_seconds: Number = Field(default=0.0, ge=0, le=3_600,
-                                 description="Wait this long without a new run; 0: at once.")
+                                 description="Not applied yet. "
+                                 "Wait this long without a new run; 0: at once.")
     expected_runs: Int = Field(default=1, ge=1, le=100,
-                               description="Or until this many runs reported.")
+                               description="Not applied yet. "
+                               "Or until this many runs reported.")
 
 
 class Retest(_Strict):
     """Who may comment `/retest`."""
 
     who: RetestWho = Field(default=RetestWho.TRUSTED,
-                           description="`trusted`: the forge's rule (write access, "
+                           description="Not applied yet. "
+                           "`trusted`: the forge's rule (write access, "
                            "Developer role); `nobody`: `/retest` is refused.")
 
 
@@ -355,7 +364,7 @@ def _node_at(root: Node, loc: Sequence[int | str], *, key: bool) -> Node:
 
 
 def _errors(exc: ValidationError, root: Node) -> str:
-    lines = []
+    lines: list[tuple[int, str]] = []
     for error in exc.errors(include_url=False, include_input=False):
         loc = tuple(error["loc"])
         unknown = error["type"] == "extra_forbidden"
@@ -365,8 +374,10 @@ def _errors(exc: ValidationError, root: Node) -> str:
             reason = f"unknown key `{path}`"
         else:
             reason = f"`{path}`: {error['msg']}"
-        lines.append(_clip(f"{FILE_NAME} line {_line(node)}: {reason}"))
-    shown = lines[:MAX_ERRORS_SHOWN]
+        lines.append((_line(node), _clip(f"{FILE_NAME} line {_line(node)}: {reason}")))
+    # In the file's order, as its author reads it (pydantic's is the schema's).
+    lines.sort(key=lambda item: item[0])
+    shown = [text for _line_number, text in lines[:MAX_ERRORS_SHOWN]]
     if len(lines) > MAX_ERRORS_SHOWN:
         shown.append(f"and {len(lines) - MAX_ERRORS_SHOWN} more errors")
     return "; ".join(shown)
@@ -439,12 +450,97 @@ def publish_options(outcome: Outcome) -> PublishOptions:
     )
 
 
-def result_fingerprint(status: str, failing: Sequence[str]) -> str:
-    """What `on_change` compares: the status word and which tests fail (order-free).
-    Counts of passing tests and durations are not in it, so an `on_change` comment keeps
-    its old counts while the failures stay the same (that is what the mode asks for)."""
-    digest = hashlib.sha256()
-    digest.update(status.encode())
-    for name in sorted(failing):
-        digest.update(b"\0" + name.encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()[:24]
+# ---- the schema as documentation (docs/repo-config.md) ----------------------------------
+
+DOC_PATH: Final = "docs/repo-config.md"
+DOC_BEGIN: Final = "<!-- repo-config schema -->\n"
+DOC_END: Final = "<!-- end of schema: written by `python -m bot.repo_config --write` -->"
+
+
+def _bounds(info: FieldInfo) -> str:
+    words = []
+    for item in info.metadata:
+        for name, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"),
+                           ("min_length", "at least"), ("max_length", "at most")):
+            value = getattr(item, name, None)
+            if value is not None:
+                words.append(f"{sign} {value:,}" if isinstance(value, int | float)
+                             else f"{sign} {value}")
+    return ", ".join(words)
+
+
+def _kind(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if origin is Literal:
+        return " or ".join(f"`{a}`" for a in get_args(annotation))
+    if origin is Annotated:
+        inner = get_args(annotation)[0]
+        bounds = [b for b in (_bounds(FieldInfo.from_annotation(annotation)),) if b]
+        return _kind(inner) + (f" ({bounds[0]} chars)" if bounds and inner is str else "")
+    if origin is tuple:
+        return f"list of {_kind(args[0])}"
+    if origin in (Union, UnionType) and len(args) == 1:
+        return _kind(args[0])
+    if isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        return ", ".join(f"`{member.value}`" for member in annotation)
+    return {int: "integer", float: "number", str: "text"}.get(annotation, str(annotation))
+
+
+def _default(info: FieldInfo) -> str:
+    value = info.get_default(call_default_factory=True)
+    if value is None:
+        return "unset"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _rows(model: type[BaseModel], prefix: str) -> Iterator[str]:
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _rows(annotation, f"{prefix}{name}.")
+            continue
+        bounds = _bounds(info)
+        kind = _kind(annotation) + (f", {bounds}" if bounds else "")
+        text = (info.description or "").replace("|", "\\|")
+        yield f"| `{prefix}{name}` | {kind} | `{_default(info)}` | {text} |"
+
+
+def schema_table() -> str:
+    """The table of every key of `.herald.yml`, written into docs/repo-config.md."""
+    head = ["| key | value | default | meaning |", "|---|---|---|---|"]
+    return "\n".join([*head, *_rows(RepoConfig, "")]) + "\n"
+
+
+def _with_table(text: str) -> str:
+    start = text.index(DOC_BEGIN) + len(DOC_BEGIN)
+    end = text.index(DOC_END, start)
+    return text[:start] + schema_table() + text[end:]
+
+
+def main(argv: Sequence[str]) -> int:
+    """`--write` rewrites the table in docs/repo-config.md; `--check` fails when it is out
+    of date."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / DOC_PATH
+    text = path.read_text(encoding="utf-8")
+    if list(argv) == ["--write"]:
+        path.write_text(_with_table(text), encoding="utf-8")
+        return 0
+    if list(argv) == ["--check"]:
+        if _with_table(text) != text:
+            print(f"{DOC_PATH}: schema table out of date; "
+                  "run `python -m bot.repo_config --write`", file=sys.stderr)
+            return 1
+        return 0
+    print("usage: python -m bot.repo_config --write | --check", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
