@@ -161,9 +161,10 @@ class Retest(_Strict):
     """Who may comment `/retest`."""
 
     who: RetestWho = Field(default=RetestWho.TRUSTED,
-                           description="Not applied yet. "
-                           "`trusted`: the forge's rule (write access, "
-                           "Developer role); `nobody`: `/retest` is refused.")
+                           description="`trusted`: the forge's rule (write access, "
+                           "Developer role); `nobody`: a `/retest` comment is answered "
+                           "that it is turned off (GitHub's Re-run button on the check "
+                           "stays the forge's).")
 
 
 class RepoConfig(_Strict):
@@ -200,7 +201,7 @@ DEFAULTS: Final = RepoConfig()
 
 #: Sections accepted and validated now, applied by work still to land: a file that sets
 #: them is told so in the report rather than left believing they took effect.
-NOT_YET_APPLIED: Final = ("flaky", "slow", "coalesce", "retest")
+NOT_YET_APPLIED: Final = ("flaky", "slow", "coalesce")
 
 
 class ConfigError(ValueError):

@@ -263,7 +263,6 @@ def test_settings_not_applied_yet_are_said_not_silently_ignored() -> None:
         ".herald.yml (the organisation's default): `flaky` is not applied yet",
         ".herald.yml (the organisation's default): `slow` is not applied yet",
         ".herald.yml (the organisation's default): `coalesce` is not applied yet",
-        ".herald.yml (the organisation's default): `retest` is not applied yet",
         ".herald.yml (the organisation's default): `fail_on: regressions` needs run history, "
         "which is not kept yet: every failure fails the check",
     )

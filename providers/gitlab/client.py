@@ -20,7 +20,8 @@ hooks converge on one report.
 
 API: https://docs.gitlab.com/api/pipelines/, /api/jobs/, /api/job_artifacts/,
 /api/commits/#set-the-pipeline-status-of-a-commit, /api/notes/, /api/emoji_reactions/,
-/api/members/, /api/merge_requests/.
+/api/members/, /api/merge_requests/, /api/repository_files/ (HEAD: `.herald.yml`'s blob id)
+and /api/repositories/ (the raw blob).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ What it checks like GitHub does:
   `output` is sent, summary ≤ 65,535 characters, ≤ 50 annotations per request, each with
   path/start_line/end_line/annotation_level/message (422 otherwise); annotations append;
 - comments ≤ 65,536 characters; reactions from the documented set.
+- git trees and blobs (`.herald.yml`): a tree is a commit sha or `HEAD`, blob ids are
+  git's own (`git_blob_id`), blob content base64 in lines of 60 as GitHub sends it.
 
 Every request is recorded as a `Call(method, path, query, json)` for assertions. Faults can
 be scheduled: `fake.fail("POST", "/repos/o/r/check-runs", status=429, headers={...})` for

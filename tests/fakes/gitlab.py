@@ -13,6 +13,8 @@ manners where they matter to a client:
 - the same award emoji twice → 404 "Award Emoji Name has already been taken";
 - job artifacts can be redirected to an `ObjectStorage` on another port, as GitLab does
   with object storage; that storage refuses any GitLab token it is sent;
+- repository files: `HEAD .../repository/files/:path?ref=` answers with `X-Gitlab-Blob-Id`
+  and `X-Gitlab-Size` and no body (`ref` required), the raw blob by its id;
 - a note posted with a quick action (`/approve` at a line start) or a mention runs it:
   both are recorded in `quick_actions` and `mentions`, so a test can assert none happened.
 

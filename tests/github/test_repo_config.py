@@ -4,20 +4,20 @@ the report does with it (comment mode, targets, gate, a broken file named in the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from bot.ports import Change
 from bot.repo_config import CommentMode
 from bot.repo_config_read import read_repo_config
 from providers.github.client import GitHubClient
+from providers.github.publish import reply_marker
+from tests.fakes.ci_world import redis as redis  # the fixture
 from tests.fakes.github import FakeGitHub
 from tests.github.conftest import REPO
-from tests.github.test_end_to_end import Herald, run_completed
+from tests.github.test_end_to_end import Herald, retest_comment, run_completed
 from tests.github.test_end_to_end import herald as herald  # the fixture
 from tests.github.world import PR, RUN, SHA, seed_run
 
@@ -174,13 +174,6 @@ async def test_a_forge_error_reading_the_file_costs_only_the_file(fake, herald) 
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 def client(fake: FakeGitHub, http: httpx.AsyncClient, make_client) -> GitHubClient:
     fake.repo(REPO)
     client: GitHubClient = make_client()
@@ -243,3 +236,26 @@ async def test_an_organisation_default_the_installation_cannot_see_is_no_default
               body={"message": "Resource not accessible by integration"})
     outcome = await read_repo_config(redis, client, change(SHA))
     assert (outcome.source, outcome.notices) == (None, ())
+
+
+async def test_retest_turned_off_by_the_file_reruns_nothing_and_says_so(fake, herald) -> None:
+    seed_run(fake, id=5001, workflow_id=1, name="CI", conclusion="failure")
+    fake.grant(REPO, "octo-dev", "write", "maintain")
+    fake.add_file(REPO, SHA, ".herald.yml", b"retest:\n  who: nobody\n")
+    await herald.deliver("issue_comment", retest_comment())
+    await herald.work()
+    repo = fake.repo(REPO)
+    assert repo.reruns == []
+    assert repo.comments[PR][-1]["body"] == (
+        f"{reply_marker('2498765432')}\n@octo-dev `/retest` is turned off for this "
+        "repository (`.herald.yml`: `retest: {who: nobody}`)."
+    )
+
+
+async def test_retest_with_a_broken_file_follows_the_forge_s_rule(fake, herald) -> None:
+    seed_run(fake, id=5001, workflow_id=1, name="CI", conclusion="failure")
+    fake.grant(REPO, "octo-dev", "write", "maintain")
+    fake.add_file(REPO, SHA, ".herald.yml", b"retest:\n  who: no-one\n")
+    await herald.deliver("issue_comment", retest_comment())
+    await herald.work()
+    assert fake.repo(REPO).reruns == [(5001, "rerun-failed-jobs")]

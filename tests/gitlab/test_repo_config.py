@@ -5,8 +5,6 @@ status with its line."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import redis.asyncio as aioredis
 
@@ -15,6 +13,7 @@ from bot.repo_config import FailOn
 from bot.repo_config_read import read_repo_config
 from providers.gitlab.client import DESCRIPTION_LIMIT, GitLabClient
 from tests.fakes import zipped
+from tests.fakes.ci_world import redis as redis  # the fixture
 from tests.fakes.gitlab import FakeGitLab
 from tests.gitlab.test_end_to_end import Herald, herald_statuses, pipeline_hook, report_note
 from tests.gitlab.test_end_to_end import herald as herald  # the fixture
@@ -119,13 +118,6 @@ async def test_comment_on_change_leaves_a_note_showing_the_same_failures(
 
 
 # ---- the forge reading -------------------------------------------------------------------
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 def change(sha: str) -> Change:
