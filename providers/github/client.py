@@ -12,7 +12,7 @@ checks/runs (list for a ref, create, update), checks/suites (list runs in a suit
 issues/comments (list, create, update), reactions (create for an issue comment),
 collaborators (permission), pulls (get, list), commits (pulls for a commit),
 apps (repository installation, installation access token), git/trees and git/blobs
-(`.herald.yml` at a commit, and the organisation default in the owner's `.github`).
+(`.herald.yml` at a commit), contents (the organisation default in the owner's `.github`).
 
 Settings (`HERALD_GITHUB_*`): `APP_ID`, `CLIENT_ID` (optional JWT issuer), `PRIVATE_KEY` /
 `PRIVATE_KEY_FILE`, `API_URL` (GitHub Enterprise Server: `https://<host>/api/v3`),
@@ -648,19 +648,29 @@ class GitHubClient:
         return await self._root_entry(installation, change.repo, change.sha, path)
 
     async def find_default_file(self, change: Change, path: str) -> RepoFile | None:
-        """The owner's `.github` repository, at its default branch (`HEAD`): GitHub's own
-        place for an organisation's defaults. An installation that cannot see it (not
-        installed there) is told 404, which means no default."""
+        """The owner's `.github` repository, at its default branch: GitHub's own place
+        for an organisation's defaults, read with the contents API (which, without `ref`,
+        is documented to read the default branch; the trees API is documented for a sha
+        or a named branch only). An installation that cannot see it (not installed there)
+        is told 404 or 403, which means no default.
+        https://docs.github.com/en/rest/repos/contents#get-repository-content"""
         owner = change.repo.partition("/")[0]
         defaults = f"{owner}/{ORG_DEFAULTS_REPO}"
         if change.repo.lower() == defaults.lower():
             return None
         installation = await self._installation(change.repo, change.extra)
         try:
-            return await self._root_entry(installation, defaults, "HEAD", path)
-        except Forbidden:
-            # The installation was not granted the `.github` repository.
+            found = await self._read(
+                installation, "/repos/{owner}/{repo}/contents/{path}",
+                {**split_repo(defaults), "path": path},
+            )
+        except (NotFound, Forbidden):
             return None
+        if not isinstance(found, dict) or found.get("type") != "file" or not found.get("sha"):
+            return None  # a directory of that name, a symlink, a submodule: no file
+        size = found.get("size")
+        return RepoFile(repo=defaults, blob=str(found["sha"]),
+                        size=size if isinstance(size, int) else None)
 
     async def read_file(self, change: Change, file: RepoFile, *, max_bytes: int) -> bytes:
         """https://docs.github.com/en/rest/git/blobs#get-a-blob (base64 content)."""

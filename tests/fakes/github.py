@@ -13,8 +13,9 @@ What it checks like GitHub does:
   `output` is sent, summary ≤ 65,535 characters, ≤ 50 annotations per request, each with
   path/start_line/end_line/annotation_level/message (422 otherwise); annotations append;
 - comments ≤ 65,536 characters; reactions from the documented set.
-- git trees and blobs (`.herald.yml`): a tree is a commit sha or `HEAD`, blob ids are
-  git's own (`git_blob_id`), blob content base64 in lines of 60 as GitHub sends it.
+- git trees and blobs (`.herald.yml`): a tree is a commit sha, blob ids are git's own
+  (`git_blob_id`), blob content base64 in lines of 60 as GitHub sends it; a root file's
+  contents, at the default branch (`HEAD` in `add_file`) when no `ref` is given.
 
 Every request is recorded as a `Call(method, path, query, json)` for assertions. Faults can
 be scheduled: `fake.fail("POST", "/repos/o/r/check-runs", status=429, headers={...})` for
@@ -274,6 +275,7 @@ class FakeGitHub:
             Route(r + "/pulls/{number:int}", self._pull, methods=["GET"]),
             Route(r + "/git/trees/{tree_sha}", self._tree, methods=["GET"]),
             Route(r + "/git/blobs/{file_sha}", self._git_blob, methods=["GET"]),
+            Route(r + "/contents/{path:path}", self._contents, methods=["GET"]),
         ]
 
     def slow(self, method: str, path: str, seconds: float) -> None:
@@ -665,7 +667,7 @@ class FakeGitHub:
         if isinstance(repo, Response):
             return repo
         tree_sha = request.path_params["tree_sha"]
-        if not re.fullmatch(r"[0-9a-f]{40}|HEAD", tree_sha):
+        if not re.fullmatch(r"[0-9a-f]{40}", tree_sha):
             return _error(404, "Not Found")
         files = {"README.md": b"# a repository\n", **repo.trees.get(tree_sha, {})}
         api = f"{self.base_url}/repos/{repo.full_name}/git"
@@ -680,6 +682,26 @@ class FakeGitHub:
         own = hashlib.sha1(tree_sha.encode()).hexdigest()
         return JSONResponse({"sha": own, "url": f"{api}/trees/{own}", "tree": entries,
                              "truncated": False})
+
+    async def _contents(self, request: Request) -> Response:
+        """https://docs.github.com/en/rest/repos/contents#get-repository-content, for a
+        file in the root: without `ref`, the default branch (the `HEAD` tree here)."""
+        _, repo = await self._guard(request)
+        if isinstance(repo, Response):
+            return repo
+        path = request.path_params["path"]
+        ref = request.query_params.get("ref") or "HEAD"
+        data = repo.trees.get(ref, {}).get(path)
+        if data is None:
+            return _error(404, "Not Found")
+        blob = git_blob_id(data)
+        encoded = base64.b64encode(data).decode()
+        api = f"{self.base_url}/repos/{repo.full_name}"
+        return JSONResponse({
+            "type": "file", "encoding": "base64", "size": len(data), "name": path,
+            "path": path, "sha": blob, "content": encoded,
+            "url": f"{api}/contents/{path}", "git_url": f"{api}/git/blobs/{blob}",
+        })
 
     async def _git_blob(self, request: Request) -> Response:
         """https://docs.github.com/en/rest/git/blobs#get-a-blob: base64, lines of 60."""

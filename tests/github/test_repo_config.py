@@ -149,7 +149,7 @@ async def test_the_organisation_default_applies_to_a_repository_without_a_file(
     await report(herald, seed_run(fake, failures=1))
     assert len(fake.repo(REPO).check_runs) == 1
     assert comments(fake) == []
-    assert fake.calls_to("GET", rf"/repos/{DEFAULTS_REPO}/git/trees/HEAD")
+    assert fake.calls_to("GET", rf"/repos/{DEFAULTS_REPO}/contents/\.herald\.yml")
 
 
 async def test_the_repository_file_wins_over_the_organisation_default(fake, herald) -> None:
@@ -157,7 +157,7 @@ async def test_the_repository_file_wins_over_the_organisation_default(fake, hera
     fake.add_file(REPO, SHA, ".herald.yml", b"report: {comment: always}\n")
     await report(herald, seed_run(fake, failures=1))
     assert len(comments(fake)) == 1
-    assert not fake.calls_to("GET", rf"/repos/{DEFAULTS_REPO}/git/trees/HEAD")
+    assert not fake.calls_to("GET", rf"/repos/{DEFAULTS_REPO}/contents/\.herald\.yml")
 
 
 async def test_a_forge_error_reading_the_file_costs_only_the_file(fake, herald) -> None:
@@ -232,7 +232,7 @@ async def test_an_organisation_default_the_installation_cannot_see_is_no_default
     fake, client, redis
 ) -> None:
     fake.add_file(DEFAULTS_REPO, "HEAD", ".herald.yml", b"report: {comment: off}\n")
-    fake.fail("GET", rf"/repos/{DEFAULTS_REPO}/git/trees/HEAD", status=403,
+    fake.fail("GET", rf"/repos/{DEFAULTS_REPO}/contents/\.herald\.yml", status=403,
               body={"message": "Resource not accessible by integration"})
     outcome = await read_repo_config(redis, client, change(SHA))
     assert (outcome.source, outcome.notices) == (None, ())
