@@ -47,13 +47,16 @@ from bot.events import BUILD_COMPLETED, RunRef
 from bot.isolation import ArtifactJob, ArtifactReader, InProcessReader
 from bot.ports import (
     Build,
+    Change,
     CISource,
     FailureAccounting,
     ForgeTarget,
     PermanentError,
     ProviderError,
+    Published,
     RemoteArtifact,
     RepoFiles,
+    ReportOrigin,
     RunSurface,
     TransientError,
 )
@@ -188,10 +191,7 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
     if isinstance(source, FailureAccounting):
         source.account_for_failures(ref, build, run)
     origin = source.origin_of(ref, build)
-    if isinstance(forge, RepoFiles):
-        published = await forge.publish(change, origin, run, publish_options(configured))
-    else:
-        published = await forge.publish(change, origin, run)
+    published = await publish_configured(forge, change, origin, run, configured)
     # `/retest` on this commit asks every CI system recorded here what failed.
     await Store(ctx.redis).record_report(change, origin.run)
     if isinstance(source, RunSurface):
@@ -213,6 +213,16 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
         comment=published.comment_id,
         created=published.created,
     )
+
+
+async def publish_configured(
+    forge: ForgeTarget, change: Change, origin: ReportOrigin, run: TestRun, configured: Outcome
+) -> Published:
+    """`forge.publish`, with what the repository's `.herald.yml` decides (`configured`)
+    where the forge reads that file; a forge that does not is published to as ever."""
+    if isinstance(forge, RepoFiles):
+        return await forge.publish(change, origin, run, publish_options(configured))
+    return await forge.publish(change, origin, run)
 
 
 async def collect(
