@@ -23,8 +23,17 @@ from typing import Any, Final
 from redis.asyncio import Redis
 
 from bot.logging import get_logger
-from bot.ports import Change, ProviderError, RepoFile, RepoFiles
-from bot.repo_config import FILE_NAME, MAX_FILE_BYTES, Outcome, outcome_of
+from bot.ports import (
+    Change,
+    ForgeTarget,
+    ProviderError,
+    Published,
+    RepoFile,
+    RepoFiles,
+    ReportOrigin,
+)
+from bot.repo_config import FILE_NAME, MAX_FILE_BYTES, Outcome, outcome_of, publish_options
+from bot.results.model import TestRun
 from bot.store import key
 
 AT_TTL_SECONDS: Final = 24 * 3600
@@ -87,3 +96,14 @@ async def read_repo_config(redis: Redis[bytes], forge: RepoFiles, change: Change
                                 "the defaults were used",))
     source = "repository" if file.repo == change.repo else "organisation"
     return outcome_of(data, source=source)
+
+
+async def publish_configured(
+    forge: ForgeTarget, change: Change, origin: ReportOrigin, run: TestRun, configured: Outcome
+) -> Published:
+    """`forge.publish`, with what the repository's `.herald.yml` decides (`configured`)
+    where the forge reads that file; a forge that does not is published to as ever. Every
+    report of a run (one run's, a commit's coalesced one) publishes through here."""
+    if isinstance(forge, RepoFiles):
+        return await forge.publish(change, origin, run, publish_options(configured))
+    return await forge.publish(change, origin, run)

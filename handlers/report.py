@@ -47,21 +47,18 @@ from bot.events import BUILD_COMPLETED, RunRef
 from bot.isolation import ArtifactJob, ArtifactReader, InProcessReader
 from bot.ports import (
     Build,
-    Change,
     CISource,
     FailureAccounting,
     ForgeTarget,
     PermanentError,
     ProviderError,
-    Published,
     RemoteArtifact,
     RepoFiles,
-    ReportOrigin,
     RunSurface,
     TransientError,
 )
-from bot.repo_config import Outcome, publish_options
-from bot.repo_config_read import read_repo_config
+from bot.repo_config import Outcome
+from bot.repo_config_read import publish_configured, read_repo_config
 from bot.results.model import Artifact, Origin, ParseError, TestRun
 from bot.routing import Router
 from bot.settings import Settings
@@ -213,16 +210,6 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
         comment=published.comment_id,
         created=published.created,
     )
-
-
-async def publish_configured(
-    forge: ForgeTarget, change: Change, origin: ReportOrigin, run: TestRun, configured: Outcome
-) -> Published:
-    """`forge.publish`, with what the repository's `.herald.yml` decides (`configured`)
-    where the forge reads that file; a forge that does not is published to as ever."""
-    if isinstance(forge, RepoFiles):
-        return await forge.publish(change, origin, run, publish_options(configured))
-    return await forge.publish(change, origin, run)
 
 
 async def collect(
