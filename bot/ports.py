@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from bot.events import Comment, Event, Ignored, RunRef
+from bot.repo_config import DEFAULT_OPTIONS, PublishOptions
 from bot.results.model import TestRun
 from bot.settings import ProviderSettings
 
@@ -295,6 +296,43 @@ class ForgeTarget(Protocol):
         ...
 
     async def reply(self, repo: str, comment: Comment, body: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RepoFile:
+    """A file of a repository as its forge names it: which repository holds it (the
+    change's own, or the organisation's `.github` on GitHub), its git blob id (the same
+    bytes have the same id at every commit, which is what caches key on) and its size."""
+
+    repo: str
+    blob: str
+    size: int | None = None
+
+
+@runtime_checkable
+class RepoFiles(Protocol):
+    """A forge target that reads the repository's `.herald.yml` at the head commit and
+    applies it (`bot.repo_config`): the report handler reads the file through it, then
+    hands `publish` what the file decides. A forge without this role is published to with
+    today's behaviour."""
+
+    async def find_file(self, change: Change, path: str) -> RepoFile | None:
+        """`path` at the change's commit, without its content; None when it has none."""
+        ...
+
+    async def find_default_file(self, change: Change, path: str) -> RepoFile | None:
+        """The organisation's default of `path`, for a repository without one; None when
+        the forge has no such place or it holds no such file."""
+        ...
+
+    async def read_file(self, change: Change, file: RepoFile, *, max_bytes: int) -> bytes:
+        """The file's bytes; more than `max_bytes` raises `PermanentError`."""
+        ...
+
+    async def publish(
+        self, change: Change, origin: ReportOrigin, run: TestRun,
+        options: PublishOptions = DEFAULT_OPTIONS,
+    ) -> Published: ...
 
 
 class SecretSource(Protocol):

@@ -16,6 +16,9 @@ Key layout (every key under `herald:`, every key with a TTL):
   CI run Herald reported on that commit, the value its `RunRef` as JSON, TTL
   `REPORTED_TTL_SECONDS` (14 days) from the last report. The retest handler: which CI
   systems ran for a head commit, so `/retest` reruns the failed work of every one of them.
+- `herald:repoconf:at:{forge}:{repo}:{sha}` and `herald:repoconf:blob:{forge}:{repo}:{blob}`:
+  which `.herald.yml` applies at a commit, and its bytes by blob id (TTLs and why in
+  `bot.repo_config_read`). The report handler.
 
 Locks are redis-py's own `redis.asyncio.lock.Lock`: `SET NX PX` with a random token,
 released and extended by its compare-and-act scripts, so a holder whose lock lapsed never

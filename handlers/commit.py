@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from bot.coalesce import Arrival, Commits, combined
 from bot.context import Context
 from bot.events import COMMIT_REPORT, Event
-from bot.ports import Change, ForgeTarget, ReportOrigin, TransientError
+from bot.ports import Change, ForgeTarget, RepoFiles, ReportOrigin, TransientError
 from bot.queue import schedule
+from bot.repo_config import Outcome, RepoConfig
+from bot.repo_config_read import publish_configured, read_repo_config
 from bot.results.model import TestRun
 from bot.routing import Router
 from bot.store import LockBusy, Store, lock_ttl
@@ -29,8 +32,22 @@ router = Router()
 LOCK_WAIT_SECONDS = 10.0
 
 
-def coalescing(ctx: Context) -> bool:
-    return ctx.settings.config.coalesce_seconds > 0
+@dataclass(frozen=True, slots=True)
+class Window:
+    """How long a commit waits for its runs, and how many it expects."""
+
+    quiet_seconds: float
+    expected_runs: int
+
+
+def window(ctx: Context, config: RepoConfig) -> Window | None:
+    """The repository's `.herald.yml` `coalesce` section over the server's settings; None
+    when each run is reported on its own."""
+    quiet = config.coalesce.quiet_seconds
+    expected = config.coalesce.expected_runs
+    found = Window(ctx.settings.config.coalesce_seconds if quiet is None else quiet,
+                   ctx.settings.config.coalesce_expected_runs if expected is None else expected)
+    return found if found.quiet_seconds > 0 else None
 
 
 def _plain(extra: Any) -> dict[str, Any]:
@@ -45,7 +62,8 @@ def _change_of(payload: dict[str, Any]) -> Change:
                   extra=payload["extra"])
 
 
-async def arrive(ctx: Context, change: Change, origin: ReportOrigin, run: TestRun) -> Arrival:
+async def arrive(ctx: Context, change: Change, origin: ReportOrigin, run: TestRun,
+                 wait: Window) -> Arrival:
     """Keep `run` for the commit's report, and see that the report follows."""
     commits = Commits(ctx.redis)
     arrival = await commits.add(change, origin, run)
@@ -53,11 +71,10 @@ async def arrive(ctx: Context, change: Change, origin: ReportOrigin, run: TestRu
         ctx.log.info("a newer run of this name is in the commit's report already",
                      commit=change.sha, run_name=origin.name)
         return arrival
-    expected = ctx.settings.config.coalesce_expected_runs
-    if expected and arrival.parts >= expected:
+    if wait.expected_runs and arrival.parts >= wait.expected_runs:
         await publish_commit(ctx, change, arrival.generation)
         return arrival
-    quiet = ctx.settings.config.coalesce_seconds
+    quiet = wait.quiet_seconds
     digest = hashlib.sha256(f"{change.forge}\x1f{change.repo}\x1f{change.sha}".encode())
     event = Event(
         provider=change.forge, name=COMMIT_REPORT, native_name=COMMIT_REPORT,
@@ -95,7 +112,9 @@ async def publish_commit(ctx: Context, change: Change, generation: int) -> None:
                 return
             origin, run, parts = combined(change, await commits.parts(change), generation)
             forge: ForgeTarget = ctx.clients.forge(change.forge)
-            published = await forge.publish(change, origin, run)
+            configured = await read_repo_config(ctx.redis, forge, change) \
+                if isinstance(forge, RepoFiles) else Outcome()
+            published = await publish_configured(forge, change, origin, run, configured)
     except LockBusy as busy:
         raise TransientError(str(busy), retry_after=busy.retry_after) from None
     totals = run.totals()
@@ -104,4 +123,4 @@ async def publish_commit(ctx: Context, change: Change, generation: int) -> None:
                  check_run=published.check_run_id, comment=published.comment_id)
 
 
-__all__ = ["arrive", "coalescing", "publish_commit", "report_commit", "router"]
+__all__ = ["Window", "arrive", "publish_commit", "report_commit", "router", "window"]

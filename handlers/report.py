@@ -13,6 +13,12 @@ recorded (`Store.record_report`) for `/retest`.
 A run with nothing to report (no matching artifact, no native results) publishes nothing:
 a lint workflow should not grow an empty test report on every commit.
 
+A forge that reads `.herald.yml` (`bot.ports.RepoFiles`: GitHub, GitLab) has it read at
+the head commit before the artifacts are chosen (its `artifacts` patterns replace the
+configured ones), and is handed what it decides for publishing
+(`bot.repo_config.publish_options`): the surfaces, the comment mode, the gate, and the
+notices a report must carry when the file could not be applied.
+
 When the job gives up (a permanent error, a transient one on the last try, a run that
 takes too long to read, or a bug) the forge's `publish_error` leaves the reviewer an
 answer saying what went wrong and how to retry, still under the run's lock. A job that
@@ -48,9 +54,12 @@ from bot.ports import (
     ProviderError,
     Published,
     RemoteArtifact,
+    RepoFiles,
     RunSurface,
     TransientError,
 )
+from bot.repo_config import Outcome
+from bot.repo_config_read import publish_configured, read_repo_config
 from bot.results.model import Artifact, Origin, ParseError, TestRun
 from bot.routing import Router
 from bot.settings import Settings
@@ -157,10 +166,21 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
     change lives; the forge that holds the change gets the report."""
     build = progress.build = await source.get_build(ref)
     listed = await source.list_artifacts(ref)
-    chosen = wanted(listed, artifact_patterns(ctx.settings, ref.provider))
     native = await source.native_results(ref)
+    if not listed and native is None:
+        ctx.log.info("nothing to report", artifacts=0, reported=False)
+        return
+    change = await source.change_of(ref, build)
+    forge: ForgeTarget = ctx.clients.forge(change.forge)
+    # The repository's `.herald.yml` at the head commit, where the forge can read it; a
+    # file that cannot be used gives the defaults, and the report says why.
+    configured = await read_repo_config(ctx.redis, forge, change) \
+        if isinstance(forge, RepoFiles) else Outcome()
+    patterns = configured.config.artifacts or artifact_patterns(ctx.settings, ref.provider)
+    chosen = wanted(listed, patterns)
     if not chosen and native is None:
-        ctx.log.info("nothing to report", artifacts=len(listed), reported=False)
+        ctx.log.info("nothing to report", artifacts=len(listed), reported=False,
+                     repo_config=configured.source)
         return
     run = await collect(ctx, ref, source, chosen)
     if native is not None:
@@ -169,13 +189,12 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
     run.url = build.url or ref.url
     if isinstance(source, FailureAccounting):
         source.account_for_failures(ref, build, run)
-    change = await source.change_of(ref, build)
     origin = source.origin_of(ref, build)
-    forge: ForgeTarget = ctx.clients.forge(change.forge)
     published: Published | None = None
-    arrival = await commit.arrive(ctx, change, origin, run) if commit.coalescing(ctx) else None
+    wait = commit.window(ctx, configured.config)
+    arrival = await commit.arrive(ctx, change, origin, run, wait) if wait else None
     if arrival is None or arrival.alone:
-        published = await forge.publish(change, origin, run)
+        published = await publish_configured(forge, change, origin, run, configured)
     # `/retest` on this commit asks every CI system recorded here what failed.
     await Store(ctx.redis).record_report(change, origin.run)
     if isinstance(source, RunSurface):

@@ -7,7 +7,9 @@ change's head commit (`forge.head_change`) and rerun the failed work of every CI
 that ran for it: the forge's own CI, and every CI source Herald recorded reporting on that
 commit (`Store.reported_runs`: a CircleCI or Jenkins run on a GitHub pull request). Each
 source names its latest failed runs (`CISource.latest_failed_runs`); the reply says what
-was rerun. Untrusted authors get one short, polite reply naming who may retest.
+was rerun. Untrusted authors get one short, polite reply naming who may retest. A
+repository whose `.herald.yml` at the head commit says `retest: {who: nobody}` (GitHub,
+GitLab) gets a reply saying `/retest` is turned off there, and nothing is rerun.
 
 On `check.rerequested` (someone pressed "Re-run" or "Re-run failed" on Herald's own check)
 the run behind that check is rerun the same way; the forge only shows those buttons to
@@ -31,10 +33,13 @@ from bot.ports import (
     ForgeTarget,
     NotConfigured,
     PermanentError,
+    RepoFiles,
     ReportedRunsSource,
     TransientError,
     Unsupported,
 )
+from bot.repo_config import RetestWho
+from bot.repo_config_read import read_repo_config
 from bot.reports.markdown import md_link, md_text
 from bot.routing import Router
 from bot.store import PERMISSION_TTL_SECONDS, LockBusy, Store, lock_ttl
@@ -48,6 +53,10 @@ NOTHING_FAILED: Final = (
 )
 NOT_ALLOWED: Final = "@{author} sorry, I can't retest on your request. {policy}"
 COULD_NOT: Final = "Could not rerun {run}: {error}."
+TURNED_OFF: Final = (
+    "@{author} `/retest` is turned off for this repository (`.herald.yml`: "
+    "`retest: {{who: nobody}}`)."
+)
 
 LOCK_WAIT_SECONDS: Final = 10.0
 
@@ -152,6 +161,11 @@ async def _retest(
         return
     await forge.acknowledge(repo, comment)
     change = await forge.head_change(repo, comment)
+    if change is not None and await _turned_off(ctx, forge, change):
+        ctx.log.info("retest turned off by the repository's configuration")
+        await forge.reply(repo, comment, TURNED_OFF.format(author=comment.author))
+        await store.mark_done(done, "replied")
+        return
     problems: list[str] = []
     failed = await _failed_runs(ctx, store, provider, change, problems) if change else []
     rerun: list[RunRef] = []
@@ -227,6 +241,16 @@ def reply_text(
     else:
         lines = [NOTHING_FAILED.format(author=author)]
     return "\n\n".join([*lines, *problems])
+
+
+async def _turned_off(ctx: Context, forge: ForgeTarget, change: Change) -> bool:
+    """Whether `.herald.yml` at the head commit says `retest: {who: nobody}`. A file that
+    cannot be used counts as the default (`trusted`): refusing a trusted reviewer over a
+    typo would be the worse surprise, and the file's reports already say it is broken."""
+    if not isinstance(forge, RepoFiles):
+        return False
+    outcome = await read_repo_config(ctx.redis, forge, change)
+    return outcome.config.retest.who is RetestWho.NOBODY
 
 
 async def _trusted(

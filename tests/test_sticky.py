@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import re
 
-from bot.sticky import Posted, upsert
+import pytest
+
+from bot.repo_config import DEFAULT_OPTIONS, CommentMode, PublishOptions
+from bot.results.model import ParseError, Status, Suite, TestCase, TestRun
+from bot.sticky import CommentPlan, Posted, comment_plan, result_mark, run_result, upsert
 
 MARKER = "<!-- herald:report:CI "
 
@@ -112,3 +116,79 @@ async def test_other_workflows_comments_are_never_touched() -> None:
     thread = ListThread(nightly)
     await put(thread, 7)
     assert thread.comments[0].body == nightly and len(thread.comments) == 2
+
+
+# ---- `on_change` and the comment plan ----------------------------------------------------
+
+
+def failing(*names: str, passes: int = 1) -> TestRun:
+    cases = [TestCase(name, "tests.calc", "pytest", Status.FAILED) for name in names]
+    cases += [TestCase(f"ok_{i}", "tests.calc", "pytest") for i in range(passes)]
+    return TestRun(id="run", suites=[Suite("pytest", cases)])
+
+
+async def put_result(thread: ListThread, run: int, result: TestRun, text: str):  # type: ignore[no-untyped-def]
+    return await upsert(thread, marker=MARKER, order=(run, 1), order_of=order_of,
+                        render=lambda: report(run, text), start=True,
+                        result=run_result(result))
+
+
+async def test_on_change_leaves_a_comment_showing_the_same_failures_unedited() -> None:
+    # What it hides, by design: the counts of the newer run (5 passed now, not 1).
+    thread = ListThread()
+    await put_result(thread, 7, failing("test_a", passes=1), "1 failed, 1 passed")
+    await put_result(thread, 8, failing("test_a", passes=5), "1 failed, 5 passed")
+    assert thread.calls == ["create"]
+    assert thread.comments[0].body.startswith(report(7, "1 failed, 1 passed"))
+    assert thread.comments[0].body.endswith(result_mark(run_result(failing("test_a"))))
+
+
+@pytest.mark.parametrize(
+    "newer",
+    [
+        failing("test_b"),  # another test fails: same count, other failures
+        failing("test_a", "test_b"),  # one more failure
+        failing(passes=3),  # fixed: the status changes
+    ],
+)
+async def test_on_change_edits_when_the_failures_or_the_status_change(newer: TestRun) -> None:
+    thread = ListThread()
+    await put_result(thread, 7, failing("test_a"), "before")
+    await put_result(thread, 8, newer, "after")
+    assert thread.calls == ["create", "edit 1"]
+    assert thread.comments[0].body.startswith(report(8, "after"))
+
+
+async def test_on_change_edits_a_comment_written_before_the_mode_was_set() -> None:
+    thread = ListThread(report(7, "before"))  # no result mark in it
+    await put_result(thread, 8, failing("test_a"), "after")
+    assert thread.calls == ["edit 1"]
+
+
+@pytest.mark.parametrize(
+    ("options", "run", "habit", "plan"),
+    [
+        (DEFAULT_OPTIONS, failing("t"), CommentMode.ON_FAILURE, CommentPlan(start=True)),
+        (DEFAULT_OPTIONS, failing(), CommentMode.ON_FAILURE, CommentPlan(start=False)),
+        (DEFAULT_OPTIONS, failing(), CommentMode.ALWAYS, CommentPlan(start=True)),
+        (PublishOptions(comment=CommentMode.ALWAYS), failing(), CommentMode.ON_FAILURE,
+         CommentPlan(start=True)),
+        (PublishOptions(comment=CommentMode.ON_FAILURE), failing(), CommentMode.ALWAYS,
+         CommentPlan(start=False)),
+        (PublishOptions(comment=CommentMode.ON_CHANGE), failing("t"), CommentMode.ALWAYS,
+         CommentPlan(start=True, result=run_result(failing("t")))),
+        (PublishOptions(comment_enabled=False), failing("t"), CommentMode.ALWAYS, None),
+    ],
+)
+def test_the_comment_plan_follows_the_mode_else_the_forge_s_habit(
+    options: PublishOptions, run: TestRun, habit: CommentMode, plan: CommentPlan | None
+) -> None:
+    assert comment_plan(options, run, habit=habit) == plan
+
+
+def test_an_unreadable_input_starts_a_comment_on_failure() -> None:
+    run = failing()
+    run.errors.append(ParseError(source="junit.xml", reason="truncated"))
+    plan = comment_plan(PublishOptions(comment=CommentMode.ON_FAILURE), run,
+                        habit=CommentMode.ALWAYS)
+    assert plan == CommentPlan(start=True)

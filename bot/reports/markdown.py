@@ -85,6 +85,10 @@ from bot.results.model import (
 CELL_LIMIT = 200
 #: The run id in the title is cut here: ids derived from long branch names get silly.
 TITLE_LIMIT = 120
+#: A notice (`.herald.yml line 3: ...`) in output characters, and how many are shown: a
+#: budget of a few thousand characters always has room for them.
+NOTICE_LIMIT = 700
+MAX_NOTICES = 5
 #: A message or stack trace in a failure's details is cut here; the full text is in the
 #: HTML and JSON reports.
 DETAIL_LIMIT = 8_000
@@ -384,13 +388,15 @@ def render_markdown(
     now: datetime | None = None,
     heading_level: int = 1,
     marker: str | None = None,
+    notices: Sequence[str] = (),
 ) -> str:
     """The report as Markdown, at most `budget` characters (see `bot.reports.budget`).
 
     `heading_level` is the title's level (sections are one deeper), for embedding the
     report under a forge's own heading; `marker`, an HTML comment, goes first so the
     publisher can find and update its comment; `details_url` links the full report when
-    the budget leaves things out.
+    the budget leaves things out; `notices`, plain sentences the report must carry (a
+    broken `.herald.yml`), stand under the status line in every tier.
     """
     if not 1 <= heading_level <= 4:
         raise ValueError(f"heading_level must be 1 to 4, not {heading_level}")
@@ -431,6 +437,7 @@ def render_markdown(
         "error_count": len(run.errors),
         "flaky_count": len(layout.flaky),
         "skipped_count": len(layout.skipped),
+        "notices": [md_text(notice, NOTICE_LIMIT) for notice in notices[:MAX_NOTICES]],
     }
     metrics = [
         f"| {md_cell(m.name)} | {md_cell(words.metric_value(m.value))} | {md_cell(m.unit)} |"

@@ -11,7 +11,8 @@ actions/workflow-jobs (list for an attempt), actions/artifacts (list, download),
 checks/runs (list for a ref, create, update), checks/suites (list runs in a suite),
 issues/comments (list, create, update), reactions (create for an issue comment),
 collaborators (permission), pulls (get, list), commits (pulls for a commit),
-apps (repository installation, installation access token).
+apps (repository installation, installation access token), git/trees and git/blobs
+(`.herald.yml` at a commit), contents (the organisation default in the owner's `.github`).
 
 Settings (`HERALD_GITHUB_*`): `APP_ID`, `CLIENT_ID` (optional JWT issuer), `PRIVATE_KEY` /
 `PRIVATE_KEY_FILE`, `API_URL` (GitHub Enterprise Server: `https://<host>/api/v3`),
@@ -23,6 +24,7 @@ token (a workflow's `GITHUB_TOKEN` in push mode) whose own comments are Herald's
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -37,6 +39,7 @@ from bot import sticky
 from bot.artifacts import ArtifactLimits
 from bot.events import Comment, RunRef
 from bot.forges import latest_per_key
+from bot.repo_config import DEFAULT_OPTIONS, CommentMode, PublishOptions
 from bot.reports import (
     GITHUB_CHECK_SUMMARY_LIMIT,
     GITHUB_COMMENT_LIMIT,
@@ -56,6 +59,7 @@ from providers.base import (
     ProviderError,
     Published,
     RemoteArtifact,
+    RepoFile,
     ReportOrigin,
     Rerun,
 )
@@ -69,7 +73,7 @@ from providers.github.auth import (
     InstallationTokens,
     TokenCredentials,
 )
-from providers.http import NotFound, Unauthorized, error_for_status
+from providers.http import Forbidden, NotFound, Unauthorized, error_for_status
 from providers.writes import RESENDS, append_once, pause
 
 NAME: Final = "github"
@@ -127,6 +131,10 @@ def read_private_key(value: Secret) -> Secret:
     except (ValueError, TypeError) as exc:
         raise NotConfigured("HERALD_GITHUB_PRIVATE_KEY is not a PEM private key") from exc
     return Secret(text)
+
+
+#: The repository of an owner whose files are the defaults of its other repositories.
+ORG_DEFAULTS_REPO: Final = ".github"
 
 
 class GitHubClient:
@@ -557,37 +565,137 @@ class GitHubClient:
 
     # ---- ForgeTarget: reports ------------------------------------------------------------
 
-    async def publish(self, change: Change, origin: ReportOrigin, run: TestRun) -> Published:
+    async def publish(
+        self, change: Change, origin: ReportOrigin, run: TestRun,
+        options: PublishOptions = DEFAULT_OPTIONS,
+    ) -> Published:
         installation = await self._installation(change.repo, change.extra)
         display = dataclasses.replace(
             run,
             id=f"{origin.name} #{origin.number}" if origin.name and origin.number
             else origin.name or run.id,
         )
-        fields = checks.CheckRunFields(
-            name=checks.check_name(origin),
-            head_sha=change.sha,
-            external_id=checks.external_id(origin),
-            conclusion=checks.conclusion(run),
-            title=run_title(run),
-            summary=render_markdown(display, budget=GITHUB_CHECK_SUMMARY_LIMIT, heading_level=2),
-            details_url=origin.url,
-            # GitHub's button reruns through our `check_run.requested_action` webhook, which
-            # knows how to rerun Actions runs only.
-            rerun_action=origin.failed and origin.ci == checks.ACTIONS,
-        )
-        check, created = await self._upsert_check_run(
-            installation, change.repo, fields, checks.annotations_for(run, change.repo)
-        )
-        numbers = change.numbers
-        if not change.numbers_known:
-            numbers = tuple(await self._pulls_for_sha(installation, change.repo, change.sha))
-        comment_id = None
-        for number in numbers:
-            comment_id = await self._upsert_comment(
-                installation, change.repo, origin, number, display, check.get("html_url")
+        conclusion = checks.conclusion(run)
+        title = run_title(run)
+        if not options.gate and conclusion == "failure":
+            # `fail_on: nothing`: neutral, not success. Branch protection counts a neutral
+            # required check as passing, and it still reads grey with the failures in its
+            # summary; a green tick would say the tests passed.
+            conclusion = "neutral"
+            title += checks.NOT_GATING
+        check: Mapping[str, Any] = {}
+        created = False
+        if options.check:
+            fields = checks.CheckRunFields(
+                name=checks.check_name(origin),
+                head_sha=change.sha,
+                external_id=checks.external_id(origin),
+                conclusion=conclusion,
+                title=title,
+                summary=render_markdown(display, budget=GITHUB_CHECK_SUMMARY_LIMIT,
+                                        heading_level=2, notices=options.notices),
+                details_url=origin.url,
+                # GitHub's button reruns through our `check_run.requested_action` webhook,
+                # which knows how to rerun Actions runs only.
+                rerun_action=origin.failed and origin.ci == checks.ACTIONS,
             )
-        return Published(check_run_id=str(check["id"]), comment_id=comment_id, created=created)
+            annotations = checks.annotations_for(run, change.repo) if options.annotations \
+                else []
+            check, created = await self._upsert_check_run(
+                installation, change.repo, fields, annotations
+            )
+        plan = sticky.comment_plan(options, display, habit=CommentMode.ON_FAILURE)
+        comment_id = None
+        if plan is not None:
+            numbers = change.numbers
+            if not change.numbers_known:
+                numbers = tuple(
+                    await self._pulls_for_sha(installation, change.repo, change.sha)
+                )
+            for number in numbers:
+                comment_id = await self._upsert_comment(
+                    installation, change.repo, origin, number, display,
+                    check.get("html_url"), plan, options.notices,
+                )
+        check_id = check.get("id")
+        return Published(check_run_id=str(check_id) if check_id is not None else None,
+                         comment_id=comment_id, created=created)
+
+    # ---- RepoFiles: `.herald.yml` ---------------------------------------------------------
+
+    async def _root_entry(
+        self, installation: str, repo: str, tree: str, path: str
+    ) -> RepoFile | None:
+        """`path` in the root tree of commit (or ref) `tree`, by the git trees API: the
+        blob id and size without the content, so an unchanged file is not read again.
+        https://docs.github.com/en/rest/git/trees#get-a-tree"""
+        try:
+            listed = await self._read(
+                installation, "/repos/{owner}/{repo}/git/trees/{tree_sha}",
+                {**split_repo(repo), "tree_sha": tree},
+            )
+        except NotFound:
+            return None
+        for entry in listed.get("tree") or ():
+            if entry.get("path") == path and entry.get("type") == "blob" and entry.get("sha"):
+                size = entry.get("size")
+                return RepoFile(repo=repo, blob=str(entry["sha"]),
+                                size=size if isinstance(size, int) else None)
+        return None
+
+    async def find_file(self, change: Change, path: str) -> RepoFile | None:
+        installation = await self._installation(change.repo, change.extra)
+        return await self._root_entry(installation, change.repo, change.sha, path)
+
+    async def find_default_file(self, change: Change, path: str) -> RepoFile | None:
+        """The owner's `.github` repository, at its default branch: GitHub's own place
+        for an organisation's defaults, read with the contents API (which, without `ref`,
+        is documented to read the default branch; the trees API is documented for a sha
+        or a named branch only). An installation that cannot see it (not installed there)
+        is told 404 or 403, which means no default.
+        https://docs.github.com/en/rest/repos/contents#get-repository-content"""
+        owner = change.repo.partition("/")[0]
+        defaults = f"{owner}/{ORG_DEFAULTS_REPO}"
+        if change.repo.lower() == defaults.lower():
+            return None
+        installation = await self._installation(change.repo, change.extra)
+        try:
+            found = await self._read(
+                installation, "/repos/{owner}/{repo}/contents/{path}",
+                {**split_repo(defaults), "path": path},
+            )
+        except (NotFound, Forbidden):
+            return None
+        if not isinstance(found, dict) or found.get("type") != "file" or not found.get("sha"):
+            return None  # a directory of that name, a symlink, a submodule: no file
+        size = found.get("size")
+        return RepoFile(repo=defaults, blob=str(found["sha"]),
+                        size=size if isinstance(size, int) else None)
+
+    async def read_file(self, change: Change, file: RepoFile, *, max_bytes: int) -> bytes:
+        """https://docs.github.com/en/rest/git/blobs#get-a-blob (base64 content)."""
+        installation = await self._installation(change.repo, change.extra)
+        blob = await self._read(
+            installation, "/repos/{owner}/{repo}/git/blobs/{file_sha}",
+            {**split_repo(file.repo), "file_sha": file.blob},
+        )
+        content = blob.get("content")
+        if blob.get("encoding") != "base64" or not isinstance(content, str):
+            raise PermanentError(f"GitHub sent blob {file.blob[:12]} of {file.repo} "
+                                 "without base64 content")
+        if len(content) > 2 * max_bytes + 64:
+            # Base64 with GitHub's line breaks is about 1.37 times the bytes: surely over.
+            raise PermanentError(f"blob {file.blob[:12]} of {file.repo} is larger than "
+                                 f"{max_bytes:,} bytes")
+        try:
+            data = base64.b64decode(content)
+        except ValueError as exc:
+            raise PermanentError(f"GitHub sent blob {file.blob[:12]} of {file.repo} "
+                                 "with malformed base64") from exc
+        if len(data) > max_bytes:
+            raise PermanentError(f"blob {file.blob[:12]} of {file.repo} is larger than "
+                                 f"{max_bytes:,} bytes")
+        return data
 
     async def publish_error(self, change: Change, origin: ReportOrigin, message: str) -> None:
         installation = await self._installation(change.repo, change.extra)
@@ -774,9 +882,11 @@ class GitHubClient:
         change: int,
         display: TestRun,
         check_url: str | None,
+        plan: sticky.CommentPlan,
+        notices: tuple[str, ...],
     ) -> str | None:
         coordinates = {**split_repo(repo), "number": change}
-        totals = display.totals()
+        room = sticky.RESULT_MARK_ROOM if plan.result is not None else 0
         upserted = await sticky.upsert(
             _PullThread(self, installation, coordinates),
             marker=checks.marker_prefix(origin),
@@ -784,13 +894,15 @@ class GitHubClient:
             order_of=checks.marked_run,
             render=lambda: render_markdown(
                 display,
-                budget=GITHUB_COMMENT_LIMIT,
+                budget=GITHUB_COMMENT_LIMIT - room,
                 details_url=check_url,
                 marker=checks.marker(origin),
                 heading_level=2,
+                notices=notices,
             ),
-            # A green run does not start a conversation.
-            start=bool(totals.failures or display.errors),
+            # By default a green run does not start a conversation (`sticky.comment_plan`).
+            start=plan.start,
+            result=plan.result,
         )
         return upserted.id
 

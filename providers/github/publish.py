@@ -52,6 +52,8 @@ RERUN_ACTION: Final = {
     "description": "Re-run this workflow's failed jobs",
 }
 ERROR_TITLE: Final = "Herald could not report on this run"
+#: Said after the title of a failing run whose check `fail_on: nothing` keeps neutral.
+NOT_GATING: Final = " (not gating: fail_on is nothing)"
 
 CONCLUSIONS: Final = {
     RunStatus.PASSED: "success",

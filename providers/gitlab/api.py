@@ -343,6 +343,18 @@ class GitLabAPI:
 
         return await self.call(what, run, idempotent=True)
 
+    async def head(
+        self, what: str, path: str, query: dict[str, Any] | None = None
+    ) -> dict[str, str]:
+        """A HEAD: the answer's headers, lower-cased (GitLab's repository files API says a
+        file's blob id and size there, without the content)."""
+
+        def run(gl: gitlab.Gitlab) -> dict[str, str]:
+            response = gl.http_request("head", path, query_data=query or {}, **self._opts())
+            return {name.lower(): value for name, value in response.headers.items()}
+
+        return await self.call(what, run, idempotent=True)
+
     def _url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
         url = f"{self.gl.api_url}{path}"
         return f"{url}?{urlencode(query)}" if query else url

@@ -20,7 +20,8 @@ hooks converge on one report.
 
 API: https://docs.gitlab.com/api/pipelines/, /api/jobs/, /api/job_artifacts/,
 /api/commits/#set-the-pipeline-status-of-a-commit, /api/notes/, /api/emoji_reactions/,
-/api/members/, /api/merge_requests/.
+/api/members/, /api/merge_requests/, /api/repository_files/ (HEAD: `.herald.yml`'s blob id)
+and /api/repositories/ (the raw blob).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import quote
 
 import httpx
 import structlog
@@ -41,6 +43,7 @@ from bot import sticky
 from bot.artifacts import ArtifactLimits
 from bot.events import Comment, RunRef
 from bot.forges import latest_per_key
+from bot.repo_config import DEFAULT_OPTIONS, CommentMode, PublishOptions
 from bot.reports import render_markdown, run_title
 from bot.reports.budget import one_line as clip
 from bot.reports.markdown import md_link, md_text
@@ -54,6 +57,7 @@ from providers.base import (
     PermanentError,
     Published,
     RemoteArtifact,
+    RepoFile,
     ReportOrigin,
     Rerun,
 )
@@ -75,6 +79,9 @@ DEFAULT_URL: Final = "https://gitlab.com"
 STATUS_NAME: Final = notes.STATUS_NAME
 #: GitLab keeps at most this many characters of a commit status description.
 DESCRIPTION_LIMIT: Final = 255
+#: Said after the description of a failing run's status that `fail_on: nothing` keeps
+#: `success`.
+NOT_GATING: Final = " (not gating: fail_on is nothing)"
 DEVELOPER: Final = 30
 RETEST_POLICY: Final = (
     "Only project members with the Developer role or higher can ask for a retest."
@@ -567,27 +574,81 @@ class GitLabClient:
 
     # ---- ForgeTarget: reports ------------------------------------------------------------
 
-    async def publish(self, change: Change, origin: ReportOrigin, run: TestRun) -> Published:
+    async def publish(
+        self, change: Change, origin: ReportOrigin, run: TestRun,
+        options: PublishOptions = DEFAULT_OPTIONS,
+    ) -> Published:
         target = origin.run
         own = origin.ci == NAME
         project = change.extra.get("project_id") or change.repo
-        tree = await self._tree(target) if own else None
-        state = commit_state(run, origin)
-        status_id = await self._set_status(
-            project, change, origin, state, run_title(run), origin.url
-        )
+        plan = sticky.comment_plan(options, run, habit=CommentMode.ALWAYS)
+        tree = await self._tree(target) if own and plan is not None else None
+        status_id = None
+        if options.check:
+            state = commit_state(run, origin)
+            description = run_title(run)
+            if not options.gate and state == "failed":
+                # `fail_on: nothing`: GitLab has no neutral state, and a `failed` status
+                # fails the pipeline's view and merge checks, so it is `success`, and its
+                # description says that failures were not gating.
+                state = "success"
+                description += NOT_GATING
+            if options.notices:
+                # The status is the one line a reviewer sees first: a broken file is
+                # named there too, after the results.
+                description += ". " + options.notices[0]
+            status_id = await self._set_status(
+                project, change, origin, state, description, origin.url
+            )
         comment_id: str | None = None
         created = False
-        linked = {a.url for a in run.artifacts if a.url}
-        numbers = change.numbers
-        if not change.numbers_known:
-            numbers = tuple(await self._changes(project, target, change.sha, target.branch))
-        for iid in numbers:
-            body = self._note_body(run, origin, tree, linked)
-            note_id, made = await self._upsert_note(project, iid, origin, body)
-            comment_id = comment_id or note_id
-            created = created or made
+        if plan is not None:
+            linked = {a.url for a in run.artifacts if a.url}
+            numbers = change.numbers
+            if not change.numbers_known:
+                numbers = tuple(await self._changes(project, target, change.sha, target.branch))
+            for iid in numbers:
+                body = self._note_body(run, origin, tree, linked, options.notices,
+                                       room=sticky.RESULT_MARK_ROOM if plan.result else 0)
+                note_id, made = await self._upsert_note(project, iid, origin, body, plan)
+                comment_id = comment_id or note_id
+                created = created or made
         return Published(status_id=status_id, comment_id=comment_id, created=created)
+
+    # ---- RepoFiles: `.herald.yml` ---------------------------------------------------------
+
+    async def find_file(self, change: Change, path: str) -> RepoFile | None:
+        """HEAD of the repository files API: the blob id and size in `X-Gitlab-*` headers,
+        no content. https://docs.gitlab.com/api/repository_files/"""
+        project = change.extra.get("project_id") or change.repo
+        try:
+            headers = await self.api.head(
+                f"look for {path} at {change.sha[:12]}",
+                f"/projects/{encode_id(project)}/repository/files/{quote(path, safe='')}",
+                {"ref": change.sha},
+            )
+        except NotFound:
+            return None
+        blob = headers.get("x-gitlab-blob-id")
+        if not blob:
+            raise PermanentError(f"GitLab named no blob id for {path} at {change.sha[:12]}")
+        size = headers.get("x-gitlab-size", "")
+        return RepoFile(repo=str(project), blob=blob, size=int(size) if size.isdigit() else None)
+
+    async def find_default_file(self, change: Change, path: str) -> RepoFile | None:
+        """GitLab has no organisation-wide repository of defaults: none."""
+        return None
+
+    async def read_file(self, change: Change, file: RepoFile, *, max_bytes: int) -> bytes:
+        """The raw blob, size-capped: https://docs.gitlab.com/api/repositories/"""
+        data = bytearray()
+        async for chunk in self.api.stream(
+            f"read blob {file.blob[:12]}",
+            f"/projects/{encode_id(file.repo)}/repository/blobs/{file.blob}/raw",
+            max_bytes,
+        ):
+            data += chunk
+        return bytes(data)
 
     async def publish_error(self, change: Change, origin: ReportOrigin, message: str) -> None:
         """A failed status saying what went wrong, on the run's commit."""
@@ -661,18 +722,21 @@ class GitLabClient:
         return str(posted.get("id")) if isinstance(posted, dict) else None
 
     def _note_body(
-        self, run: TestRun, origin: ReportOrigin, tree: PipelineTree | None, linked: set[str]
+        self, run: TestRun, origin: ReportOrigin, tree: PipelineTree | None, linked: set[str],
+        notices: tuple[str, ...] = (), *, room: int = 0,
     ) -> str:
+        """`room`: characters left free at the end (`sticky.result_mark`)."""
         head = f"{notes.report_marker(origin)}\n{notes.pipeline_marker(origin.sequence)}\n"
         tail = self._pipeline_section(origin, tree, linked) if tree is not None else ""
 
         def render(budget: int) -> str:
-            room = max(0, budget - len(head) - len(tail))
+            left = max(0, budget - len(head) - len(tail))
             # Level 2: a note's title should not outshout the merge request's own.
-            report = render_markdown(run, budget=room, details_url=origin.url, heading_level=2)
+            report = render_markdown(run, budget=left, details_url=origin.url,
+                                     heading_level=2, notices=notices)
             return head + report + tail
 
-        return notes.fit(render)
+        return notes.fit(render, notes.NOTE_LIMIT - room)
 
     def _pipeline_section(
         self, origin: ReportOrigin, tree: PipelineTree, linked: set[str]
@@ -707,8 +771,9 @@ class GitLabClient:
         return self._me
 
     async def _upsert_note(
-        self, project: int | str, iid: int, origin: ReportOrigin, body: str
-    ) -> tuple[str, bool]:
+        self, project: int | str, iid: int, origin: ReportOrigin, body: str,
+        plan: sticky.CommentPlan,
+    ) -> tuple[str | None, bool]:
         """Edit our report note on the merge request, or create it: never two of them.
 
         The handler's lock serialises one run's jobs; a per-merge-request lock here covers
@@ -724,9 +789,9 @@ class GitLabClient:
                 order=(origin.sequence,),
                 order_of=_pipeline_order,
                 render=lambda: body,
-                start=True,
+                start=plan.start,
+                result=plan.result,
             )
-        assert upserted.id is not None  # `start`: a note is always there afterwards
         return upserted.id, upserted.created
 
     # ---- Forge: /retest -----------------------------------------------------------------

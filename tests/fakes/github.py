@@ -13,6 +13,9 @@ What it checks like GitHub does:
   `output` is sent, summary ≤ 65,535 characters, ≤ 50 annotations per request, each with
   path/start_line/end_line/annotation_level/message (422 otherwise); annotations append;
 - comments ≤ 65,536 characters; reactions from the documented set.
+- git trees and blobs (`.herald.yml`): a tree is a commit sha, blob ids are git's own
+  (`git_blob_id`), blob content base64 in lines of 60 as GitHub sends it; a root file's
+  contents, at the default branch (`HEAD` in `add_file`) when no `ref` is given.
 
 Every request is recorded as a `Call(method, path, query, json)` for assertions. Faults can
 be scheduled: `fake.fail("POST", "/repos/o/r/check-runs", status=429, headers={...})` for
@@ -25,7 +28,9 @@ reset), as when GitHub acts on a write and the network loses the reply.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import itertools
 import json
 import re
@@ -110,6 +115,15 @@ class Repo:
     #: sha → PR numbers `/commits/{sha}/pulls` lists (fork PRs are often missing there).
     commit_pulls: dict[str, list[int]] = field(default_factory=dict)
     reruns: list[tuple[int, str]] = field(default_factory=list)
+    #: The root tree of each commit (or `HEAD`, the default branch): path → bytes.
+    trees: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    #: Git blobs by their id (`git_blob_id`), as `/git/blobs/{sha}` serves them.
+    git_blobs: dict[str, bytes] = field(default_factory=dict)
+
+
+def git_blob_id(data: bytes) -> str:
+    """The blob id git gives these bytes: the same bytes have it at every commit."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def generate_app_key() -> tuple[str, bytes]:
@@ -183,6 +197,15 @@ class FakeGitHub:
         if listed_for_commit:
             target.commit_pulls.setdefault(sha, []).append(number)
 
+    def add_file(self, repo: str, ref: str, path: str, data: bytes) -> str:
+        """Put `path` in the root tree of commit `ref` (`HEAD`: the default branch) of
+        `repo`; its blob id."""
+        target = self.repo(repo)
+        target.trees.setdefault(ref, {})[path] = data
+        blob = git_blob_id(data)
+        target.git_blobs[blob] = data
+        return blob
+
     def grant(self, repo: str, login: str, permission: str, role: str | None = None) -> None:
         self.repo(repo).permissions[login.lower()] = (permission, role or permission)
 
@@ -250,6 +273,9 @@ class FakeGitHub:
             Route(r + "/commits/{sha}/pulls", self._commit_pulls, methods=["GET"]),
             Route(r + "/pulls", self._list_pulls, methods=["GET"]),
             Route(r + "/pulls/{number:int}", self._pull, methods=["GET"]),
+            Route(r + "/git/trees/{tree_sha}", self._tree, methods=["GET"]),
+            Route(r + "/git/blobs/{file_sha}", self._git_blob, methods=["GET"]),
+            Route(r + "/contents/{path:path}", self._contents, methods=["GET"]),
         ]
 
     def slow(self, method: str, path: str, seconds: float) -> None:
@@ -633,6 +659,66 @@ class FakeGitHub:
             return repo
         pull = repo.pulls.get(request.path_params["number"])
         return JSONResponse(pull) if pull else _error(404, "Not Found")
+
+    async def _tree(self, request: Request) -> Response:
+        """https://docs.github.com/en/rest/git/trees#get-a-tree, not recursive: every
+        commit's root holds a README besides the files a test added."""
+        _, repo = await self._guard(request)
+        if isinstance(repo, Response):
+            return repo
+        tree_sha = request.path_params["tree_sha"]
+        if not re.fullmatch(r"[0-9a-f]{40}", tree_sha):
+            return _error(404, "Not Found")
+        files = {"README.md": b"# a repository\n", **repo.trees.get(tree_sha, {})}
+        api = f"{self.base_url}/repos/{repo.full_name}/git"
+        entries = []
+        for path, data in sorted(files.items()):
+            blob = git_blob_id(data)
+            repo.git_blobs.setdefault(blob, data)
+            entries.append({"path": path, "mode": "100644", "type": "blob", "sha": blob,
+                            "size": len(data), "url": f"{api}/blobs/{blob}"})
+        entries.append({"path": "src", "mode": "040000", "type": "tree", "sha": "e" * 40,
+                        "url": f"{api}/trees/{'e' * 40}"})
+        own = hashlib.sha1(tree_sha.encode()).hexdigest()
+        return JSONResponse({"sha": own, "url": f"{api}/trees/{own}", "tree": entries,
+                             "truncated": False})
+
+    async def _contents(self, request: Request) -> Response:
+        """https://docs.github.com/en/rest/repos/contents#get-repository-content, for a
+        file in the root: without `ref`, the default branch (the `HEAD` tree here)."""
+        _, repo = await self._guard(request)
+        if isinstance(repo, Response):
+            return repo
+        path = request.path_params["path"]
+        ref = request.query_params.get("ref") or "HEAD"
+        data = repo.trees.get(ref, {}).get(path)
+        if data is None:
+            return _error(404, "Not Found")
+        blob = git_blob_id(data)
+        encoded = base64.b64encode(data).decode()
+        api = f"{self.base_url}/repos/{repo.full_name}"
+        return JSONResponse({
+            "type": "file", "encoding": "base64", "size": len(data), "name": path,
+            "path": path, "sha": blob, "content": encoded,
+            "url": f"{api}/contents/{path}", "git_url": f"{api}/git/blobs/{blob}",
+        })
+
+    async def _git_blob(self, request: Request) -> Response:
+        """https://docs.github.com/en/rest/git/blobs#get-a-blob: base64, lines of 60."""
+        _, repo = await self._guard(request)
+        if isinstance(repo, Response):
+            return repo
+        blob = request.path_params["file_sha"]
+        data = repo.git_blobs.get(blob)
+        if data is None:
+            return _error(404, "Not Found")
+        encoded = base64.b64encode(data).decode()
+        content = "\n".join(encoded[i:i + 60] for i in range(0, len(encoded), 60)) + "\n"
+        return JSONResponse({
+            "sha": blob, "node_id": "B_" + blob[:12], "size": len(data),
+            "url": f"{self.base_url}/repos/{repo.full_name}/git/blobs/{blob}",
+            "content": content, "encoding": "base64",
+        })
 
     async def _runs_for_sha(self, request: Request) -> Response:
         _, repo = await self._guard(request)

@@ -13,6 +13,8 @@ manners where they matter to a client:
 - the same award emoji twice → 404 "Award Emoji Name has already been taken";
 - job artifacts can be redirected to an `ObjectStorage` on another port, as GitLab does
   with object storage; that storage refuses any GitLab token it is sent;
+- repository files: `HEAD .../repository/files/:path?ref=` answers with `X-Gitlab-Blob-Id`
+  and `X-Gitlab-Size` and no body (`ref` required), the raw blob by its id;
 - a note posted with a quick action (`/approve` at a line start) or a mention runs it:
   both are recorded in `quick_actions` and `mentions`, so a test can assert none happened.
 
@@ -120,6 +122,9 @@ class FakeGitLab(FakeAPI):
         self.awards: dict[int, list[dict[str, Any]]] = {}
         self.members: dict[tuple[int, int], dict[str, Any]] = {}
         self.retried: list[int] = []
+        #: Repository files: (project id, commit sha) → path → bytes; blobs by id.
+        self.files: dict[tuple[int, str], dict[str, bytes]] = {}
+        self.blobs: dict[tuple[int, str], bytes] = {}
         self.created_pipelines: list[dict[str, Any]] = []
         self.redirect_artifacts_to: str | None = None
         #: The generic package registry: packages by id, their files (newest last), the
@@ -172,6 +177,10 @@ class FakeGitLab(FakeAPI):
                 ("POST", r"/projects/(?P<p>[^/]+)/merge_requests/(?P<iid>\d+)/notes/"
                  r"(?P<nid>\d+)/award_emoji", self.award_emoji),
                 ("GET", r"/projects/(?P<p>[^/]+)/members/all/(?P<uid>\d+)", self.get_member),
+                ("HEAD", r"/projects/(?P<p>[^/]+)/repository/files/(?P<file>[^/]+)",
+                 self.head_file),
+                ("GET", r"/projects/(?P<p>[^/]+)/repository/blobs/(?P<blob>[0-9a-f]{40})/raw",
+                 self.raw_blob),
                 ("PUT", GENERIC_FILE, self.put_generic_file),
                 ("GET", GENERIC_FILE, self.get_generic_file),
                 ("GET", r"/projects/(?P<p>[^/]+)/packages", self.list_packages),
@@ -193,6 +202,13 @@ class FakeGitLab(FakeAPI):
                    "web_url": f"https://gitlab.example.com/{path}"}
         self.projects[project_id] = project
         return project
+
+    def add_file(self, project_id: int, sha: str, path: str, data: bytes) -> str:
+        """`path` at commit `sha` of the project; its git blob id."""
+        self.files.setdefault((project_id, sha), {})[path] = data
+        blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        self.blobs[(project_id, blob)] = data
+        return blob
 
     def add_pipeline(self, project_id: int, pipeline_id: int, *, sha: str, ref: str = "main",
                      status: str = "failed", source: str = "push",
@@ -447,6 +463,39 @@ class FakeGitLab(FakeAPI):
                 "internal": False}
 
     # ---- handlers -----------------------------------------------------------------------
+
+    def head_file(self, request: Request, query: dict[str, str], body: Any, p: str,
+                  file: str) -> Any:
+        """https://docs.gitlab.com/api/repository_files/: HEAD answers with the file's
+        metadata in `X-Gitlab-*` headers and no body (a missing file: a bare 404)."""
+        try:
+            project = self._project(p)
+        except HttpError:
+            return Response(status_code=404)
+        ref = query.get("ref")
+        if not ref:
+            return Response(status_code=400)
+        path = file  # decoded by `route`
+        data = self.files.get((project["id"], ref), {}).get(path)
+        if data is None:
+            return Response(status_code=404)
+        blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        return Response(status_code=200, headers={
+            "X-Gitlab-Blob-Id": blob, "X-Gitlab-Commit-Id": ref,
+            "X-Gitlab-Content-Sha256": hashlib.sha256(data).hexdigest(),
+            "X-Gitlab-Encoding": "base64", "X-Gitlab-File-Name": path.rpartition("/")[2],
+            "X-Gitlab-File-Path": path, "X-Gitlab-Last-Commit-Id": ref,
+            "X-Gitlab-Ref": ref, "X-Gitlab-Size": str(len(data)),
+            "X-Gitlab-Execute-Filemode": "false", **self.rate_limit,
+        })
+
+    def raw_blob(self, request: Request, query: dict[str, str], body: Any, p: str,
+                 blob: str) -> Any:
+        project = self._project(p)
+        data = self.blobs.get((project["id"], blob))
+        if data is None:
+            raise not_found("Blob Not Found")
+        return Response(data, media_type="text/plain", headers=self.rate_limit)
 
     def get_user(self, request: Request, query: dict[str, str], body: Any) -> Any:
         return self.me

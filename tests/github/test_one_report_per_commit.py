@@ -76,3 +76,14 @@ async def test_without_coalescing_each_run_has_its_own_report(fake, redis_url, t
 
     assert sorted(c["name"] for c in fake.repo(REPO).check_runs) == [
         f"Herald ({leg})" for leg in LEGS]
+
+
+async def test_a_repositorys_herald_yml_turns_coalescing_on_for_it(fake, redis_url, tmp_path):
+    fake.add_file(REPO, SHA, ".herald.yml", b"version: 1\ncoalesce:\n  quiet_seconds: 1\n")
+    async with start(redis_url, tmp_path, fake) as herald:  # the server's default: off
+        for run in _legs(fake):
+            await herald.deliver("workflow_run", run_completed(run))
+        await herald.work()
+
+    [check] = fake.repo(REPO).check_runs
+    assert check["name"] == "Herald (commit)"
