@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from bot.results.model import Metric, Status, TestCase, TestRun
 
@@ -82,8 +83,31 @@ class TestHistory:
     runs: int
     failed_runs: int = 0
     median_duration: float | None = None
-    #: It passed in another attempt of the very commit being compared.
-    passed_on_same_commit: bool = False
+
+
+class HistoryView(Protocol):
+    """The base branch's per-test history, as a store keeps it (`bot.history`)."""
+
+    def of(self, origin: str, identity: str) -> TestHistory | None:
+        """The test's history from one job or matrix leg."""
+        ...
+
+    def any_origin(self, identity: str) -> TestHistory | None:
+        """The test's history from whichever job ran it (jobs renamed since)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedHistory:
+    """A `HistoryView` over a mapping of keys (what tests and small callers hold)."""
+
+    tests: Mapping[Key, TestHistory] = field(default_factory=dict)
+
+    def of(self, origin: str, identity: str) -> TestHistory | None:
+        return self.tests.get((origin, identity))
+
+    def any_origin(self, identity: str) -> TestHistory | None:
+        return next((h for (_, i), h in self.tests.items() if i == identity), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +119,11 @@ class Baseline:
     tests: Mapping[Key, BaseTest]
     sha: str | None = None
     url: str | None = None
-    history: Mapping[Key, TestHistory] = field(default_factory=dict)
+    history: HistoryView = field(default_factory=KeyedHistory)
     metrics: Mapping[str, float] = field(default_factory=dict)
+    #: Keys that passed in another attempt of the very commit compared: flaky on the same
+    #: code, whatever the base branch says.
+    passed_here: AbstractSet[Key] = frozenset()
     #: Days the history window spans, for the advice ("failed 5 times on main in 14 days").
     window_days: int | None = None
 
@@ -263,8 +290,7 @@ def _now_by_identity(keyed: Mapping[Key, _Now]) -> dict[Key, _Now]:
 
 
 def _is_flaky(history: TestHistory, thresholds: Thresholds) -> bool:
-    return history.passed_on_same_commit or (
-        thresholds.flaky_min_failures <= history.failed_runs < history.runs)
+    return thresholds.flaky_min_failures <= history.failed_runs < history.runs
 
 
 def compare(run: TestRun, base: Baseline | None, thresholds: Thresholds = Thresholds()
@@ -278,13 +304,20 @@ def compare(run: TestRun, base: Baseline | None, thresholds: Thresholds = Thresh
                 new.add(key, seen.failures)
         return Comparison(base=None, failures=new.count, new_failures=new.done())
     tests: Mapping[Key, BaseTest] = base.tests
-    history: Mapping[Key, TestHistory] = base.history
+    passed_here = base.passed_here
     ours = {origin for origin, _ in now}
     theirs = {origin for origin, _ in tests}
-    if not ours & theirs:
+    by_origin = bool(ours & theirs)
+    if not by_origin:
         # No job name in common: match by identity alone (see the module docstring).
         now, tests = _now_by_identity(now), _by_identity(tests)
-        history = {("", identity): h for (_, identity), h in history.items()}
+        passed_here = {("", identity) for _, identity in passed_here}
+
+    def history_of(key: Key) -> TestHistory | None:
+        origin, identity = key
+        return base.history.of(origin, identity) if by_origin \
+            else base.history.any_origin(identity)
+
     new, still, fixed, added, skipped = _List(), _List(), _List(), _List(), _List()
     flaky: list[Flaky] = []
     flaky_count = 0
@@ -292,7 +325,7 @@ def compare(run: TestRun, base: Baseline | None, thresholds: Thresholds = Thresh
     failures = 0
     for key, seen in now.items():
         before = tests.get(key)
-        past = history.get(key)
+        past = history_of(key) if seen.failures or before is not None else None
         failures += seen.failures
         if before is None:
             added.add(key)
@@ -302,10 +335,11 @@ def compare(run: TestRun, base: Baseline | None, thresholds: Thresholds = Thresh
                 new.add(key, fresh)
             if seen.failures - fresh:
                 still.add(key, seen.failures - fresh)
-            if past is not None and _is_flaky(past, thresholds):
+            here = key in passed_here
+            if here or (past is not None and _is_flaky(past, thresholds)):
                 flaky_count += seen.failures
                 if len(flaky) < LISTED:
-                    flaky.append(Flaky(key_name(key), past.failed_runs))
+                    flaky.append(Flaky(key_name(key), past.failed_runs if past else 0))
         elif before is not None and before.failures:
             fixed.add(key)
         if before is None:
@@ -346,5 +380,6 @@ def _worse(metrics: Iterable[Metric], base: Baseline, thresholds: Thresholds
     return tuple(worse)
 
 
-__all__ = ["BaseTest", "Baseline", "Better", "Comparison", "Flaky", "Key", "MetricChange",
-           "Named", "Slower", "TestHistory", "Thresholds", "case_key", "compare", "key_name"]
+__all__ = ["BaseTest", "Baseline", "Better", "Comparison", "Flaky", "HistoryView", "Key",
+           "KeyedHistory", "MetricChange", "Named", "Slower", "TestHistory", "Thresholds",
+           "case_key", "compare", "key_name"]

@@ -7,6 +7,7 @@ from bot.compare import (
     Baseline,
     BaseTest,
     Better,
+    KeyedHistory,
     TestHistory,
     Thresholds,
     compare,
@@ -94,7 +95,7 @@ def test_a_test_that_stopped_running_is_named_as_removed() -> None:
 def test_a_test_failing_on_every_run_of_main_is_broken_not_flaky() -> None:
     now = run_of(case("adds", Status.FAILED))
     base = base_of({key("adds"): BaseTest(1, failures=1)},
-                   history={key("adds"): TestHistory(runs=14, failed_runs=14)})
+                   history=KeyedHistory({key("adds"): TestHistory(runs=14, failed_runs=14)}))
 
     found = compare(now, base)
 
@@ -107,8 +108,8 @@ def test_known_flaky_is_advice_and_never_lowers_the_regressions() -> None:
                  case("lists", Status.FAILED))
     base = base_of({key("adds"): BaseTest(1), key("removes"): BaseTest(1),
                     key("lists"): BaseTest(1)},
-                   history={key("adds"): TestHistory(runs=20, failed_runs=5),
-                            key("removes"): TestHistory(runs=20, failed_runs=3)},
+                   history=KeyedHistory({key("adds"): TestHistory(runs=20, failed_runs=5),
+                                         key("removes"): TestHistory(runs=20, failed_runs=3)}),
                    window_days=14)
 
     found = compare(now, base)
@@ -121,8 +122,7 @@ def test_known_flaky_is_advice_and_never_lowers_the_regressions() -> None:
 
 def test_a_test_that_passed_on_another_attempt_of_this_commit_is_known_flaky() -> None:
     now = run_of(case("adds", Status.FAILED))
-    base = base_of({key("adds"): BaseTest(1)},
-                   history={key("adds"): TestHistory(runs=1, passed_on_same_commit=True)})
+    base = base_of({key("adds"): BaseTest(1)}, passed_here=frozenset({key("adds")}))
 
     found = compare(now, base)
 
@@ -155,7 +155,8 @@ def test_a_slowdown_needs_both_the_percentage_and_the_seconds() -> None:
                  case("steady", duration=10.5))
     base = base_of({key("slow"): BaseTest(1, duration=9.0), key("quick"): BaseTest(1),
                     key("steady"): BaseTest(1, duration=10.0)},
-                   history={key("slow"): TestHistory(runs=10, median_duration=2.0)})
+                   history=KeyedHistory({key("slow"): TestHistory(runs=10,
+                                                                  median_duration=2.0)}))
 
     found = compare(now, base, Thresholds(slower_percent=50, slower_seconds=1))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import json
 
-from bot.compare import LISTED, Baseline, BaseTest, TestHistory, compare
+from bot.compare import LISTED, Baseline, BaseTest, KeyedHistory, TestHistory, compare
 from bot.reports import render_html, render_markdown
 from bot.reports.json import from_json, render_json
 from bot.results.model import Origin, Status, Suite, TestCase, TestRun
@@ -35,7 +35,8 @@ def compared_run() -> TestRun:
         branch="main", run_id="9000", sha="1a2b3c4d5e6f7a8b9c0d", url="https://ci.example/9000",
         tests={_key(HOSTILE): BaseTest(1), _key("adds"): BaseTest(1, failures=1),
                _key("removes"): BaseTest(1, failures=1), _key("checks_out"): BaseTest(1)},
-        history={_key("adds"): TestHistory(runs=20, failed_runs=4)}, window_days=14)
+        history=KeyedHistory({_key("adds"): TestHistory(runs=20, failed_runs=4)}),
+        window_days=14)
     run.comparison = compare(run, base)
     return run
 
