@@ -1,0 +1,124 @@
+"""RunSummary and its bytes: what a run is reduced to, the cap, and blobs that do not read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.events import RunRef
+from bot.history import Aggregates, HistoryError, HistoryKey, RunSummary
+from bot.history.codec import decode_aggregates, decode_run, encode_aggregates, encode_run
+from bot.history.summary import KEY_PART_LIMIT, bounded
+from bot.ports import Change, ReportOrigin
+from bot.results.model import Attempt, Origin, Status, Suite, TestCase, TestRun
+
+KEY = HistoryKey("gitlab", "group/app", "main", "gitlab", "")
+AT = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def run_of(cases: list[TestCase]) -> TestRun:
+    return TestRun(id="r", suites=[Suite("s", cases=cases)])
+
+
+def test_a_summary_keeps_identity_origin_status_duration_and_attempts_of_each_execution() -> None:
+    run = run_of([
+        TestCase("b", "C", "S", Status.FAILED, 2.5, origin=Origin("job 1"), message="boom"),
+        TestCase("a", "C", "S", Status.PASSED, 0.5,
+                 attempts=[Attempt(Status.ERROR), Attempt(Status.FAILED)]),
+    ])
+
+    summary = RunSummary.of(run, KEY, sha="abc", run_id="9", finished_at=AT)
+
+    assert [tuple(test)[1:] for test in summary.tests()] == [
+        ("S\x1fC\x1fa", "", Status.PASSED, 0.5, 3, True),
+        ("S\x1fC\x1fb", "job 1", Status.FAILED, 2.5, 1, False),
+    ]
+    assert summary.complete
+
+
+def test_a_report_summary_takes_its_key_sha_run_and_attempt_from_the_change_and_origin() -> None:
+    change = Change("github", "octo/app", "f00d")
+    origin = ReportOrigin(RunRef("github", "octo/app", "4242"), name="CI", attempt=3)
+
+    summary = RunSummary.of_report(run_of([TestCase("t")]), change, origin, "feature/x",
+                                   finished_at=AT)
+
+    assert summary.key == HistoryKey("github", "octo/app", "feature/x", "github", "CI")
+    assert (summary.sha, summary.run_id, summary.attempt) == ("f00d", "4242", 3)
+
+
+def test_the_cap_keeps_failures_first_and_counts_what_it_dropped() -> None:
+    """A cap could hide a failure behind passed tests that came first: it must not."""
+    cases = [TestCase(f"p{n}") for n in range(50)]
+    cases += [TestCase(f"f{n}", status=Status.FAILED) for n in range(5)]
+
+    summary = RunSummary.of(run_of(cases), KEY, sha="s", run_id="1", finished_at=AT, limit=10)
+
+    assert len(summary) == 10 and len(summary.failures()) == 5
+    assert (summary.omitted, summary.omitted_failures, summary.complete) == (45, 0, False)
+
+
+def test_failures_past_the_cap_are_counted_as_omitted_failures() -> None:
+    cases = [TestCase(f"f{n}", status=Status.ERROR) for n in range(12)]
+
+    summary = RunSummary.of(run_of(cases), KEY, sha="s", run_id="1", finished_at=AT, limit=10)
+
+    assert (len(summary), summary.omitted, summary.omitted_failures) == (10, 2, 2)
+
+
+def test_a_summary_and_its_aggregates_read_back_from_their_bytes_unchanged() -> None:
+    run = run_of([TestCase(f"t{n}", status=Status.FAILED if n % 3 else Status.PASSED,
+                           duration=n / 7, origin=Origin(f"leg {n % 2}")) for n in range(300)])
+    summary = RunSummary.of(run, KEY, sha="s", run_id="1", finished_at=AT)
+    aggregates = Aggregates.of([summary])
+
+    again = decode_run(encode_run(summary))
+    counted = decode_aggregates(encode_aggregates(aggregates))
+
+    assert list(again.tests()) == list(summary.tests())
+    assert (again.key, again.sha, again.finished_at) == (KEY, "s", AT)
+    assert list(counted.items()) == list(aggregates.items())
+    assert decode_run(encode_run(summary), names=False).names is None
+
+
+@pytest.mark.parametrize(("blob", "reason"), [
+    (b"", "too short"),
+    (b"XXXX" + bytes(12), "unknown format"),
+    (b"HHR1" + (5).to_bytes(4, "little") + bytes(8), "truncated"),
+    (b"HHR1" + (2).to_bytes(4, "little") + bytes(8) + b"{}", "header lacks"),
+])
+def test_a_blob_that_is_not_a_run_is_refused_saying_why(blob: bytes, reason: str) -> None:
+    with pytest.raises(HistoryError, match=reason):
+        decode_run(blob)
+
+
+def test_a_run_blob_with_mangled_columns_is_refused() -> None:
+    good = encode_run(RunSummary.of(run_of([TestCase("t")]), KEY, sha="s", run_id="1",
+                                    finished_at=AT))
+    mangled = good.replace(b'"n":1', b'"n":2')
+
+    with pytest.raises(HistoryError, match="columns hold 16 bytes for 2 executions"):
+        decode_run(mangled)
+
+
+def test_key_parts_past_the_limit_are_cut_and_stay_distinct() -> None:
+    a, b = "w" * 10_000 + "a", "w" * 10_000 + "b"
+
+    assert len(bounded(a)) <= KEY_PART_LIMIT and bounded(a) != bounded(b)
+    assert HistoryKey("github", "o/r", "main", "github", a) != HistoryKey(
+        "github", "o/r", "main", "github", b)
+
+
+@pytest.mark.parametrize("field", ["forge", "repo", "branch", "ci"])
+def test_a_key_with_an_empty_part_is_refused_by_name(field: str) -> None:
+    parts = {"forge": "github", "repo": "o/r", "branch": "main", "ci": "github", "workflow": ""}
+    parts[field] = ""
+
+    with pytest.raises(HistoryError, match=f"{field} is empty"):
+        HistoryKey(**parts)
+
+
+def test_a_summary_without_sha_or_run_id_is_refused() -> None:
+    with pytest.raises(HistoryError, match="a sha and a run id"):
+        RunSummary.of(run_of([]), KEY, sha="", run_id="1", finished_at=AT)
