@@ -503,7 +503,7 @@ class HeraldConfig(BaseSettings):
     # -- history: past runs per repository, branch and workflow (docs/history.md)
     history_url: Annotated[str | None, AfterValidator(_check_history_url)] = setting(
         None, "where run history is kept: a Redis URL, or a `postgresql://` URL for long "
-        "retention and many repositories ([docs/history.md](docs/history.md))",
+        "retention and many repositories",
         shown_default="the Redis of `HERALD_REDIS_URL`",
         allowed="`redis://…`, `rediss://…`, `unix:///path`, `postgresql://user@host/db`",
         secret=True,
@@ -876,7 +876,7 @@ def unknown_variables(
 # ---- the docs ----------------------------------------------------------------------------
 
 #: The tables written into the docs: file -> the sections it shows. A section is "core",
-#: "web", "worker", "artifacts" (by field name) or a provider's name.
+#: "web", "worker", "artifacts", "history" (by field name) or a provider's name.
 DOCS: Final[dict[str, tuple[str, ...]]] = {
     "README.md": ("core", "web", "worker"),
     "docs/limits.md": ("artifacts",),
@@ -889,6 +889,7 @@ DOCS: Final[dict[str, tuple[str, ...]]] = {
     "docs/travis.md": ("travis",),
     "docs/teamcity.md": ("teamcity",),
     "docs/local.md": ("local",),
+    "docs/history.md": ("history",),
 }
 _WEB = ("max_body_bytes", "max_buffered_bytes", "body_timeout_seconds",
         "header_timeout_seconds", "retry_after_seconds", "url_signing_key",
@@ -902,6 +903,8 @@ def _core_section(name: str) -> str:
         return "artifacts"
     if name.startswith(("job_", "worker_")):
         return "worker"
+    if name.startswith("history_"):
+        return "history"
     return "web" if name in _WEB else "core"
 
 

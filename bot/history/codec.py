@@ -113,7 +113,8 @@ def encode_run(summary: RunSummary) -> bytes:
 
 
 def decode_run(blob: bytes, *, names: bool = True, what: str = "history run") -> RunSummary:
-    """The summary in `blob`; `names=False` leaves `names` None and skips inflating them."""
+    """The summary in `blob`. Its names are inflated when first read (`names=False`: never,
+    `names` is None); a blob whose names do not read raises `HistoryError` then."""
     header, columns, packed_names = _split(blob, RUN_MAGIC, what)
     try:
         n = int(header["n"])
@@ -136,13 +137,17 @@ def decode_run(blob: bytes, *, names: bool = True, what: str = "history run") ->
     summary.durations = _column("f", view[12 * n:])
     if summary.origins and max(summary.origins) >= len(summary.origin_names):
         raise HistoryError(f"{what}: an origin index past its {len(summary.origin_names)} names")
+    summary.names = None
     if names:
-        listed = orjson.loads(_inflate(packed_names, what))
-        if not isinstance(listed, list) or len(listed) != n:
-            raise HistoryError(f"{what}: names do not match its {n} executions")
-        summary.names = listed
-    else:
-        summary.names = None
+        packed = bytes(packed_names)
+
+        def load() -> list[str]:
+            listed = orjson.loads(_inflate(packed, what))
+            if not isinstance(listed, list) or len(listed) != n:
+                raise HistoryError(f"{what}: names do not match its {n} executions")
+            return listed
+
+        summary.names_loader = load
     return summary
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, NamedTuple
@@ -160,8 +160,12 @@ class RunSummary:
     #: Index into `origin_names` per execution.
     origins: array[int] = field(default_factory=lambda: array("H"))
     origin_names: list[str] = field(default_factory=list)
-    #: Display identity per execution, or None when read back without names.
-    names: list[str] | None = field(default_factory=list)
+    #: Display identity per execution (`names`), or None when read back without names.
+    given_names: list[str] | None = field(default_factory=list, repr=False)
+    #: How a summary read from bytes gets its names on first use: most lookups never
+    #: need them (only a test that vanished is named from history), so they stay packed.
+    names_loader: Callable[[], list[str]] | None = field(default=None, repr=False,
+                                                         compare=False)
     #: Executions of the run not kept (the cap), and how many of them failed.
     omitted: int = 0
     omitted_failures: int = 0
@@ -221,6 +225,17 @@ class RunSummary:
         return len(self.hashes)
 
     @property
+    def names(self) -> list[str] | None:
+        if self.given_names is None and self.names_loader is not None:
+            self.given_names = self.names_loader()
+            self.names_loader = None
+        return self.given_names
+
+    @names.setter
+    def names(self, value: list[str] | None) -> None:
+        self.given_names, self.names_loader = value, None
+
+    @property
     def complete(self) -> bool:
         """Every execution of the run is in the summary: a test absent from it did not run."""
         return self.omitted == 0
@@ -238,24 +253,27 @@ class RunSummary:
     def failures(self) -> list[TestSummary]:
         return [test for test in self.tests() if test.status.is_failure]
 
-    def folded(self) -> dict[tuple[int, int], list[float]]:
-        """(hash, origin index) → [outcome, duration, flaky] of the run's executions of that
-        test, folded as the module docstring says."""
+    def folded(self) -> tuple[list[tuple[int, int]], bytes, array[float]]:
+        """(tests, codes, durations): one entry per (hash, origin index) of the run, its
+        executions folded as the module docstring says. Most runs run each test once per
+        origin, and come back as they are."""
+        tests = list(zip(self.hashes, self.origins, strict=True))
+        if len(set(tests)) == len(tests):
+            return tests, bytes(self.codes), self.durations
         folded: dict[tuple[int, int], list[float]] = {}
-        hashes, origins, durations = self.hashes, self.origins, self.durations
-        for i, code in enumerate(self.codes):
-            status = code & 0x0F
-            outcome = PASSED if status == 0 else SKIPPED if status == 3 else FAILED
-            test = (hashes[i], origins[i])
+        for test, code, duration in zip(tests, self.codes, self.durations, strict=True):
             seen = folded.get(test)
             if seen is None:
-                folded[test] = [outcome, durations[i], code >> 4]
+                folded[test] = [code, duration]
                 continue
-            if outcome == FAILED or seen[0] == SKIPPED:
-                seen[0] = outcome
-            seen[1] += durations[i]
-            seen[2] = max(seen[2], code >> 4)
-        return folded
+            status, other = code & 0x0F, int(seen[0]) & 0x0F
+            # A failure wins; a pass wins over a skip: all-skipped stays skipped.
+            if status in (1, 2) or (other == 3 and status == 0):
+                seen[0] = status | (int(seen[0]) & FLAKY_BIT)
+            seen[0] = int(seen[0]) | (code & FLAKY_BIT)
+            seen[1] += duration
+        return (list(folded), bytes(int(value[0]) for value in folded.values()),
+                array("f", [value[1] for value in folded.values()]))
 
 
 class _Builder:
@@ -332,7 +350,8 @@ class Aggregates:
     last: bytearray = field(default_factory=bytearray)
     #: NaN where no run passed the test.
     medians: array[float] = field(default_factory=lambda: array("f"))
-    _index: dict[tuple[int, str], int] | None = None
+    _index: dict[tuple[int, int], int] | None = None
+    _origin_rows: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -340,13 +359,16 @@ class Aggregates:
     def get(self, identity: str | int, origin: str = "") -> TestHistory | None:
         """The record of a test (its identity or `identity_hash`) from one origin."""
         if self._index is None:
-            names = self.origin_names
-            self._index = {
-                (h, names[o]): i for i, (h, o) in enumerate(zip(self.hashes, self.origins,
-                                                                 strict=True))
-            }
+            self._index = dict(zip(zip(self.hashes, self.origins, strict=True),
+                                   range(len(self.hashes)), strict=True))
+            self._origin_rows = {name: i for i, name in enumerate(self.origin_names)}
+        found = self._origin_rows.get(origin)
+        if found is None:
+            found = self._origin_rows.get(bounded(origin, ORIGIN_LIMIT))
+            if found is None:
+                return None
         test = identity if isinstance(identity, int) else identity_hash(identity)
-        row = self._index.get((test, bounded(origin, ORIGIN_LIMIT)))
+        row = self._index.get((test, found))
         if row is None:
             return None
         median = float(self.medians[row])
@@ -365,58 +387,71 @@ class Aggregates:
     @classmethod
     def of(cls, window: Sequence[RunSummary]) -> Aggregates:
         """The aggregates of `window` (newest first, as stores return it)."""
-        rows: dict[tuple[int, str], _Row] = {}
+        # One slot per test in parallel lists, walked oldest run first: this loop runs
+        # once per execution of the window (500,000 for 50 runs of 10,000), so it is kept
+        # to list indexing. `decided` is the last outcome that was not a skip, -1 before
+        # one: what the next outcome flips from.
+        index: dict[tuple[int, int], int] = {}
+        origin_ids: dict[str, int] = {}
+        seen: list[int] = []
+        failures: list[int] = []
+        flips: list[int] = []
+        flaky: list[int] = []
+        last: list[int] = []
+        decided: list[int] = []
+        passed: list[list[float]] = []
         for run in reversed(window):
-            names = run.origin_names
-            for (test, origin), (outcome, duration, flaky) in run.folded().items():
-                test_key = (test, names[origin])
-                row = rows.get(test_key)
-                if row is None:
-                    row = rows[test_key] = _Row()
-                row.add(int(outcome), duration, bool(flaky))
-        origin_index: dict[str, int] = {}
+            tests, codes, durations = run.folded()
+            # Keys are (hash, origin id over the window): a run's own origin indexes are
+            # used as they are when they already agree with the window's, as they mostly do.
+            ids = [origin_ids.setdefault(name, len(origin_ids)) for name in run.origin_names]
+            if ids != list(range(len(ids))):
+                tests = [(test, ids[origin]) for test, origin in tests]
+            for test_key, code, duration in zip(tests, codes, durations, strict=True):
+                slot = index.get(test_key)
+                if slot is None:
+                    slot = index[test_key] = len(seen)
+                    seen.append(0)
+                    failures.append(0)
+                    flips.append(0)
+                    flaky.append(0)
+                    last.append(SKIPPED)
+                    decided.append(-1)
+                    passed.append([])
+                seen[slot] += 1
+                if code & FLAKY_BIT:
+                    flaky[slot] += 1
+                status = code & 0x0F
+                if status == 3:
+                    last[slot] = SKIPPED
+                    continue
+                if status:
+                    outcome = FAILED
+                    failures[slot] += 1
+                else:
+                    outcome = PASSED
+                    passed[slot].append(duration)
+                last[slot] = outcome
+                before = decided[slot]
+                if before != outcome:
+                    if before != -1:
+                        flips[slot] += 1
+                    decided[slot] = outcome
         built = cls(
             runs=[run.run_id for run in window],
             oldest=min((run.finished_at for run in window), default=None),
+            origin_names=list(origin_ids),
         )
-        for (test, origin_name), row in sorted(rows.items(), key=lambda item: item[0]):
+        for (test, origin), slot in sorted(index.items()):
             built.hashes.append(test)
-            built.origins.append(origin_index.setdefault(origin_name, len(origin_index)))
-            built.seen.append(min(row.seen, 0xFFFF))
-            built.failures.append(min(row.failures, 0xFFFF))
-            built.flips.append(min(row.flips, 0xFFFF))
-            built.flaky.append(min(row.flaky, 0xFFFF))
-            built.last.append(row.last)
-            built.medians.append(_median(row.passed_durations))
-        built.origin_names = list(origin_index)
+            built.origins.append(origin)
+            built.seen.append(min(seen[slot], 0xFFFF))
+            built.failures.append(min(failures[slot], 0xFFFF))
+            built.flips.append(min(flips[slot], 0xFFFF))
+            built.flaky.append(min(flaky[slot], 0xFFFF))
+            built.last.append(last[slot])
+            built.medians.append(_median(passed[slot]))
         return built
-
-
-class _Row:
-    """One test's counts while `Aggregates.of` walks the window, oldest run first."""
-
-    __slots__ = ("decided", "failures", "flaky", "flips", "last", "passed_durations", "seen")
-
-    def __init__(self) -> None:
-        self.seen = self.failures = self.flips = self.flaky = 0
-        self.last = SKIPPED
-        #: The last outcome that was not a skip: what the next one flips from.
-        self.decided: int | None = None
-        self.passed_durations: list[float] = []
-
-    def add(self, outcome: int, duration: float, flaky: bool) -> None:
-        self.seen += 1
-        self.flaky += flaky
-        self.last = outcome
-        if outcome == SKIPPED:
-            return
-        if outcome == FAILED:
-            self.failures += 1
-        else:
-            self.passed_durations.append(duration)
-        if self.decided is not None and self.decided != outcome:
-            self.flips += 1
-        self.decided = outcome
 
 
 def _median(values: Iterable[float]) -> float:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from bot.events import RunRef
@@ -122,3 +124,41 @@ def test_a_key_with_an_empty_part_is_refused_by_name(field: str) -> None:
 def test_a_summary_without_sha_or_run_id_is_refused() -> None:
     with pytest.raises(HistoryError, match="a sha and a run id"):
         RunSummary.of(run_of([]), KEY, sha="", run_id="1", finished_at=AT)
+
+
+@pytest.mark.parametrize(("executions", "outcome", "flaky"), [
+    ([Status.PASSED, Status.FAILED, Status.PASSED], "failed", False),
+    ([Status.SKIPPED, Status.PASSED], "passed", False),
+    ([Status.SKIPPED, Status.SKIPPED], "skipped", False),
+    ([Status.ERROR, Status.SKIPPED], "failed", False),
+    (["flaky", Status.PASSED], "passed", True),
+])
+def test_executions_of_one_test_fold_failure_first_then_pass_then_skip(
+        executions: list[Status | str], outcome: str, flaky: bool) -> None:
+    """Folding a run's executions of a test could hide a failure: a failure always wins."""
+    cases = [
+        TestCase("t", attempts=[Attempt(Status.FAILED)]) if execution == "flaky"
+        else TestCase("t", status=Status(execution), duration=1.0)
+        for execution in executions
+    ]
+    aggregates = Aggregates.of([RunSummary.of(run_of(cases), KEY, sha="s", run_id="1",
+                                              finished_at=AT)])
+
+    found = aggregates.get("\x1f\x1ft")
+
+    assert found is not None
+    assert {0: "passed", 1: "failed", 3: "skipped"}[found.last] == outcome
+    assert (found.runs, found.flaky) == (1, int(flaky))
+
+
+def test_names_that_do_not_read_are_an_error_when_first_asked_for() -> None:
+    good = encode_run(RunSummary.of(run_of([TestCase("t")]), KEY, sha="s", run_id="1",
+                                    finished_at=AT))
+    names_at = len(good) - len(zlib.compress(orjson.dumps(["\x1f\x1ft"]), 6))
+    mangled = good[:names_at] + zlib.compress(b'["a","b"]').ljust(len(good) - names_at, b"\0")
+
+    summary = decode_run(mangled[: len(good)])
+
+    assert len(summary) == 1  # the columns read; the names are inflated only when asked for
+    with pytest.raises(HistoryError, match="names do not match its 1 executions"):
+        _ = summary.names
