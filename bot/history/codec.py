@@ -19,12 +19,15 @@ import struct
 import sys
 import zlib
 from array import array
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 
 from bot.history.summary import Aggregates, HistoryError, HistoryKey, RunSummary
+
+T = TypeVar("T")
 
 RUN_MAGIC: Final = b"HHR1"
 AGGREGATE_MAGIC: Final = b"HHA1"
@@ -82,6 +85,22 @@ def _split(blob: bytes, magic: bytes, what: str) -> tuple[dict[str, Any], memory
     return header, view[start:start + columns_len], view[start + columns_len:]
 
 
+def _read(blob: bytes, magic: bytes, what: str, width: int,
+          build: Callable[[dict[str, Any]], T]) -> tuple[T, int, memoryview, memoryview]:
+    """(what `build` made of the header, entries, their columns inflated, the names part):
+    a header that lacks a field, or columns not `width` bytes an entry, is refused."""
+    header, columns, names = _split(blob, magic, what)
+    try:
+        n = int(header["n"])
+        built = build(header)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HistoryError(f"{what}: header lacks or mangles {exc}") from None
+    raw = _inflate(columns, what)
+    if len(raw) != n * width:
+        raise HistoryError(f"{what}: columns hold {len(raw)} bytes for {n} entries")
+    return built, n, memoryview(raw), names
+
+
 def _pack(magic: bytes, header: dict[str, Any], columns: bytes, names: bytes) -> bytes:
     head = orjson.dumps(header)
     return _HEAD.pack(magic, len(head), len(columns), len(names)) + head + columns + names
@@ -115,21 +134,12 @@ def encode_run(summary: RunSummary) -> bytes:
 def decode_run(blob: bytes, *, names: bool = True, what: str = "history run") -> RunSummary:
     """The summary in `blob`. Its names are inflated when first read (`names=False`: never,
     `names` is None); a blob whose names do not read raises `HistoryError` then."""
-    header, columns, packed_names = _split(blob, RUN_MAGIC, what)
-    try:
-        n = int(header["n"])
-        summary = RunSummary(
-            key=HistoryKey(*header["key"]), sha=header["sha"], run_id=header["run"],
-            finished_at=datetime.fromtimestamp(header["at"], UTC),
-            attempt=int(header["attempt"]), origin_names=list(header["origins"]),
-            omitted=int(header["omitted"]), omitted_failures=int(header["omitted_failures"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise HistoryError(f"{what}: header lacks or mangles {exc}") from None
-    raw = _inflate(columns, what)
-    if len(raw) != n * 16:
-        raise HistoryError(f"{what}: columns hold {len(raw)} bytes for {n} executions")
-    view = memoryview(raw)
+    summary, n, view, packed_names = _read(blob, RUN_MAGIC, what, 16, lambda header: RunSummary(
+        key=HistoryKey(*header["key"]), sha=header["sha"], run_id=header["run"],
+        finished_at=datetime.fromtimestamp(header["at"], UTC),
+        attempt=int(header["attempt"]), origin_names=list(header["origins"]),
+        omitted=int(header["omitted"]), omitted_failures=int(header["omitted_failures"]),
+    ))
     summary.hashes = _column("q", view[: 8 * n])
     summary.codes = bytearray(view[8 * n: 9 * n])
     summary.attempts = bytearray(view[9 * n: 10 * n])
@@ -167,21 +177,12 @@ def encode_aggregates(aggregates: Aggregates) -> bytes:
 
 
 def decode_aggregates(blob: bytes, what: str = "history aggregates") -> Aggregates:
-    header, columns, _ = _split(blob, AGGREGATE_MAGIC, what)
-    try:
-        n = int(header["n"])
-        oldest = header["oldest"]
-        aggregates = Aggregates(
-            runs=[str(run) for run in header["runs"]],
-            oldest=None if oldest is None else datetime.fromtimestamp(oldest, UTC),
-            origin_names=list(header["origins"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise HistoryError(f"{what}: header lacks or mangles {exc}") from None
-    raw = _inflate(columns, what)
-    if len(raw) != n * 23:
-        raise HistoryError(f"{what}: columns hold {len(raw)} bytes for {n} tests")
-    view = memoryview(raw)
+    aggregates, n, view, _ = _read(blob, AGGREGATE_MAGIC, what, 23, lambda header: Aggregates(
+        runs=[str(run) for run in header["runs"]],
+        oldest=None if header["oldest"] is None
+        else datetime.fromtimestamp(header["oldest"], UTC),
+        origin_names=list(header["origins"]),
+    ))
     at = 0
     for name, typecode, width in (("hashes", "q", 8), ("origins", "H", 2), ("seen", "H", 2),
                                   ("failures", "H", 2), ("flips", "H", 2), ("flaky", "H", 2)):

@@ -22,7 +22,8 @@ only if `herald_migrations` lacks its version, so starting again is a no-op.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Final
 
@@ -120,6 +121,16 @@ class PostgresHistory:
     async def close(self) -> None:
         await self.pool.close()
 
+    @asynccontextmanager
+    async def _connection(self, what: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection; a database error in the block is a `HistoryError` saying
+        whose history it was."""
+        try:
+            async with self.pool.connection() as connection:
+                yield connection
+        except psycopg.Error as exc:
+            raise HistoryError(f"{what}: {exc}") from exc
+
     # -- writing --------------------------------------------------------------------------
 
     async def record(self, summary: RunSummary) -> bool:
@@ -128,49 +139,47 @@ class PostgresHistory:
         if summary.finished_at < cutoff:
             return False
         blob = encode_run(summary)
-        try:
-            async with self.pool.connection() as connection, connection.transaction():
-                await connection.execute(
-                    "INSERT INTO history_keys (forge, repo, branch, ci, workflow)"
-                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", summary.key.parts(),
-                )
-                cursor = await connection.execute(
-                    "SELECT id FROM history_keys WHERE forge = %s AND repo = %s"
-                    " AND branch = %s AND ci = %s AND workflow = %s FOR UPDATE",
-                    summary.key.parts(),
-                )
-                row = await cursor.fetchone()
-                assert row is not None
-                key_id = row[0]
-                cursor = await connection.execute(
-                    "INSERT INTO history_runs (key_id, run_id, sha, attempt, finished_at, summary)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)"
-                    " ON CONFLICT (key_id, run_id) DO UPDATE SET sha = EXCLUDED.sha,"
-                    " attempt = EXCLUDED.attempt, finished_at = EXCLUDED.finished_at,"
-                    " summary = EXCLUDED.summary"
-                    " WHERE history_runs.attempt <= EXCLUDED.attempt RETURNING 1",
-                    (key_id, summary.run_id, summary.sha, summary.attempt,
-                     summary.finished_at, blob),
-                )
-                if await cursor.fetchone() is None:
-                    return False  # a later attempt of this run is stored
-                await connection.execute(
-                    "DELETE FROM history_runs WHERE key_id = %s AND (finished_at < %s OR"
-                    " run_id NOT IN (SELECT run_id FROM history_runs WHERE key_id = %s"
-                    " AND finished_at >= %s ORDER BY finished_at DESC, run_id DESC LIMIT %s))",
-                    (key_id, cutoff, key_id, cutoff, self.retention.max_runs),
-                )
-                cursor = await connection.execute(
-                    "SELECT run_id, summary FROM history_runs WHERE key_id = %s"
-                    " ORDER BY finished_at DESC, run_id DESC", (key_id,),
-                )
-                window = [decode_run(blob, names=False, what=f"history run {run_id}")
-                          for run_id, blob in await cursor.fetchall()]
-                stored = any(run.run_id == summary.run_id for run in window)
-                await self._store_aggregates(connection, key_id, window)
-                return stored
-        except psycopg.Error as exc:
-            raise HistoryError(f"history of {summary.key.repo}: {exc}") from exc
+        async with (self._connection(f"history of {summary.key.repo}") as connection,
+                    connection.transaction()):
+            await connection.execute(
+                "INSERT INTO history_keys (forge, repo, branch, ci, workflow)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", summary.key.parts(),
+            )
+            cursor = await connection.execute(
+                "SELECT id FROM history_keys WHERE forge = %s AND repo = %s"
+                " AND branch = %s AND ci = %s AND workflow = %s FOR UPDATE",
+                summary.key.parts(),
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            key_id = row[0]
+            cursor = await connection.execute(
+                "INSERT INTO history_runs (key_id, run_id, sha, attempt, finished_at, summary)"
+                " VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (key_id, run_id) DO UPDATE SET sha = EXCLUDED.sha,"
+                " attempt = EXCLUDED.attempt, finished_at = EXCLUDED.finished_at,"
+                " summary = EXCLUDED.summary"
+                " WHERE history_runs.attempt <= EXCLUDED.attempt RETURNING 1",
+                (key_id, summary.run_id, summary.sha, summary.attempt,
+                 summary.finished_at, blob),
+            )
+            if await cursor.fetchone() is None:
+                return False  # a later attempt of this run is stored
+            await connection.execute(
+                "DELETE FROM history_runs WHERE key_id = %s AND (finished_at < %s OR"
+                " run_id NOT IN (SELECT run_id FROM history_runs WHERE key_id = %s"
+                " AND finished_at >= %s ORDER BY finished_at DESC, run_id DESC LIMIT %s))",
+                (key_id, cutoff, key_id, cutoff, self.retention.max_runs),
+            )
+            cursor = await connection.execute(
+                "SELECT run_id, summary FROM history_runs WHERE key_id = %s"
+                " ORDER BY finished_at DESC, run_id DESC", (key_id,),
+            )
+            window = [decode_run(blob, names=False, what=f"history run {run_id}")
+                      for run_id, blob in await cursor.fetchall()]
+            stored = any(run.run_id == summary.run_id for run in window)
+            await self._store_aggregates(connection, key_id, window)
+            return stored
 
     async def _store_aggregates(self, connection: psycopg.AsyncConnection[Any], key_id: int,
                                 window: list[RunSummary]) -> Aggregates:
@@ -186,19 +195,16 @@ class PostgresHistory:
         """Delete every run past the retention by age, of every key, and keys left with
         none; the number of runs deleted. Keys still written are pruned as they are."""
         cutoff = self.retention.cutoff(self.clock())
-        try:
-            async with self.pool.connection() as connection, connection.transaction():
-                cursor = await connection.execute(
-                    "DELETE FROM history_runs WHERE finished_at < %s", (cutoff,)
-                )
-                deleted: int = cursor.rowcount
-                await connection.execute(
-                    "DELETE FROM history_keys k WHERE NOT EXISTS"
-                    " (SELECT 1 FROM history_runs r WHERE r.key_id = k.id)"
-                )
-                return deleted
-        except psycopg.Error as exc:
-            raise HistoryError(f"history pruning: {exc}") from exc
+        async with self._connection("history pruning") as connection, connection.transaction():
+            cursor = await connection.execute(
+                "DELETE FROM history_runs WHERE finished_at < %s", (cutoff,)
+            )
+            deleted: int = cursor.rowcount
+            await connection.execute(
+                "DELETE FROM history_keys k WHERE NOT EXISTS"
+                " (SELECT 1 FROM history_runs r WHERE r.key_id = k.id)"
+            )
+            return deleted
 
     # -- reading --------------------------------------------------------------------------
 
@@ -209,18 +215,15 @@ class PostgresHistory:
         cutoff = self.retention.cutoff(self.clock())
         count = min(limit if limit is not None else self.retention.max_runs,
                     self.retention.max_runs)
-        try:
-            async with self.pool.connection() as connection:
-                cursor = await connection.execute(
-                    "SELECT r.run_id, r.summary FROM history_runs r JOIN history_keys k"
-                    " ON k.id = r.key_id WHERE forge = %s AND repo = %s AND branch = %s"
-                    " AND ci = %s AND workflow = %s"
-                    " AND r.finished_at >= %s ORDER BY r.finished_at DESC, r.run_id DESC"
-                    " LIMIT %s", (*key.parts(), cutoff, count),
-                )
-                rows = await cursor.fetchall()
-        except psycopg.Error as exc:
-            raise HistoryError(f"history of {key.repo}: {exc}") from exc
+        async with self._connection(f"history of {key.repo}") as connection:
+            cursor = await connection.execute(
+                "SELECT r.run_id, r.summary FROM history_runs r JOIN history_keys k"
+                " ON k.id = r.key_id WHERE forge = %s AND repo = %s AND branch = %s"
+                " AND ci = %s AND workflow = %s"
+                " AND r.finished_at >= %s ORDER BY r.finished_at DESC, r.run_id DESC"
+                " LIMIT %s", (*key.parts(), cutoff, count),
+            )
+            rows = await cursor.fetchall()
         return [decode_run(blob, names=False, what=f"history run {run_id}")
                 for run_id, blob in rows]
 
@@ -235,30 +238,27 @@ class PostgresHistory:
         """One query: the key's aggregates and its newest run (of `sha`) beside them."""
         now = self.clock()
         cutoff = self.retention.cutoff(now)
-        try:
-            async with self.pool.connection() as connection:
-                cursor = await connection.execute(
-                    "SELECT k.id, CASE WHEN %s THEN k.aggregates END, k.aggregates_until,"
-                    " r.run_id, r.summary FROM history_keys k LEFT JOIN LATERAL"
-                    " (SELECT run_id, summary FROM history_runs WHERE key_id = k.id AND %s"
-                    " AND finished_at >= %s AND (%s::text IS NULL OR sha = %s::text)"
-                    " ORDER BY finished_at DESC, run_id DESC LIMIT 1) r ON true"
-                    " WHERE forge = %s AND repo = %s AND branch = %s AND ci = %s"
-                    " AND workflow = %s",
-                    (aggregates, latest, cutoff, sha, sha, *key.parts()),
-                )
-                row = await cursor.fetchone()
-                if row is None:
-                    return Lookup(None, Aggregates())
-                key_id, stored, until, run_id, blob = row
-                found = decode_run(blob, what=f"history run {run_id}") if blob else None
-                if not aggregates:
-                    return Lookup(found, Aggregates())
-                if stored is not None and until is not None and until > now:
-                    return Lookup(found, decode_aggregates(stored))
-                return Lookup(found, await self._recount(connection, key_id, cutoff))
-        except psycopg.Error as exc:
-            raise HistoryError(f"history of {key.repo}: {exc}") from exc
+        async with self._connection(f"history of {key.repo}") as connection:
+            cursor = await connection.execute(
+                "SELECT k.id, CASE WHEN %s THEN k.aggregates END, k.aggregates_until,"
+                " r.run_id, r.summary FROM history_keys k LEFT JOIN LATERAL"
+                " (SELECT run_id, summary FROM history_runs WHERE key_id = k.id AND %s"
+                " AND finished_at >= %s AND (%s::text IS NULL OR sha = %s::text)"
+                " ORDER BY finished_at DESC, run_id DESC LIMIT 1) r ON true"
+                " WHERE forge = %s AND repo = %s AND branch = %s AND ci = %s"
+                " AND workflow = %s",
+                (aggregates, latest, cutoff, sha, sha, *key.parts()),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                return Lookup(None, Aggregates())
+            key_id, stored, until, run_id, blob = row
+            found = decode_run(blob, what=f"history run {run_id}") if blob else None
+            if not aggregates:
+                return Lookup(found, Aggregates())
+            if stored is not None and until is not None and until > now:
+                return Lookup(found, decode_aggregates(stored))
+            return Lookup(found, await self._recount(connection, key_id, cutoff))
 
     async def _recount(self, connection: psycopg.AsyncConnection[Any], key_id: int,
                        cutoff: datetime) -> Aggregates:

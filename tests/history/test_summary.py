@@ -100,7 +100,7 @@ def test_a_run_blob_with_mangled_columns_is_refused() -> None:
                                     finished_at=AT))
     mangled = good.replace(b'"n":1', b'"n":2')
 
-    with pytest.raises(HistoryError, match="columns hold 16 bytes for 2 executions"):
+    with pytest.raises(HistoryError, match="columns hold 16 bytes for 2 entries"):
         decode_run(mangled)
 
 
