@@ -39,7 +39,7 @@ import redis.asyncio as aioredis
 
 from bot.history import HistoryKey, Retention, RunSummary
 from bot.history.postgres import PostgresHistory
-from bot.history.redis import RedisHistory, _run_key, scope_of
+from bot.history.redis import RedisHistory, run_key, scope_of
 from bot.history.store import HistoryStore
 from bot.results.model import Origin, Status, Suite, TestCase, TestRun
 
@@ -126,15 +126,15 @@ async def bench_redis(url: str, runs: list[RunSummary], key: HistoryKey,
 
     async def bare() -> None:
         async with client.pipeline(transaction=False) as pipe:
-            pipe.get(_run_key(scope, newest))
+            pipe.get(run_key(scope, newest))
             pipe.get(f"{scope}:aggregates")
             await pipe.execute()
 
     try:
         rows, write = await measure(store, key, runs, bare, repeat, "Redis")
-        run_key = _run_key(scope, newest)
-        blob = await client.strlen(run_key)
-        held = await client.memory_usage(run_key)
+        newest_key = run_key(scope, newest)
+        blob = await client.strlen(newest_key)
+        held = await client.memory_usage(newest_key)
         aggregates = await client.memory_usage(f"{scope}:aggregates")
         index = sum([await client.memory_usage(f"{scope}:{name}") or 0
                      for name in ("runs", "heads", "version")])

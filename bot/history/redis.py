@@ -43,7 +43,7 @@ def scope_of(key: HistoryKey) -> str:
     return f"{PREFIX}:{digest}"
 
 
-def _run_key(scope: str, run_id: str) -> str:
+def run_key(scope: str, run_id: str) -> str:
     return f"{scope}:run:{hashlib.blake2b(run_id.encode(), digest_size=12).hexdigest()}"
 
 
@@ -114,7 +114,7 @@ class RedisHistory:
                 await pipe.unwatch()
                 return False
             others = [run_id for run_id in kept if run_id != summary.run_id]
-            blobs = await pipe.mget([_run_key(scope, run_id) for run_id in others]) if others \
+            blobs = await pipe.mget([run_key(scope, run_id) for run_id in others]) if others \
                 else []
             window = []
             by_id = dict(zip(others, blobs, strict=True))
@@ -123,16 +123,21 @@ class RedisHistory:
                     window.append(summary)
                 elif (found := by_id[run_id]) is not None:
                     window.append(decode_run(found, names=False, what=f"history run {run_id}"))
+                else:
+                    # Its blob is gone (evicted, or expired a moment early): out of the
+                    # index too, or every lookup would find the aggregates describing
+                    # another window than the index and count them again.
+                    dropped.append(run_id)
             aggregates = Aggregates.of(window)
             pipe.multi()
-            pipe.set(_run_key(scope, summary.run_id), blob,
+            pipe.set(run_key(scope, summary.run_id), blob,
                      ex=self._ttl(summary.finished_at, now))
             pipe.zadd(runs_key, {summary.run_id: summary.finished_at.timestamp()})
             pipe.hset(heads_key, summary.run_id, f"{summary.attempt}:{summary.sha}")
             if dropped:
                 pipe.zrem(runs_key, *dropped)
                 pipe.hdel(heads_key, *dropped)
-                pipe.delete(*[_run_key(scope, run_id) for run_id in dropped])
+                pipe.delete(*[run_key(scope, run_id) for run_id in dropped])
             assert aggregates.oldest is not None
             pipe.set(f"{scope}:aggregates", encode_aggregates(aggregates),
                      ex=self._ttl(aggregates.oldest, now))
@@ -156,7 +161,7 @@ class RedisHistory:
         return self.retention.keep(runs, self.clock())[0]
 
     async def _run(self, scope: str, run_id: str, names: bool) -> RunSummary | None:
-        found = await self.redis.get(_run_key(scope, run_id))
+        found = await self.redis.get(run_key(scope, run_id))
         if found is None:
             return None
         return decode_run(found, names=names, what=f"history run {run_id}")
@@ -191,7 +196,7 @@ class RedisHistory:
                 ids = ids[:limit]
             if not ids:
                 return []
-            blobs = await self.redis.mget([_run_key(scope, run_id) for run_id in ids])
+            blobs = await self.redis.mget([run_key(scope, run_id) for run_id in ids])
         except RedisError as exc:
             raise HistoryError(f"history of {key.repo}: {exc}") from exc
         return [decode_run(blob, names=False, what=f"history run {run_id}")

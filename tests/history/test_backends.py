@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from bot.history import HistoryError, HistoryKey, Retention, RunSummary, open_history
 from bot.history.postgres import MIGRATIONS, PostgresHistory, migrate
-from bot.history.redis import RedisHistory, scope_of
+from bot.history.redis import RedisHistory, run_key, scope_of
 from bot.results.model import Status, Suite, TestCase, TestRun
 from bot.settings import Settings
 from tests.history.conftest import START, Clock, drop_database, fresh_database
@@ -154,3 +154,16 @@ def test_history_settings_out_of_bounds_are_refused_by_name(
         Settings.from_env({variable: value})
 
     assert reason in str(raised.value) and "pw" not in str(raised.value)
+
+
+async def test_a_redis_run_whose_blob_was_lost_leaves_the_index_at_the_next_write(
+        redis_history: RedisHistory) -> None:
+    await redis_history.record(summary("1", 0))
+    await redis_history.record(summary("2", 1))
+    await redis_history.redis.delete(run_key(scope_of(KEY), "1"))
+
+    await redis_history.record(summary("3", 2))
+
+    ids = await redis_history.redis.zrange(f"{scope_of(KEY)}:runs", 0, -1)
+    assert ids == [b"2", b"3"]
+    assert (await redis_history.aggregates(KEY)).runs == ["3", "2"]
