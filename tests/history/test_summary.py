@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import statistics
 import zlib
+from array import array
 from datetime import UTC, datetime
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.events import RunRef
 from bot.history import Aggregates, HistoryError, HistoryKey, RunSummary
@@ -162,3 +167,52 @@ def test_names_that_do_not_read_are_an_error_when_first_asked_for() -> None:
     assert len(summary) == 1  # the columns read; the names are inflated only when asked for
     with pytest.raises(HistoryError, match="names do not match its 1 executions"):
         _ = summary.names
+
+
+_EXECUTION = st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(["", "leg"]),
+                       st.sampled_from(list(Status)), st.floats(0, 100, width=32),
+                       st.booleans())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_EXECUTION, max_size=8), min_size=1, max_size=6))
+def test_aggregates_agree_with_counting_each_test_by_hand(
+        window: list[list[tuple[str, str, Status, float, bool]]]) -> None:
+    runs = []
+    for n, executions in enumerate(window):
+        cases = [TestCase(name, status=status, duration=duration, origin=Origin(origin),
+                          attempts=[Attempt(Status.FAILED)] if retried else [])
+                 for name, origin, status, duration, retried in executions]
+        runs.append(RunSummary.of(run_of(cases), KEY, sha="s", run_id=str(n),
+                                  finished_at=AT))
+    aggregates = Aggregates.of(runs[::-1])  # stores hand the window newest first
+
+    expected: dict[tuple[str, str], list[tuple[str, float, bool]]] = {}
+    for executions in window:
+        per_test: dict[tuple[str, str], list[tuple[Status, float, bool]]] = {}
+        for name, origin, status, duration, retried in executions:
+            per_test.setdefault((name, origin), []).append(
+                (status, float(array("f", [duration])[0]), retried))
+        for test, runs_of_test in per_test.items():
+            statuses = {status for status, _, _ in runs_of_test}
+            outcome = ("failed" if statuses & {Status.FAILED, Status.ERROR} else
+                       "passed" if Status.PASSED in statuses else "skipped")
+            expected.setdefault(test, []).append((
+                outcome, sum(duration for _, duration, _ in runs_of_test),
+                any(retried and status is Status.PASSED for status, _, retried in runs_of_test),
+            ))
+    assert len(aggregates) == len(expected)
+    for (name, origin), history in expected.items():
+        found = aggregates.get(f"\x1f\x1f{name}", origin)
+        decided = [outcome for outcome, _, _ in history if outcome != "skipped"]
+        passed = sorted(duration for outcome, duration, _ in history if outcome == "passed")
+        assert found is not None
+        assert found.runs == len(history)
+        assert found.failures == decided.count("failed")
+        assert found.flips == sum(a != b for a, b in itertools.pairwise(decided))
+        assert found.flaky == sum(flaky for _, _, flaky in history)
+        assert {0: "passed", 1: "failed", 3: "skipped"}[found.last] == history[-1][0]
+        if passed:
+            assert found.median_duration == pytest.approx(statistics.median(passed), rel=1e-5)
+        else:
+            assert found.median_duration is None
