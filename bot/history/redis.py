@@ -22,8 +22,10 @@ a key nobody writes to any more is gone after the retention period.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
+import random
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -83,11 +85,13 @@ class RedisHistory:
             return False
         scope = scope_of(summary.key)
         blob = encode_run(summary)
-        for _ in range(WRITE_TRIES):
+        for attempt in range(WRITE_TRIES):
             try:
                 return await self._record_once(scope, summary, blob, now)
             except WatchError:
-                continue
+                # Another writer of this key won: each try folds the whole window again,
+                # so writers that keep colliding spread out instead of all redoing it at once.
+                await asyncio.sleep(random.uniform(0, 0.01 * (attempt + 1)))
             except RedisError as exc:
                 raise HistoryError(f"history of {summary.key.repo}: {exc}") from exc
         raise HistoryError(
