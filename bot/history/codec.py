@@ -25,9 +25,11 @@ from typing import Any, Final, TypeVar
 
 import orjson
 
-from bot.history.summary import Aggregates, HistoryError, HistoryKey, RunSummary
+from bot.history.summary import FLAKY_BIT, Aggregates, HistoryError, HistoryKey, RunSummary
 
 T = TypeVar("T")
+#: Status codes a run may hold: the four statuses, with or without the flaky bit.
+_VALID_CODES: Final = bytes([*range(4), *range(FLAKY_BIT, FLAKY_BIT + 4)])
 
 RUN_MAGIC: Final = b"HHR1"
 AGGREGATE_MAGIC: Final = b"HHA1"
@@ -142,6 +144,8 @@ def decode_run(blob: bytes, *, names: bool = True, what: str = "history run") ->
     ))
     summary.hashes = _column("q", view[: 8 * n])
     summary.codes = bytearray(view[8 * n: 9 * n])
+    if summary.codes.translate(None, _VALID_CODES):
+        raise HistoryError(f"{what}: a status code that is none of Herald's")
     summary.attempts = bytearray(view[9 * n: 10 * n])
     summary.origins = _column("H", view[10 * n: 12 * n])
     summary.durations = _column("f", view[12 * n:])

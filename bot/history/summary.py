@@ -32,6 +32,7 @@ timeout, which would make every later run look fast).
 from __future__ import annotations
 
 import hashlib
+import math
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -299,7 +300,8 @@ class _Builder:
         code = STATUS_CODES[case.status] | (FLAKY_BIT if case.flaky else 0)
         self.rows.append((
             storable(identity[:NAME_LIMIT]), identity_hash(identity), code,
-            case.duration if case.duration >= 0 else 0.0,
+            # A negative, infinite or NaN duration would poison every median it enters.
+            case.duration if math.isfinite(case.duration) and case.duration >= 0 else 0.0,
             min(len(case.attempts) + 1, MAX_ATTEMPTS), index,
         ))
 

@@ -216,3 +216,20 @@ def test_aggregates_agree_with_counting_each_test_by_hand(
             assert found.median_duration == pytest.approx(statistics.median(passed), rel=1e-5)
         else:
             assert found.median_duration is None
+
+
+def test_a_run_blob_with_an_unknown_status_code_is_refused() -> None:
+    summary = RunSummary.of(run_of([TestCase("t")]), KEY, sha="s", run_id="1", finished_at=AT)
+    summary.codes[0] = 7
+
+    with pytest.raises(HistoryError, match="a status code that is none of Herald's"):
+        decode_run(encode_run(summary))
+
+
+@pytest.mark.parametrize("duration", [float("nan"), float("inf"), -1.0])
+def test_a_duration_that_is_not_a_time_is_kept_as_zero(duration: float) -> None:
+    run = run_of([TestCase("t", duration=duration)])
+
+    summary = RunSummary.of(run, KEY, sha="s", run_id="1", finished_at=AT)
+
+    assert [test.duration for test in summary.tests()] == [0.0]
