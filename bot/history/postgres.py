@@ -31,7 +31,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from bot.history.codec import decode_aggregates, decode_run, encode_aggregates, encode_run
-from bot.history.store import Clock, Lookup, Retention, utc_now
+from bot.history.store import Clock, Lookup, Retention, fold, utc_now
 from bot.history.summary import Aggregates, HistoryError, HistoryKey, RunSummary
 
 #: `pg_advisory_xact_lock` key of the migrations: "herald" in ASCII.
@@ -183,7 +183,7 @@ class PostgresHistory:
 
     async def _store_aggregates(self, connection: psycopg.AsyncConnection[Any], key_id: int,
                                 window: list[RunSummary]) -> Aggregates:
-        aggregates = Aggregates.of(window)
+        aggregates = await fold(window)
         until = aggregates.oldest + self.retention.max_age if aggregates.oldest else None
         await connection.execute(
             "UPDATE history_keys SET aggregates = %s, aggregates_until = %s, written_at = now()"

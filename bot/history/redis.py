@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
 from bot.history.codec import decode_aggregates, decode_run, encode_aggregates, encode_run
-from bot.history.store import WRITE_TRIES, Clock, Lookup, Retention, utc_now
+from bot.history.store import WRITE_TRIES, Clock, Lookup, Retention, fold, utc_now
 from bot.history.summary import Aggregates, HistoryError, HistoryKey, RunSummary
 
 PREFIX: Final = "herald:history"
@@ -132,7 +132,7 @@ class RedisHistory:
                     # index too, or every lookup would find the aggregates describing
                     # another window than the index and count them again.
                     dropped.append(run_id)
-            aggregates = Aggregates.of(window)
+            aggregates = await fold(window)
             pipe.multi()
             pipe.set(run_key(scope, summary.run_id), blob,
                      ex=self._ttl(summary.finished_at, now))
@@ -239,7 +239,7 @@ class RedisHistory:
         async with self.redis.pipeline(transaction=True) as pipe:
             await pipe.watch(version_key)
             window = await self.window(key)
-            aggregates = Aggregates.of(window)
+            aggregates = await fold(window)
             if aggregates.oldest is None:
                 await pipe.unwatch()
                 return aggregates
