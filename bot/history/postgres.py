@@ -31,7 +31,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from bot.history.codec import decode_aggregates, decode_run, encode_aggregates, encode_run
-from bot.history.store import Clock, Lookup, Retention, fold, utc_now
+from bot.history.store import Clock, Lookup, Retention, fold, readable, utc_now
 from bot.history.summary import Aggregates, HistoryError, HistoryKey, RunSummary
 
 #: `pg_advisory_xact_lock` key of the migrations: "herald" in ASCII.
@@ -175,8 +175,12 @@ class PostgresHistory:
                 "SELECT run_id, summary FROM history_runs WHERE key_id = %s"
                 " ORDER BY finished_at DESC, run_id DESC", (key_id,),
             )
-            window = [decode_run(blob, names=False, what=f"history run {run_id}")
-                      for run_id, blob in await cursor.fetchall()]
+            window, unreadable = readable(await cursor.fetchall(), summary.key)
+            if unreadable:
+                await connection.execute(
+                    "DELETE FROM history_runs WHERE key_id = %s AND run_id = ANY(%s)",
+                    (key_id, unreadable),
+                )
             stored = any(run.run_id == summary.run_id for run in window)
             await self._store_aggregates(connection, key_id, window)
             return stored

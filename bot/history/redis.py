@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
 from bot.history.codec import decode_aggregates, decode_run, encode_aggregates, encode_run
-from bot.history.store import WRITE_TRIES, Clock, Lookup, Retention, fold, utc_now
+from bot.history.store import WRITE_TRIES, Clock, Lookup, Retention, fold, readable, utc_now
 from bot.history.summary import Aggregates, HistoryError, HistoryKey, RunSummary
 
 PREFIX: Final = "herald:history"
@@ -120,18 +120,18 @@ class RedisHistory:
             others = [run_id for run_id in kept if run_id != summary.run_id]
             blobs = await pipe.mget([run_key(scope, run_id) for run_id in others]) if others \
                 else []
-            window = []
-            by_id = dict(zip(others, blobs, strict=True))
-            for run_id in kept:
-                if run_id == summary.run_id:
-                    window.append(summary)
-                elif (found := by_id[run_id]) is not None:
-                    window.append(decode_run(found, names=False, what=f"history run {run_id}"))
-                else:
-                    # Its blob is gone (evicted, or expired a moment early): out of the
-                    # index too, or every lookup would find the aggregates describing
-                    # another window than the index and count them again.
-                    dropped.append(run_id)
+            stored = [(run_id, blob) for run_id, blob in zip(others, blobs, strict=True)
+                      if blob is not None]
+            # A run whose blob is gone (evicted, or expired a moment early) leaves the index
+            # too, or every lookup would find the aggregates describing another window than
+            # the index and count them again; so does one that no longer reads.
+            dropped += [run_id for run_id, blob in zip(others, blobs, strict=True)
+                        if blob is None]
+            decoded, unreadable = readable(stored, summary.key)
+            dropped += unreadable
+            by_id = {run.run_id: run for run in decoded}
+            by_id[summary.run_id] = summary
+            window = [by_id[run_id] for run_id in kept if run_id in by_id]
             aggregates = await fold(window)
             pipe.multi()
             pipe.set(run_key(scope, summary.run_id), blob,

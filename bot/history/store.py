@@ -14,13 +14,15 @@ that finished before the retention window is not stored at all.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from bot.history.summary import Aggregates, HistoryKey, RunSummary
+from bot.history.codec import decode_run
+from bot.history.summary import Aggregates, HistoryError, HistoryKey, RunSummary
+from bot.logging import get_logger
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -32,9 +34,29 @@ WRITE_TRIES: Final = 20
 
 Clock = Callable[[], datetime]
 
+log = get_logger("herald.history")
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def readable(blobs: Iterable[tuple[str, bytes]], key: HistoryKey) -> tuple[list[RunSummary],
+                                                                         list[str]]:
+    """(the runs that decode, the ids of those that do not), for a write folding its window.
+    A stored run that no longer reads (written by another version, damaged) is logged and
+    left out, to be deleted by the write: otherwise no run of its line could ever be
+    written again. Reads still raise `HistoryError` on it until then."""
+    runs: list[RunSummary] = []
+    unreadable: list[str] = []
+    for run_id, blob in blobs:
+        try:
+            runs.append(decode_run(blob, names=False, what=f"history run {run_id}"))
+        except HistoryError as exc:
+            log.warning("dropping a stored run that does not read", repo=key.repo,
+                        branch=key.branch, run=run_id, error=str(exc))
+            unreadable.append(run_id)
+    return runs, unreadable
 
 
 async def fold(window: Sequence[RunSummary]) -> Aggregates:

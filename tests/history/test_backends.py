@@ -167,3 +167,32 @@ async def test_a_redis_run_whose_blob_was_lost_leaves_the_index_at_the_next_writ
     ids = await redis_history.redis.zrange(f"{scope_of(KEY)}:runs", 0, -1)
     assert ids == [b"2", b"3"]
     assert (await redis_history.aggregates(KEY)).runs == ["3", "2"]
+
+
+async def test_a_redis_run_that_no_longer_reads_is_dropped_by_the_next_write(
+        redis_history: RedisHistory) -> None:
+    await redis_history.record(summary("1", 0, Status.FAILED))
+    await redis_history.redis.set(run_key(scope_of(KEY), "1"), b"HHR1 damaged")
+
+    assert await redis_history.record(summary("2", 1))
+
+    assert [run.run_id for run in await redis_history.window(KEY)] == ["2"]
+    assert (await redis_history.aggregates(KEY)).runs == ["2"]
+
+
+async def test_a_postgresql_run_that_no_longer_reads_is_dropped_by_the_next_write(
+        postgres_url: str, clock: Clock) -> None:
+    history = await PostgresHistory.connect(postgres_url, Retention(50, 7), clock=clock)
+    try:
+        async with history.pool.connection() as connection:
+            await connection.execute("TRUNCATE history_keys, history_runs")
+        await history.record(summary("1", 0, Status.FAILED))
+        async with history.pool.connection() as connection:
+            await connection.execute("UPDATE history_runs SET summary = 'damaged'::bytea")
+
+        assert await history.record(summary("2", 1))
+
+        assert [run.run_id for run in await history.window(KEY)] == ["2"]
+        assert (await history.aggregates(KEY)).runs == ["2"]
+    finally:
+        await history.close()
