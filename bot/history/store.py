@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from bot.config import ConfigError
 from bot.history.codec import decode_run
 from bot.history.summary import Aggregates, HistoryError, HistoryKey, RunSummary
 from bot.logging import get_logger
@@ -150,7 +151,7 @@ async def open_history(settings: Settings, clock: Clock = utc_now) -> HistorySto
     retention = Retention(config.history_max_runs, config.history_max_days)
     url = config.history_url or settings.redis_url
     if url is None:
-        raise ValueError("history needs HERALD_HISTORY_URL or HERALD_REDIS_URL")
+        raise ConfigError("run history needs HERALD_HISTORY_URL or HERALD_REDIS_URL")
     if is_postgres_url(url):
         from bot.history.postgres import PostgresHistory
 

@@ -140,6 +140,13 @@ async def test_the_settings_choose_redis_by_default_and_postgresql_by_url(
         await by_url.close()
 
 
+async def test_history_without_any_url_is_a_configuration_error_naming_both_variables() -> None:
+    from bot.config import ConfigError
+
+    with pytest.raises(ConfigError, match="HERALD_HISTORY_URL or HERALD_REDIS_URL"):
+        await open_history(Settings.from_env({}))
+
+
 @pytest.mark.parametrize(("variable", "value", "reason"), [
     ("HERALD_HISTORY_MAX_RUNS", "0", "must be at least 1"),
     ("HERALD_HISTORY_MAX_RUNS", "5000", "must be at most 1000"),
