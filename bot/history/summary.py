@@ -254,6 +254,31 @@ class RunSummary:
     def failures(self) -> list[TestSummary]:
         return [test for test in self.tests() if test.status.is_failure]
 
+    def by_test(self) -> dict[tuple[str, str], TestCounts]:
+        """(origin, identity) → the counts of that test's executions in this run: what a
+        comparison with this run as the base needs of each test, keyed as
+        `(case.origin.name, case.identity)` keys a live case. Executions are counted, not
+        folded, so a base that failed one of ten iterations says so.
+
+        What the keys could hide: an identity longer than `NAME_LIMIT`, or with a lone
+        surrogate or NUL, is stored cut or escaped, so it does not equal the live case's:
+        that test reads as removed from the base and new now (its failures still count,
+        and are called new), never as a pass."""
+        counts: dict[tuple[str, str], list[float]] = {}
+        names, origin_names = self.names or [""] * len(self), self.origin_names
+        for i, code in enumerate(self.codes):
+            test = (origin_names[self.origins[i]], names[i])
+            found = counts.get(test)
+            if found is None:
+                found = counts[test] = [0, 0, 0, 0.0]
+            status = code & 0x0F
+            found[0] += 1
+            found[1] += status in (1, 2)
+            found[2] += status == 3
+            found[3] = max(found[3], self.durations[i])
+        return {test: TestCounts(int(e), int(f), int(s), d) for test, (e, f, s, d)
+                in counts.items()}
+
     def folded(self) -> tuple[list[tuple[int, int]], bytes, array[float]]:
         """(tests, codes, durations): one entry per (hash, origin index) of the run, its
         executions folded as the module docstring says. Most runs run each test once per
@@ -275,6 +300,16 @@ class RunSummary:
             seen[1] += duration
         return (list(folded), bytes(int(value[0]) for value in folded.values()),
                 array("f", [value[1] for value in folded.values()]))
+
+
+class TestCounts(NamedTuple):
+    """One test's executions in one run."""
+
+    executions: int
+    failures: int
+    skipped: int
+    #: The slowest execution's duration, seconds.
+    slowest: float
 
 
 class _Builder:

@@ -233,3 +233,18 @@ def test_a_duration_that_is_not_a_time_is_kept_as_zero(duration: float) -> None:
     summary = RunSummary.of(run, KEY, sha="s", run_id="1", finished_at=AT)
 
     assert [test.duration for test in summary.tests()] == [0.0]
+
+
+def test_by_test_counts_each_tests_executions_keyed_as_a_live_case_is() -> None:
+    cases = [TestCase("p", "C", "S", Status.PASSED, 1.0, origin=Origin("leg")),
+             TestCase("p", "C", "S", Status.FAILED, 3.0, origin=Origin("leg")),
+             TestCase("p", "C", "S", Status.SKIPPED, 0.0, origin=Origin("leg")),
+             TestCase("q", "C", "S", Status.PASSED, 0.5)]
+    summary = decode_run(encode_run(RunSummary.of(run_of(cases), KEY, sha="s", run_id="1",
+                                                  finished_at=AT)))
+
+    counted = summary.by_test()
+
+    live = cases[0]
+    assert counted[(live.origin.name, live.identity)] == (3, 1, 1, 3.0)  # type: ignore[union-attr]
+    assert counted[("", cases[3].identity)] == (1, 0, 0, 0.5)
