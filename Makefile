@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.archive
 	$(BIN)/python -m bench.hostile_xml
 	$(BIN)/python -m bench.http_layer
+	$(BIN)/python -m bench.history
 
 docs: $(STAMP)
 	$(BIN)/python -m bot.config --write

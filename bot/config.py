@@ -48,6 +48,7 @@ MAX_HEADER_TIMEOUT_SECONDS: Final = 300.0
 DEFAULT_JOB_MAX_TRIES: Final = 5
 DEFAULT_JOB_TIMEOUT_SECONDS: Final = 300.0
 REDIS_SCHEMES: Final = ("redis", "rediss", "unix")
+POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
 
 
 class ConfigError(Exception):
@@ -121,17 +122,24 @@ def _without_trailing_slash(value: object) -> object:
     return value.rstrip("/") if isinstance(value, str) else value
 
 
-def _check_redis_url(value: str | None) -> str | None:
+def _check_url(value: str | None, schemes: Sequence[str], allowed: str) -> str | None:
     if value is None:
         return None
     parts = urlsplit(value)
-    if parts.scheme not in REDIS_SCHEMES or not (parts.netloc or parts.path):
+    if parts.scheme not in schemes or not (parts.netloc or parts.path):
         # the URL may hold a password: name its scheme only
         shown = f"{parts.scheme}://…" if parts.scheme else "a value without a scheme"
-        raise PydanticCustomError(
-            "herald_check", f"must be a redis://, rediss:// or unix:// URL, not {shown}"
-        )
+        raise PydanticCustomError("herald_check", f"must be {allowed}, not {shown}")
     return value
+
+
+def _check_redis_url(value: str | None) -> str | None:
+    return _check_url(value, REDIS_SCHEMES, "a redis://, rediss:// or unix:// URL")
+
+
+def _check_history_url(value: str | None) -> str | None:
+    return _check_url(value, (*REDIS_SCHEMES, *POSTGRES_SCHEMES),
+                      "a redis://, rediss://, unix:// or postgresql:// URL")
 
 
 WholeNumber = Annotated[int, BeforeValidator(_without_underscores)]
@@ -491,6 +499,23 @@ class HeraldConfig(BaseSettings):
         "`console`",
     )
     log_level: Annotated[LogLevel, BeforeValidator(_lower)] = setting("info", "log lines kept")
+
+    # -- history: past runs per repository, branch and workflow (docs/history.md)
+    history_url: Annotated[str | None, AfterValidator(_check_history_url)] = setting(
+        None, "where run history is kept: a Redis URL, or a `postgresql://` URL for long "
+        "retention and many repositories",
+        shown_default="the Redis of `HERALD_REDIS_URL`",
+        allowed="`redis://…`, `rediss://…`, `unix:///path`, `postgresql://user@host/db`",
+        secret=True,
+    )
+    history_max_runs: WholeNumber = setting(
+        50, "runs kept per repository, branch and workflow: the window flaky rates and "
+        "duration medians are counted over", ge=1, le=1000,
+    )
+    history_max_days: WholeNumber = setting(
+        30, "days a run stays in history; older runs are dropped whatever their number",
+        ge=1, le=3650,
+    )
 
     # -- web: ingress limits
     max_body_bytes: WholeNumber = setting(
@@ -862,7 +887,7 @@ def unknown_variables(
 # ---- the docs ----------------------------------------------------------------------------
 
 #: The tables written into the docs: file -> the sections it shows. A section is "core",
-#: "web", "worker", "artifacts" (by field name) or a provider's name.
+#: "web", "worker", "artifacts", "history" (by field name) or a provider's name.
 DOCS: Final[dict[str, tuple[str, ...]]] = {
     "README.md": ("core", "web", "worker"),
     "docs/limits.md": ("artifacts",),
@@ -875,6 +900,7 @@ DOCS: Final[dict[str, tuple[str, ...]]] = {
     "docs/travis.md": ("travis",),
     "docs/teamcity.md": ("teamcity",),
     "docs/local.md": ("local",),
+    "docs/history.md": ("history",),
 }
 _WEB = ("max_body_bytes", "max_buffered_bytes", "body_timeout_seconds",
         "header_timeout_seconds", "retry_after_seconds", "url_signing_key",
@@ -888,6 +914,8 @@ def _core_section(name: str) -> str:
         return "artifacts"
     if name.startswith(("job_", "worker_")):
         return "worker"
+    if name.startswith("history_"):
+        return "history"
     return "web" if name in _WEB else "core"
 
 
