@@ -184,6 +184,8 @@ class Comparison:
     newly_skipped: Named = Named()
     known_flaky: tuple[Flaky, ...] = ()
     known_flaky_count: int = 0
+    #: Of the new failures, those of known-flaky tests (they gate all the same).
+    known_flaky_new: int = 0
     slower: tuple[Slower, ...] = ()
     worse_metrics: tuple[MetricChange, ...] = ()
 
@@ -206,10 +208,11 @@ class Comparison:
             parts.append(f"{self.known_flaky_count} of {self.failures} failures "
                          f"{'is' if self.known_flaky_count == 1 else 'are'} known flaky"
                          f"{why}: `/retest` reruns {they}.")
-        if self.new_failures.count:
-            are = "is" if self.new_failures.count == 1 else "are"
-            parts.append(f"{self.new_failures.count} {are} new: look at "
-                         f"{'it' if self.new_failures.count == 1 else 'them'}.")
+        # The new failures that history does not explain are the ones to look at.
+        new = self.new_failures.count - self.known_flaky_new
+        if new:
+            are = "is" if new == 1 else "are"
+            parts.append(f"{new} {are} new: look at {'it' if new == 1 else 'them'}.")
         if self.still_failing.count:
             parts.append(f"{self.still_failing.count} failed on {self.base.branch} already.")
         return " ".join(parts) or None
@@ -320,7 +323,7 @@ def compare(run: TestRun, base: Baseline | None, thresholds: Thresholds = Thresh
 
     new, still, fixed, added, skipped = _List(), _List(), _List(), _List(), _List()
     flaky: list[Flaky] = []
-    flaky_count = 0
+    flaky_count = flaky_new = 0
     slower: list[Slower] = []
     failures = 0
     for key, seen in now.items():
@@ -338,6 +341,7 @@ def compare(run: TestRun, base: Baseline | None, thresholds: Thresholds = Thresh
             here = key in passed_here
             if here or (past is not None and _is_flaky(past, thresholds)):
                 flaky_count += seen.failures
+                flaky_new += fresh
                 if len(flaky) < LISTED:
                     flaky.append(Flaky(key_name(key), past.failed_runs if past else 0))
         elif before is not None and before.failures:
@@ -361,6 +365,7 @@ def compare(run: TestRun, base: Baseline | None, thresholds: Thresholds = Thresh
         base=base, failures=failures, new_failures=new.done(), still_failing=still.done(),
         fixed=fixed.done(), new_tests=added.done(), removed=removed.done(),
         newly_skipped=skipped.done(), known_flaky=tuple(flaky), known_flaky_count=flaky_count,
+        known_flaky_new=flaky_new,
         slower=tuple(slower[:LISTED]), worse_metrics=_worse(run.metrics, base, thresholds),
     )
 

@@ -510,7 +510,8 @@ class HeraldConfig(BaseSettings):
     )
     history_max_runs: WholeNumber = setting(
         50, "runs kept per repository, branch and workflow: the window flaky rates and "
-        "duration medians are counted over", ge=1, le=1000,
+        "duration medians are counted over; 0 keeps no history (reports compare with "
+        "nothing, and `fail_on: regressions` fails on every failure)", ge=0, le=1000,
     )
     history_max_days: WholeNumber = setting(
         30, "days a run stays in history; older runs are dropped whatever their number",

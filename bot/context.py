@@ -10,6 +10,7 @@ from bot.ports import Clients
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from bot.history import HistoryStore
     from bot.isolation import ArtifactReader
 
 
@@ -38,3 +39,6 @@ class Context:
     #: Where artifacts are parsed: the worker's `bot.isolation.ParsePool`; None reads
     #: them in this process.
     artifacts: ArtifactReader | None = None
+    #: Past runs (`bot.history`), for the comparison with the base; None when no history
+    #: is kept (`HERALD_HISTORY_MAX_RUNS=0`).
+    history: HistoryStore | None = None

@@ -19,6 +19,7 @@ reading it.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, fiel
 from pydantic.fields import FieldInfo
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from bot.compare import Comparison
 from bot.logging import get_logger
 
 FILE_NAME: Final = ".herald.yml"
@@ -124,26 +126,24 @@ class Report(_Strict):
 
 
 class Flaky(_Strict):
-    """When a failure counts as known-flaky (applied once history lands, issue 15 item 4)."""
+    """When a failure counts as known flaky (docs/history.md): it failed at least this
+    often on the base branch within the history kept, and passed there too."""
 
     min_failures: Int = Field(default=2, ge=1, le=1_000,
-                              description="Not applied yet. "
-                              "Failures on the base branch within the window.")
+                              description="Failed runs on the base branch within the window.")
     window_days: Int = Field(default=14, ge=1, le=365,
-                             description="Not applied yet. "
-                             "Days of base-branch history looked at.")
+                             description="Not applied yet: failures are counted over the "
+                             "history kept (`HERALD_HISTORY_MAX_DAYS`).")
 
 
 class Slow(_Strict):
-    """When a test is listed as slowed down (applied once history lands, issue 15 item 5):
-    both thresholds must be passed."""
+    """When a test is listed as slowed down: both thresholds must be passed."""
 
     percent: Number = Field(default=50.0, gt=0, le=100_000,
-                           description="Not applied yet. "
-                           "At least this much slower than the base's median.")
+                           description="At least this many percent slower than the base "
+                           "branch's recent median.")
     seconds: Number = Field(default=1.0, ge=0, le=86_400,
-                           description="Not applied yet. "
-                           "And at least this many seconds slower.")
+                           description="And at least this many seconds slower.")
 
 
 class Coalesce(_Strict):
@@ -183,9 +183,9 @@ class RepoConfig(_Strict):
     report: Report = Field(default_factory=Report, description="See `report.*`.")
     fail_on: FailOn = Field(
         default=FailOn.FAILURES,
-        description="What fails the check: `failures` (any), `regressions` (only new "
-        "ones: until run history lands, treated as `failures` and said so in the "
-        "report), `nothing` (the report is shown, the check does not fail).",
+        description="What fails the check: `failures` (any), `regressions` (only failures "
+        "new since the base branch's last run; with no base run to compare with, every "
+        "failure), `nothing` (the report is shown, the check does not fail).",
     )
     flaky: Flaky = Field(default_factory=Flaky, description="See `flaky.*`.")
     slow: Slow = Field(default_factory=Slow, description="See `slow.*`.")
@@ -204,7 +204,7 @@ DEFAULTS: Final = RepoConfig()
 
 #: Sections accepted and validated now, applied by work still to land: a file that sets
 #: them is told so in the report rather than left believing they took effect.
-NOT_YET_APPLIED: Final = ("flaky", "slow")
+NOT_YET_APPLIED: Final[tuple[str, ...]] = ()
 
 
 class ConfigError(ValueError):
@@ -413,11 +413,9 @@ def outcome_of(data: bytes, *, source: str) -> Outcome:
     for name in NOT_YET_APPLIED:
         if getattr(config, name) != getattr(DEFAULTS, name):
             notices.append(f"{FILE_NAME}{where}: `{name}` is not applied yet")
-    if config.fail_on is FailOn.REGRESSIONS:
-        # Regressions need the base branch's history, which Herald does not keep yet:
-        # the strict reading is the one that hides nothing.
-        notices.append(f"{FILE_NAME}{where}: `fail_on: regressions` needs run history, "
-                       "which is not kept yet: every failure fails the check")
+    if config.flaky.window_days != DEFAULTS.flaky.window_days:
+        notices.append(f"{FILE_NAME}{where}: `flaky.window_days` is not applied yet: "
+                       "failures are counted over the history kept (HERALD_HISTORY_MAX_DAYS)")
     return Outcome(config=config, notices=tuple(notices), source=source)
 
 
@@ -440,11 +438,13 @@ class PublishOptions:
 DEFAULT_OPTIONS: Final = PublishOptions()
 
 
-def publish_options(outcome: Outcome) -> PublishOptions:
+def publish_options(outcome: Outcome, comparison: Comparison | None = None) -> PublishOptions:
+    """What the forge publishes; `comparison` (the run against its base) decides the gate
+    of `fail_on: regressions`."""
     config = outcome.config
     targets = set(config.report.targets)
     comment = config.report.comment
-    return PublishOptions(
+    options = PublishOptions(
         check=Target.CHECK in targets,
         annotations=Target.ANNOTATIONS in targets,
         comment_enabled=Target.COMMENT in targets and comment is not CommentMode.OFF,
@@ -452,6 +452,23 @@ def publish_options(outcome: Outcome) -> PublishOptions:
         gate=config.fail_on is not FailOn.NOTHING,
         notices=outcome.notices,
     )
+    if config.fail_on is FailOn.REGRESSIONS:
+        return _regressions(options, comparison)
+    return options
+
+
+def _regressions(options: PublishOptions, found: Comparison | None) -> PublishOptions:
+    """`fail_on: regressions`: only failures new since the base fail the check. Without a
+    base to compare with, every failure is new: the strict reading hides nothing."""
+    if found is None or found.base is None:
+        return dataclasses.replace(options, notices=(*options.notices, (
+            "`fail_on: regressions`: no earlier run of this workflow on the base branch to "
+            "compare with, so every failure fails the check")))
+    if found.failures and not found.regressions:
+        return dataclasses.replace(options, gate=False, notices=(*options.notices, (
+            f"`fail_on: regressions`: every failure was failing on {found.base.branch} "
+            "already, so the check does not fail on them")))
+    return options
 
 
 # ---- the schema as documentation (docs/repo-config.md) ----------------------------------

@@ -105,5 +105,6 @@ async def publish_configured(
     where the forge reads that file; a forge that does not is published to as ever. Every
     report of a run (one run's, a commit's coalesced one) publishes through here."""
     if isinstance(forge, RepoFiles):
-        return await forge.publish(change, origin, run, publish_options(configured))
+        return await forge.publish(change, origin, run,
+                                   publish_options(configured, run.comparison))
     return await forge.publish(change, origin, run)

@@ -48,6 +48,7 @@ from arq.worker import Worker, func
 from bot.context import Context
 from bot.egress import EgressPolicy, guarded_transport
 from bot.events import Event
+from bot.history import HistoryStore, open_history
 from bot.isolation import ParsePool
 from bot.logging import get_logger
 from bot.ports import (
@@ -206,6 +207,7 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
             clients=ctx["clients"],
             job_try=job_try,
             artifacts=ctx.get("parse_pool"),
+            history=ctx.get("history"),
         )
         try:
             await handler(context)
@@ -264,10 +266,14 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     pool = ParsePool.from_settings(settings)
     await pool.start()
     ctx["parse_pool"] = pool
+    ctx["history"] = await open_history(settings)
     log.info("worker started", queue=settings.queue_name, handlers=len(ctx["router"].routes))
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
+    history: HistoryStore | None = ctx.get("history")
+    if history is not None:
+        await history.close()
     pool: ParsePool | None = ctx.get("parse_pool")
     if pool is not None:
         await pool.aclose()

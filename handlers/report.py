@@ -42,6 +42,7 @@ from bot.artifacts import (
     budget_spent,
     matches,
 )
+from bot.baseline import compare_with_history, record, thresholds_of
 from bot.context import Context
 from bot.events import BUILD_COMPLETED, RunRef
 from bot.isolation import ArtifactJob, ArtifactReader, InProcessReader
@@ -190,6 +191,10 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
     if isinstance(source, FailureAccounting):
         source.account_for_failures(ref, build, run)
     origin = source.origin_of(ref, build)
+    if ctx.history is not None:
+        # Before publishing: the report leads with what is new since the base.
+        run.comparison = await compare_with_history(
+            ctx.history, ref, change, origin, run, thresholds_of(configured.config))
     published: Published | None = None
     wait = commit.window(ctx, configured.config)
     arrival = await commit.arrive(ctx, change, origin, run, wait) if wait else None
@@ -197,6 +202,8 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
         published = await publish_configured(forge, change, origin, run, configured)
     # `/retest` on this commit asks every CI system recorded here what failed.
     await Store(ctx.redis).record_report(change, origin.run)
+    if ctx.history is not None:
+        await record(ctx.history, ref, change, origin, run)
     if isinstance(source, RunSurface):
         try:
             await source.describe(ref, run, change)

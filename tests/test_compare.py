@@ -117,7 +117,7 @@ def test_known_flaky_is_advice_and_never_lowers_the_regressions() -> None:
     assert found.regressions == 3  # flaky or not, each failed where main passed
     assert found.known_flaky_count == 2
     assert found.advice() == ("2 of 3 failures are known flaky (failed 5 times on main in "
-                              "14 days): `/retest` reruns them. 3 are new: look at them.")
+                              "14 days): `/retest` reruns them. 1 is new: look at it.")
 
 
 def test_a_test_that_passed_on_another_attempt_of_this_commit_is_known_flaky() -> None:

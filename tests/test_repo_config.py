@@ -260,13 +260,17 @@ def test_a_broken_file_gives_the_defaults_and_says_why() -> None:
 def test_settings_not_applied_yet_are_said_not_silently_ignored() -> None:
     outcome = outcome_of(EVERY_KEY, source="organisation")
     assert outcome.notices == (
-        ".herald.yml (the organisation's default): `flaky` is not applied yet",
-        ".herald.yml (the organisation's default): `slow` is not applied yet",
-        ".herald.yml (the organisation's default): `fail_on: regressions` needs run history, "
-        "which is not kept yet: every failure fails the check",
+        ".herald.yml (the organisation's default): `flaky.window_days` is not applied yet: "
+        "failures are counted over the history kept (HERALD_HISTORY_MAX_DAYS)",
     )
-    options = publish_options(outcome)
-    assert options.gate  # regressions: every failure still fails, until history exists
+
+
+def test_regressions_without_a_base_gate_every_failure_and_say_why() -> None:
+    outcome = outcome_of(b"fail_on: regressions\n", source="repository")
+    options = publish_options(outcome, None)
+
+    assert options.gate
+    assert options.notices[-1].startswith("`fail_on: regressions`: no earlier run")
 
 
 @pytest.mark.parametrize(

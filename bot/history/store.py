@@ -143,11 +143,14 @@ def is_postgres_url(url: str) -> bool:
     return urlsplit(url).scheme in ("postgresql", "postgres")
 
 
-async def open_history(settings: Settings, clock: Clock = utc_now) -> HistoryStore:
+async def open_history(settings: Settings, clock: Clock = utc_now) -> HistoryStore | None:
     """The store `HERALD_HISTORY_URL` names (the Redis of `HERALD_REDIS_URL` by default),
-    with `HERALD_HISTORY_MAX_RUNS` and `HERALD_HISTORY_MAX_DAYS`. PostgreSQL's migrations
-    are applied before it is returned."""
+    with `HERALD_HISTORY_MAX_RUNS` and `HERALD_HISTORY_MAX_DAYS`; None when
+    `HERALD_HISTORY_MAX_RUNS` is 0 (no history kept). PostgreSQL's migrations are applied
+    before it is returned."""
     config = settings.config
+    if config.history_max_runs == 0:
+        return None
     retention = Retention(config.history_max_runs, config.history_max_days)
     url = config.history_url or settings.redis_url
     if url is None:

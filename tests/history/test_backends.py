@@ -130,6 +130,7 @@ async def test_the_settings_choose_redis_by_default_and_postgresql_by_url(
         "HERALD_HISTORY_MAX_DAYS": "90"}))
     by_url = await open_history(Settings.from_env({
         "HERALD_REDIS_URL": redis_url, "HERALD_HISTORY_URL": postgres_url}))
+    assert by_default is not None and by_url is not None
     try:
         assert isinstance(by_default, RedisHistory)
         assert by_default.retention == Retention(max_runs=7, max_days=90)
@@ -140,6 +141,11 @@ async def test_the_settings_choose_redis_by_default_and_postgresql_by_url(
         await by_url.close()
 
 
+async def test_no_runs_to_keep_is_no_history_at_all(redis_url: str) -> None:
+    assert await open_history(Settings.from_env({
+        "HERALD_REDIS_URL": redis_url, "HERALD_HISTORY_MAX_RUNS": "0"})) is None
+
+
 async def test_history_without_any_url_is_a_configuration_error_naming_both_variables() -> None:
     from bot.config import ConfigError
 
@@ -148,7 +154,7 @@ async def test_history_without_any_url_is_a_configuration_error_naming_both_vari
 
 
 @pytest.mark.parametrize(("variable", "value", "reason"), [
-    ("HERALD_HISTORY_MAX_RUNS", "0", "must be at least 1"),
+    ("HERALD_HISTORY_MAX_RUNS", "-1", "must be at least 0"),
     ("HERALD_HISTORY_MAX_RUNS", "5000", "must be at most 1000"),
     ("HERALD_HISTORY_MAX_DAYS", "0", "must be at least 1"),
     ("HERALD_HISTORY_URL", "mysql://root:pw@db/herald", "postgresql:// URL, not mysql://…"),
