@@ -29,7 +29,16 @@ import math
 from datetime import UTC, datetime
 from typing import Final
 
-from bot.compare import Baseline, BaseTest, Comparison, Key, TestHistory, Thresholds, compare
+from bot.compare import (
+    Baseline,
+    BaseTest,
+    Better,
+    Comparison,
+    Key,
+    TestHistory,
+    Thresholds,
+    compare,
+)
 from bot.events import RunRef
 from bot.history import Aggregates, HistoryError, HistoryKey, HistoryStore, RunSummary
 from bot.logging import get_logger
@@ -64,8 +73,11 @@ class AggregatedHistory:
 
 def thresholds_of(config: RepoConfig) -> Thresholds:
     """The repository's `.herald.yml` thresholds (the defaults without one)."""
+    better = {**dict.fromkeys(config.metrics.higher, Better.HIGHER),
+              **dict.fromkeys(config.metrics.lower, Better.LOWER)}
     return Thresholds(flaky_min_failures=config.flaky.min_failures,
-                      slower_percent=config.slow.percent, slower_seconds=config.slow.seconds)
+                      slower_percent=config.slow.percent, slower_seconds=config.slow.seconds,
+                      metric_percent=config.metrics.percent, better=better)
 
 
 def base_branch(ref: RunRef) -> str | None:
@@ -138,7 +150,7 @@ async def compare_with_history(
         branch=target, run_id=latest.run_id, sha=latest.sha, tests=_tests(latest),
         history=AggregatedHistory(aggregates), passed_here=here,
         window_days=_days(aggregates, now or datetime.now(UTC)),
-        metrics={},
+        metrics=latest.metrics,
     )
     return compare(run, base, thresholds)
 

@@ -28,7 +28,15 @@ from types import UnionType
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -160,6 +168,34 @@ class Coalesce(_Strict):
         "out the quiet period.")
 
 
+class Metrics(_Strict):
+    """The run's performance metrics against the base branch's last run: which way each
+    is better. A metric named in neither list is shown, never judged."""
+
+    higher: tuple[Pattern, ...] = Field(
+        default=(), max_length=100,
+        description="Metrics for which more is better (`throughput`): listed when they fall.")
+    lower: tuple[Pattern, ...] = Field(
+        default=(), max_length=100,
+        description="Metrics for which less is better (`p95_ms`): listed when they rise.")
+    percent: Number = Field(default=5.0, gt=0, le=100_000,
+                            description="Listed when worse by at least this many percent.")
+
+    @field_validator("higher", "lower", mode="before")
+    @classmethod
+    def _names_to_tuple(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("write a list of metric names, such as [throughput]")
+        return tuple(value) if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _one_direction_each(self) -> Metrics:
+        both = sorted(set(self.higher) & set(self.lower))
+        if both:
+            raise ValueError(f"`{both[0]}` is both higher and lower is better")
+        return self
+
+
 class Retest(_Strict):
     """Who may comment `/retest`."""
 
@@ -190,6 +226,7 @@ class RepoConfig(_Strict):
     flaky: Flaky = Field(default_factory=Flaky, description="See `flaky.*`.")
     slow: Slow = Field(default_factory=Slow, description="See `slow.*`.")
     coalesce: Coalesce = Field(default_factory=Coalesce, description="See `coalesce.*`.")
+    metrics: Metrics = Field(default_factory=Metrics, description="See `metrics.*`.")
     retest: Retest = Field(default_factory=Retest, description="See `retest.*`.")
 
     @field_validator("artifacts", mode="before")

@@ -93,3 +93,24 @@ async def test_a_run_whose_branch_is_unknown_is_neither_compared_nor_recorded(
     assert await compare_with_history(history, ref, change, origin, run_of(Status.PASSED),
                                       Thresholds()) is None
     assert await record(history, ref, change, origin, run_of(Status.PASSED)) is False
+
+
+async def test_metrics_are_judged_against_the_base_run_in_the_declared_direction(
+        history: RedisHistory) -> None:
+    from bot.compare import Better
+    from bot.results.model import Metric
+
+    base = run_of(Status.PASSED)
+    base.metrics = [Metric("throughput", 120.0), Metric("p95_ms", 80.0), Metric("note", "ok")]
+    await record(history, *job("a" * 40, "main", "100"), base)
+    now = run_of(Status.PASSED)
+    now.metrics = [Metric("throughput", 100.0), Metric("p95_ms", 81.0)]
+
+    found = await compare_with_history(
+        history, *job("d" * 40, "feature", "200", base_branch="main"), now,
+        Thresholds(metric_percent=5, better={"throughput": Better.HIGHER,
+                                             "p95_ms": Better.LOWER}), now=NOW)
+
+    assert found is not None
+    assert [(m.name, m.before, m.now) for m in found.worse_metrics] == [
+        ("throughput", 120.0, 100.0)]  # p95 rose 1.25%: under the threshold

@@ -299,3 +299,8 @@ def test_a_notice_is_inert_in_the_markdown_report() -> None:
     assert "\\[x\\](javascript" in line  # brackets escaped: no link
     assert "@\u2060all" in line  # no mention
     assert "unknown key" in line
+
+
+def test_a_metric_cannot_be_better_both_ways() -> None:
+    assert "`p95` is both higher and lower is better" in error_of(
+        b"metrics:\n  higher: [p95]\n  lower: [p95, rss]\n")

@@ -124,6 +124,7 @@ def encode_run(summary: RunSummary) -> bytes:
         "origins": summary.origin_names,
         "omitted": summary.omitted,
         "omitted_failures": summary.omitted_failures,
+        "metrics": summary.metrics,
     }
     columns = zlib.compress(
         _le(summary.hashes) + bytes(summary.codes) + bytes(summary.attempts)
@@ -141,6 +142,7 @@ def decode_run(blob: bytes, *, names: bool = True, what: str = "history run") ->
         finished_at=datetime.fromtimestamp(header["at"], UTC),
         attempt=int(header["attempt"]), origin_names=list(header["origins"]),
         omitted=int(header["omitted"]), omitted_failures=int(header["omitted_failures"]),
+        metrics=_metrics(header.get("metrics", {}), what),
     ))
     summary.hashes = _column("q", view[: 8 * n])
     summary.codes = bytearray(view[8 * n: 9 * n])
@@ -163,6 +165,15 @@ def decode_run(blob: bytes, *, names: bool = True, what: str = "history run") ->
 
         summary.names_loader = load
     return summary
+
+
+def _metrics(value: Any, what: str) -> dict[str, float]:
+    """A run's metrics as stored (absent from blobs written before they were kept)."""
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+            for k, v in value.items()):
+        raise HistoryError(f"{what}: metrics are not an object of numbers")
+    return {k: float(v) for k, v in value.items()}
 
 
 def encode_aggregates(aggregates: Aggregates) -> bytes:

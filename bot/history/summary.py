@@ -55,6 +55,8 @@ ORIGIN_LIMIT: Final = 200
 KEY_PART_LIMIT: Final = 256
 #: Attempts are counted up to this (one byte per execution).
 MAX_ATTEMPTS: Final = 255
+#: Performance metrics kept per run (the first ones the run lists).
+MAX_METRICS: Final = 100
 
 #: Status <-> its one-byte code. A code's 0x10 bit marks an execution that passed after
 #: failing attempts (flaky within the run).
@@ -170,6 +172,9 @@ class RunSummary:
     #: Executions of the run not kept (the cap), and how many of them failed.
     omitted: int = 0
     omitted_failures: int = 0
+    #: The run's numeric performance metrics (`Metric`), by name: what the next report's
+    #: metrics are judged against. At most `MAX_METRICS`, names cut at `NAME_LIMIT`.
+    metrics: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.sha or not self.run_id:
@@ -205,8 +210,15 @@ class RunSummary:
         for case in run.cases():
             if not case.status.is_failure:
                 builder.add(case)
+        metrics: dict[str, float] = {}
+        for metric in run.metrics:
+            value = metric.value
+            if (len(metrics) < MAX_METRICS and isinstance(value, int | float)
+                    and not isinstance(value, bool) and math.isfinite(value)):
+                metrics.setdefault(bounded(storable(metric.name)), float(value))
         return builder.summary(
-            cls(key=key, sha=sha, run_id=run_id, finished_at=finished, attempt=attempt)
+            cls(key=key, sha=sha, run_id=run_id, finished_at=finished, attempt=attempt,
+                metrics=metrics)
         )
 
     @classmethod
