@@ -266,7 +266,10 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     pool = ParsePool.from_settings(settings)
     await pool.start()
     ctx["parse_pool"] = pool
-    ctx["history"] = await open_history(settings)
+    # A worker always has Redis (its queue); without any URL (a unit test's bare settings)
+    # there is no history to open.
+    has_store = settings.config.history_url or settings.redis_url
+    ctx["history"] = await open_history(settings) if has_store else None
     log.info("worker started", queue=settings.queue_name, handlers=len(ctx["router"].routes))
 
 

@@ -108,12 +108,13 @@ async def test_fail_on_nothing_makes_the_check_neutral_with_the_failures_shown(
     assert len(check["annotations"]) == 2
 
 
-async def test_fail_on_regressions_gates_on_every_failure_and_says_so(fake, herald) -> None:
+async def test_fail_on_regressions_without_a_base_gates_on_every_failure_and_says_so(
+        fake, herald) -> None:
     fake.add_file(REPO, SHA, ".herald.yml", b"fail_on: regressions\n")
     await report(herald, seed_run(fake, failures=1))
     [check] = fake.repo(REPO).check_runs
     assert check["conclusion"] == "failure"
-    assert "needs run history" in check["output"]["summary"]
+    assert "no earl" in check["output"]["summary"]  # no earlier run of it on the base
 
 
 async def test_targets_without_the_check_post_only_the_comment(fake, herald) -> None:
