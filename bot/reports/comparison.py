@@ -16,10 +16,6 @@ from bot.compare import Comparison, Named
 from bot.reports import summary as words
 
 
-def _plural(count: int, one: str, many: str) -> str:
-    return f"{count:,} {one if count == 1 else many}"
-
-
 def heading(found: Comparison) -> str:
     assert found.base is not None
     return f"Compared with {found.base.branch}"
@@ -30,7 +26,7 @@ def sentence(found: Comparison) -> str:
     assert found.base is not None
     parts = []
     if found.new_failures.count:
-        parts.append(_plural(found.new_failures.count, "new failure", "new failures"))
+        parts.append(words.plural(found.new_failures.count, "new failure", "new failures"))
     if found.still_failing.count:
         parts.append(f"{found.still_failing.count:,} failing on {found.base.branch} already")
     for named, one, many in (
@@ -40,11 +36,11 @@ def sentence(found: Comparison) -> str:
         (found.newly_skipped, "newly skipped", "newly skipped"),
     ):
         if named.count:
-            parts.append(_plural(named.count, one, many))
+            parts.append(words.plural(named.count, one, many))
     if found.slower:
-        parts.append(_plural(len(found.slower), "slower test", "slower tests"))
+        parts.append(words.plural(len(found.slower), "slower test", "slower tests"))
     if found.worse_metrics:
-        parts.append(_plural(len(found.worse_metrics), "worse metric", "worse metrics"))
+        parts.append(words.plural(len(found.worse_metrics), "worse metric", "worse metrics"))
     return ", ".join(parts) + "." if parts else "nothing changed."
 
 

@@ -72,8 +72,9 @@ def safe_url(url: str | None) -> str | None:
     return None
 
 
-def _plural(count: int, singular: str, plural: str) -> str:
-    return f"{count:,} {singular if count == 1 else plural}"
+def plural(count: int, one: str, many: str) -> str:
+    """`1 test`, `2 tests`, `1,000 tests`."""
+    return f"{count:,} {one if count == 1 else many}"
 
 
 def title(totals: Totals) -> str:
@@ -95,7 +96,7 @@ def title(totals: Totals) -> str:
     if totals.failed:
         parts.append(f"{totals.failed:,} failed")
     if totals.errors:
-        parts.append(_plural(totals.errors, "error", "errors"))
+        parts.append(plural(totals.errors, "error", "errors"))
     parts.append(f"{totals.passed:,} passed{flaky}")
     if totals.skipped:
         parts.append(f"{totals.skipped:,} skipped")
@@ -107,9 +108,9 @@ def scope(totals: Totals) -> str:
     some tests ran more than once (a matrix, a parameterised test); the counts are always
     executions, so the headline names them as such whenever the two differ."""
     if totals.tests and totals.tests != totals.total:
-        return (f"{_plural(totals.total, 'execution', 'executions')} of "
-                f"{_plural(totals.tests, 'test', 'tests')}")
-    return _plural(totals.total, "test", "tests")
+        return (f"{plural(totals.total, 'execution', 'executions')} of "
+                f"{plural(totals.tests, 'test', 'tests')}")
+    return plural(totals.total, "test", "tests")
 
 
 def headline(totals: Totals) -> str:
@@ -127,7 +128,7 @@ def headline(totals: Totals) -> str:
         if totals.failed:
             parts.append(f"{totals.failed:,} failed")
         if totals.errors:
-            parts.append(_plural(totals.errors, "error", "errors"))
+            parts.append(plural(totals.errors, "error", "errors"))
         return f"{', '.join(parts)} of {out_of}"
     if totals.passed == totals.total:
         return "1 test passed" if out_of == "1 test" else f"All {out_of} passed"
@@ -150,7 +151,7 @@ def count_lines(totals: Totals) -> list[str]:
 
 def files_unread(count: int) -> str:
     """ "1 file could not be read", "3 files could not be read". """
-    return f"{_plural(count, 'file', 'files')} could not be read"
+    return f"{plural(count, 'file', 'files')} could not be read"
 
 
 def execution_label(index: int, count: int) -> str:
@@ -251,5 +252,5 @@ def run_title(run: TestRun) -> str:
     an unreadable report is never shown as a plain success."""
     text = title(run.totals())
     if run.errors:
-        text += f"; {_plural(len(run.errors), 'input', 'inputs')} could not be read"
+        text += f"; {plural(len(run.errors), 'input', 'inputs')} could not be read"
     return text
