@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Final
 
+from bot.coalesce import COMMIT
 from bot.context import Context
 from bot.events import CHECK_REREQUESTED, COMMENT_CREATED, Comment, RunRef
 from bot.ports import (
@@ -265,6 +266,30 @@ async def _trusted(
     return trusted
 
 
+async def _rerun_commit(ctx: Context, ref: RunRef) -> None:
+    """"Re-run" on a commit's one report (`Herald (commit)`, `bot.coalesce`): what failed in
+    every CI system that ran for the commit, as `/retest` finds it; each run once however
+    often the job is retried."""
+    store = Store(ctx.redis)
+    change = Change(forge=ref.provider, repo=ref.repo, sha=ref.sha or "")
+    problems: list[str] = []
+    done = f"rerequested:{ctx.event.provider}:{ctx.event.delivery_id}"
+    for failed in await _failed_runs(ctx, store, ref.provider, change, problems):
+        item = f"run:{failed.provider}:{failed.run_id}"
+        if await store.done(done, item):
+            continue
+        try:
+            await ctx.clients.source(failed.provider).rerun(failed, failed_only=True)
+        except (PermanentError, Unsupported) as exc:
+            problems.append(str(exc))
+            continue
+        await store.mark_done(done, item)
+        ctx.log.info("rerun requested on the commit's check", ci=failed.provider,
+                     run=failed.run_id)
+    for problem in problems:
+        ctx.log.warning("could not rerun for the commit's check", error=problem)
+
+
 @router.register(CHECK_REREQUESTED)
 async def rerequested(ctx: Context) -> None:
     """GitHub's "Re-run" on one of Herald's check runs (only people with write access see
@@ -276,6 +301,9 @@ async def rerequested(ctx: Context) -> None:
         return
     external = str(ref.extra.get("external_id") or "")
     ci_name, foreign, own = external.partition(":")
+    if ci_name == COMMIT and foreign:
+        await _rerun_commit(ctx, ref)
+        return
     if foreign:
         run_id = own.rpartition("/")[0] or own
         recorded = await Store(ctx.redis).reported_runs(

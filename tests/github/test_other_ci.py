@@ -213,3 +213,19 @@ async def test_the_rerun_button_reruns_only_what_herald_recorded_reporting(
     ctx.clients = Clients(circleci, client)
     await rerequested(ctx)
     assert not [call for call in circleci.calls if call[0] == "rerun"]
+
+
+async def test_the_rerun_button_on_a_commits_one_report_reruns_what_failed_everywhere(
+    fake: FakeGitHub, client: GitHubClient, redis: Any
+) -> None:
+    actions = seed_run(fake, conclusion="failure")
+    circleci = await report_circleci(fake, client, redis)
+    circleci.failed = [circleci_ref()]
+    ctx = context(rerun_pressed(f"commit:{SHA[:12]}/1"), redis, environ=github_env(fake))
+    ctx.clients = Clients(circleci, client)
+
+    await rerequested(ctx)
+    await rerequested(ctx)  # the job retried: each run is rerun once
+
+    assert [c for c in circleci.calls if c[0] == "rerun"] == [("rerun", PIPELINE, True)]
+    assert len(fake.calls_to("POST", rf".*/actions/runs/{actions['id']}/rerun-failed-jobs")) == 1
