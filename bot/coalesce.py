@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from bot.events import RunRef
@@ -98,13 +98,22 @@ class Part:
     origin: ReportOrigin
     #: Why its results are not kept (reported on its own), else None.
     alone: str | None = None
+    #: The branch the run built, and its change's target (`base_branch`, `base_sha`) as
+    #: the webhook named them: what the commit's report compares each run with.
+    branch: str | None = None
+    base: dict[str, str] = field(default_factory=dict)
+
+    def event_ref(self) -> RunRef:
+        """The run as its webhook named it, for the comparison with its base."""
+        return replace(self.origin.run, branch=self.branch, extra=dict(self.base))
 
     def to_json(self) -> str:
         run = self.origin.run
         return json.dumps({
             "sequence": self.origin.sequence, "attempt": self.origin.attempt,
             "name": self.origin.name, "number": self.origin.number, "url": self.origin.url,
-            "failed": self.origin.failed, "alone": self.alone,
+            "failed": self.origin.failed, "alone": self.alone, "branch": self.branch,
+            "base": self.base,
             "run": {"provider": run.provider, "repo": run.repo, "run_id": run.run_id,
                     "sha": run.sha, "branch": run.branch, "change": run.change,
                     "url": run.url, "status": run.status},
@@ -116,7 +125,7 @@ class Part:
         origin = ReportOrigin(run=RunRef(**data["run"]), name=data["name"],
                               attempt=data["attempt"], sequence=data["sequence"],
                               number=data["number"], url=data["url"], failed=data["failed"])
-        return cls(origin, data["alone"])
+        return cls(origin, data["alone"], data.get("branch"), dict(data.get("base") or {}))
 
 
 def _compressed(run: TestRun, limit: int) -> bytes | None:
@@ -134,6 +143,14 @@ def _compressed(run: TestRun, limit: int) -> bytes | None:
     return b"".join(out) if size + len(out[-1]) <= limit else None
 
 
+def _part(origin: ReportOrigin, alone: str | None, ref: RunRef | None) -> Part:
+    if ref is None:
+        return Part(origin, alone)
+    base = {name: str(ref.extra[name]) for name in ("base_branch", "base_sha")
+            if isinstance(ref.extra.get(name), str) and ref.extra[name]}
+    return Part(origin, alone, ref.branch, base)
+
+
 class Commits:
     """The commits waiting for their report, in Redis."""
 
@@ -141,8 +158,10 @@ class Commits:
         self.redis = redis
         self.part_max_bytes = part_max_bytes
 
-    async def add(self, change: Change, origin: ReportOrigin, run: TestRun) -> Arrival:
-        """Keep `run` as its origin's part of the commit; see `Arrival`."""
+    async def add(self, change: Change, origin: ReportOrigin, run: TestRun,
+                  ref: RunRef | None = None) -> Arrival:
+        """Keep `run` as its origin's part of the commit (`ref`: the run as its webhook
+        named it); see `Arrival`."""
         blob = _compressed(run, self.part_max_bytes)
         alone = None
         if blob is None:
@@ -152,7 +171,7 @@ class Commits:
         key = commit_key(change)
         generation, parts = await self.redis.eval(
             ADD_SCRIPT, 3, f"{key}:meta", f"{key}:runs", f"{key}:generation",
-            part_id(origin), Part(origin, alone).to_json(), blob or b"",
+            part_id(origin), _part(origin, alone, ref).to_json(), blob or b"",
             origin.sequence, origin.attempt, PART_TTL_SECONDS)
         return Arrival(None if int(generation) < 0 else int(generation), int(parts),
                        alone=alone is not None)
@@ -169,9 +188,9 @@ class Commits:
         runs: dict[bytes, bytes] = await self.redis.hgetall(f"{key}:runs")
 
         def each() -> Iterator[tuple[Part, TestRun | None]]:
-            for field in sorted(meta):
-                part = Part.from_json(meta[field])
-                blob = runs.pop(field, None)
+            for name in sorted(meta):
+                part = Part.from_json(meta[name])
+                blob = runs.pop(name, None)
                 yield part, from_json(zlib.decompress(blob).decode()) if blob else None
 
         return each()

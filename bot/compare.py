@@ -41,7 +41,7 @@ new and every old one removed.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Final, Protocol
@@ -370,6 +370,53 @@ def compare(run: TestRun, base: Baseline | None, thresholds: Thresholds = Thresh
     )
 
 
+def _joined(named: Sequence[tuple[str, Named]]) -> Named:
+    count = sum(n.count for _, n in named)
+    names = [f"{label}: {name}" for label, n in named for name in n.names][:LISTED]
+    return Named(count, tuple(names))
+
+
+def merge(parts: Sequence[tuple[str, Comparison | None]]) -> Comparison | None:
+    """One comparison for a commit's report (`bot.coalesce`) from its runs' (label, own
+    comparison): counts added, names prefixed with the run. None when any run has none
+    (history off or failing for it): then nothing is said, and the gate takes every
+    failure, as for a run with no history. A run without a base counts every failure of
+    its as new, as it does alone."""
+    if not parts or any(found is None for _, found in parts):
+        return None
+    found = [(label, c) for label, c in parts if c is not None]
+    with_base = [(label, c) for label, c in found if c.base is not None]
+    failures = sum(c.failures for _, c in found)
+
+    def of(attribute: str) -> Named:
+        return _joined([(label, getattr(c, attribute)) for label, c in found])
+
+    if not with_base:
+        return Comparison(base=None, failures=failures, new_failures=of("new_failures"))
+    branches = sorted({c.base.branch for _, c in with_base if c.base is not None})
+    base = Baseline(
+        branch=branches[0] if len(branches) == 1 else " and ".join(branches),
+        run_id=", ".join(f"{c.base.run_id} ({label})" for label, c in with_base
+                         if c.base is not None),
+        tests={},
+        window_days=max((c.base.window_days or 0 for _, c in with_base if c.base), default=0)
+        or None,
+    )
+    return Comparison(
+        base=base, failures=failures, new_failures=of("new_failures"),
+        still_failing=of("still_failing"), fixed=of("fixed"), new_tests=of("new_tests"),
+        removed=of("removed"), newly_skipped=of("newly_skipped"),
+        known_flaky=tuple(Flaky(f"{label}: {f.name}", f.failed_runs) for label, c in found
+                          for f in c.known_flaky)[:LISTED],
+        known_flaky_count=sum(c.known_flaky_count for _, c in found),
+        known_flaky_new=sum(c.known_flaky_new for _, c in found),
+        slower=tuple(Slower(f"{label}: {s.name}", s.now, s.before) for label, c in found
+                     for s in c.slower)[:LISTED],
+        worse_metrics=tuple(MetricChange(f"{label}: {m.name}", m.now, m.before, m.better)
+                            for label, c in found for m in c.worse_metrics),
+    )
+
+
 def _worse(metrics: Iterable[Metric], base: Baseline, thresholds: Thresholds
            ) -> tuple[MetricChange, ...]:
     worse = []
@@ -387,4 +434,4 @@ def _worse(metrics: Iterable[Metric], base: Baseline, thresholds: Thresholds
 
 __all__ = ["BaseTest", "Baseline", "Better", "Comparison", "Flaky", "HistoryView", "Key",
            "KeyedHistory", "MetricChange", "Named", "Slower", "TestHistory", "Thresholds",
-           "case_key", "compare", "key_name"]
+           "case_key", "compare", "key_name", "merge"]

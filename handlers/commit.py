@@ -15,9 +15,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bot.coalesce import Arrival, Commits, combined
+from bot.baseline import compare_with_history, thresholds_of
+from bot.coalesce import Arrival, Commits, Part, combined, run_label
+from bot.compare import Comparison, merge
 from bot.context import Context
-from bot.events import COMMIT_REPORT, Event
+from bot.events import COMMIT_REPORT, Event, RunRef
 from bot.ports import Change, ForgeTarget, RepoFiles, ReportOrigin, TransientError
 from bot.queue import schedule
 from bot.repo_config import Outcome, RepoConfig
@@ -63,10 +65,11 @@ def _change_of(payload: dict[str, Any]) -> Change:
 
 
 async def arrive(ctx: Context, change: Change, origin: ReportOrigin, run: TestRun,
-                 wait: Window) -> Arrival:
-    """Keep `run` for the commit's report, and see that the report follows."""
+                 wait: Window, ref: RunRef | None = None) -> Arrival:
+    """Keep `run` (`ref`: as its webhook named it) for the commit's report, and see that
+    the report follows."""
     commits = Commits(ctx.redis)
-    arrival = await commits.add(change, origin, run)
+    arrival = await commits.add(change, origin, run, ref)
     if arrival.generation is None:
         ctx.log.info("a newer run of this name is in the commit's report already",
                      commit=change.sha, run_name=origin.name)
@@ -91,6 +94,21 @@ async def arrive(ctx: Context, change: Change, origin: ReportOrigin, run: TestRu
     return arrival
 
 
+async def _compared(ctx: Context, change: Change, held: list[tuple[Part, TestRun | None]],
+                    config: RepoConfig) -> Comparison | None:
+    """Each run against its own base, before their jobs are renamed for the commit's
+    report, merged into one (`bot.compare.merge`); None without history."""
+    if ctx.history is None:
+        return None
+    thresholds = thresholds_of(config)
+    found: list[tuple[str, Comparison | None]] = []
+    for part, run in held:
+        own = await compare_with_history(ctx.history, part.event_ref(), change, part.origin,
+                                         run, thresholds) if run is not None else None
+        found.append((run_label(part, change.forge), own))
+    return merge(found)
+
+
 @router.register(COMMIT_REPORT)
 async def report_commit(ctx: Context) -> None:
     payload = ctx.event.payload
@@ -110,10 +128,13 @@ async def publish_commit(ctx: Context, change: Change, generation: int) -> None:
                 ctx.log.info("a later run will report this commit", commit=change.sha,
                              generation=generation, latest=latest)
                 return
-            origin, run, parts = combined(change, await commits.parts(change), generation)
             forge: ForgeTarget = ctx.clients.forge(change.forge)
             configured = await read_repo_config(ctx.redis, forge, change) \
                 if isinstance(forge, RepoFiles) else Outcome()
+            held = list(await commits.parts(change))
+            compared = await _compared(ctx, change, held, configured.config)
+            origin, run, parts = combined(change, iter(held), generation)
+            run.comparison = compared
             published = await publish_configured(forge, change, origin, run, configured)
     except LockBusy as busy:
         raise TransientError(str(busy), retry_after=busy.retry_after) from None

@@ -197,7 +197,7 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
             ctx.history, ref, change, origin, run, thresholds_of(configured.config))
     published: Published | None = None
     wait = commit.window(ctx, configured.config)
-    arrival = await commit.arrive(ctx, change, origin, run, wait) if wait else None
+    arrival = await commit.arrive(ctx, change, origin, run, wait, ref) if wait else None
     if arrival is None or arrival.alone:
         published = await publish_configured(forge, change, origin, run, configured)
     # `/retest` on this commit asks every CI system recorded here what failed.

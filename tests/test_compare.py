@@ -187,3 +187,18 @@ def test_lists_are_capped_and_counts_stay_whole() -> None:
     assert found.new_failures.count == LISTED + 30
     assert len(found.new_failures.names) == LISTED
     assert found.new_tests.count == LISTED + 30
+
+
+def test_a_commits_runs_merge_into_one_comparison_and_none_without_history() -> None:
+    from bot.compare import merge
+
+    base = base_of({key("adds"): BaseTest(1, failures=1)})
+    one = compare(run_of(case("adds", Status.FAILED), case("pays", Status.FAILED)), base)
+    other = compare(run_of(case("adds", Status.FAILED)), None)  # a new workflow: no base
+
+    found = merge([("CI (3.11)", one), ("lint", other)])
+
+    assert found is not None and found.base is not None
+    assert found.failures == 3 and found.regressions == 2  # the unbased run's is new
+    assert found.still_failing.names == ("CI (3.11): shop.Cart.adds (test (3.11))",)
+    assert merge([("CI (3.11)", one), ("lint", None)]) is None

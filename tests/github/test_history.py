@@ -140,3 +140,24 @@ async def test_a_test_much_slower_than_on_main_is_listed(fake, redis_url, tmp_pa
     assert "- Slower: shop.Cart.checkout (test-results) (6" in body
     assert "was 0.2s)" in body
     assert "adds" not in body.split("- Slower:")[1].split("\n")[0]  # failing: not timed
+
+
+async def test_a_commits_one_report_compares_each_run_with_its_own_base(
+    fake, redis_url, tmp_path
+) -> None:
+    fake.add_file(REPO, SHA, ".herald.yml",
+                  b"version: 1\nfail_on: regressions\ncoalesce:\n  quiet_seconds: 1\n")
+    legs = ("CI (3.11)", "CI (3.12)")
+    mains = [a_run(fake, ("adds", FAIL, 0.1), ("removes", PASS, 0.1), on_main=True, name=leg)
+             for leg in legs]
+    pulls = [a_run(fake, ("adds", FAIL, 0.1), ("removes", PASS, 0.1), name=leg)
+             for leg in legs]
+    async with start(redis_url, tmp_path, fake) as herald:
+        await report(herald, *mains, *pulls)
+
+    check = the_check(fake)
+    assert check["name"] == "Herald (commit)"
+    assert check["conclusion"] == "neutral"  # both failures were failing on main already
+    body = the_comment(fake)
+    assert "2 failing on main already" in body
+    assert "CI (3.11): shop.Cart.adds" in body
