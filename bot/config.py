@@ -238,6 +238,19 @@ class GitHubConfig(ClientConfig):
     request_timeout: Seconds = setting(
         15.0, "seconds per API request; shorter than `HERALD_JOB_TIMEOUT_SECONDS`", gt=0
     )
+    redeliver_interval_minutes: WholeNumber = setting(
+        10, "how often a worker asks GitHub to redeliver the App's failed webhook "
+        "deliveries (at minutes past the hour divisible by it; GitHub never redelivers by "
+        "itself); 0 turns it off. Needs the App, not a token", ge=0, le=60,
+    )
+    redeliver_window_hours: WholeNumber = setting(
+        24, "how far back failed deliveries are redelivered (GitHub keeps 3 days)",
+        ge=1, le=72,
+    )
+    redeliver_max_per_pass: WholeNumber = setting(
+        50, "redeliveries asked for at most per pass; the rest wait for the next one",
+        ge=1, le=1000,
+    )
 
 
 class GitLabConfig(ClientConfig):
