@@ -45,7 +45,6 @@ from typing import Any
 
 import httpx
 from arq import Retry
-from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 from arq.worker import Worker, func
 
@@ -67,6 +66,7 @@ from bot.ports import (
 )
 from bot.queue import HANDLED_PREFIX, JOB_FUNCTION, dumps_job, loads_job
 from bot.redelivery import RedeliveryConfig, recover_missed_deliveries
+from bot.redis_url import arq_settings
 from bot.routing import Handler, Router
 from bot.settings import ConfigError, Settings
 
@@ -329,7 +329,7 @@ def worker_settings(
         "functions": [func(handle_event, name=JOB_FUNCTION)],
         "cron_jobs": cron_jobs(settings),
         "queue_name": settings.queue_name,
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": arq_settings(settings.redis_url),
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "ctx": {
