@@ -96,6 +96,15 @@ def sentinel(own_redis: EmbeddedRedis, tmp_path: Path) -> Iterator[int]:
         process.wait(timeout=10)
 
 
+def on_master(own_redis: EmbeddedRedis, db: int) -> bytes | None:
+    direct = redis.Redis.from_url(f"{own_redis.url}/{db}")
+    try:
+        value: bytes | None = direct.get("herald:probe")
+        return value
+    finally:
+        direct.close()
+
+
 async def test_the_web_apps_client_finds_the_master_through_sentinel(
     sentinel: int, own_redis: EmbeddedRedis
 ) -> None:
@@ -105,9 +114,7 @@ async def test_the_web_apps_client_finds_the_master_through_sentinel(
         await client.set("herald:probe", b"via sentinel")
     finally:
         await client.aclose()
-    direct = redis.Redis.from_url(f"{own_redis.url}/2")
-    assert direct.get("herald:probe") == b"via sentinel"
-    direct.close()
+    assert on_master(own_redis, 2) == b"via sentinel"
 
 
 async def test_the_workers_arq_pool_finds_the_master_through_sentinel(
@@ -118,6 +125,4 @@ async def test_the_workers_arq_pool_finds_the_master_through_sentinel(
         await pool.set("herald:probe", b"arq via sentinel")
     finally:
         await pool.aclose()
-    direct = redis.Redis.from_url(f"{own_redis.url}/3")
-    assert direct.get("herald:probe") == b"arq via sentinel"
-    direct.close()
+    assert on_master(own_redis, 3) == b"arq via sentinel"

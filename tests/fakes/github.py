@@ -447,7 +447,11 @@ class FakeGitHub:
             return _error(404, "Not Found")
         return JSONResponse({"id": self.installation_id, "app_id": self.app_id})
 
-    def _jwt_refused(self, request: Request) -> Response | None:
+    async def _as_app(self, request: Request) -> Response | None:
+        """Record an App-level request; the answer when a fault or a bad JWT refuses it."""
+        _, fault = await self._record(request)
+        if fault is not None:
+            return fault
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         try:
             if scheme.lower() != "bearer":
@@ -460,10 +464,7 @@ class FakeGitHub:
     async def _deliveries(self, request: Request) -> Response:
         """Cursor-paged as GitHub pages them: `per_page` ≤ 100, the next page's cursor in
         the Link header (here `v1_{id}` of its first delivery), no Link on the last page."""
-        _, fault = await self._record(request)
-        if fault is not None:
-            return fault
-        refused = self._jwt_refused(request)
+        refused = await self._as_app(request)
         if refused is not None:
             return refused
         per_page = min(100, int(request.query_params.get("per_page", 30)))
@@ -483,10 +484,7 @@ class FakeGitHub:
         return JSONResponse(chunk, headers=headers)
 
     async def _redeliver(self, request: Request) -> Response:
-        _, fault = await self._record(request)
-        if fault is not None:
-            return fault
-        refused = self._jwt_refused(request)
+        refused = await self._as_app(request)
         if refused is not None:
             return refused
         number = request.path_params["delivery_id"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from bot.composition import create_worker
 from bot.queue import dedupe_key
 from bot.redelivery import (
     GITHUB_HISTORY_SECONDS,
@@ -216,3 +218,20 @@ async def test_the_cron_job_without_credentials_logs_and_returns(
     ctx = {"clients": clients, "redis": redis, "redelivery_config": CONFIG}
     await recover_missed_deliveries(ctx)  # no exception: the next slot tries again
     assert await redis.keys("herald:redelivered:*") == []
+
+
+async def test_a_burst_worker_runs_the_pass_as_an_arq_cron_job(
+    fake: FakeGitHub, redis_url: str
+) -> None:
+    # The whole wiring: ARQ's cron enqueues the job with Herald's serializer, the worker's
+    # on_startup has made the clients, and the pass reaches the fake.
+    fake.add_delivery("guid-down", 0, age=60)
+    settings = Settings.from_env({**github_env(fake), "HERALD_REDIS_URL": redis_url})
+    [scheduled] = cron_jobs(settings)
+    at_startup = dataclasses.replace(scheduled, run_at_startup=True)
+    worker = create_worker(settings, cron_jobs=[at_startup], burst=True, handle_signals=False)
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    assert len(redelivered(fake)) == 1
