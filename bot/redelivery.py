@@ -18,7 +18,9 @@ resent when it is older than the window, beyond `SCAN_LIMIT` deliveries back, or
 per-pass bound (the next pass takes it up while it is in the window). Each of those is
 logged with the count left behind, so a failure that was not recovered is visible. A
 delivery Herald refuses every time (a bad signature) is resent once and fails again;
-GitHub lists it failed, as it was.
+GitHub lists it failed, as it was. The record is written before the request, so a worker
+killed between the two leaves that guid un-asked for good (never twice wins over at least
+once here: a double delivery would run a job twice); it stays listed failed on GitHub.
 
 GitLab has no API to resend a project hook's delivery other than the per-event "resend"
 of the project hook events API; see docs/gitlab.md.
