@@ -19,8 +19,9 @@ per-pass bound (the next pass takes it up while it is in the window). Each of th
 logged with the count left behind, so a failure that was not recovered is visible. A
 delivery Herald refuses every time (a bad signature) is resent once and fails again;
 GitHub lists it failed, as it was. The record is written before the request, so a worker
-killed between the two leaves that guid un-asked for good (never twice wins over at least
-once here: a double delivery would run a job twice); it stays listed failed on GitHub.
+killed between the two leaves that guid un-asked for good (asking at most once wins over
+asking at least once: a delivery that keeps failing is not resent every pass); it stays
+listed failed on GitHub, where it can be redelivered by hand.
 
 GitLab has no API to resend a project hook's delivery other than the per-event "resend"
 of the project hook events API; see docs/gitlab.md.
@@ -151,8 +152,8 @@ async def recover(
         try:
             await client.redeliver_hook_delivery(candidate.id)
         except TransientError as exc:
-            # OutcomeUnknown too: GitHub may have resent it, and asking twice would send
-            # it twice; the record stays, and GitHub's listing shows what happened.
+            # OutcomeUnknown too: GitHub may have resent it. The record stays (once per
+            # guid), and GitHub's listing shows what happened.
             log.warning("redelivery not confirmed", guid=candidate.guid, error=str(exc))
             continue
         except ProviderError as exc:

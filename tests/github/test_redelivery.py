@@ -164,7 +164,7 @@ async def test_a_refused_redelivery_may_be_asked_for_again_by_a_later_pass(
 async def test_a_redelivery_whose_answer_was_lost_is_not_asked_for_again(
     fake: FakeGitHub, client: GitHubClient, redis: Redis[bytes]
 ) -> None:
-    # GitHub may have acted on it: asking again could send the event twice.
+    # GitHub may have acted on it: once per guid holds whatever the answer was.
     fake.add_delivery("guid-down", 0, age=60)
     fake.lose_answer("POST", r"/app/hook/deliveries/\d+/attempts", how="reset")
 
