@@ -16,9 +16,10 @@ run: $(STAMP)
 	$(BIN)/herald serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot handlers providers herald tests bench examples
+	$(BIN)/ruff check bot handlers providers herald tests bench examples deploy
 	$(BIN)/mypy
 	$(BIN)/python -m bot.config --check
+	$(BIN)/python deploy/kubernetes/generate.py --check
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
@@ -33,6 +34,7 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m bot.config --write
+	$(BIN)/python deploy/kubernetes/generate.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

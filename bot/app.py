@@ -35,6 +35,7 @@ from bot.files import serve_file
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.ports import NotConfigured, ProviderDirectory
 from bot.queue import RedisQueue
+from bot.redis_url import redis_client as connect_redis
 from bot.settings import DEFAULT_MAX_BUFFERED_BYTES, ConfigError, Settings
 from bot.spool import Spool, SpoolingQueue
 from bot.webhooks import BodyBudget, BodyDeadlines, WebhookEndpoint, handle, provider_from_path
@@ -66,10 +67,9 @@ class AppConfig:
 
 def redis_client(url: str) -> Redis[bytes]:
     """The Redis pool of a process: short connect timeout so an outage is noticed fast."""
-    client: Redis[bytes] = Redis.from_url(
+    return connect_redis(
         url, socket_connect_timeout=1.0, socket_timeout=5.0, health_check_interval=30
     )
-    return client
 
 
 @dataclass

@@ -39,6 +39,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.redis_url import is_sentinel_url, parse_sentinel
+
 MiB: Final = 1024 * 1024
 DEFAULT_MAX_BODY_BYTES: Final = 25 * MiB
 #: Request bodies one web process holds at once: ten deliveries at the full body cap.
@@ -47,7 +49,7 @@ DEFAULT_HEADER_TIMEOUT_SECONDS: Final = 10.0
 MAX_HEADER_TIMEOUT_SECONDS: Final = 300.0
 DEFAULT_JOB_MAX_TRIES: Final = 5
 DEFAULT_JOB_TIMEOUT_SECONDS: Final = 300.0
-REDIS_SCHEMES: Final = ("redis", "rediss", "unix")
+REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
 POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
 
 
@@ -133,13 +135,26 @@ def _check_url(value: str | None, schemes: Sequence[str], allowed: str) -> str |
     return value
 
 
+def _check_sentinel(value: str | None) -> str | None:
+    if value is not None and is_sentinel_url(value):
+        try:
+            parse_sentinel(value)
+        except ValueError as exc:
+            raise PydanticCustomError("herald_check", str(exc)) from None
+    return value
+
+
 def _check_redis_url(value: str | None) -> str | None:
-    return _check_url(value, REDIS_SCHEMES, "a redis://, rediss:// or unix:// URL")
+    return _check_sentinel(_check_url(
+        value, REDIS_SCHEMES, "a redis://, rediss://, unix:// or redis+sentinel:// URL"
+    ))
 
 
 def _check_history_url(value: str | None) -> str | None:
-    return _check_url(value, (*REDIS_SCHEMES, *POSTGRES_SCHEMES),
-                      "a redis://, rediss://, unix:// or postgresql:// URL")
+    return _check_sentinel(_check_url(
+        value, (*REDIS_SCHEMES, *POSTGRES_SCHEMES),
+        "a redis://, rediss://, unix://, redis+sentinel:// or postgresql:// URL",
+    ))
 
 
 WholeNumber = Annotated[int, BeforeValidator(_without_underscores)]
@@ -237,6 +252,19 @@ class GitHubConfig(ClientConfig):
     )
     request_timeout: Seconds = setting(
         15.0, "seconds per API request; shorter than `HERALD_JOB_TIMEOUT_SECONDS`", gt=0
+    )
+    redeliver_interval_minutes: WholeNumber = setting(
+        10, "how often a worker asks GitHub to redeliver the App's failed webhook "
+        "deliveries (at minutes past the hour divisible by it; GitHub never redelivers by "
+        "itself); 0 turns it off. Needs the App, not a token", ge=0, le=60,
+    )
+    redeliver_window_hours: WholeNumber = setting(
+        24, "how far back failed deliveries are redelivered (GitHub keeps 3 days)",
+        ge=1, le=72,
+    )
+    redeliver_max_per_pass: WholeNumber = setting(
+        50, "redeliveries asked for at most per pass; the rest wait for the next one",
+        ge=1, le=1000,
     )
 
 
@@ -473,7 +501,8 @@ class HeraldConfig(BaseSettings):
     redis_url: Annotated[str | None, AfterValidator(_check_redis_url)] = setting(
         None, "the Redis web and workers share (`REDIS_URL` is read too)",
         shown_default="embedded (`herald serve` only)",
-        allowed="`redis://host:port/db`, `rediss://…`, `unix:///path`", secret=True,
+        allowed="`redis://host:port/db`, `rediss://…` (TLS), `unix:///path`, "
+        "`redis+sentinel://host:26379,…/service/db` (Sentinel)", secret=True,
     )
     state_dir: Path = setting(Path(".herald"), "embedded Redis data and the delivery spool")
     queue_name: str = setting(
@@ -505,7 +534,8 @@ class HeraldConfig(BaseSettings):
         None, "where run history is kept: a Redis URL, or a `postgresql://` URL for long "
         "retention and many repositories",
         shown_default="the Redis of `HERALD_REDIS_URL`",
-        allowed="`redis://…`, `rediss://…`, `unix:///path`, `postgresql://user@host/db`",
+        allowed="`redis://…`, `rediss://…`, `unix:///path`, `redis+sentinel://…`, "
+        "`postgresql://user@host/db`",
         secret=True,
     )
     history_max_runs: WholeNumber = setting(

@@ -30,6 +30,9 @@ most process managers allow before SIGKILL). Artifacts are parsed in child proce
 (`bot.isolation.ParsePool`, started here and stopped at shutdown) under
 `HERALD_PARSE_MAX_MEMORY_BYTES` (1 GiB), `HERALD_PARSE_MAX_CPU_SECONDS` (120),
 `HERALD_PARSE_TIMEOUT_SECONDS` (180) and `HERALD_PARSE_PROCESSES` (the concurrency) at once.
+
+Periodic jobs (`cron_jobs`): the pass that asks GitHub to redeliver the App's failed
+webhook deliveries (`bot.redelivery`), every `HERALD_GITHUB_REDELIVER_INTERVAL_MINUTES`.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from typing import Any
 
 import httpx
 from arq import Retry
-from arq.connections import RedisSettings
+from arq.cron import CronJob, cron
 from arq.worker import Worker, func
 
 from bot.context import Context
@@ -62,6 +65,8 @@ from bot.ports import (
     Unsupported,
 )
 from bot.queue import HANDLED_PREFIX, JOB_FUNCTION, dumps_job, loads_job
+from bot.redelivery import RedeliveryConfig, recover_missed_deliveries
+from bot.redis_url import arq_settings
 from bot.routing import Handler, Router
 from bot.settings import ConfigError, Settings
 
@@ -289,6 +294,30 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
     log.info("worker stopped")
 
 
+def cron_jobs(settings: Settings) -> list[CronJob]:
+    """The periodic jobs: the missed-webhook pass (`bot.redelivery`) when the GitHub App
+    is configured and `HERALD_GITHUB_REDELIVER_INTERVAL_MINUTES` is not 0.
+
+    ARQ gives a cron job one id per time slot (`unique`), so however many workers run, a
+    pass runs once per slot. One try: the next slot is the retry.
+    """
+    github = settings.config.github
+    every = github.redeliver_interval_minutes
+    if not every or not github.app_id:
+        return []
+    return [
+        cron(
+            recover_missed_deliveries,
+            name="recover_missed_deliveries",
+            minute=set(range(0, 60, every)),
+            second=0,
+            unique=True,
+            max_tries=1,
+            run_at_startup=False,
+        )
+    ]
+
+
 def worker_settings(
     settings: Settings, router: Router, directory: ProviderDirectory
 ) -> dict[str, Any]:
@@ -298,8 +327,9 @@ def worker_settings(
     config = WorkerConfig.from_settings(settings)
     return {
         "functions": [func(handle_event, name=JOB_FUNCTION)],
+        "cron_jobs": cron_jobs(settings),
         "queue_name": settings.queue_name,
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": arq_settings(settings.redis_url),
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "ctx": {
@@ -307,6 +337,10 @@ def worker_settings(
             "router": router,
             "directory": directory,
             "worker_config": config,
+            "redelivery_config": RedeliveryConfig(
+                window_seconds=settings.config.github.redeliver_window_hours * 3600.0,
+                max_per_pass=settings.config.github.redeliver_max_per_pass,
+            ),
         },
         "job_timeout": config.job_timeout,
         "max_tries": config.max_tries,

@@ -168,7 +168,7 @@ def test_a_wrong_header_timeout_names_its_variable(raw: str) -> None:
         ({"HERALD_LOG_FORMAT": "xml"},
          "HERALD_LOG_FORMAT must be one of 'console' or 'json', not 'xml'"),
         ({"HERALD_REDIS_URL": "http://redis:6379/0"},
-         "HERALD_REDIS_URL must be a redis://, rediss:// or unix:// URL, not http://…"),
+         "HERALD_REDIS_URL must be a redis://, rediss://, unix:// or redis+sentinel:// URL, not http://…"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL (read as HERALD_REDIS_URL) must be a redis://"),
     ],
 )
@@ -345,8 +345,8 @@ def test_a_command_stops_at_a_bad_value_with_the_message_and_no_traceback(
     assert main([command]) == 2
     output = capsys.readouterr()
     assert output.out.splitlines() == [
-        f"herald {command}: HERALD_REDIS_URL must be a redis://, rediss:// or unix:// URL, "
-        "not http://…",
+        f"herald {command}: HERALD_REDIS_URL must be a redis://, rediss://, unix:// or "
+        "redis+sentinel:// URL, not http://…",
         f"herald {command}: HERALD_LOG_LEVEL must be one of 'debug', 'info', 'warning' or "
         "'error', not 'verbose'",
     ]

@@ -30,12 +30,12 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
 from bot.history.codec import decode_aggregates, decode_run, encode_aggregates, encode_run
 from bot.history.store import WRITE_TRIES, Clock, Lookup, Retention, fold, readable, utc_now
 from bot.history.summary import Aggregates, HistoryError, HistoryKey, RunSummary
+from bot.redis_url import redis_client
 
 PREFIX: Final = "herald:history"
 
@@ -65,7 +65,7 @@ class RedisHistory:
 
     @classmethod
     def from_url(cls, url: str, retention: Retention, *, clock: Clock = utc_now) -> RedisHistory:
-        return cls(aioredis.Redis.from_url(url), retention, clock=clock, owned=True)
+        return cls(redis_client(url), retention, clock=clock, owned=True)
 
     async def close(self) -> None:
         if self._owned:

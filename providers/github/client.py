@@ -11,7 +11,8 @@ actions/workflow-jobs (list for an attempt), actions/artifacts (list, download),
 checks/runs (list for a ref, create, update), checks/suites (list runs in a suite),
 issues/comments (list, create, update), reactions (create for an issue comment),
 collaborators (permission), pulls (get, list), commits (pulls for a commit),
-apps (repository installation, installation access token), git/trees and git/blobs
+apps (repository installation, installation access token; the App's webhook deliveries,
+list and redeliver, for `bot.redelivery`), git/trees and git/blobs
 (`.herald.yml` at a commit), contents (the organisation default in the owner's `.github`).
 
 Settings (`HERALD_GITHUB_*`): `APP_ID`, `CLIENT_ID` (optional JWT issuer), `PRIVATE_KEY` /
@@ -39,6 +40,7 @@ from bot import sticky
 from bot.artifacts import ArtifactLimits
 from bot.events import Comment, RunRef
 from bot.forges import latest_per_key
+from bot.redelivery import delivered_at
 from bot.repo_config import DEFAULT_OPTIONS, CommentMode, PublishOptions
 from bot.reports import (
     GITHUB_CHECK_SUMMARY_LIMIT,
@@ -199,6 +201,46 @@ class GitHubClient:
                 + _describe(exc, "POST", path),
             ) from exc
         return InstallationToken.from_response(data)
+
+    async def hook_deliveries(self, *, since: float, limit: int) -> list[Mapping[str, Any]]:
+        """The App's webhook deliveries, newest first, back to `since` (epoch seconds), at
+        most `limit` (`bot.redelivery`). GitHub pages them by a cursor in the Link header,
+        which gidgethub follows. Docs: rest/apps/webhooks#list-deliveries-for-an-app-webhook.
+        """
+        if not isinstance(self.credentials, AppCredentials):
+            raise NotConfigured("listing webhook deliveries needs the GitHub App "
+                                "(HERALD_GITHUB_APP_ID and its private key), not a token")
+        path = "/app/hook/deliveries?per_page=100"
+        items: list[Mapping[str, Any]] = []
+        try:
+            with retry_policy(idempotent=True):
+                async for item in self._api("app").getiter(path, jwt=self.jwt.token()):
+                    if not isinstance(item, Mapping):
+                        continue
+                    when = delivered_at(item)
+                    if when is not None and when < since:
+                        break  # newest first: the rest is older still
+                    items.append(item)
+                    if len(items) >= limit:
+                        break
+        except gidgethub.HTTPException as exc:
+            raise _typed(exc, _describe(exc, "GET", "/app/hook/deliveries")) from exc
+        return items
+
+    async def redeliver_hook_delivery(self, delivery_id: int) -> None:
+        """Ask GitHub to send one delivery again (202). Not resent after a lost answer: a
+        second request would make a second delivery. Docs: rest/apps/webhooks#
+        redeliver-a-delivery-for-an-app-webhook."""
+        if not isinstance(self.credentials, AppCredentials):
+            raise NotConfigured("redelivering a webhook needs the GitHub App, not a token")
+        path = "/app/hook/deliveries/{delivery_id}/attempts"
+        try:
+            with retry_policy(idempotent=False):
+                await self._api("app").post(
+                    path, {"delivery_id": delivery_id}, data=b"", jwt=self.jwt.token()
+                )
+        except gidgethub.HTTPException as exc:
+            raise _typed(exc, _describe(exc, "POST", path)) from exc
 
     async def _installation(self, repo: str, extra: Mapping[str, Any]) -> str:
         if isinstance(self.credentials, TokenCredentials):

@@ -163,6 +163,10 @@ class FakeGitHub:
         self.writes_in_flight = 0
         self.most_writes_in_flight = 0
         self._ids = itertools.count(1000)
+        #: The App's webhook deliveries, newest first, as `GET /app/hook/deliveries` lists.
+        self.deliveries: list[dict[str, Any]] = []
+        #: The status the next redeliveries are listed with (GitHub tries at once).
+        self.redelivery_status = 202
         self.app = Starlette(routes=self._routes())
         self.blob_app = Starlette(routes=[Route("/blob/{key}", self._blob)])
 
@@ -206,6 +210,23 @@ class FakeGitHub:
         target.git_blobs[blob] = data
         return blob
 
+    def add_delivery(self, guid: str, status_code: int, *, event: str = "workflow_run",
+                     action: str | None = "completed", age: float = 60.0,
+                     redelivery: bool = False) -> int:
+        """A delivery `age` seconds ago, listed before every older one; its numeric id."""
+        number = next(self._ids)
+        when = time.gmtime(time.time() - age)
+        status = "OK" if 200 <= status_code < 300 else f"Invalid HTTP Response: {status_code}"
+        self.deliveries.insert(0, {
+            "id": number, "guid": guid, "delivered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", when),
+            "redelivery": redelivery, "duration": 0.27, "status": status,
+            "status_code": status_code, "event": event, "action": action,
+            "installation_id": self.installation_id, "repository_id": 1296269,
+            "throttled_at": None,
+        })
+        self.deliveries.sort(key=lambda d: d["delivered_at"], reverse=True)
+        return number
+
     def grant(self, repo: str, login: str, permission: str, role: str | None = None) -> None:
         self.repo(repo).permissions[login.lower()] = (permission, role or permission)
 
@@ -248,6 +269,9 @@ class FakeGitHub:
             Route("/app/installations/{installation_id:int}/access_tokens", self._token,
                   methods=["POST"]),
             Route(r + "/installation", self._installation, methods=["GET"]),
+            Route("/app/hook/deliveries", self._deliveries, methods=["GET"]),
+            Route("/app/hook/deliveries/{delivery_id:int}/attempts", self._redeliver,
+                  methods=["POST"]),
             Route(r + "/actions/runs", self._runs_for_sha, methods=["GET"]),
             Route(r + "/actions/runs/{run_id:int}", self._run, methods=["GET"]),
             Route(r + "/actions/runs/{run_id:int}/attempts/{attempt:int}/jobs", self._jobs,
@@ -422,6 +446,54 @@ class FakeGitHub:
         if self._repo_of(request) is None:
             return _error(404, "Not Found")
         return JSONResponse({"id": self.installation_id, "app_id": self.app_id})
+
+    async def _as_app(self, request: Request) -> Response | None:
+        """Record an App-level request; the answer when a fault or a bad JWT refuses it."""
+        _, fault = await self._record(request)
+        if fault is not None:
+            return fault
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        try:
+            if scheme.lower() != "bearer":
+                raise pyjwt.InvalidTokenError("not a bearer token")
+            pyjwt.decode(token, self.public_key, algorithms=["RS256"])
+        except pyjwt.PyJWTError:
+            return _error(401, "A JSON web token could not be decoded")
+        return None
+
+    async def _deliveries(self, request: Request) -> Response:
+        """Cursor-paged as GitHub pages them: `per_page` ≤ 100, the next page's cursor in
+        the Link header (here `v1_{id}` of its first delivery), no Link on the last page."""
+        refused = await self._as_app(request)
+        if refused is not None:
+            return refused
+        per_page = min(100, int(request.query_params.get("per_page", 30)))
+        cursor = request.query_params.get("cursor")
+        start = 0
+        if cursor is not None:
+            ids = [f"v1_{d['id']}" for d in self.deliveries]
+            if cursor not in ids:
+                return _error(422, "Validation Failed: cursor")
+            start = ids.index(cursor)
+        chunk = self.deliveries[start : start + per_page]
+        headers = {}
+        if start + per_page < len(self.deliveries):
+            following = self.deliveries[start + per_page]["id"]
+            link = request.url.include_query_params(cursor=f"v1_{following}")
+            headers["link"] = f'<{link}>; rel="next"'
+        return JSONResponse(chunk, headers=headers)
+
+    async def _redeliver(self, request: Request) -> Response:
+        refused = await self._as_app(request)
+        if refused is not None:
+            return refused
+        number = request.path_params["delivery_id"]
+        original = next((d for d in self.deliveries if d["id"] == number), None)
+        if original is None:
+            return _error(404, "Not Found")
+        self.add_delivery(original["guid"], self.redelivery_status, event=original["event"],
+                          action=original["action"], age=0.0, redelivery=True)
+        return JSONResponse({}, status_code=202)
 
     async def _run(self, request: Request) -> Response:
         _, repo = await self._guard(request)
