@@ -67,6 +67,9 @@ async def running(
         "HERALD_REDIS_URL": redis_url,
         "HERALD_STATE_DIR": str(tmp_path / "state"),
         "HERALD_LOG_FORMAT": "json",
+        # The redelivery pass is a cron job of every worker: a test worker that runs across
+        # its minute would ask the fake for deliveries no test expects (its own tests set it).
+        "HERALD_GITHUB_REDELIVER_INTERVAL_MINUTES": "0",
         **env,
     })
     app = create_app(settings, configure_logging=False)
