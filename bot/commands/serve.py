@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import signal
+import sys
 from collections.abc import Coroutine
 from types import FrameType
 from typing import Any, TypeVar
@@ -30,6 +32,7 @@ from bot.connections import protocol_class
 from bot.console import printable
 from bot.embedded_redis import EmbeddedRedis
 from bot.settings import ConfigError, Settings
+from bot.state_lock import StateDirBusy, hold_state_dir
 
 log = herald_logging.get_logger("herald.serve")
 
@@ -68,12 +71,29 @@ def run(args: argparse.Namespace) -> int:
         return refuse("serve", exc)
     herald_logging.configure(settings)
     warn_unknown_settings(settings)
+    # Before the embedded Redis and the spool: both live in the state directory, and a
+    # second process must not touch either (`bot.state_lock`).
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(hold_state_dir(settings.state_dir))
+        except StateDirBusy as exc:
+            print(printable(f"herald serve: {exc}"), file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(printable(f"herald serve: cannot lock {settings.state_dir}: {exc}"),
+                  file=sys.stderr)
+            return 1
+        return _serve_locked(settings, args.host, args.port)
+    return 1  # pragma: no cover - ExitStack does not swallow; mypy cannot know
+
+
+def _serve_locked(settings: Settings, host: str, port: int) -> int:
     embedded: EmbeddedRedis | None = None
     if not settings.redis_url:
         embedded = start_embedded_redis(settings)
         settings = dataclasses.replace(settings, redis_url=embedded.url)
     try:
-        return run_async(serve(settings, args.host, args.port))
+        return run_async(serve(settings, host, port))
     except ConfigError as exc:
         log.error("cannot start", error=str(exc))
         return 2
