@@ -27,11 +27,12 @@ import uvicorn
 
 import providers
 from bot import logging as herald_logging
-from bot.composition import create_app, create_worker
+from bot.composition import create_app, create_worker, directory
 from bot.connections import protocol_class
 from bot.console import printable
 from bot.embedded_redis import EmbeddedRedis
 from bot.settings import ConfigError, Settings
+from bot.startup import startup_problems
 from bot.state_lock import StateDirBusy, hold_state_dir
 
 log = herald_logging.get_logger("herald.serve")
@@ -56,6 +57,15 @@ def refuse(command: str, exc: ConfigError) -> int:
     return 2
 
 
+def unworkable(command: str, settings: Settings) -> int | None:
+    """Refuse (exit 2, one line per problem) a configuration that accepts deliveries whose
+    jobs cannot run (`bot.startup`); None when it can work."""
+    problems = asyncio.run(startup_problems(settings, directory()))
+    if not problems:
+        return None
+    return refuse(command, ConfigError("\n".join(problems)))
+
+
 def warn_unknown_settings(settings: Settings) -> None:
     """Say which `HERALD_` variables nothing reads: a typo in a secret's name would
     otherwise show only as every delivery refused."""
@@ -69,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
     except ConfigError as exc:
         return refuse("serve", exc)
+    if (refused := unworkable("serve", settings)) is not None:
+        return refused
     herald_logging.configure(settings)
     warn_unknown_settings(settings)
     # Before the embedded Redis and the spool: both live in the state directory, and a
