@@ -5,6 +5,10 @@ Meant for a first run (`make run`) and small installations. Without `HERALD_REDI
 under `HERALD_STATE_DIR` (default `.herald/`) with an append-only file, so queued jobs
 survive a restart. Production runs `herald web` and `herald worker` separately (Procfile).
 
+Before anything else it refuses a configuration that cannot work (`bot.startup`) and
+takes the state directory's lock (`bot.state_lock`): a second `herald serve` on the same
+directory exits 1 before it touches the embedded Redis socket or the spool.
+
 Shutdown on SIGTERM or Ctrl-C: uvicorn stops accepting connections and lets in-flight
 requests finish; at the same moment the worker stops taking jobs and waits for running
 ones (up to `HERALD_WORKER_SHUTDOWN_GRACE_SECONDS`), after which ARQ returns the rest to
