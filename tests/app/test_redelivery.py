@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-from bot.composition import create_worker
 from bot.context import Context
 from bot.events import BUILD_COMPLETED, Event, RunRef
 from bot.queue import RedisQueue, dedupe_key, record_state
 from bot.routing import Router
 from bot.settings import Settings
 from providers.base import PermanentError
-from tests.app.conftest import make_settings
+from tests.app.conftest import make_settings, run_burst
 
 QUEUE = "herald:queue"
 
@@ -28,30 +26,8 @@ def event(delivery: str) -> Event:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client: Redis = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def queue(redis: Redis) -> AsyncIterator[RedisQueue]:
-    queue = RedisQueue(redis, queue_name=QUEUE)
-    yield queue
-    await queue.aclose()
-
-
-@pytest.fixture
 def settings(redis_url: str, tmp_path: Path) -> Settings:
     return make_settings(redis_url, tmp_path / "state", HERALD_JOB_MAX_TRIES="2")
-
-
-async def run_burst(settings: Settings, router: Router) -> None:
-    worker = create_worker(settings, router, burst=True, handle_signals=False)
-    try:
-        await worker.async_run()
-    finally:
-        await worker.close()
 
 
 def router_that(outcome: str, runs: list[str]) -> Router:
