@@ -81,6 +81,9 @@ from bot.settings import ConfigError, Settings
 log = get_logger("herald.worker")
 
 HANDLED_TTL_SECONDS = 24 * 3600
+#: In a job's handled set beside the handlers' names (which are dotted module paths, so
+#: never this): one of them gave up, which a retry that skips it must still report.
+GAVE_UP_MARK = b"!gave-up"
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 300.0
 
@@ -208,7 +211,8 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
 
     transient: list[TransientError] = []
     failed = 0
-    gave_up = False
+    # A handler that gave up on an earlier try is not run again; its give-up still counts.
+    gave_up = GAVE_UP_MARK in done
     for handler in routed:
         name = handler_name(handler)
         if name.encode() in done:
@@ -226,7 +230,6 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
         )
         try:
             await handler(context)
-            gave_up = gave_up or context.gave_up
         except TransientError as exc:
             transient.append(exc)
             bound.warning("handler failed, will retry", handler=name, error=str(exc))
@@ -239,9 +242,10 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
             failed += 1
             bound.exception("handler failed", handler=name, error=str(exc))
         else:
+            gave_up = gave_up or context.gave_up
             if len(routed) > 1:
                 async with redis.pipeline(transaction=True) as pipe:
-                    pipe.sadd(handled_key, name)
+                    pipe.sadd(handled_key, name, *([GAVE_UP_MARK] if context.gave_up else []))
                     pipe.expire(handled_key, HANDLED_TTL_SECONDS)
                     await pipe.execute()
 

@@ -13,7 +13,7 @@ from bot.events import BUILD_COMPLETED, Event, RunRef
 from bot.queue import RedisQueue, dedupe_key, record_state
 from bot.routing import Router
 from bot.settings import Settings
-from providers.base import PermanentError
+from providers.base import PermanentError, TransientError
 from tests.app.conftest import make_settings, run_burst
 
 QUEUE = "herald:queue"
@@ -165,3 +165,30 @@ async def test_the_default_queue_name_keeps_the_layout_deployments_already_have(
 
     assert await redis.exists("herald:delivery:github:d-6", "arq:job:github:d-6") == 2
     assert await redis.zrange(QUEUE, 0, -1) == [b"github:d-6"]
+
+
+async def test_a_give_up_still_counts_when_a_retry_skips_the_handler_that_gave_up(
+    queue: RedisQueue, redis: Redis, settings: Settings
+) -> None:
+    # Were the give-up forgotten on the try that runs only the other handler, the job would
+    # read as done, and a redelivery after fixing the cause would be refused.
+    calls: list[str] = []
+    router = Router()
+
+    @router.register(BUILD_COMPLETED)
+    async def gives_up(context: Context) -> None:
+        calls.append(f"gives_up:{context.job_try}")
+        context.gave_up = True
+
+    @router.register(BUILD_COMPLETED)
+    async def flaky(context: Context) -> None:
+        calls.append(f"flaky:{context.job_try}")
+        if context.job_try == 1:
+            raise TransientError("502 from the API", retry_after=0.01)
+
+    await queue.enqueue(event("d-7"))
+    await run_burst(settings, router)
+
+    assert calls == ["gives_up:1", "flaky:1", "flaky:2"]
+    assert await redis.get(dedupe_key("github", "d-7")) == b"gave_up"
+    assert await queue.enqueue(event("d-7")) == "queued"
