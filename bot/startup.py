@@ -57,6 +57,8 @@ class ProviderCheck:
     always_on: bool = False
     client: Any | None = None
     not_configured: str | None = None
+    #: The webhook secret's file could not be read: every delivery would be refused.
+    secret_error: str | None = None
     api_url: str | None = None
     settings: list[tuple[str, str]] = field(default_factory=list)
     reachable: str | None = None
@@ -132,13 +134,13 @@ async def check_providers(
             try:
                 check.receives = bool(provider.webhook_secrets())
             except ConfigError as exc:
-                check.not_configured = str(exc)
+                check.secret_error = str(exc)
         try:
             check.client = directory.client(name, provider, http)
         except UnknownProvider:
-            check.not_configured = check.not_configured or "no API client in this build"
+            check.not_configured = "no API client in this build"
         except (NotConfigured, ConfigError) as exc:
-            check.not_configured = check.not_configured or str(exc)
+            check.not_configured = str(exc)
         checks.append(check)
     return checks
 
@@ -152,6 +154,9 @@ def problems_of(checks: Sequence[ProviderCheck]) -> list[str]:
     problems = []
     forges = [c.name for c in checks if c.is_forge]
     for check in checks:
+        if check.secret_error is not None:
+            problems.append(f"{check.name}: the webhook secret cannot be read: "
+                            f"{check.secret_error}")
         if not check.receives or check.always_on:
             continue
         secret = env_name(check.name, "webhook_secret")

@@ -31,7 +31,9 @@ def _provider_rows(check: ProviderCheck) -> list[tuple[str, str]]:
     rows = [("configured", "yes" if check.client is not None
              else f"no: {check.not_configured}")]
     webhooks = ("accepted (verified with the sender's own key)" if check.always_on
-                else "accepted (a secret is set)" if check.receives else "refused (no secret)")
+                else "accepted (a secret is set)" if check.receives
+                else f"refused ({check.secret_error})" if check.secret_error
+                else "refused (no secret)")
     rows.append(("webhooks", webhooks))
     if check.api_url is not None:
         rows.append(("API", f"{check.api_url}: {check.reachable or 'not probed (no client)'}"))

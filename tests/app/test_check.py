@@ -65,6 +65,13 @@ def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
              "of the built repository and no forge has credentials"],
             id="a CI system with no forge to report on",
         ),
+        pytest.param(
+            {"HERALD_GITLAB_WEBHOOK_SECRET_FILE": "/nonexistent/herald-secret",
+             "HERALD_GITLAB_TOKEN": "t"},
+            ["gitlab: the webhook secret cannot be read: HERALD_GITLAB_WEBHOOK_SECRET_FILE: "
+             "No such file or directory"],
+            id="a secret file that cannot be read",
+        ),
     ],
 )
 def test_a_configuration_that_cannot_work_is_refused_naming_what_is_missing(
