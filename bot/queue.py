@@ -140,7 +140,8 @@ class Queue(Protocol):
     """What the web process needs from a queue."""
 
     async def enqueue(self, event: Event) -> EnqueueOutcome:
-        """Queue `event` once per (provider, delivery); `duplicate` if already accepted."""
+        """Queue `event` once per (provider, delivery); `duplicate` if already accepted,
+        unless the job it was accepted for gave up or failed (then it is queued again)."""
         ...
 
     async def depth(self) -> int:
