@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 from pydantic import BaseModel, SecretStr
@@ -190,15 +190,22 @@ async def startup_problems(settings: Settings, directory: ProviderDirectory) -> 
 
 
 def masked_url(url: str) -> str:
-    """`url` with any password replaced, for display."""
+    """`url` with any password replaced, for display: the one in its authority and the
+    `?password=` redis-py also reads."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:****@" if parts.username else ":****@"
-    return urlunsplit(parts._replace(netloc=f"{user}{host}"))
+    if parts.query:
+        pairs = [(k, "****" if k.lower() == "password" else v)
+                 for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        parts = parts._replace(query=urlencode(pairs, safe="*"))
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        user = f"{parts.username}:****@" if parts.username else ":****@"
+        parts = parts._replace(netloc=f"{user}{host}")
+    # By hand, not `urlunsplit`: that writes `unix:///path` as `unix:/path`.
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}://{parts.netloc}{parts.path}{query}"
 
 
 async def redis_reachability(url: str, seconds: float = PROBE_TIMEOUT_SECONDS) -> str:

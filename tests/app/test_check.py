@@ -11,6 +11,7 @@ import pytest
 
 from bot import cli
 from bot.embedded_redis import free_port
+from bot.startup import masked_url
 from tests.fakes.github import FakeGitHub, running_fake
 from tests.github.conftest import WEBHOOK_SECRET, app_key, github_env
 
@@ -156,3 +157,18 @@ async def test_check_lists_the_refusals_serve_would_make(
     assert code == 1
     problems = out.split("problems (herald serve, web and worker refuse to start):\n")[1]
     assert problems.startswith("  gitlab: HERALD_GITLAB_WEBHOOK_SECRET is set")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@redis.internal:6379/0", "redis://:****@redis.internal:6379/0"),
+        ("rediss://herald:hunter2@redis.internal/1", "rediss://herald:****@redis.internal/1"),
+        ("redis://redis.internal/0?password=hunter2&db=2",
+         "redis://redis.internal/0?password=****&db=2"),
+        ("unix:///run/redis.sock?password=hunter2", "unix:///run/redis.sock?password=****"),
+        ("redis://redis.internal:6379/0", "redis://redis.internal:6379/0"),
+    ],
+)
+def test_a_redis_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert masked_url(url) == shown
