@@ -506,7 +506,9 @@ class HeraldConfig(BaseSettings):
     )
     state_dir: Path = setting(Path(".herald"), "embedded Redis data and the delivery spool")
     queue_name: str = setting(
-        "herald:queue", "the Redis queue web and workers share", min_length=1
+        "herald:queue", "the Redis queue web and workers share; any other name also "
+        "prefixes every key of its jobs, so installations sharing a Redis never see each "
+        "other's deliveries ([docs/operations.md](docs/operations.md))", min_length=1
     )
     store_dir: Path | None = setting(
         None, "where the library's `Reporter` keeps the artifacts it collects, served as "

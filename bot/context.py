@@ -42,3 +42,7 @@ class Context:
     #: Past runs (`bot.history`), for the comparison with the base; None when no history
     #: is kept (`HERALD_HISTORY_MAX_RUNS=0`).
     history: HistoryStore | None = None
+    #: Set by a handler that answered "could not do it" instead of raising (the report's
+    #: give-up answer): the job counts as given up, so a redelivery of its webhook runs it
+    #: again rather than being answered duplicate.
+    gave_up: bool = False

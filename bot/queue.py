@@ -4,15 +4,23 @@ Herald depends on `Queue.enqueue(event) -> "queued" | "duplicate" | "spooled"`, 
 ARQ directly; ARQ knowledge lives here and in `bot.worker` only (ARQ is in maintenance
 mode, and its own `_job_id` dedupe lasts only while a job or its result is kept).
 
-Redis key layout (every key has a TTL or is bounded by the jobs it holds):
+Redis key layout (every key has a TTL or is bounded by the jobs it holds). ``{job id}`` is
+``{ns}{provider}:{delivery id}``, where ``{ns}`` is empty for the default queue name
+(``herald:queue``: the layout deployments already have) and ``{queue_name}/`` for any
+other, so every key that names a job (ARQ's included: ARQ's prefixes are module constants
+its `Worker` takes no argument for, but they are all followed by the job id) belongs to one
+queue name, and two installations sharing a Redis never see each other's deliveries:
 
 =====================================  ======  =====================================================
 key                                    type    meaning, lifetime
 =====================================  ======  =====================================================
-``herald:delivery:{provider}:{id}``    string  our dedupe record of a delivery; value = enqueue time
-                                               (ms). TTL `DEDUPE_TTL` (7 days: GitHub redelivers
+``herald:delivery:{job id}``           string  our dedupe record of a delivery; value = how its job
+                                               stands (`DeliveryState`: ``queued``, ``running``,
+                                               ``done``, ``gave_up``, ``failed``; a record of an
+                                               older Herald holds the enqueue time and counts as
+                                               queued). TTL `DEDUPE_TTL` (7 days: GitHub redelivers
                                                for 3 days, GitLab resends from 7 days of history).
-``arq:job:{provider}:{id}``            string  ARQ's job: JSON ``{"t","f","a","k","et"}`` with
+``arq:job:{job id}``                   string  ARQ's job: JSON ``{"t","f","a","k","et"}`` with
                                                ``f = "handle_event"`` and ``a = [event dict]``.
                                                TTL `JOB_TTL` (72 h); deleted when the job ends.
 ``{queue_name}`` (``herald:queue``)    zset    ARQ's queue: member = job id, score = run-at (ms)
@@ -24,10 +32,20 @@ key                                    type    meaning, lifetime
 ``{queue_name}:health-check``          string  ARQ worker heartbeat
 =====================================  ======  =====================================================
 
-The job id is ``f"{provider}:{delivery_id}"`` (`Event.job_id`). The dedupe record, the job
-and the queue entry are written by one Lua script (`ENQUEUE_SCRIPT`): the job is written
-only when no dedupe record exists, so fifty concurrent posts of one delivery make exactly
-one job, and a redelivery days later makes none.
+ARQ's abort set (``arq:abort``) stays shared: Herald's workers never abort jobs, so never
+read it.
+
+The dedupe record, the job and the queue entry are written by one Lua script
+(`ENQUEUE_SCRIPT`): the job is written only when no dedupe record exists, or when the
+record says the delivery's job gave up or failed (and ARQ no longer holds it in progress),
+so fifty concurrent posts of one delivery make exactly one job, a redelivery of a job that
+is queued, running or done makes none, and a redelivery after a failure runs it again,
+once. The worker writes ``running`` when a job starts and how it ended when it ends
+(`bot.worker`). What this can hide: a redelivery arriving in the milliseconds between the
+job's end and ARQ's clean-up of it is answered ``duplicate`` (queuing it then would let
+that clean-up delete the new job), and a job ARQ itself drops (``max tries exceeded``
+after repeated worker kills, an expired job) keeps ``running``: both say so in the
+worker's log, and a redelivery after the dedupe TTL runs again.
 
 Enqueues arriving together (concurrent requests in one event loop) are sent as one call
 of the script for the whole batch (`_Batcher`): one Redis round trip per batch, not per
@@ -53,13 +71,18 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from bot.events import Comment, Event, JsonObject, RunRef
+from bot.logging import get_logger
 
 EnqueueOutcome = Literal["queued", "duplicate", "spooled"]
+log = get_logger("herald.queue")
 
 JOB_FUNCTION: Final = "handle_event"
+DEFAULT_QUEUE_NAME: Final = "herald:queue"
 DEDUPE_PREFIX: Final = "herald:delivery:"
 HANDLED_PREFIX: Final = "herald:handled:"
 ARQ_JOB_PREFIX: Final = "arq:job:"  # arq.constants.job_key_prefix
+ARQ_IN_PROGRESS_PREFIX: Final = "arq:in-progress:"  # arq.constants.in_progress_key_prefix
+ARQ_RETRY_PREFIX: Final = "arq:retry:"  # arq.constants.retry_key_prefix
 DEDUPE_TTL: Final = 7 * 24 * 3600
 MIN_DEDUPE_TTL: Final = 72 * 3600
 JOB_TTL: Final = 72 * 3600
@@ -67,27 +90,46 @@ JOB_TTL: Final = 72 * 3600
 #: (a single-threaded server) for more than a few milliseconds.
 MAX_BATCH: Final = 256
 
+#: How a delivery's job stands, in its dedupe record. A redelivery queues the job again only
+#: from `RETRYABLE` states: one queued, running or done is a duplicate.
+DeliveryState = Literal["queued", "running", "done", "gave_up", "failed"]
+RETRYABLE: Final[frozenset[DeliveryState]] = frozenset({"gave_up", "failed"})
+
 ENQUEUE_SCRIPT: Final = b"""
 -- A batch of enqueues in one call. Per job, in order:
--- KEYS: dedupe record, ARQ job key (KEYS[1] is the ARQ queue, a zset)
+-- KEYS: dedupe record, ARQ job key, ARQ in-progress key, ARQ retry key (KEYS[1] is the
+--       ARQ queue, a zset)
 -- ARGV: enqueue time ms (= the score), job bytes, job id (ARGV[1], ARGV[2]: dedupe and job
 --       ttl ms)
--- Returns one 1 (queued) or 0 (duplicate) per job. A delivery twice in one batch is
--- queued once: the second sees the first's dedupe record.
+-- Returns per job 1 (queued), 2 (queued again: its earlier job gave up or failed) or 0
+-- (duplicate). A delivery twice in one batch is queued once: the second sees the first's
+-- record, which says queued.
+-- A job that gave up is queued again only once ARQ no longer holds it in progress: ARQ's
+-- clean-up of the ending job would otherwise delete the new one. Its retry count is reset,
+-- so the new job has every try.
 -- The dedupe record is written last: a script stops at a failing command with what it
 -- wrote kept, and a delivery marked seen but never queued would be lost for good.
 local results = {}
 local dedupe_ttl, job_ttl = ARGV[1], ARGV[2]
-for i = 0, (#KEYS - 1) / 2 - 1 do
-  local key, arg = 2 + 2 * i, 3 + 3 * i
-  if redis.call('EXISTS', KEYS[key]) == 0 then
+for i = 0, (#KEYS - 1) / 4 - 1 do
+  local key, arg = 2 + 4 * i, 3 + 3 * i
+  local state = redis.call('GET', KEYS[key])
+  local result = 0
+  if not state then
+    result = 1
+  elseif (state == 'gave_up' or state == 'failed')
+      and redis.call('EXISTS', KEYS[key + 2]) == 0 then
+    result = 2
+  end
+  if result > 0 then
     redis.call('ZADD', KEYS[1], ARGV[arg], ARGV[arg + 2])
     redis.call('SET', KEYS[key + 1], ARGV[arg + 1], 'PX', job_ttl)
-    redis.call('SET', KEYS[key], ARGV[arg], 'PX', dedupe_ttl)
-    results[i + 1] = 1
-  else
-    results[i + 1] = 0
+    if result == 2 then
+      redis.call('DEL', KEYS[key + 3])
+    end
+    redis.call('SET', KEYS[key], 'queued', 'PX', dedupe_ttl)
   end
+  results[i + 1] = result
 end
 return results
 """
@@ -98,7 +140,8 @@ class Queue(Protocol):
     """What the web process needs from a queue."""
 
     async def enqueue(self, event: Event) -> EnqueueOutcome:
-        """Queue `event` once per (provider, delivery); `duplicate` if already accepted."""
+        """Queue `event` once per (provider, delivery); `duplicate` if already accepted,
+        unless the job it was accepted for gave up or failed (then it is queued again)."""
         ...
 
     async def depth(self) -> int:
@@ -110,12 +153,26 @@ class Queue(Protocol):
         ...
 
 
-def dedupe_key(provider: str, delivery_id: str) -> str:
-    return f"{DEDUPE_PREFIX}{provider}:{delivery_id}"
+def job_namespace(queue_name: str) -> str:
+    """What prefixes the job ids of `queue_name` (see the module docstring): nothing for the
+    default queue, so a deployment that never set `HERALD_QUEUE_NAME` keeps its keys."""
+    return "" if queue_name == DEFAULT_QUEUE_NAME else f"{queue_name}/"
+
+
+def dedupe_key(provider: str, delivery_id: str, queue_name: str = DEFAULT_QUEUE_NAME) -> str:
+    return f"{DEDUPE_PREFIX}{job_namespace(queue_name)}{provider}:{delivery_id}"
 
 
 def job_key(job_id: str) -> str:
     return f"{ARQ_JOB_PREFIX}{job_id}"
+
+
+async def record_state(redis: Any, job_id: str, state: DeliveryState) -> None:
+    """Write how the job `job_id` (as ARQ names it, namespace included) stands into its
+    delivery's dedupe record, keeping the record's TTL; a job with no record (one queued by
+    hand, or whose record expired) gets none, since a record made here would outlive
+    nothing it dedupes."""
+    await redis.set(f"{DEDUPE_PREFIX}{job_id}", state, xx=True, keepttl=True)
 
 
 _RUN_FIELDS: Final = tuple(f.name for f in fields(RunRef))
@@ -299,6 +356,7 @@ class RedisQueue:
             raise ValueError("the dedupe record must outlive GitHub's 72 h redelivery window")
         self.redis = redis
         self.queue_name = queue_name
+        self.namespace = job_namespace(queue_name)
         self.dedupe_ttl_ms = dedupe_ttl * 1000
         self.job_ttl_ms = job_ttl * 1000
         self._batcher: _Batcher[PreparedJob, EnqueueOutcome] = _Batcher(self._run, max_batch)
@@ -327,11 +385,14 @@ class RedisQueue:
         keys: list[Any] = [self.queue_name]
         values: list[Any] = [self.dedupe_ttl_ms, self.job_ttl_ms]
         for job in jobs:
-            keys.append(f"{DEDUPE_PREFIX}{job.provider}:{job.delivery_id}")
-            keys.append(f"{ARQ_JOB_PREFIX}{job.job_id}")
+            job_id = f"{self.namespace}{job.job_id}"
+            keys.append(f"{DEDUPE_PREFIX}{job_id}")
+            keys.append(f"{ARQ_JOB_PREFIX}{job_id}")
+            keys.append(f"{ARQ_IN_PROGRESS_PREFIX}{job_id}")
+            keys.append(f"{ARQ_RETRY_PREFIX}{job_id}")
             values.append(job.enqueue_ms)
             values.append(job.body)
-            values.append(job.job_id)
+            values.append(job_id)
         return [len(keys), *keys, *values]
 
     async def _run(self, jobs: Sequence[PreparedJob]) -> list[EnqueueOutcome | BaseException]:
@@ -341,7 +402,13 @@ class RedisQueue:
             # Redis restarted (or flushed its script cache) since we last ran the script.
             await self.redis.script_load(ENQUEUE_SCRIPT)  # type: ignore[no-untyped-call]
             results = await self._pipeline(jobs)
-        return ["queued" if int(r) == 1 else "duplicate" for r in results]
+        outcomes: list[EnqueueOutcome | BaseException] = []
+        for job, result in zip(jobs, results, strict=True):
+            if int(result) == 2:
+                log.info("delivery queued again after its job gave up or failed",
+                         provider=job.provider, delivery=job.delivery_id)
+            outcomes.append("queued" if int(result) else "duplicate")
+        return outcomes
 
     async def _pipeline(self, jobs: Sequence[PreparedJob]) -> list[Any]:
         """One EVALSHA for the whole batch: one command to pack and one reply to parse,

@@ -39,7 +39,7 @@ from redis.asyncio import Redis
 
 from bot.logging import get_logger
 from bot.ports import NotConfigured, ProviderError, TransientError
-from bot.queue import dedupe_key
+from bot.queue import DEFAULT_QUEUE_NAME, dedupe_key
 
 log = get_logger("herald.redelivery")
 
@@ -69,6 +69,8 @@ class HookDeliveries(Protocol):
 class RedeliveryConfig:
     window_seconds: float
     max_per_pass: int
+    #: Whose dedupe records tell an accepted delivery (`HERALD_QUEUE_NAME` namespaces them).
+    queue_name: str = DEFAULT_QUEUE_NAME
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,8 @@ async def recover(
                     "checked", read=len(deliveries), window_seconds=config.window_seconds)
     candidates = select(deliveries, since=since)
     # Accepted guids are skipped before the bound applies, so they do not use up a pass.
-    accepted = await _existing(redis, [dedupe_key(PROVIDER, c.guid) for c in candidates])
+    accepted = await _existing(redis, [dedupe_key(PROVIDER, c.guid, config.queue_name)
+                                       for c in candidates])
     pending = [c for c, known in zip(candidates, accepted, strict=True) if not known]
     asked: list[str] = []
     for index, candidate in enumerate(pending):

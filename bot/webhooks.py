@@ -45,6 +45,7 @@ from bot.ports import (
     TransientError,
     UnknownProvider,
 )
+from bot.queue import job_namespace
 
 if TYPE_CHECKING:
     from bot.app import Runtime
@@ -435,6 +436,8 @@ async def _enqueue(runtime: Runtime, event: Event) -> tuple[int, str, dict[str, 
             {"retry-after": str(runtime.config.retry_after_seconds)},
         ) from None
     runtime.metrics.enqueue_seconds.observe(time.perf_counter() - started)
+    # The id ARQ and the logs know the job by: the queue's namespace included.
+    job_id = f"{job_namespace(runtime.settings.queue_name)}{event.job_id}"
     if outcome == "duplicate":
-        return 200, outcome, {"status": "duplicate", "job_id": event.job_id}
-    return 202, outcome, {"status": outcome, "job_id": event.job_id}
+        return 200, outcome, {"status": "duplicate", "job_id": job_id}
+    return 202, outcome, {"status": outcome, "job_id": job_id}

@@ -15,6 +15,12 @@ Failures:
 - anything else → logged once, with the handler's name; the job ends.
 - on the last try a transient failure is logged as permanent instead of retried.
 
+How the job ended goes into its delivery's dedupe record (`bot.queue.record_state`):
+``running`` when it starts, then ``done``, ``gave_up`` (a handler answered the reviewer
+that it could not report: `Context.gave_up`; or transient failures on the last try) or
+``failed`` (a handler raised). A redelivery of a delivery whose job gave up or failed is
+queued again; of one queued, running or done, it is a duplicate.
+
 Shutdown (SIGTERM/SIGINT): the worker stops taking jobs, waits up to
 `HERALD_WORKER_SHUTDOWN_GRACE_SECONDS` for running ones, then cancels the rest; ARQ puts a
 cancelled job back in the queue (its `in-progress` key is deleted, its queue entry kept),
@@ -64,7 +70,14 @@ from bot.ports import (
     UnknownProvider,
     Unsupported,
 )
-from bot.queue import HANDLED_PREFIX, JOB_FUNCTION, dumps_job, loads_job
+from bot.queue import (
+    HANDLED_PREFIX,
+    JOB_FUNCTION,
+    DeliveryState,
+    dumps_job,
+    loads_job,
+    record_state,
+)
 from bot.redelivery import RedeliveryConfig, recover_missed_deliveries
 from bot.redis_url import arq_settings
 from bot.routing import Handler, Router
@@ -73,6 +86,9 @@ from bot.settings import ConfigError, Settings
 log = get_logger("herald.worker")
 
 HANDLED_TTL_SECONDS = 24 * 3600
+#: In a job's handled set beside the handlers' names (which are dotted module paths, so
+#: never this): one of them gave up, which a retry that skips it must still report.
+GAVE_UP_MARK = b"!gave-up"
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 300.0
 
@@ -196,9 +212,12 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
     routed = router.fetch(parsed.provider, parsed.name)
     handled_key = f"{HANDLED_PREFIX}{job_id}"
     done: set[bytes] = set(await redis.smembers(handled_key)) if job_try > 1 and routed else set()
+    await record_state(redis, job_id, "running")
 
     transient: list[TransientError] = []
     failed = 0
+    # A handler that gave up on an earlier try is not run again; its give-up still counts.
+    gave_up = GAVE_UP_MARK in done
     for handler in routed:
         name = handler_name(handler)
         if name.encode() in done:
@@ -228,20 +247,27 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
             failed += 1
             bound.exception("handler failed", handler=name, error=str(exc))
         else:
+            gave_up = gave_up or context.gave_up
             if len(routed) > 1:
                 async with redis.pipeline(transaction=True) as pipe:
-                    pipe.sadd(handled_key, name)
+                    pipe.sadd(handled_key, name, *([GAVE_UP_MARK] if context.gave_up else []))
                     pipe.expire(handled_key, HANDLED_TTL_SECONDS)
                     await pipe.execute()
 
     outcome = "done" if not (transient or failed) else "failed"
+    state: DeliveryState = "failed" if failed else "gave_up" if gave_up else "done"
     if transient and job_try < config.max_tries:
         defer = backoff_seconds(job_try, max((e.retry_after or 0) for e in transient) or None)
         outcome = "retry"
+        state = "queued"
     elif transient:
         failed += len(transient)
+        state = "gave_up"
         for error in transient:
             bound.error("giving up after the last try", error=str(error), tries=job_try)
+    # Before ARQ's clean-up of the job: a redelivery then waits for that clean-up to pass
+    # (`bot.queue.ENQUEUE_SCRIPT`) rather than be deleted by it.
+    await record_state(redis, job_id, state)
     bound.info(
         "job",
         outcome=outcome,
@@ -340,6 +366,7 @@ def worker_settings(
             "redelivery_config": RedeliveryConfig(
                 window_seconds=settings.config.github.redeliver_window_hours * 3600.0,
                 max_per_pass=settings.config.github.redeliver_max_per_pass,
+                queue_name=settings.queue_name,
             ),
         },
         "job_timeout": config.job_timeout,

@@ -5,6 +5,10 @@ Meant for a first run (`make run`) and small installations. Without `HERALD_REDI
 under `HERALD_STATE_DIR` (default `.herald/`) with an append-only file, so queued jobs
 survive a restart. Production runs `herald web` and `herald worker` separately (Procfile).
 
+Before anything else it refuses a configuration that cannot work (`bot.startup`) and
+takes the state directory's lock (`bot.state_lock`): a second `herald serve` on the same
+directory exits 1 before it touches the embedded Redis socket or the spool.
+
 Shutdown on SIGTERM or Ctrl-C: uvicorn stops accepting connections and lets in-flight
 requests finish; at the same moment the worker stops taking jobs and waits for running
 ones (up to `HERALD_WORKER_SHUTDOWN_GRACE_SECONDS`), after which ARQ returns the rest to
@@ -15,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import signal
+import sys
 from collections.abc import Coroutine
 from types import FrameType
 from typing import Any, TypeVar
@@ -25,11 +31,13 @@ import uvicorn
 
 import providers
 from bot import logging as herald_logging
-from bot.composition import create_app, create_worker
+from bot.composition import create_app, create_worker, directory
 from bot.connections import protocol_class
 from bot.console import printable
 from bot.embedded_redis import EmbeddedRedis
 from bot.settings import ConfigError, Settings
+from bot.startup import startup_problems
+from bot.state_lock import StateDirBusy, hold_state_dir
 
 log = herald_logging.get_logger("herald.serve")
 
@@ -53,6 +61,15 @@ def refuse(command: str, exc: ConfigError) -> int:
     return 2
 
 
+def unworkable(command: str, settings: Settings) -> int | None:
+    """Refuse (exit 2, one line per problem) a configuration that accepts deliveries whose
+    jobs cannot run (`bot.startup`); None when it can work."""
+    problems = asyncio.run(startup_problems(settings, directory()))
+    if not problems:
+        return None
+    return refuse(command, ConfigError("\n".join(problems)))
+
+
 def warn_unknown_settings(settings: Settings) -> None:
     """Say which `HERALD_` variables nothing reads: a typo in a secret's name would
     otherwise show only as every delivery refused."""
@@ -66,14 +83,33 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
     except ConfigError as exc:
         return refuse("serve", exc)
+    if (refused := unworkable("serve", settings)) is not None:
+        return refused
     herald_logging.configure(settings)
     warn_unknown_settings(settings)
+    # Before the embedded Redis and the spool: both live in the state directory, and a
+    # second process must not touch either (`bot.state_lock`).
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(hold_state_dir(settings.state_dir))
+        except StateDirBusy as exc:
+            print(printable(f"herald serve: {exc}"), file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(printable(f"herald serve: cannot lock {settings.state_dir}: {exc}"),
+                  file=sys.stderr)
+            return 1
+        return _serve_locked(settings, args.host, args.port)
+    return 1  # pragma: no cover - ExitStack does not swallow; mypy cannot know
+
+
+def _serve_locked(settings: Settings, host: str, port: int) -> int:
     embedded: EmbeddedRedis | None = None
     if not settings.redis_url:
         embedded = start_embedded_redis(settings)
         settings = dataclasses.replace(settings, redis_url=embedded.url)
     try:
-        return run_async(serve(settings, args.host, args.port))
+        return run_async(serve(settings, host, port))
     except ConfigError as exc:
         log.error("cannot start", error=str(exc))
         return 2

@@ -11,7 +11,12 @@ import argparse
 import uvicorn
 
 from bot import logging as herald_logging
-from bot.commands.serve import GRACEFUL_REQUEST_SECONDS, refuse, warn_unknown_settings
+from bot.commands.serve import (
+    GRACEFUL_REQUEST_SECONDS,
+    refuse,
+    unworkable,
+    warn_unknown_settings,
+)
 from bot.connections import protocol_class
 from bot.settings import ConfigError, Settings
 
@@ -30,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("HERALD_REDIS_URL (or REDIS_URL) is required")
     except ConfigError as exc:
         return refuse("web", exc)
+    if (refused := unworkable("web", settings)) is not None:
+        return refused
     herald_logging.configure(settings)
     warn_unknown_settings(settings)
     uvicorn.run(

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 
 from bot import logging as herald_logging
-from bot.commands.serve import refuse, run_async, warn_unknown_settings
+from bot.commands.serve import refuse, run_async, unworkable, warn_unknown_settings
 from bot.composition import create_worker
 from bot.settings import ConfigError, Settings
 
@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
             )
     except ConfigError as exc:
         return refuse("worker", exc)
+    if (refused := unworkable("worker", settings)) is not None:
+        return refused
     herald_logging.configure(settings)
     warn_unknown_settings(settings)
     return run_async(_work(settings, burst=args.burst))

@@ -21,12 +21,15 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 import uvicorn
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 import providers
-from bot.composition import create_app
+from bot.composition import create_app, create_worker
 from bot.embedded_redis import free_port
 from bot.events import BUILD_COMPLETED, PING, Event, Ignored, RunRef
+from bot.queue import RedisQueue
+from bot.routing import Router
 from bot.settings import Settings
 from providers.base import BadPayload, Headers, InvalidSignature, NotConfigured, Provider
 
@@ -182,3 +185,30 @@ def serve_app(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., ServerTh
         running.server.should_exit = True
         running.thread.join(timeout=10)
 
+
+
+#: The queue name the queue and worker tests use: the default, with today's key layout.
+QUEUE = "herald:queue"
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client: Redis = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def queue(redis: Redis) -> AsyncIterator[RedisQueue]:
+    queue = RedisQueue(redis, queue_name=QUEUE)
+    yield queue
+    await queue.aclose()
+
+
+async def run_burst(settings: Settings, router: Router) -> None:
+    """A burst worker with `router`'s handlers, until the queue is empty."""
+    worker = create_worker(settings, router, burst=True, handle_signals=False)
+    try:
+        await worker.async_run()
+    finally:
+        await worker.close()

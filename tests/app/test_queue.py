@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -29,20 +29,6 @@ def event(delivery: str, provider: str = "github") -> Event:
     run = RunRef(provider, "org/repo", "7", sha="abc", extra={"installation_id": 1})
     return Event(provider, BUILD_COMPLETED, "workflow_run.completed", delivery, repo="org/repo",
                  run=run, payload={"action": "completed", "n": [1, 2]})
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client: Redis = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def queue(redis: Redis) -> AsyncIterator[RedisQueue]:
-    queue = RedisQueue(redis, queue_name=QUEUE)
-    yield queue
-    await queue.aclose()
 
 
 async def test_jobs_are_readable_by_arq_itself(queue: RedisQueue, redis_url: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from bot.routing import Router
 from bot.settings import Settings
 from bot.worker import Clients, backoff_seconds
 from providers.base import NotConfigured, TransientError, Unsupported
-from tests.app.conftest import TEST_PROVIDER, AppFactory, make_settings
+from tests.app.conftest import TEST_PROVIDER, AppFactory, make_settings, run_burst
 from tests.fakes import FakeCI
 
 QUEUE = "herald:queue"
@@ -40,21 +39,6 @@ class Recorder:
 @pytest.fixture
 def settings(redis_url: str, tmp_path: Path) -> Settings:
     return make_settings(redis_url, tmp_path / "state", HERALD_JOB_MAX_TRIES="3")
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client: Redis = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-async def run_burst(settings: Settings, router: Router) -> None:
-    worker = create_worker(settings, router, burst=True, handle_signals=False)
-    try:
-        await worker.async_run()
-    finally:
-        await worker.close()
 
 
 async def post_build(start_app: AppFactory, settings: Settings, *deliveries: str) -> None:

@@ -232,3 +232,27 @@ async def test_storage_on_a_private_address_that_is_not_allowed_is_never_contact
     assert check["conclusion"] != "success"
     text = check["output"]["summary"] + (check["output"].get("text") or "")
     assert "test-results" in text and "refused to connect to 127.0.0.1" in text
+
+
+async def test_a_job_that_gave_up_without_app_credentials_reports_once_they_are_set(
+    fake, redis_url: str, tmp_path: Path
+) -> None:
+    run = seed_run(fake, failures=1, passes=1)
+    body = run_completed(run)
+    unconfigured = {"HERALD_GITHUB_APP_ID": "", "HERALD_GITHUB_PRIVATE_KEY": ""}
+    async with start(redis_url, tmp_path, fake, **unconfigured) as herald:
+        assert (await herald.deliver("workflow_run", body, delivery="d-nc")).status_code == 202
+        await herald.work()
+        assert fake.repo(REPO).check_runs == []  # nothing could be published
+
+    # The operator sets the App's credentials, restarts Herald and redelivers the webhook.
+    async with start(redis_url, tmp_path, fake) as herald:
+        again = await herald.deliver("workflow_run", body, delivery="d-nc")
+        await herald.work()
+        after = await herald.deliver("workflow_run", body, delivery="d-nc")
+
+    assert (again.status_code, again.json()["status"]) == (202, "queued")
+    [check] = fake.repo(REPO).check_runs
+    assert check["conclusion"] == "failure"
+    # Once reported, a further copy is a duplicate again.
+    assert (after.status_code, after.json()["status"]) == (200, "duplicate")

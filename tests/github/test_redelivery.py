@@ -235,3 +235,15 @@ async def test_a_burst_worker_runs_the_pass_as_an_arq_cron_job(
     finally:
         await worker.close()
     assert len(redelivered(fake)) == 1
+
+
+
+async def test_a_delivery_accepted_under_a_named_queue_is_not_redelivered(
+    fake: FakeGitHub, client: GitHubClient, redis: Redis[bytes]
+) -> None:
+    fake.add_delivery("guid-taken", 504, age=60)
+    await redis.set(dedupe_key("github", "guid-taken", "team-b:queue"), 1)
+    named = dataclasses.replace(CONFIG, queue_name="team-b:queue")
+
+    assert await recover(redis, client, named) == []
+    assert await recover(redis, client, CONFIG) == ["guid-taken"]  # another queue's: asked
