@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("bot.commands.render", "parse test reports and write Markdown, HTML, JSON"),
     "report": ("bot.commands.report", "inside a CI job: parse its test reports and publish them"),
     "replay": ("bot.commands.replay", "sign a saved webhook payload and post it"),
+    "status": ("bot.commands.status", "live workers, queue depth, oldest job, recent failures"),
 }
 
 

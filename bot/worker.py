@@ -26,8 +26,10 @@ Settings (environment snapshot): `HERALD_JOB_TIMEOUT_SECONDS` (300),
 `HERALD_JOB_MAX_TRIES` (5), `HERALD_WORKER_CONCURRENCY` (10),
 `HERALD_WORKER_POLL_SECONDS` (0.01: ARQ polls its queue; its 0.5 s default would add up to
 half a second to every report), `HERALD_WORKER_SHUTDOWN_GRACE_SECONDS` (25: inside the 30 s
-most process managers allow before SIGKILL). Artifacts are parsed in child processes
-(`bot.isolation.ParsePool`, started here and stopped at shutdown) under
+most process managers allow before SIGKILL), `HERALD_WORKER_HEARTBEAT_SECONDS` (10: each
+worker's card in Redis, read by `herald status`, `/status` and `/metrics`; `bot.status`).
+Every run of a job is counted and its final failures kept there too. Artifacts are parsed
+in child processes (`bot.isolation.ParsePool`, started here and stopped at shutdown) under
 `HERALD_PARSE_MAX_MEMORY_BYTES` (1 GiB), `HERALD_PARSE_MAX_CPU_SECONDS` (120),
 `HERALD_PARSE_TIMEOUT_SECONDS` (180) and `HERALD_PARSE_PROCESSES` (the concurrency) at once.
 """
@@ -37,13 +39,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 from arq import Retry
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
+from redis.exceptions import RedisError
 
 from bot.context import Context
 from bot.egress import EgressPolicy, guarded_transport
@@ -64,6 +67,7 @@ from bot.ports import (
 from bot.queue import HANDLED_PREFIX, JOB_FUNCTION, dumps_job, loads_job
 from bot.routing import Handler, Router
 from bot.settings import ConfigError, Settings
+from bot.status import HandlerRun, Heartbeat, WorkerCard, record_job
 
 log = get_logger("herald.worker")
 
@@ -79,6 +83,7 @@ class WorkerConfig:
     concurrency: int = 10
     poll_delay: float = 0.01
     shutdown_grace: int = 25
+    heartbeat: float = 10.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
@@ -90,6 +95,7 @@ class WorkerConfig:
             concurrency=config.worker_concurrency,
             poll_delay=config.worker_poll_seconds,
             shutdown_grace=config.worker_shutdown_grace_seconds,
+            heartbeat=config.worker_heartbeat_seconds,
         )
 
 
@@ -144,6 +150,21 @@ class Clients:
         self._clients[provider] = client
         return client
 
+    def available(self) -> list[str]:
+        """The providers this process has a working client for (its heartbeat lists them)."""
+        names = []
+        for name in self.directory.names():
+            try:
+                self._get(name)
+            except (NotConfigured, Unsupported):
+                continue
+            except Exception as exc:
+                # a client that cannot be built fails its jobs; the worker itself still runs
+                log.warning("provider client unavailable", provider=name, error=str(exc))
+                continue
+            names.append(name)
+        return names
+
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
         for name, client in clients.items():
@@ -171,6 +192,15 @@ def handler_name(handler: Handler) -> str:
 
 async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
     """The job: run every handler routed for the event (see the module docstring)."""
+    # counted for the heartbeat; a job cancelled by its timeout or a shutdown leaves too
+    ctx["running_jobs"] = ctx.get("running_jobs", 0) + 1
+    try:
+        await _handle_event(ctx, event)
+    finally:
+        ctx["running_jobs"] -= 1
+
+
+async def _handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
     started = time.time()
     parsed = Event.from_dict(event)
     job_id: str = ctx.get("job_id", parsed.job_id)
@@ -193,11 +223,13 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
     done: set[bytes] = set(await redis.smembers(handled_key)) if job_try > 1 and routed else set()
 
     transient: list[TransientError] = []
+    runs: list[HandlerRun] = []
     failed = 0
     for handler in routed:
         name = handler_name(handler)
         if name.encode() in done:
             continue
+        handler_started = time.monotonic()
         context = Context(
             event=parsed,
             settings=ctx["settings"],
@@ -213,16 +245,21 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
             await handler(context)
         except TransientError as exc:
             transient.append(exc)
+            runs.append(HandlerRun(name, "retry", time.monotonic() - handler_started, str(exc)))
             bound.warning("handler failed, will retry", handler=name, error=str(exc))
         except ProviderError as exc:
             # Expected failures (missing credentials, a refused request) carry a message
             # that says it all; a traceback would only bury it.
             failed += 1
+            runs.append(HandlerRun(name, "failed", time.monotonic() - handler_started, str(exc)))
             bound.error("handler failed", handler=name, error=str(exc), kind=type(exc).__name__)
         except Exception as exc:
             failed += 1
+            runs.append(HandlerRun(name, "failed", time.monotonic() - handler_started,
+                                   f"{type(exc).__name__}: {exc}"))
             bound.exception("handler failed", handler=name, error=str(exc))
         else:
+            runs.append(HandlerRun(name, "done", time.monotonic() - handler_started))
             if len(routed) > 1:
                 async with redis.pipeline(transaction=True) as pipe:
                     pipe.sadd(handled_key, name)
@@ -237,6 +274,8 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
         failed += len(transient)
         for error in transient:
             bound.error("giving up after the last try", error=str(error), tries=job_try)
+        runs = [replace(r, outcome="gave_up") if r.outcome == "retry" else r for r in runs]
+    await _record(ctx, parsed, outcome, time.time() - started, runs, job_try, bound)
     bound.info(
         "job",
         outcome=outcome,
@@ -249,6 +288,18 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
         raise Retry(defer=defer)
     if routed and len(routed) > 1:
         await redis.delete(handled_key)
+
+
+async def _record(ctx: dict[str, Any], event: Event, outcome: str, seconds: float,
+                  runs: list[HandlerRun], job_try: int, bound: Any) -> None:
+    """Count the job for `/metrics` and keep its final failures for `herald status`."""
+    try:
+        await record_job(ctx["redis"], ctx["settings"].queue_name, provider=event.provider,
+                         outcome=outcome, seconds=seconds, runs=runs,
+                         delivery=event.delivery_id, repo=event.repo, job_try=job_try)
+    except (RedisError, OSError) as exc:
+        # the job's own outcome stands; only the counters and the failures list miss it
+        bound.warning("could not record the job's outcome", error=str(exc))
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -270,10 +321,20 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     # there is no history to open.
     has_store = settings.config.history_url or settings.redis_url
     ctx["history"] = await open_history(settings) if has_store else None
+    config: WorkerConfig = ctx["worker_config"]
+    ctx["running_jobs"] = 0
+    card = WorkerCard.for_this_process(config.concurrency, ctx["clients"].available())
+    heartbeat = Heartbeat(ctx["redis"], settings.queue_name, card, config.heartbeat,
+                          running=lambda: int(ctx["running_jobs"]))
+    await heartbeat.start()
+    ctx["heartbeat"] = heartbeat
     log.info("worker started", queue=settings.queue_name, handlers=len(ctx["router"].routes))
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
+    heartbeat: Heartbeat | None = ctx.get("heartbeat")
+    if heartbeat is not None:
+        await heartbeat.stop()
     history: HistoryStore | None = ctx.get("history")
     if history is not None:
         await history.close()
