@@ -245,7 +245,6 @@ async def json_error(request: Request, exc: Exception) -> Response:
 
 
 ROUTES = [
-    Route("/", index, methods=["GET"]),
     Route("/webhooks/{provider}", WebhookEndpoint(), methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
@@ -253,6 +252,7 @@ ROUTES = [
     Route("/status", status, methods=["GET"]),
     # Signed, expiring links to files (bot.files); 404 unless HERALD_URL_SIGNING_KEY is set.
     Route("/files/{key:path}", serve_file, methods=["GET", "HEAD"]),
+    Route("/", index, methods=["GET"]),
 ]
 
 

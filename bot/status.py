@@ -26,6 +26,9 @@ A worker killed outright (SIGKILL, a lost node) cannot say goodbye: it drops out
 list when its card expires, `HEARTBEATS_PER_TTL` heartbeats after its last one. A clean
 shutdown removes it at once.
 
+A handler that gives up on its own (it tells the reviewer and returns, as the report
+handler does) calls `Context.gave_up`, and is counted `gave_up`, never `done`.
+
 What the failures list can hide: it keeps only failures that ended a handler for good
 (`failed`, `gave_up`); a transient failure that will be retried is counted in
 `herald_jobs_total{outcome="retry"}` but not listed, so that a flapping API cannot push

@@ -259,7 +259,12 @@ async def _handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
                                    f"{type(exc).__name__}: {exc}"))
             bound.exception("handler failed", handler=name, error=str(exc))
         else:
-            runs.append(HandlerRun(name, "done", time.monotonic() - handler_started))
+            if context.gave_up_because:
+                failed += 1
+                runs.append(HandlerRun(name, "gave_up", time.monotonic() - handler_started,
+                                       "; ".join(context.gave_up_because)))
+            else:
+                runs.append(HandlerRun(name, "done", time.monotonic() - handler_started))
             if len(routed) > 1:
                 async with redis.pipeline(transaction=True) as pipe:
                     pipe.sadd(handled_key, name)
