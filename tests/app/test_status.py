@@ -97,6 +97,18 @@ async def test_a_card_expired_before_its_list_entry_is_not_shown(redis: Redis) -
     assert (await collect(redis, QUEUE))["workers"] == []
 
 
+async def test_a_card_that_is_not_ours_is_skipped_not_fatal(redis: Redis) -> None:
+    await Heartbeat(redis, QUEUE, card("good"), interval=5.0, running=lambda: 0).beat()
+    await Heartbeat(redis, QUEUE, card("bad"), interval=5.0, running=lambda: 0).beat()
+    await redis.set(worker_key(QUEUE, card("bad").id), b"\xff not json")
+    await redis.lpush(failures_key(QUEUE), b"{broken")
+
+    status = await collect(redis, QUEUE)
+
+    assert [w["id"] for w in status["workers"]] == [card("good").id]
+    assert status["recent_failures"] == []
+
+
 def _herald_worker(redis_url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HERALD_REDIS_URL": redis_url, "HERALD_STATE_DIR": str(tmp_path),
            "HERALD_WORKER_HEARTBEAT_SECONDS": "0.3", "HERALD_LOG_FORMAT": "json"}
