@@ -21,7 +21,10 @@ Workers are started first and timed only once all are live (their heartbeats, re
 through `bot.status`); then the jobs are enqueued, and the clock stops when the last one
 is counted done (`herald_jobs_total`'s hash, for Herald; a counter the consumers
 `INCR`, for bare Redis). Beside each figure: Redis' own CPU time per wall second
-(`INFO cpu`; 1.0 is its one thread saturated) and commands per second (`INFO stats`).
+(`INFO cpu`; 1.0 is its one thread saturated), commands per second (`INFO stats`), and
+the worker processes' CPU time per wall second, all together (`/proc/<pid>/stat`; this
+machine's 2 cores make 2.0 the most they can have, less what Redis and the bench take),
+and the bench's own (the enqueuer's) CPU time per wall second.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class Figures:
     seconds: float
     redis_cpu: float  # Redis CPU seconds per wall second
     redis_ops: float  # commands per second
+    worker_cpu: float  # the worker processes' CPU seconds per wall second, all together
+    bench_cpu: float  # this process's (the enqueuer's) CPU seconds per wall second
 
     @property
     def rate(self) -> float:
@@ -70,13 +75,27 @@ def redis_counters(client: redis.Redis) -> tuple[float, int]:
             int(stats["total_commands_processed"]))
 
 
-def measured(client: redis.Redis, jobs: int, run: object) -> Figures:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (Linux' /proc; 0 where unreadable)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measured(client: redis.Redis, jobs: int, run: object, pids: list[int]) -> Figures:
     cpu0, ops0 = redis_counters(client)
-    started = time.perf_counter()
+    workers0 = cpu_seconds(pids)
+    started, own0 = time.perf_counter(), time.process_time()
     asyncio.run(run)  # type: ignore[arg-type]
-    seconds = time.perf_counter() - started
+    seconds, own = time.perf_counter() - started, time.process_time() - own0
     cpu1, ops1 = redis_counters(client)
-    return Figures(jobs, seconds, (cpu1 - cpu0) / seconds, (ops1 - ops0) / seconds)
+    return Figures(jobs, seconds, (cpu1 - cpu0) / seconds, (ops1 - ops0) / seconds,
+                   (cpu_seconds(pids) - workers0) / seconds, own / seconds)
 
 
 async def counter(client: Redis, key: str) -> int:
@@ -157,13 +176,13 @@ def run_arq(url: str, workers: int, jobs: int, concurrency: int) -> Figures:
     client.delete(ARQ_DONE, ARQ_READY)
     command = [sys.executable, "-c", "from bench.queue_scaling import arq_worker; "
                f"arq_worker({url!r}, {concurrency})"]
-    with processes([command] * workers, dict(os.environ)):
+    with processes([command] * workers, dict(os.environ)) as pids:
         deadline = time.monotonic() + 60
         while client.scard(ARQ_READY) < workers:
             if time.monotonic() > deadline:
                 raise SystemExit("the arq workers did not start within 60 s")
             time.sleep(0.05)
-        figures = measured(client, jobs, arq_run(url, jobs))
+        figures = measured(client, jobs, arq_run(url, jobs), pids)
     client.close()
     return figures
 
@@ -205,11 +224,11 @@ async def live_workers(url: str) -> int:
 
 
 @contextlib.contextmanager
-def processes(commands: list[list[str]], env: dict[str, str]) -> Iterator[None]:
+def processes(commands: list[list[str]], env: dict[str, str]) -> Iterator[list[int]]:
     started = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL) for c in commands]
     try:
-        yield
+        yield [process.pid for process in started]
     finally:
         for process in started:
             process.terminate()
@@ -227,13 +246,13 @@ def run_herald(url: str, workers: int, jobs: int, concurrency: int, offset: int,
            "HERALD_LOG_FORMAT": "json"}
     command = [sys.executable, "-m", "bot.cli", "worker", "--concurrency", str(concurrency)]
     client = redis.Redis.from_url(url)
-    with processes([command] * workers, env):
+    with processes([command] * workers, env) as pids:
         deadline = time.monotonic() + 60
         while asyncio.run(live_workers(url)) < workers:
             if time.monotonic() > deadline:
                 raise SystemExit("the workers did not start within 60 s")
             time.sleep(0.1)
-        figures = measured(client, jobs, herald_run(url, jobs, offset))
+        figures = measured(client, jobs, herald_run(url, jobs, offset), pids)
     client.close()
     return figures
 
@@ -243,14 +262,14 @@ def run_bare(url: str, consumers: int, jobs: int) -> Figures:
     client.delete(BARE_LIST, BARE_DONE)
     command = [sys.executable, "-c",
                f"from bench.queue_scaling import bare_consumer; bare_consumer({url!r})"]
-    with processes([command] * consumers, dict(os.environ)):
+    with processes([command] * consumers, dict(os.environ)) as pids:
         deadline = time.monotonic() + 60
         # timed once every consumer waits in BRPOP, as Herald's once every worker is live
         while sum(c.get("cmd") == "brpop" for c in client.client_list()) < consumers:
             if time.monotonic() > deadline:
                 raise SystemExit("the consumers did not start within 60 s")
             time.sleep(0.05)
-        figures = measured(client, jobs, bare_run(url, jobs))
+        figures = measured(client, jobs, bare_run(url, jobs), pids)
         client.lpush(BARE_LIST, *[b"stop"] * consumers)
     client.close()
     return figures
@@ -266,7 +285,8 @@ def main() -> None:
     counts = [int(n) for n in args.workers.split(",")]
     print(f"{args.jobs} jobs per run; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
     print(f"{'processes':>9}  {'contender':<10} {'jobs/s':>8} {'seconds':>8} "
-          f"{'Redis CPU':>9} {'Redis ops/s':>11} {'ops/job':>7}")
+          f"{'Redis CPU':>9} {'Redis ops/s':>11} {'ops/job':>7} {'worker CPU':>10} "
+          f"{'bench CPU':>9}")
     with EmbeddedRedis() as server, tempfile.TemporaryDirectory() as state:
         offset = 0
         for workers in counts:
@@ -278,7 +298,8 @@ def main() -> None:
             for name, f in (("bare Redis", bare), ("arq", arq), ("Herald", herald)):
                 print(f"{workers:>9}  {name:<10} {f.rate:>8.0f} {f.seconds:>8.2f} "
                       f"{f.redis_cpu:>9.2f} {f.redis_ops:>11.0f} "
-                      f"{f.redis_ops * f.seconds / f.jobs:>7.1f}")
+                      f"{f.redis_ops * f.seconds / f.jobs:>7.1f} {f.worker_cpu:>10.2f} "
+                      f"{f.bench_cpu:>9.2f}")
             print(f"{'':>9}  Herald / bare: {herald.rate / bare.rate:.2f}x, "
                   f"Herald / arq: {herald.rate / arq.rate:.2f}x")
 
