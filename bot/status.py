@@ -248,9 +248,12 @@ class JobStats(Collector):
         self.fields = {key.decode(): float(value) for key, value in raw.items()}
 
     def _rows(self, kind: str) -> Iterator[list[str]]:
+        """The label values of `kind`'s fields; fields of another layout (another version
+        of Herald sharing the queue) are left out rather than break the scrape."""
         for key in sorted(self.fields):
             parts = key.split(_SEP)
-            if parts[0] == kind:
+            if parts[0] == kind and len(parts) == 4 and (kind == "handler"
+                                                         or parts[3].isdigit()):
                 yield parts[1:]
 
     def collect(self) -> Iterator[Any]:
@@ -276,7 +279,8 @@ class JobStats(Collector):
         counts: dict[tuple[str, str], list[float]] = {}
         for first, second, bucket in self._rows(kind):
             row = counts.setdefault((first, second), [0.0] * (len(DURATION_BUCKETS) + 1))
-            row[int(bucket)] += self.fields[_field(kind, first, second, bucket)]
+            row[min(int(bucket), len(DURATION_BUCKETS))] += self.fields[
+                _field(kind, first, second, bucket)]
         for labelset, row in sorted(counts.items()):
             cumulative, buckets = 0.0, []
             for bound, count in zip((*DURATION_BUCKETS, float("inf")), row, strict=True):

@@ -25,6 +25,7 @@ from bot.status import (
     RECENT_FAILURES,
     HandlerRun,
     Heartbeat,
+    JobStats,
     WorkerCard,
     collect,
     failures_key,
@@ -378,3 +379,23 @@ def test_settings_read_the_heartbeat_and_the_status_token() -> None:
 
     assert settings.config.worker_heartbeat_seconds == 2.5
     assert [t.reveal() for t in settings.provider("status").secrets("token")] == [SECRET]
+
+
+def test_counters_of_another_layout_are_left_out_of_the_metrics() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    stats = JobStats()
+    stats.update({b"handler\tgithub\th.report\tdone": b"3", b"handler\tgithub\tshort": b"1",
+                  b"job\tgithub\tdone\tnot-a-bucket": b"1", b"job\tgithub\tdone\t99": b"2",
+                  b"something-new\tx": b"5"})
+    registry = CollectorRegistry()
+    registry.register(stats)
+
+    found = samples(generate_latest(registry).decode())
+
+    jobs = (("handler", "h.report"), ("outcome", "done"), ("provider", "github"))
+    assert found[("herald_jobs_total", jobs)] == 3
+    # a bucket beyond the known ones still counts, in +Inf
+    assert found[("herald_job_duration_seconds_bucket",
+                  (("le", "+Inf"), ("outcome", "done"), ("provider", "github")))] == 2
+    assert not any("short" in str(labels) for _, labels in found)
