@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.events import Event
@@ -42,12 +42,7 @@ class Context:
     #: Past runs (`bot.history`), for the comparison with the base; None when no history
     #: is kept (`HERALD_HISTORY_MAX_RUNS=0`).
     history: HistoryStore | None = None
-    #: Why the handler gave up on its work without raising (it told the reviewer itself,
-    #: `gave_up`): the worker counts the handler as failed, not done, from these.
-    gave_up_because: list[str] = field(default_factory=list)
-
-    def gave_up(self, reason: str) -> None:
-        """Say that this job's work could not be done although the handler returns
-        normally (it reported the failure where it could): metrics and `herald status`
-        must not count a job that published nothing as done."""
-        self.gave_up_because.append(reason)
+    #: Set by a handler that answered "could not do it" instead of raising (the report's
+    #: give-up answer): the job counts as given up, so a redelivery of its webhook runs it
+    #: again rather than being answered duplicate.
+    gave_up: bool = False

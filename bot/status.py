@@ -267,7 +267,7 @@ class JobStats(Collector):
         yield jobs
         yield self._histogram(
             "herald_job_duration_seconds", "Wall time of one run of a job, by provider and "
-            "outcome (done, retry, failed).", ("provider", "outcome"), "job")
+            "outcome (done, retry, failed, gave_up).", ("provider", "outcome"), "job")
         yield self._histogram(
             "herald_handler_duration_seconds", "Wall time of one handler in one run of a "
             "job, by provider and handler.", ("provider", "handler"), "handler_seconds",

@@ -72,6 +72,9 @@ from bot.status import HandlerRun, Heartbeat, WorkerCard, record_job
 log = get_logger("herald.worker")
 
 HANDLED_TTL_SECONDS = 24 * 3600
+#: The failure `herald status` lists for a handler that gave up without raising: it told
+#: the reviewer why, and logged the error ("giving up on this run").
+GAVE_UP_ERROR = "gave up and said why on the change; the worker's log has the error"
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 300.0
 
@@ -259,12 +262,9 @@ async def _handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
                                    f"{type(exc).__name__}: {exc}"))
             bound.exception("handler failed", handler=name, error=str(exc))
         else:
-            if context.gave_up_because:
-                failed += 1
-                runs.append(HandlerRun(name, "gave_up", time.monotonic() - handler_started,
-                                       "; ".join(context.gave_up_because)))
-            else:
-                runs.append(HandlerRun(name, "done", time.monotonic() - handler_started))
+            runs.append(HandlerRun(name, "gave_up" if context.gave_up else "done",
+                                   time.monotonic() - handler_started,
+                                   GAVE_UP_ERROR if context.gave_up else None))
             if len(routed) > 1:
                 async with redis.pipeline(transaction=True) as pipe:
                     pipe.sadd(handled_key, name)
@@ -279,8 +279,6 @@ async def _handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
         failed += len(transient)
         for error in transient:
             bound.error("giving up after the last try", error=str(error), tries=job_try)
-        runs = [replace(r, outcome="gave_up") if r.outcome == "retry" else r for r in runs]
-    await _record(ctx, parsed, outcome, time.time() - started, runs, job_try, bound)
     bound.info(
         "job",
         outcome=outcome,
@@ -289,6 +287,7 @@ async def _handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
         pickup_ms=pickup_ms,
         latency_ms=round((time.time() - started) * 1000, 2),
     )
+    await _record(ctx, parsed, outcome, time.time() - started, runs, job_try, bound)
     if outcome == "retry":
         raise Retry(defer=defer)
     if routed and len(routed) > 1:
@@ -297,7 +296,15 @@ async def _handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
 
 async def _record(ctx: dict[str, Any], event: Event, outcome: str, seconds: float,
                   runs: list[HandlerRun], job_try: int, bound: Any) -> None:
-    """Count the job for `/metrics` and keep its final failures for `herald status`."""
+    """Count the job for `/metrics` and keep its final failures for `herald status`.
+
+    A job whose handlers returned but gave up (`Context.gave_up`) is counted `gave_up`,
+    never `done`; on the last try, a transient failure is a give-up, not a retry.
+    """
+    if outcome != "retry":
+        runs = [replace(r, outcome="gave_up") if r.outcome == "retry" else r for r in runs]
+    if outcome == "done" and any(r.outcome == "gave_up" for r in runs):
+        outcome = "gave_up"
     try:
         await record_job(ctx["redis"], ctx["settings"].queue_name, provider=event.provider,
                          outcome=outcome, seconds=seconds, runs=runs,

@@ -312,7 +312,7 @@ async def _give_up(
     ctx: Context, source: CISource, ref: RunRef, progress: _Progress, error: Exception
 ) -> None:
     ctx.log.error("giving up on this run", error=str(error), job_try=ctx.job_try)
-    ctx.gave_up(str(error))
+    ctx.gave_up = True  # a redelivery of this webhook then runs the job again
     try:
         change = await source.change_of(ref, progress.build)
         forge: ForgeTarget = ctx.clients.forge(change.forge)

@@ -60,4 +60,4 @@ async def test_a_job_that_cannot_publish_is_listed_among_recent_failures(
     [failure] = failures
     assert (failure["provider"], failure["repo"], failure["outcome"]) == (
         "github", REPO, "gave_up")
-    assert "422" in failure["error"]
+    assert "said why on the change" in failure["error"]
