@@ -72,6 +72,9 @@ WAITING_SCAN: Final = 200
 DURATION_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 #: Outcomes of one handler in one job run.
 HANDLER_OUTCOMES: Final = ("done", "retry", "failed", "gave_up")
+#: The failure listed for a handler that gave up without raising (`Context.gave_up`): it
+#: told the reviewer why, and logged the error ("giving up on this run").
+GAVE_UP_ERROR: Final = "gave up and said why on the change; the worker's log has the error"
 #: The `handler` label of a job no handler was routed for (it is done at once).
 NO_HANDLER: Final = "none"
 _SEP: Final = "\t"  # never in a provider name, a handler's qualified name or an outcome

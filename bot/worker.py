@@ -67,14 +67,11 @@ from bot.ports import (
 from bot.queue import HANDLED_PREFIX, JOB_FUNCTION, dumps_job, loads_job
 from bot.routing import Handler, Router
 from bot.settings import ConfigError, Settings
-from bot.status import HandlerRun, Heartbeat, WorkerCard, record_job
+from bot.status import GAVE_UP_ERROR, HandlerRun, Heartbeat, WorkerCard, record_job
 
 log = get_logger("herald.worker")
 
 HANDLED_TTL_SECONDS = 24 * 3600
-#: The failure `herald status` lists for a handler that gave up without raising: it told
-#: the reviewer why, and logged the error ("giving up on this run").
-GAVE_UP_ERROR = "gave up and said why on the change; the worker's log has the error"
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 300.0
 
@@ -262,14 +259,14 @@ async def _handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
                                    f"{type(exc).__name__}: {exc}"))
             bound.exception("handler failed", handler=name, error=str(exc))
         else:
-            runs.append(HandlerRun(name, "gave_up" if context.gave_up else "done",
-                                   time.monotonic() - handler_started,
-                                   GAVE_UP_ERROR if context.gave_up else None))
             if len(routed) > 1:
                 async with redis.pipeline(transaction=True) as pipe:
                     pipe.sadd(handled_key, name)
                     pipe.expire(handled_key, HANDLED_TTL_SECONDS)
                     await pipe.execute()
+            runs.append(HandlerRun(name, "gave_up" if context.gave_up else "done",
+                                   time.monotonic() - handler_started,
+                                   GAVE_UP_ERROR if context.gave_up else None))
 
     outcome = "done" if not (transient or failed) else "failed"
     if transient and job_try < config.max_tries:
