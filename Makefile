@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.hostile_xml
 	$(BIN)/python -m bench.http_layer
 	$(BIN)/python -m bench.history
+	$(BIN)/python -m bench.queue_scaling
 
 docs: $(STAMP)
 	$(BIN)/python -m bot.config --write

@@ -10,12 +10,23 @@ Ingress settings (declared, with defaults and bounds, in `bot.config`):
 requests of the process may hold at once), `HERALD_BODY_TIMEOUT_SECONDS`,
 `HERALD_RETRY_AFTER_SECONDS` and `HERALD_SECRETS_CACHE_SECONDS` (secrets read from files or
 provider APIs are re-read that often, so rotation needs no restart).
+
+Every answer is JSON, errors included (`{"status": "error", "reason": …}`): the router's
+404 and 405 and an unexpected 500 go through `json_error`. Two exceptions carry other
+content by nature: `/metrics` (Prometheus' text format) and the files `/files/…` serves.
+
+`GET /status` (`bot.status.collect`: live workers, queue depth, oldest waiting job, recent
+failures) names hosts, repositories and error texts, so it asks for
+`Authorization: Bearer <HERALD_STATUS_TOKEN>`; without a token configured it answers 403
+and says so (`/metrics` stays open, as Prometheus scrapers expect: its labels name only
+providers, handlers and outcomes). `herald status` prints the same from Redis directly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,11 +35,13 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from bot import __version__
 from bot import logging as herald_logging
 from bot.egress import EgressPolicy, guarded_transport
 from bot.files import serve_file
@@ -38,6 +51,7 @@ from bot.queue import RedisQueue
 from bot.redis_url import redis_client as connect_redis
 from bot.settings import DEFAULT_MAX_BUFFERED_BYTES, ConfigError, Settings
 from bot.spool import Spool, SpoolingQueue
+from bot.status import collect, live_workers, stats_key
 from bot.webhooks import BodyBudget, BodyDeadlines, WebhookEndpoint, handle, provider_from_path
 
 log = herald_logging.get_logger("herald.app")
@@ -164,9 +178,14 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
+    queue_name = runtime.settings.queue_name
     try:
         async with asyncio.timeout(0.5):
             runtime.metrics.queue_depth.set(await runtime.queue.depth())
+            # bounded: providers x handlers x outcomes, written by every worker
+            runtime.metrics.job_stats.update(await runtime.redis.hgetall(stats_key(queue_name)))
+            workers = await live_workers(runtime.redis, queue_name, time.time())
+            runtime.metrics.workers.count = len(workers)
         runtime.metrics.redis_up.set(1)
     except (RedisError, OSError, TimeoutError):
         runtime.metrics.redis_up.set(0)
@@ -174,13 +193,66 @@ async def metrics(request: Request) -> Response:
     return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
+def _bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def status(request: Request) -> Response:
+    """`GET /status`: `bot.status.collect` as JSON, for a holder of `HERALD_STATUS_TOKEN`."""
+    runtime: Runtime = request.app.state.runtime
+    try:
+        tokens = [bytes(t) for t in runtime.settings.provider("status").secrets("token")]
+    except ConfigError as exc:
+        log.error("status token unreadable", error=str(exc))
+        return json_answer(503, "unavailable", "the status token cannot be read")
+    if not tokens:
+        return json_answer(403, "forbidden", "set HERALD_STATUS_TOKEN to use /status, or run "
+                           "`herald status` where Redis is reachable")
+    given = _bearer_token(request)
+    # every token compared, so the time taken says nothing about which one came close
+    matches = [hmac.compare_digest((given or "").encode(), token) for token in tokens]
+    if given is None or not any(matches):
+        return json_answer(401, "unauthorized", "send Authorization: Bearer <HERALD_STATUS_TOKEN>",
+                           headers={"WWW-Authenticate": 'Bearer realm="herald"'})
+    try:
+        async with asyncio.timeout(2.0):
+            answer = await collect(runtime.redis, runtime.settings.queue_name)
+    except (RedisError, OSError, TimeoutError):
+        return json_answer(503, "unavailable", "redis unreachable")
+    return JSONResponse(answer, headers={"Cache-Control": "no-store"})
+
+
+async def index(request: Request) -> Response:
+    return JSONResponse({"service": "herald", "version": __version__,
+                         "routes": [route.path for route in ROUTES]})
+
+
+def json_answer(status_code: int, status: str, reason: str,
+                headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"status": status, "reason": reason}, status_code, headers=headers)
+
+
+async def json_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (404, 405, and a 500 from a bug) as JSON like the rest."""
+    if isinstance(exc, HTTPException):
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=headers)
+        return json_answer(exc.status_code, "error", str(exc.detail), headers)
+    log.error("unhandled error", path=request.url.path, error=repr(exc))
+    return json_answer(500, "error", "internal error")
+
+
 ROUTES = [
     Route("/webhooks/{provider}", WebhookEndpoint(), methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
+    Route("/status", status, methods=["GET"]),
     # Signed, expiring links to files (bot.files); 404 unless HERALD_URL_SIGNING_KEY is set.
     Route("/files/{key:path}", serve_file, methods=["GET", "HEAD"]),
+    Route("/", index, methods=["GET"]),
 ]
 
 
@@ -213,7 +285,8 @@ def create_app(
                 app.runtime = None
             await runtime.aclose()
 
-    app = HeraldApp(routes=list(ROUTES), lifespan=lifespan)
+    app = HeraldApp(routes=list(ROUTES), lifespan=lifespan,
+                    exception_handlers={HTTPException: json_error, Exception: json_error})
     app.state.metrics = app_metrics
     return app
 

@@ -15,6 +15,7 @@ from bot.console import printable
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bot.commands.serve", "run the web app and a worker (embedded Redis if none)"),
     "worker": ("bot.commands.worker", "run workers only, for production"),
+    "status": ("bot.commands.status", "live workers, queue depth, oldest job, recent failures"),
     "web": ("bot.commands.web", "run the web app only, for production (beside `herald worker`)"),
     "render": ("bot.commands.render", "parse test reports and write Markdown, HTML, JSON"),
     "report": ("bot.commands.report", "inside a CI job: parse its test reports and publish them"),

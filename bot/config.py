@@ -576,6 +576,12 @@ class HeraldConfig(BaseSettings):
         shown_default="none: no files are served, links are `file:` URLs",
     )
     url_signing_key_file: Path | None = setting(None, "a file holding the signing key instead")
+    status_token: SecretStr | None = setting(
+        None, "the bearer token `GET /status` asks for (`Authorization: Bearer …`); "
+        "comma-separated to roll a new one out beside the old",
+        shown_default="none: `/status` answers 403 (`herald status` reads Redis directly)",
+    )
+    status_token_file: Path | None = setting(None, "a file holding the status token instead")
     url_ttl_seconds: WholeNumber = setting(
         7 * 24 * 3600, "how long a signed link stays valid: a week, as long as a pull "
         "request is usually read", ge=60,
@@ -601,6 +607,10 @@ class HeraldConfig(BaseSettings):
     )
     worker_shutdown_grace_seconds: WholeNumber = setting(
         25, "on SIGTERM, how long running jobs may finish", ge=1
+    )
+    worker_heartbeat_seconds: Seconds = setting(
+        10.0, "how often a worker renews its entry in `herald status`; a worker that stops "
+        "beating drops out after three", gt=0, le=3600,
     )
 
     # -- one report per commit (bot.coalesce)
@@ -937,7 +947,8 @@ DOCS: Final[dict[str, tuple[str, ...]]] = {
 }
 _WEB = ("max_body_bytes", "max_buffered_bytes", "body_timeout_seconds",
         "header_timeout_seconds", "retry_after_seconds", "url_signing_key",
-        "url_signing_key_file", "url_ttl_seconds", "secrets_cache_seconds")
+        "url_signing_key_file", "url_ttl_seconds", "secrets_cache_seconds", "status_token",
+        "status_token_file")
 _BEGIN = re.compile(r"<!-- settings: ([a-z, -]+) -->\n")
 END: Final = "<!-- end of settings: written by `python -m bot.config --write` -->"
 

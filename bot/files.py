@@ -30,7 +30,7 @@ from typing import Final
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 
 from bot.settings import Settings
 
@@ -163,7 +163,8 @@ async def serve_file(request: Request) -> Response:
               keys, time.time())
         path = resolve(settings, key)
     except Refused as refused:
-        return PlainTextResponse(f"{refused}\n", refused.status, headers=SAFE_HEADERS)
+        return JSONResponse({"status": "refused", "reason": str(refused)}, refused.status,
+                            headers=SAFE_HEADERS)
     if path.suffix.lower() in TEXT_SUFFIXES:
         return FileResponse(path, media_type="text/plain; charset=utf-8", headers=SAFE_HEADERS)
     return FileResponse(path, media_type="application/octet-stream", headers=SAFE_HEADERS,

@@ -3,6 +3,10 @@
 Labels are bounded: `provider` is a registered provider name (unknown names are counted
 as `unknown`), `event` a canonical event name or, for ignored deliveries, the provider's
 native name from a delivery whose signature held, and `outcome` one of `OUTCOMES`.
+
+Job metrics come from the workers through Redis (`bot.status`): `herald_jobs_total{provider,
+handler,outcome}`, `herald_job_duration_seconds{provider,outcome}`,
+`herald_handler_duration_seconds{provider,handler}` and `herald_workers`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from bot.status import JobStats, WorkerCount
 
 OUTCOMES: Final = (
     "queued",
@@ -69,6 +75,12 @@ class Metrics:
             "1 when the last scrape reached Redis, else 0.",
             registry=self.registry,
         )
+        # The workers' figures, read from Redis at scrape time (`bot.status`): every web
+        # process shows the whole queue's jobs and workers, not its own.
+        self.job_stats = JobStats()
+        self.workers = WorkerCount()
+        self.registry.register(self.job_stats)
+        self.registry.register(self.workers)
 
         self._deliveries: dict[tuple[str, str, str], Counter] = {}
 

@@ -32,8 +32,10 @@ Settings (environment snapshot): `HERALD_JOB_TIMEOUT_SECONDS` (300),
 `HERALD_JOB_MAX_TRIES` (5), `HERALD_WORKER_CONCURRENCY` (10),
 `HERALD_WORKER_POLL_SECONDS` (0.01: ARQ polls its queue; its 0.5 s default would add up to
 half a second to every report), `HERALD_WORKER_SHUTDOWN_GRACE_SECONDS` (25: inside the 30 s
-most process managers allow before SIGKILL). Artifacts are parsed in child processes
-(`bot.isolation.ParsePool`, started here and stopped at shutdown) under
+most process managers allow before SIGKILL), `HERALD_WORKER_HEARTBEAT_SECONDS` (10: each
+worker's card in Redis, read by `herald status`, `/status` and `/metrics`; `bot.status`).
+Every run of a job is counted and its final failures kept there too. Artifacts are parsed
+in child processes (`bot.isolation.ParsePool`, started here and stopped at shutdown) under
 `HERALD_PARSE_MAX_MEMORY_BYTES` (1 GiB), `HERALD_PARSE_MAX_CPU_SECONDS` (120),
 `HERALD_PARSE_TIMEOUT_SECONDS` (180) and `HERALD_PARSE_PROCESSES` (the concurrency) at once.
 
@@ -46,13 +48,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 from arq import Retry
 from arq.cron import CronJob, cron
 from arq.worker import Worker, func
+from redis.exceptions import RedisError
 
 from bot.context import Context
 from bot.egress import EgressPolicy, guarded_transport
@@ -82,6 +85,7 @@ from bot.redelivery import RedeliveryConfig, recover_missed_deliveries
 from bot.redis_url import arq_settings
 from bot.routing import Handler, Router
 from bot.settings import ConfigError, Settings
+from bot.status import GAVE_UP_ERROR, HandlerRun, Heartbeat, WorkerCard, record_job
 
 log = get_logger("herald.worker")
 
@@ -100,6 +104,7 @@ class WorkerConfig:
     concurrency: int = 10
     poll_delay: float = 0.01
     shutdown_grace: int = 25
+    heartbeat: float = 10.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
@@ -111,6 +116,7 @@ class WorkerConfig:
             concurrency=config.worker_concurrency,
             poll_delay=config.worker_poll_seconds,
             shutdown_grace=config.worker_shutdown_grace_seconds,
+            heartbeat=config.worker_heartbeat_seconds,
         )
 
 
@@ -165,6 +171,21 @@ class Clients:
         self._clients[provider] = client
         return client
 
+    def available(self) -> list[str]:
+        """The providers this process has a working client for (its heartbeat lists them)."""
+        names = []
+        for name in self.directory.names():
+            try:
+                self._get(name)
+            except (NotConfigured, Unsupported):
+                continue
+            except Exception as exc:
+                # a client that cannot be built fails its jobs; the worker itself still runs
+                log.warning("provider client unavailable", provider=name, error=str(exc))
+                continue
+            names.append(name)
+        return names
+
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
         for name, client in clients.items():
@@ -192,6 +213,15 @@ def handler_name(handler: Handler) -> str:
 
 async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
     """The job: run every handler routed for the event (see the module docstring)."""
+    # counted for the heartbeat; a job cancelled by its timeout or a shutdown leaves too
+    ctx["running_jobs"] = ctx.get("running_jobs", 0) + 1
+    try:
+        await _handle_event(ctx, event)
+    finally:
+        ctx["running_jobs"] -= 1
+
+
+async def _handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
     started = time.time()
     parsed = Event.from_dict(event)
     job_id: str = ctx.get("job_id", parsed.job_id)
@@ -215,6 +245,7 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
     await record_state(redis, job_id, "running")
 
     transient: list[TransientError] = []
+    runs: list[HandlerRun] = []
     failed = 0
     # A handler that gave up on an earlier try is not run again; its give-up still counts.
     gave_up = GAVE_UP_MARK in done
@@ -222,6 +253,7 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
         name = handler_name(handler)
         if name.encode() in done:
             continue
+        handler_started = time.monotonic()
         context = Context(
             event=parsed,
             settings=ctx["settings"],
@@ -237,14 +269,18 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
             await handler(context)
         except TransientError as exc:
             transient.append(exc)
+            runs.append(HandlerRun(name, "retry", time.monotonic() - handler_started, str(exc)))
             bound.warning("handler failed, will retry", handler=name, error=str(exc))
         except ProviderError as exc:
             # Expected failures (missing credentials, a refused request) carry a message
             # that says it all; a traceback would only bury it.
             failed += 1
+            runs.append(HandlerRun(name, "failed", time.monotonic() - handler_started, str(exc)))
             bound.error("handler failed", handler=name, error=str(exc), kind=type(exc).__name__)
         except Exception as exc:
             failed += 1
+            runs.append(HandlerRun(name, "failed", time.monotonic() - handler_started,
+                                   f"{type(exc).__name__}: {exc}"))
             bound.exception("handler failed", handler=name, error=str(exc))
         else:
             gave_up = gave_up or context.gave_up
@@ -253,6 +289,9 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
                     pipe.sadd(handled_key, name, *([GAVE_UP_MARK] if context.gave_up else []))
                     pipe.expire(handled_key, HANDLED_TTL_SECONDS)
                     await pipe.execute()
+            runs.append(HandlerRun(name, "gave_up" if context.gave_up else "done",
+                                   time.monotonic() - handler_started,
+                                   GAVE_UP_ERROR if context.gave_up else None))
 
     outcome = "done" if not (transient or failed) else "failed"
     state: DeliveryState = "failed" if failed else "gave_up" if gave_up else "done"
@@ -276,10 +315,31 @@ async def handle_event(ctx: dict[str, Any], event: dict[str, Any]) -> None:
         pickup_ms=pickup_ms,
         latency_ms=round((time.time() - started) * 1000, 2),
     )
+    await _record(ctx, parsed, outcome, time.time() - started, runs, job_try, bound)
     if outcome == "retry":
         raise Retry(defer=defer)
     if routed and len(routed) > 1:
         await redis.delete(handled_key)
+
+
+async def _record(ctx: dict[str, Any], event: Event, outcome: str, seconds: float,
+                  runs: list[HandlerRun], job_try: int, bound: Any) -> None:
+    """Count the job for `/metrics` and keep its final failures for `herald status`.
+
+    A job whose handlers returned but gave up (`Context.gave_up`) is counted `gave_up`,
+    never `done`; on the last try, a transient failure is a give-up, not a retry.
+    """
+    if outcome != "retry":
+        runs = [replace(r, outcome="gave_up") if r.outcome == "retry" else r for r in runs]
+    if outcome == "done" and any(r.outcome == "gave_up" for r in runs):
+        outcome = "gave_up"
+    try:
+        await record_job(ctx["redis"], ctx["settings"].queue_name, provider=event.provider,
+                         outcome=outcome, seconds=seconds, runs=runs,
+                         delivery=event.delivery_id, repo=event.repo, job_try=job_try)
+    except (RedisError, OSError) as exc:
+        # the job's own outcome stands; only the counters and the failures list miss it
+        bound.warning("could not record the job's outcome", error=str(exc))
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -301,10 +361,20 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     # there is no history to open.
     has_store = settings.config.history_url or settings.redis_url
     ctx["history"] = await open_history(settings) if has_store else None
+    config: WorkerConfig = ctx["worker_config"]
+    ctx["running_jobs"] = 0
+    card = WorkerCard.for_this_process(config.concurrency, ctx["clients"].available())
+    heartbeat = Heartbeat(ctx["redis"], settings.queue_name, card, config.heartbeat,
+                          running=lambda: int(ctx["running_jobs"]))
+    await heartbeat.start()
+    ctx["heartbeat"] = heartbeat
     log.info("worker started", queue=settings.queue_name, handlers=len(ctx["router"].routes))
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
+    heartbeat: Heartbeat | None = ctx.get("heartbeat")
+    if heartbeat is not None:
+        await heartbeat.stop()
     history: HistoryStore | None = ctx.get("history")
     if history is not None:
         await history.close()

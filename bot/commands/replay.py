@@ -17,6 +17,11 @@ teamcity
 travis        not possible: Travis CI signs with its own private key
 ============  ==================================================================
 
+The event header is told from the body's own shape (`GITHUB_SHAPES`: every GitHub event
+has top-level keys no other has; GitLab's `object_kind`); a body that fits no event, or
+several, is refused with a request for `--event`, never sent as a guess. Replay prints
+which event header it sent before the answer.
+
 Each run sends a fresh delivery id (where the provider takes one from a header) unless
 `--delivery` is given, so replaying twice queues twice; with `--delivery` the second is a
 duplicate. CircleCI and Jenkins identify a delivery by the body, not a header.
@@ -33,6 +38,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -114,23 +120,99 @@ SIGNERS: Final[dict[str, Signer]] = {
     "teamcity": sign_shared_secret,
 }
 
-_GITHUB_EVENTS: Final = ("workflow_run", "check_suite", "check_run", "workflow_job", "comment")
+@dataclass(frozen=True)
+class Shape:
+    """The top-level keys that tell one GitHub event's payload from every other's."""
+
+    event: str
+    has: tuple[str, ...]
+    lacks: tuple[str, ...] = ()
+    actions: frozenset[str] | None = None  # the event's own `action` values, when it has one
+
+    def matches(self, data: dict[str, Any]) -> bool:
+        # null counts as absent: `deployment` carries `"workflow_run": null`, for one
+        return (all(data.get(key) is not None for key in self.has)
+                and not any(data.get(key) is not None for key in self.lacks)
+                and (self.actions is None or data.get("action") in self.actions))
+
+
+#: GitHub's webhook events (the shapes of octokit/webhooks' schemas), each told by what
+#: it has and what it lacks, so that one payload matches one shape or none. Keys nearly
+#: every event carries (`repository`, `sender`, `installation`, `organization`) tell
+#: nothing and are used only to rule out.
+GITHUB_SHAPES: Final = (
+    Shape("ping", ("zen", "hook_id")),
+    Shape("workflow_run", ("workflow_run",)),
+    Shape("workflow_job", ("workflow_job",)),
+    Shape("check_run", ("check_run",)),
+    Shape("check_suite", ("check_suite",)),
+    Shape("issue_comment", ("comment", "issue")),
+    Shape("pull_request_review_comment", ("comment", "pull_request")),
+    Shape("discussion_comment", ("comment", "discussion")),
+    Shape("commit_comment", ("comment",), ("issue", "pull_request", "discussion")),
+    Shape("pull_request_review", ("review", "pull_request")),
+    Shape("pull_request_review_thread", ("thread", "pull_request")),
+    Shape("pull_request", ("pull_request", "number"), ("comment", "review", "thread")),
+    Shape("issues", ("issue",), ("comment",)),
+    Shape("discussion", ("discussion",), ("comment",)),
+    Shape("push", ("ref", "before", "after", "commits")),
+    Shape("create", ("ref", "ref_type", "master_branch")),
+    Shape("delete", ("ref", "ref_type", "pusher_type"), ("master_branch",)),
+    Shape("installation_repositories", ("installation", "repository_selection"),
+          actions=frozenset({"added", "removed"})),
+    Shape("installation", ("installation",),
+          ("repository", "repository_selection", "target_type"),
+          frozenset({"created", "deleted", "suspend", "unsuspend",
+                     "new_permissions_accepted"})),
+    Shape("installation_target", ("installation", "target_type", "account")),
+    Shape("status", ("sha", "state", "context", "commit")),
+    Shape("deployment_status", ("deployment_status", "deployment")),
+    Shape("deployment", ("deployment",), ("deployment_status",)),
+    Shape("release", ("release",)),
+    Shape("merge_group", ("merge_group",)),
+    Shape("repository_dispatch", ("branch", "client_payload")),
+    Shape("workflow_dispatch", ("workflow", "ref"), ("workflow_run", "commits")),
+    Shape("fork", ("forkee",)),
+    Shape("gollum", ("pages",)),
+    Shape("star", ("starred_at",)),
+    Shape("meta", ("hook", "hook_id"), ("zen",), frozenset({"deleted"})),
+    Shape("github_app_authorization", ("sender",), ("repository", "installation"),
+          frozenset({"revoked"})),
+)
+
 _GITLAB_KINDS: Final = {"pipeline": "Pipeline Hook", "note": "Note Hook", "build": "Job Hook",
-                        "merge_request": "Merge Request Hook", "push": "Push Hook"}
+                        "merge_request": "Merge Request Hook", "push": "Push Hook",
+                        "tag_push": "Tag Push Hook", "issue": "Issue Hook",
+                        "wiki_page": "Wiki Page Hook", "deployment": "Deployment Hook",
+                        "release": "Release Hook"}
+
+
+def github_event(payload: Any) -> str:
+    """The `X-GitHub-Event` GitHub sends with this body, told from its shape; `ReplayError`
+    when no event, or more than one, has this shape."""
+    data = payload if isinstance(payload, dict) else {}
+    matched = [shape.event for shape in GITHUB_SHAPES if shape.matches(data)]
+    if len(matched) == 1:
+        return matched[0]
+    if matched:
+        raise ReplayError(f"the body fits several GitHub events ({', '.join(matched)}): "
+                          "say which with --event")
+    keys = ", ".join(sorted(data)[:12]) if data else "not a JSON object"
+    raise ReplayError(f"cannot tell which GitHub event this body is (top-level keys: {keys}): "
+                      "say which with --event, e.g. --event workflow_run")
 
 
 def default_event(provider: str, payload: Any) -> str:
-    """The event header value a sender would use for this body, guessed from its shape."""
+    """The event header value a sender would use for this body, told from its shape."""
     data = payload if isinstance(payload, dict) else {}
     if provider == "github":
-        if "zen" in data and "hook_id" in data:
-            return "ping"
-        for key in _GITHUB_EVENTS:
-            if key in data:
-                return "issue_comment" if key == "comment" else key
-        return "workflow_run"
+        return github_event(data)
     if provider == "gitlab":
-        return _GITLAB_KINDS.get(str(data.get("object_kind")), "Pipeline Hook")
+        kind = data.get("object_kind")
+        if kind not in _GITLAB_KINDS:
+            raise ReplayError(f"cannot tell which GitLab event this body is (object_kind "
+                              f"{kind!r}): say which with --event, e.g. --event 'Pipeline Hook'")
+        return _GITLAB_KINDS[str(kind)]
     if provider == "bitbucket":
         return "pullrequest:comment_created" if "comment" in data else "repo:commit_status_updated"
     if provider == "circleci":
@@ -142,7 +224,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="the saved payload (the request body)")
     parser.add_argument("--provider", required=True, help="who sent it: github, gitlab, ...")
     parser.add_argument("--url", help="where to post (default http://127.0.0.1:8000/webhooks/P)")
-    parser.add_argument("--event", help="event header value (default: guessed from the body)")
+    parser.add_argument("--event", help="event header value (default: told from the body's "
+                        "shape; replay refuses a body it cannot tell)")
     parser.add_argument("--delivery", help="delivery id to send (default: a fresh one)")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait")
 
@@ -174,6 +257,20 @@ def build_request(
     return {"Content-Type": content_type, **headers}
 
 
+#: The header each provider names its event in (those that have one).
+EVENT_HEADERS: Final = {"github": "X-GitHub-Event", "gitlab": "X-Gitlab-Event",
+                        "bitbucket": "X-Event-Key", "circleci": "circleci-event-type"}
+
+
+def describe(provider: str, headers: dict[str, str], *, given: bool) -> str:
+    """One line saying which event was sent and whether it was given or told from the body."""
+    name = EVENT_HEADERS.get(provider)
+    if name is None or name not in headers:
+        return f"sending a {provider} delivery (its event is in the body)"
+    how = "as given" if given else "from the body's shape"
+    return f"sending {name}: {headers[name]} ({how})"
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         body = args.file.read_bytes()
@@ -188,6 +285,7 @@ def run(args: argparse.Namespace) -> int:
         print(printable(f"herald replay: {exc}"), file=sys.stderr)
         return 2
     url = args.url or DEFAULT_URL.format(provider=args.provider)
+    print(printable(describe(args.provider, headers, given=args.event is not None)))
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=args.timeout)
     except httpx.HTTPError as exc:

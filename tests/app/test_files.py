@@ -92,7 +92,8 @@ async def test_a_tampered_link_is_refused(app: RunningApp, change: dict[str, str
     response = await app.client.get(tampered(url, **change))
 
     assert response.status_code == 403
-    assert response.text == "this link is not signed by Herald\n"
+    assert response.json() == {"status": "refused", "reason": "this link is not signed by Herald"}
+    assert response.headers["content-type"] == "application/json"
 
 
 async def test_an_expired_link_is_refused_and_says_how_to_get_a_fresh_one(
@@ -105,7 +106,7 @@ async def test_an_expired_link_is_refused_and_says_how_to_get_a_fresh_one(
     response = await app.client.get(path_of(url))
 
     assert response.status_code == 410
-    assert "expired" in response.text
+    assert "expired" in response.json()["reason"]
 
 
 async def test_a_link_signed_with_the_previous_key_still_opens(app: RunningApp) -> None:
@@ -164,7 +165,7 @@ async def test_without_a_signing_key_no_file_is_served_and_links_are_file_urls(
         urls = [a.url for a in await runs.list_artifacts(local_run("nightly/412"))]
 
     assert response.status_code == 404
-    assert "HERALD_URL_SIGNING_KEY is not set" in response.text
+    assert "HERALD_URL_SIGNING_KEY is not set" in response.json()["reason"]
     assert urls and all(url is not None and url.startswith("file://") for url in urls)
 
 
