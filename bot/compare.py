@@ -227,9 +227,8 @@ def key_name(key: Key) -> str:
     return f"{shown} ({origin})" if origin else shown
 
 
-def case_key(case: TestCase, by_origin: bool = True) -> Key:
-    origin = case.origin.name if by_origin and case.origin is not None else ""
-    return (origin, case.identity)
+def case_key(case: TestCase) -> Key:
+    return (case.origin.name if case.origin is not None else "", case.identity)
 
 
 @dataclass(slots=True)
@@ -241,11 +240,11 @@ class _Now:
     flaky: bool = False
 
 
-def _read(cases: Iterable[TestCase], by_origin: bool) -> dict[Key, _Now]:
+def _read(cases: Iterable[TestCase]) -> dict[Key, _Now]:
     """Each key's executions: memory grows with distinct tests, never with cases kept."""
     seen: dict[Key, _Now] = {}
     for case in cases:
-        now = seen.get(key := case_key(case, by_origin))
+        now = seen.get(key := case_key(case))
         if now is None:
             now = seen[key] = _Now()
         now.executions += 1
@@ -299,7 +298,7 @@ def _is_flaky(history: TestHistory, thresholds: Thresholds) -> bool:
 def compare(run: TestRun, base: Baseline | None, thresholds: Thresholds = Thresholds()
             ) -> Comparison:
     """`run` against `base` (None: nothing to compare with, every failure is new)."""
-    now = _read(run.cases(), by_origin=True)
+    now = _read(run.cases())
     if base is None:
         new = _List()
         for key, seen in now.items():

@@ -76,8 +76,12 @@ async def _bytes_of(redis: Redis[bytes], forge: RepoFiles, change: Change, file:
     return data
 
 
-async def read_repo_config(redis: Redis[bytes], forge: RepoFiles, change: Change) -> Outcome:
-    """The configuration a report on `change` uses, and what the report must say of it."""
+async def read_repo_config(redis: Redis[bytes], forge: ForgeTarget | RepoFiles,
+                           change: Change) -> Outcome:
+    """The configuration a report on `change` uses, and what the report must say of it:
+    the defaults where the forge cannot read the file (Bitbucket, Azure DevOps)."""
+    if not isinstance(forge, RepoFiles):
+        return Outcome()
     try:
         file = await _which_file(redis, forge, change)
         if file is None:

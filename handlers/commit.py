@@ -20,9 +20,9 @@ from bot.coalesce import Arrival, Commits, Part, combined, run_label
 from bot.compare import Comparison, merge
 from bot.context import Context
 from bot.events import COMMIT_REPORT, Event, RunRef
-from bot.ports import Change, ForgeTarget, RepoFiles, ReportOrigin, TransientError
+from bot.ports import Change, ForgeTarget, ReportOrigin, TransientError
 from bot.queue import schedule
-from bot.repo_config import Outcome, RepoConfig
+from bot.repo_config import RepoConfig
 from bot.repo_config_read import publish_configured, read_repo_config
 from bot.results.model import TestRun
 from bot.routing import Router
@@ -129,8 +129,7 @@ async def publish_commit(ctx: Context, change: Change, generation: int) -> None:
                              generation=generation, latest=latest)
                 return
             forge: ForgeTarget = ctx.clients.forge(change.forge)
-            configured = await read_repo_config(ctx.redis, forge, change) \
-                if isinstance(forge, RepoFiles) else Outcome()
+            configured = await read_repo_config(ctx.redis, forge, change)
             held = list(await commits.parts(change))
             compared = await _compared(ctx, change, held, configured.config)
             origin, run, parts = combined(change, iter(held), generation)

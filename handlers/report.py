@@ -55,11 +55,9 @@ from bot.ports import (
     ProviderError,
     Published,
     RemoteArtifact,
-    RepoFiles,
     RunSurface,
     TransientError,
 )
-from bot.repo_config import Outcome
 from bot.repo_config_read import publish_configured, read_repo_config
 from bot.results.model import Artifact, Origin, ParseError, TestRun
 from bot.routing import Router
@@ -175,8 +173,7 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
     forge: ForgeTarget = ctx.clients.forge(change.forge)
     # The repository's `.herald.yml` at the head commit, where the forge can read it; a
     # file that cannot be used gives the defaults, and the report says why.
-    configured = await read_repo_config(ctx.redis, forge, change) \
-        if isinstance(forge, RepoFiles) else Outcome()
+    configured = await read_repo_config(ctx.redis, forge, change)
     patterns = configured.config.artifacts or artifact_patterns(ctx.settings, ref.provider)
     chosen = wanted(listed, patterns)
     if not chosen and native is None:

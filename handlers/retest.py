@@ -34,7 +34,6 @@ from bot.ports import (
     ForgeTarget,
     NotConfigured,
     PermanentError,
-    RepoFiles,
     ReportedRunsSource,
     TransientError,
     Unsupported,
@@ -248,8 +247,6 @@ async def _turned_off(ctx: Context, forge: ForgeTarget, change: Change) -> bool:
     """Whether `.herald.yml` at the head commit says `retest: {who: nobody}`. A file that
     cannot be used counts as the default (`trusted`): refusing a trusted reviewer over a
     typo would be the worse surprise, and the file's reports already say it is broken."""
-    if not isinstance(forge, RepoFiles):
-        return False
     outcome = await read_repo_config(ctx.redis, forge, change)
     return outcome.config.retest.who is RetestWho.NOBODY
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -30,7 +31,7 @@ from bot.egress import (
     refusal,
 )
 from bot.settings import ConfigError, Settings
-from bot.worker import on_shutdown, on_startup
+from bot.worker import WorkerConfig, on_shutdown, on_startup
 from providers.http import HttpSession
 from tests.fakes.gitlab import serve
 
@@ -273,11 +274,15 @@ def test_a_malformed_allowed_host_stops_the_process_with_the_variable_named(valu
 
 
 async def test_the_worker_client_carries_the_guard(
-    capture: tuple[str, Capture]
+    capture: tuple[str, Capture], redis_url: str
 ) -> None:
     url, seen = capture
+    settings = Settings.from_env({"HERALD_REDIS_URL": redis_url})
+    # What ARQ hands a worker's start-up: its Redis, and Herald's own settings.
     ctx: dict[str, object] = {
-        "settings": Settings.from_env({}), "directory": directory(), "router": router()
+        "settings": settings, "directory": directory(), "router": router(),
+        "redis": aioredis.Redis.from_url(redis_url),
+        "worker_config": WorkerConfig.from_settings(settings),
     }
     await on_startup(ctx)
     try:
@@ -287,4 +292,7 @@ async def test_the_worker_client_carries_the_guard(
             await http.get(f"{url}/metadata")
     finally:
         await on_shutdown(ctx)
+        client = ctx["redis"]
+        assert isinstance(client, aioredis.Redis)
+        await client.aclose()
     assert seen.seen == []
