@@ -310,6 +310,18 @@ class RepoFile:
 
 
 @runtime_checkable
+class BaseBranches(Protocol):
+    """A forge target that can say which branch a change's pull request targets, for a
+    CI system whose webhook does not (Jenkins, CircleCI, Travis CI, TeamCity): the
+    comparison with the base (`bot.baseline`) needs it."""
+
+    async def base_of(self, change: Change) -> tuple[str, str | None] | None:
+        """(target branch, its commit when the forge says it) of the change's first open
+        pull request; None for a change no pull request builds."""
+        ...
+
+
+@runtime_checkable
 class RepoFiles(Protocol):
     """A forge target that reads the repository's `.herald.yml` at the head commit and
     applies it (`bot.repo_config`): the report handler reads the file through it, then

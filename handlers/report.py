@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from bot.artifacts import (
@@ -47,7 +47,9 @@ from bot.context import Context
 from bot.events import BUILD_COMPLETED, RunRef
 from bot.isolation import ArtifactJob, ArtifactReader, InProcessReader
 from bot.ports import (
+    BaseBranches,
     Build,
+    Change,
     CISource,
     FailureAccounting,
     ForgeTarget,
@@ -190,6 +192,7 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
     origin = source.origin_of(ref, build)
     if ctx.history is not None:
         # Before publishing: the report leads with what is new since the base.
+        ref = await _with_base(ctx, ref, forge, change)
         run.comparison = await compare_with_history(
             ctx.history, ref, change, origin, run, thresholds_of(configured.config))
     published: Published | None = None
@@ -221,6 +224,24 @@ async def _report(ctx: Context, ref: RunRef, source: CISource, progress: _Progre
         created=published.created if published else None,
         coalesced=published is None,
     )
+
+
+async def _with_base(ctx: Context, ref: RunRef, forge: ForgeTarget, change: Change) -> RunRef:
+    """`ref` with its pull request's target (`base_branch`, `base_sha`) where its webhook
+    did not name it and the forge can (a CI system apart from the forge); the comparison
+    needs nothing else. A forge failing to say costs the comparison its base only."""
+    if ref.extra.get("base_branch") or not isinstance(forge, BaseBranches):
+        return ref
+    try:
+        found = await forge.base_of(change)
+    except ProviderError as exc:
+        ctx.log.warning("could not ask the forge for the pull request's base", error=str(exc))
+        return ref
+    if found is None:
+        return ref
+    branch, sha = found
+    return replace(ref, extra={**ref.extra, "base_branch": branch,
+                               **({"base_sha": sha} if sha else {})})
 
 
 async def collect(

@@ -969,6 +969,22 @@ class GitHubClient:
         role = str(data.get("role_name") or "")
         return permission in WRITE_PERMISSIONS or role in WRITE_PERMISSIONS
 
+    async def base_of(self, change: Change) -> tuple[str, str | None] | None:
+        if not change.numbers and change.numbers_known:
+            return None  # a push to a branch: no pull request, no call
+        installation = await self._installation(change.repo, change.extra)
+        numbers = list(change.numbers) or await self._pulls_for_sha(
+            installation, change.repo, change.sha)
+        if not numbers:
+            return None
+        pull = await self._read(installation, "/repos/{owner}/{repo}/pulls/{number}",
+                                {**split_repo(change.repo), "number": numbers[0]})
+        base = pull.get("base") or {}
+        branch, sha = base.get("ref"), base.get("sha")
+        if not isinstance(branch, str) or not branch:
+            return None
+        return branch, sha if isinstance(sha, str) and sha else None
+
     async def head_change(self, repo: str, comment: Comment) -> Change | None:
         installation = await self._installation(repo, comment.extra)
         pull = await self._read(

@@ -195,9 +195,10 @@ class FakeGitHub:
         return state
 
     def add_pull(self, repo: str, number: int, sha: str, *, listed_for_commit: bool = True,
-                 state: str = "open") -> None:
+                 state: str = "open", base: str = "main", base_sha: str | None = None) -> None:
         target = self.repo(repo)
-        target.pulls[number] = {"number": number, "state": state, "head": {"sha": sha}}
+        target.pulls[number] = {"number": number, "state": state, "head": {"sha": sha},
+                                "base": {"ref": base, "sha": base_sha or "0" * 40}}
         if listed_for_commit:
             target.commit_pulls.setdefault(sha, []).append(number)
 

@@ -229,3 +229,47 @@ async def test_the_rerun_button_on_a_commits_one_report_reruns_what_failed_every
 
     assert [c for c in circleci.calls if c[0] == "rerun"] == [("rerun", PIPELINE, True)]
     assert len(fake.calls_to("POST", rf".*/actions/runs/{actions['id']}/rerun-failed-jobs")) == 1
+
+
+MAIN_SHA = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b"
+
+
+class MainBuild(CircleCI):
+    """The same CircleCI workflow on `main`, a commit before the pull request's."""
+
+    async def get_build(self, ref: RunRef) -> Build:
+        return Build(ref=ref, status="failed", failed=True, name="build-and-test",
+                     url=f"https://app.circleci.com/pipelines/gh/{REPO}/41", sha=MAIN_SHA)
+
+    async def change_of(self, ref: RunRef, build: Build | None) -> Change:
+        return Change(forge="github", repo=REPO, sha=MAIN_SHA)
+
+    def origin_of(self, ref: RunRef, build: Build | None) -> ReportOrigin:
+        return ReportOrigin(run=ref, name="build-and-test", sequence=41, number="41",
+                            failed=True)
+
+
+async def test_a_ci_that_names_no_target_branch_is_compared_with_the_one_github_names(
+    fake: FakeGitHub, client: GitHubClient, redis: Any, redis_url: str
+) -> None:
+    from bot.history import Retention
+    from bot.history.redis import RedisHistory
+
+    fake.add_pull(REPO, PR, SHA, base="main", base_sha=MAIN_SHA)
+    history = RedisHistory(aioredis.Redis.from_url(redis_url), Retention())
+    main_ref = RunRef(provider="circleci", repo=f"gh/{REPO}", run_id="main-41", sha=MAIN_SHA,
+                      branch="main", extra={"name": "build-and-test"})
+    pull_ref = RunRef(provider="circleci", repo=f"gh/{REPO}", run_id=PIPELINE, sha=SHA,
+                      branch="feature/cart", extra={"name": "build-and-test"})
+    for ci, ref, failures in ((MainBuild, main_ref, 1), (CircleCI, pull_ref, 2)):
+        source = ci(artifacts={"test-results": zipped({"junit.xml": junit(failures=failures)})})
+        ctx = context(report_event(ref), redis, environ=github_env(fake))
+        ctx.clients = Clients(source, client)
+        ctx.history = history
+        await report(ctx)
+    await history.close()
+
+    [report_comment] = [c for c in fake.repo(REPO).comments[PR] if "herald:report" in c["body"]]
+    body = report_comment["body"]
+    assert "Compared with main" in body
+    assert "1 new failure, 1 failing on main already" in body
