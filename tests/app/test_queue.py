@@ -21,8 +21,7 @@ from bot.queue import (
     dumps_job,
     loads_job,
 )
-
-QUEUE = "herald:queue"
+from tests.app.conftest import QUEUE
 
 
 def event(delivery: str, provider: str = "github") -> Event:

@@ -14,9 +14,7 @@ from bot.queue import RedisQueue, dedupe_key, record_state
 from bot.routing import Router
 from bot.settings import Settings
 from providers.base import PermanentError, TransientError
-from tests.app.conftest import make_settings, run_burst
-
-QUEUE = "herald:queue"
+from tests.app.conftest import QUEUE, make_settings, run_burst
 
 
 def event(delivery: str) -> Event:

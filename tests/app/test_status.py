@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +33,11 @@ from bot.status import (
     worker_key,
 )
 from providers.base import NotConfigured, TransientError
-from tests.app.conftest import SECRET, TEST_PROVIDER, AppFactory, make_settings
+from tests.app.conftest import QUEUE, SECRET, TEST_PROVIDER, AppFactory, make_settings
 from tests.app.test_health import samples
 from tests.app.test_worker import post_build, run_burst
 
-QUEUE = "herald:queue"
 TOKEN = "status-token-for-tests"
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client: Redis = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 def card(name: str = "w1", **changes: Any) -> WorkerCard:

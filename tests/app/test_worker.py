@@ -22,10 +22,8 @@ from bot.routing import Router
 from bot.settings import Settings
 from bot.worker import Clients, backoff_seconds
 from providers.base import NotConfigured, TransientError, Unsupported
-from tests.app.conftest import TEST_PROVIDER, AppFactory, make_settings, run_burst
+from tests.app.conftest import QUEUE, TEST_PROVIDER, AppFactory, make_settings, run_burst
 from tests.fakes import FakeCI
-
-QUEUE = "herald:queue"
 
 
 @dataclass
